@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/* The overhead suite. Every case gets its own pool (a pool has one schedule), one untimed
+ * warm-up map, which also lets auto learn the task's cost as it would in any program that maps
+ * more than once, and then `repeat` timed maps. Output buffers are touched before timing: on
+ * this virtual machine first-touching memory costs about 20 us per page and would drown what
+ * is being measured. */
+#include "overhead.h"
+#include "workloads/prime.h"
+
+#include "brigade.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int trivial_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  *(size_t *)out = i;
+  return 0;
+}
+
+typedef struct bcase {
+  const char *backend;
+  bg_schedule_t schedule;
+  size_t chunk;
+} bcase;
+
+static const bcase overhead_cases[] = {
+    {"seq", BG_SCHED_STATIC, 0},      {"threads", BG_SCHED_AUTO, 0},
+    {"threads", BG_SCHED_STATIC, 0},  {"threads", BG_SCHED_DYNAMIC, 0},
+    {"threads", BG_SCHED_GUIDED, 0},  {"threads", BG_SCHED_STEAL, 0},
+    {"openmp", BG_SCHED_AUTO, 0},     {"openmp", BG_SCHED_STATIC, 0},
+    {"openmp", BG_SCHED_DYNAMIC, 0},  {"openmp", BG_SCHED_GUIDED, 0},
+    {"openmp", BG_SCHED_STEAL, 0},
+};
+
+static const bcase speedup_cases[] = {
+    {"seq", BG_SCHED_STATIC, 0},        {"threads", BG_SCHED_AUTO, 0},
+    {"threads", BG_SCHED_STATIC, 0},    {"threads", BG_SCHED_GUIDED, 0},
+    {"threads", BG_SCHED_STEAL, 0},     {"threads", BG_SCHED_DYNAMIC, 1},
+    {"threads", BG_SCHED_DYNAMIC, 16},  {"threads", BG_SCHED_DYNAMIC, 256},
+    {"threads", BG_SCHED_DYNAMIC, 4096}, {"openmp", BG_SCHED_AUTO, 0},
+    {"openmp", BG_SCHED_STATIC, 0},     {"openmp", BG_SCHED_DYNAMIC, 1},
+    {"openmp", BG_SCHED_GUIDED, 0},
+};
+
+static int usable(const char *backend) {
+  for (size_t i = 0; i < bg_backend_count(); i++) {
+    bg_backend_info_t b;
+    if (bg_backend_info(i, &b) == 0 && strcmp(b.name, backend) == 0)
+      return b.usable;
+  }
+  return 0;
+}
+
+static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg_map_desc_t *d,
+                     bench_row *row) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = c->backend;
+  o.workers = workers;
+  o.schedule = c->schedule;
+  o.chunk = c->chunk;
+  bg_pool_t *pool;
+  int rc = bg_pool_create(&o, &pool);
+  if (rc != 0)
+    return rc;
+  double t[64];
+  for (unsigned r = 0; r <= repeat && rc == 0; r++) {
+    double t0 = bench_now();
+    rc = bg_map(pool, d, NULL);
+    if (r > 0)
+      t[r - 1] = bench_now() - t0;
+  }
+  row->backend = c->backend;
+  row->schedule = bg_schedule_name(c->schedule);
+  row->chunk = c->chunk;
+  row->workers = bg_pool_workers(pool);
+  row->n = d->n;
+  bg_pool_destroy(pool);
+  if (rc == 0)
+    row->wall = bench_summarise(t, repeat);
+  return rc;
+}
+
+static void progress(const bench_overhead_opts *o, const char *section, const bcase *c) {
+  if (o->progress)
+    fprintf(stderr, "\r\033[Krunning %s: %s/%s ...", section, c->backend,
+            bg_schedule_name(c->schedule));
+}
+
+/* Runs every usable case on one workload; the first case must be seq, the baseline. */
+static int run_section(const bench_overhead_opts *o, const char *section, const bcase *cases,
+                       size_t ncases, const bg_map_desc_t *d, bench_result *res,
+                       const char **what) {
+  double seq = 0;
+  for (size_t i = 0; i < ncases; i++) {
+    if (!usable(cases[i].backend))
+      continue;
+    if (res->nrows == BENCH_MAX_ROWS)
+      return 0;
+    progress(o, section, &cases[i]);
+    bench_row *row = &res->rows[res->nrows];
+    memset(row, 0, sizeof *row);
+    row->section = section;
+    int rc = time_case(&cases[i], o->workers, o->repeat, d, row);
+    if (rc != 0) {
+      *what = section;
+      return rc;
+    }
+    if (i == 0)
+      seq = row->wall.median;
+    row->ns_per_item = row->wall.median * 1e9 / (double)d->n;
+    row->overhead_ns = ((double)row->workers * row->wall.median - seq) * 1e9 / (double)d->n;
+    row->speedup = seq / row->wall.median;
+    row->efficiency = row->speedup / row->workers;
+    res->nrows++;
+  }
+  if (o->progress)
+    fprintf(stderr, "\r\033[K");
+  return 0;
+}
+
+static const bench_row *find_row(const bench_result *res, const char *section,
+                                 const char *backend, const char *schedule) {
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (!strcmp(r->section, section) && !strcmp(r->backend, backend) &&
+        !strcmp(r->schedule, schedule))
+      return r;
+  }
+  return NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static void note(bench_result *res, const char *fmt, ...) {
+  if (res->nnotes == BENCH_MAX_NOTES)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(res->notes[res->nnotes++], BENCH_NOTE_LEN, fmt, ap);
+  va_end(ap);
+}
+
+/* The targets of the engine issue, read off this run's rows. */
+static void add_notes(bench_result *res, const char *section) {
+  const bench_row *a = find_row(res, section, "threads", "auto");
+  double best = 0;
+  size_t best_chunk = 0;
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (!strcmp(r->section, section) && !strcmp(r->backend, "threads") && r->chunk &&
+        (best == 0 || r->wall.median < best)) {
+      best = r->wall.median;
+      best_chunk = r->chunk;
+    }
+  }
+  if (!a || best == 0)
+    return;
+  note(res,
+       "%s: threads/auto speedup %.2fx (target >= 1.9 on 2 workers); %+.1f%% against the best "
+       "fixed chunk, dynamic/%zu (target <= +5%%)",
+       section, a->speedup, 100 * (a->wall.median / best - 1), best_chunk);
+}
+
+int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what) {
+  memset(res, 0, sizeof *res);
+  size_t *out = malloc(o->n_trivial * sizeof *out);
+  uint8_t *flags = malloc(o->n_fixed > o->n_range ? o->n_fixed : o->n_range);
+  unsigned long fixed_number = 9999991;
+  int rc = BG_ENOMEM;
+  *what = "allocating the output buffers";
+  if (!out || !flags)
+    goto done;
+  memset(out, 0, o->n_trivial * sizeof *out);
+  memset(flags, 0, o->n_fixed > o->n_range ? o->n_fixed : o->n_range);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = trivial_task;
+  d.n = o->n_trivial;
+  d.out = out;
+  d.out_size = sizeof *out;
+  rc = run_section(o, "overhead", overhead_cases,
+                   sizeof overhead_cases / sizeof overhead_cases[0], &d, res, what);
+  if (rc != 0)
+    goto done;
+  const bench_row *ta = find_row(res, "overhead", "threads", "auto");
+  if (ta)
+    note(res, "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
+         ta->overhead_ns);
+  d.fn = bench_prime_fixed;
+  d.ctx = &fixed_number;
+  d.n = o->n_fixed;
+  d.out = flags;
+  d.out_size = 1;
+  rc = run_section(o, "prime-fixed", speedup_cases, sizeof speedup_cases / sizeof speedup_cases[0],
+                   &d, res, what);
+  if (rc != 0)
+    goto done;
+  add_notes(res, "prime-fixed");
+  d.fn = bench_prime_range;
+  d.ctx = NULL;
+  d.n = o->n_range;
+  rc = run_section(o, "prime-range", speedup_cases, sizeof speedup_cases / sizeof speedup_cases[0],
+                   &d, res, what);
+  if (rc != 0)
+    goto done;
+  add_notes(res, "prime-range");
+done:
+  free(flags);
+  free(out);
+  return rc;
+}

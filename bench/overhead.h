@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* The overhead suite: what scheduling costs per item with trivial items, and what speedup each
+ * schedule gets on the lecture's equal (prime-fixed) and unequal (prime-range) CPU work. */
+#ifndef BRIGADE_BENCH_OVERHEAD_H
+#define BRIGADE_BENCH_OVERHEAD_H
+
+#include <stddef.h>
+
+#include "report.h"
+
+typedef struct bench_overhead_opts {
+  unsigned workers;   /* 0: the default worker count */
+  unsigned repeat;    /* timed runs per case, after one warm-up */
+  size_t n_trivial;   /* items in the overhead section */
+  size_t n_fixed;     /* items of prime-fixed */
+  size_t n_range;     /* items of prime-range */
+  int progress;       /* print a progress line on stderr */
+} bench_overhead_opts;
+
+#define BENCH_MAX_ROWS 64
+#define BENCH_MAX_NOTES 8
+#define BENCH_NOTE_LEN 200
+
+typedef struct bench_result {
+  bench_row rows[BENCH_MAX_ROWS];
+  size_t nrows;
+  char notes[BENCH_MAX_NOTES][BENCH_NOTE_LEN];
+  size_t nnotes;
+} bench_result;
+
+/* Runs the suite. Returns 0, or a negative BG_E* when a pool cannot be created or a map fails
+ * (the failing case is named in *what). */
+int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what);
+
+#endif

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* Median, min and max of a handful of timings. */
+#include "stats.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+bench_summary bench_summarise(double *v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_double);
+  bench_summary s = {.min = v[0], .max = v[n - 1]};
+  s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return s;
+}
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/* brigade info: what the lecture's section 2.1 prints (logical and physical cores), and what a
+ * user needs to choose workers and sizes: usable CPUs, caches, memory, backends. */
+#include "cli.h"
+#include "opts.h"
+
+#include "brigade.h"
+
+#include <string.h>
+
+void cmd_info_help(FILE *f) {
+  fprintf(f, "usage: brigade info [--json]\n\n"
+             "Shows the machine as brigade sees it: logical and physical cores (the whole\n"
+             "machine and those this process may use), the cgroup CPU quota, the default\n"
+             "worker count, caches, NUMA nodes, memory available (cgroup-aware), and the\n"
+             "backends compiled in and usable here.\n\n"
+             "  --json   print one JSON object instead of text\n");
+}
+
+typedef struct facts {
+  bg_topo_t *topo;
+  uint64_t mem;
+  int mem_rc;
+} facts;
+
+static void print_text(const facts *f) {
+  const bg_topo_t *t = f->topo;
+  char buf[32];
+  printf("brigade %s (%s)\n\n", bg_version(), bg_build_options());
+  printf("CPU\n");
+  printf("  Number of logical cores: %u\n", bg_topo_pus_total(t));
+  printf("  Number of physical cores: %u\n", bg_topo_cores_total(t));
+  printf("  usable by this process:   %u logical, %u physical (affinity mask)\n", bg_topo_pus(t),
+         bg_topo_cores(t));
+  if (bg_topo_cpu_quota(t) > 0)
+    printf("  cgroup CPU quota:         %.2f CPUs\n", bg_topo_cpu_quota(t));
+  else
+    printf("  cgroup CPU quota:         unlimited\n");
+  printf("  default workers:          %u (physical cores within the quota)\n",
+         bg_topo_default_workers(t));
+  printf("  NUMA nodes:               %u\n", bg_topo_numa_nodes(t));
+  printf("Caches\n");
+  for (unsigned l = 1; l <= 3; l++) {
+    uint64_t sz = bg_topo_cache_size(t, l);
+    if (sz)
+      printf("  L%u%s %s x %u\n", l, l == 1 ? "d:" : ": ", cli_bytes(sz, buf, sizeof buf),
+             bg_topo_cache_count(t, l));
+  }
+  printf("Memory\n");
+  if (f->mem_rc == 0)
+    printf("  available: %s (MemAvailable, cgroup limits and RLIMIT_AS applied)\n",
+           cli_bytes(f->mem, buf, sizeof buf));
+  else
+    printf("  available: unknown (%s)\n", bg_strerror(f->mem_rc));
+  printf("Backends\n");
+  for (size_t i = 0; i < bg_backend_count(); i++) {
+    bg_backend_info_t b;
+    bg_backend_info(i, &b);
+    printf("  %-8s %s\n", b.name,
+           !b.compiled ? "not compiled in" : b.usable ? "usable" : "compiled in, unusable here");
+  }
+}
+
+static void print_json(const facts *f) {
+  const bg_topo_t *t = f->topo;
+  printf("{\"version\":\"%s\",\"build\":\"%s\",", bg_version(), bg_build_options());
+  printf("\"cpu\":{\"logical_total\":%u,\"physical_total\":%u,\"logical_usable\":%u,"
+         "\"physical_usable\":%u,\"cpu_quota\":%.3f,\"default_workers\":%u,\"numa_nodes\":%u},",
+         bg_topo_pus_total(t), bg_topo_cores_total(t), bg_topo_pus(t), bg_topo_cores(t),
+         bg_topo_cpu_quota(t), bg_topo_default_workers(t), bg_topo_numa_nodes(t));
+  printf("\"caches\":{");
+  for (unsigned l = 1; l <= 3; l++)
+    printf("%s\"l%u\":{\"bytes\":%llu,\"count\":%u}", l > 1 ? "," : "", l,
+           (unsigned long long)bg_topo_cache_size(t, l), bg_topo_cache_count(t, l));
+  printf("},\"memory\":{\"available_bytes\":");
+  if (f->mem_rc == 0)
+    printf("%llu", (unsigned long long)f->mem);
+  else
+    printf("null");
+  printf("},\"backends\":[");
+  for (size_t i = 0; i < bg_backend_count(); i++) {
+    bg_backend_info_t b;
+    bg_backend_info(i, &b);
+    printf("%s{\"name\":\"%s\",\"compiled\":%s,\"usable\":%s,\"priority\":%d}", i ? "," : "",
+           b.name, b.compiled ? "true" : "false", b.usable ? "true" : "false", b.priority);
+  }
+  printf("]}\n");
+}
+
+int cmd_info(int argc, char **argv) {
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else
+      return cli_usage("info", "unknown option '%s'", argv[i]);
+  }
+  facts f = {0};
+  int rc = bg_topo_create(&f.topo);
+  if (rc != 0)
+    return cli_fail("info", "cannot read the machine's topology: %s", bg_strerror(rc));
+  f.mem_rc = bg_mem_available(&f.mem);
+  if (json)
+    print_json(&f);
+  else
+    print_text(&f);
+  bg_topo_destroy(f.topo);
+  return CLI_OK;
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* brigade: parallel map with interchangeable backends. The umbrella header: it includes the
+ * public headers and declares nothing of its own. */
+#ifndef BRIGADE_H
+#define BRIGADE_H
+
+#include "brigade/error.h"
+#include "brigade/map.h"
+#include "brigade/pool.h"
+#include "brigade/topo.h"
+#include "brigade/version.h"
+
+#endif

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* A pool is an executor: one backend, a fixed number of workers and a schedule, created once
+ * and reused by many maps. Creating workers is the expensive part (threads, processes), so
+ * reuse is the point. */
+#ifndef BRIGADE_POOL_H
+#define BRIGADE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/topo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_pool bg_pool_t;
+
+/* How a map's index range is cut into chunks. docs/SCHEDULING.md explains each one. */
+typedef enum bg_schedule {
+  BG_SCHED_AUTO = 0, /* adaptive chunks from measured item times; inline when too small */
+  BG_SCHED_STATIC,   /* contiguous blocks, one per worker (block-cyclic with a chunk) */
+  BG_SCHED_DYNAMIC,  /* chunks of `chunk` items (default 1) from a shared counter */
+  BG_SCHED_GUIDED,   /* chunks of remaining/workers, shrinking, at least `chunk` */
+  BG_SCHED_STEAL,    /* each worker owns a range; idle workers split a victim's remainder */
+  BG_SCHED_COUNT_
+} bg_schedule_t;
+
+/* A caller-supplied allocator for everything a pool allocates (zstd's customMem). */
+typedef struct bg_allocator {
+  void *(*alloc)(size_t size, void *ud); /* returns NULL on failure */
+  void (*free)(void *ptr, void *ud);     /* accepts NULL */
+  void *ud;
+} bg_allocator_t;
+
+#define BG_POOL_OPTS_VERSION 1u
+
+typedef struct bg_pool_opts {
+  uint32_t version;                /* BG_POOL_OPTS_VERSION, set by bg_pool_opts_init() */
+  const char *backend;             /* "seq", "threads", "openmp" or "auto" (NULL = "auto") */
+  unsigned workers;                /* 0: bg_topo_default_workers() (physical cores) */
+  bg_schedule_t schedule;          /* default BG_SCHED_AUTO */
+  size_t chunk;                    /* 0: the schedule's own default */
+  int pin;                         /* nonzero: pin worker w >= 1 to core w (the caller is not) */
+  const bg_topo_t *topo;           /* optional, borrowed during bg_pool_create() only */
+  const bg_allocator_t *allocator; /* optional; copied; NULL means malloc and free */
+} bg_pool_opts_t;
+
+/** bg_pool_opts_init - fill @o with the defaults listed above. */
+void bg_pool_opts_init(bg_pool_opts_t *o);
+
+/**
+ * bg_pool_create - start a pool.
+ * @o: options; NULL means all defaults.
+ * @out: OUT: the pool, written only on success.
+ *
+ * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096);
+ * BG_ENOENT (no backend of that name); BG_ENOTSUP (backend not compiled in); BG_EUNAVAIL
+ * (backend cannot run here); BG_ENOMEM; BG_ESYS (threads could not be started).
+ * The caller destroys the pool with bg_pool_destroy(). Thread-safe.
+ */
+int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out);
+
+/**
+ * bg_pool_destroy - stop the workers and free the pool; NULL is a no-op.
+ *
+ * Must not be called while a map is running on the pool or from inside one of its tasks.
+ */
+void bg_pool_destroy(bg_pool_t *p);
+
+/** bg_pool_workers - the number of workers, the calling thread counted as worker 0. */
+unsigned bg_pool_workers(const bg_pool_t *p);
+
+/** bg_pool_backend - the name of the backend in use (a static string). */
+const char *bg_pool_backend(const bg_pool_t *p);
+
+/** bg_pool_schedule - the pool's schedule. */
+bg_schedule_t bg_pool_schedule(const bg_pool_t *p);
+
+/**
+ * bg_pool_dispatch_ns - the measured cost of one parallel dispatch on this pool (waking the
+ * workers and waiting for them), in nanoseconds; 0 for a one-worker pool. BG_SCHED_AUTO runs a
+ * map inline when its predicted work would not repay this cost.
+ */
+uint64_t bg_pool_dispatch_ns(const bg_pool_t *p);
+
+/** bg_schedule_name - "auto", "static", ...; "?" for a value outside the enum. */
+const char *bg_schedule_name(bg_schedule_t s);
+
+/**
+ * bg_schedule_parse - the schedule named @name.
+ * @out: OUT: written only on success.
+ * Return: 0, or BG_EINVAL for a NULL argument or an unknown name.
+ */
+int bg_schedule_parse(const char *name, bg_schedule_t *out);
+
+/* What the build knows about one backend. */
+typedef struct bg_backend_info {
+  const char *name; /* static string */
+  int compiled;     /* 1 if this build contains it */
+  int usable;       /* 1 if it probes usable on this machine now */
+  int priority;     /* "auto" takes the usable one with the highest priority */
+} bg_backend_info_t;
+
+/** bg_backend_count - how many backends brigade knows, compiled in or not. */
+size_t bg_backend_count(void);
+
+/**
+ * bg_backend_info - describe backend number @i (0 <= i < bg_backend_count()).
+ * @out: OUT: written only on success.
+ * Return: 0, or BG_EINVAL for a NULL @out or @i out of range.
+ */
+int bg_backend_info(size_t i, bg_backend_info_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/* A persistent pthread pool. The calling thread is worker 0 and workers 1..W-1 are threads
+ * started once. Between maps a worker spins briefly (a map that follows soon, as in a loop of
+ * small maps, then starts without a system call) and then parks on a condition variable, so an
+ * idle pool costs no CPU. */
+#include "brigade/error.h"
+#include "internal/backend.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+/* About 20-50 us of pause instructions: longer than a typical gap between two maps in a loop,
+ * short enough that an idle pool is asleep almost at once. */
+#define SPIN_ITERS 2000
+
+typedef struct tpool tpool;
+
+typedef struct targ {
+  tpool *tp;  /* I */
+  unsigned w; /* I */
+} targ;
+
+struct tpool {
+  unsigned nthreads;       /* I: workers - 1 */
+  pthread_t *threads;      /* I */
+  targ *args;              /* I */
+  bg_allocator_t alloc;    /* I */
+  const bg_topo_t *topo;   /* I: only during init, for pinning */
+  int pin;                 /* I */
+  pthread_mutex_t lock;
+  pthread_cond_t work_cv;  /* signalled when gen moves or shutdown is set */
+  pthread_cond_t done_cv;  /* signalled when pending reaches 0 */
+  bg__job *job;            /* L: published before gen is bumped */
+  _Atomic uint64_t gen;    /* A: bumped (release) under lock to post a job */
+  _Atomic unsigned pending;/* A: workers that have not finished the current job */
+  _Atomic int shutdown;    /* A: set under lock */
+  _Atomic unsigned started;/* A: workers that finished start-up (pinning) */
+};
+
+static void *tp_alloc(tpool *tp, size_t n) {
+  return tp->alloc.alloc(n, tp->alloc.ud);
+}
+
+/* Last one out wakes the caller. Taking the lock before signalling pairs with the caller's
+ * check of pending under the same lock, so the wake-up cannot fall between its check and its
+ * wait. */
+static void finish_one(tpool *tp) {
+  if (bg_atomic_sub_acq_rel(&tp->pending, 1) == 1) {
+    pthread_mutex_lock(&tp->lock);
+    pthread_cond_signal(&tp->done_cv);
+    pthread_mutex_unlock(&tp->lock);
+  }
+}
+
+/* Waits until gen differs from seen, or shutdown; returns the new gen. */
+static uint64_t wait_for_work(tpool *tp, uint64_t seen) {
+  for (int i = 0; i < SPIN_ITERS; i++) {
+    /* Acquire pairs with the release store of gen in threads_map: the job pointer written
+     * before it is visible once the new gen is. */
+    uint64_t g = bg_atomic_load_acq(&tp->gen);
+    if (g != seen || bg_atomic_load_relaxed(&tp->shutdown))
+      return g;
+    bg__cpu_relax();
+  }
+  pthread_mutex_lock(&tp->lock);
+  uint64_t g;
+  while ((g = bg_atomic_load_acq(&tp->gen)) == seen && !bg_atomic_load_relaxed(&tp->shutdown))
+    pthread_cond_wait(&tp->work_cv, &tp->lock);
+  pthread_mutex_unlock(&tp->lock);
+  return g;
+}
+
+static void *worker_main(void *arg) {
+  targ *a = arg;
+  tpool *tp = a->tp;
+  if (tp->pin)
+    bg_topo_pin_thread(tp->topo, a->w);
+  bg_atomic_add_relaxed(&tp->started, 1);
+  finish_one(tp);
+  uint64_t seen = 0;
+  for (;;) {
+    seen = wait_for_work(tp, seen);
+    if (bg_atomic_load_relaxed(&tp->shutdown))
+      break;
+    bg__job_work(tp->job, a->w);
+    finish_one(tp);
+  }
+  return NULL;
+}
+
+static void wait_done(tpool *tp) {
+  for (int i = 0; i < SPIN_ITERS; i++) {
+    /* Acquire pairs with the workers' acq_rel decrement: their writes to results and stats
+     * are visible to the caller once pending reads 0. */
+    if (bg_atomic_load_acq(&tp->pending) == 0)
+      return;
+    bg__cpu_relax();
+  }
+  pthread_mutex_lock(&tp->lock);
+  while (bg_atomic_load_acq(&tp->pending) != 0)
+    pthread_cond_wait(&tp->done_cv, &tp->lock);
+  pthread_mutex_unlock(&tp->lock);
+}
+
+static void stop_threads(tpool *tp, unsigned n) {
+  pthread_mutex_lock(&tp->lock);
+  bg_atomic_store_relaxed(&tp->shutdown, 1);
+  pthread_cond_broadcast(&tp->work_cv);
+  pthread_mutex_unlock(&tp->lock);
+  for (unsigned i = 0; i < n; i++)
+    pthread_join(tp->threads[i], NULL);
+}
+
+static void free_pool(tpool *tp) {
+  pthread_cond_destroy(&tp->done_cv);
+  pthread_cond_destroy(&tp->work_cv);
+  pthread_mutex_destroy(&tp->lock);
+  tp->alloc.free(tp->args, tp->alloc.ud);
+  tp->alloc.free(tp->threads, tp->alloc.ud);
+  tp->alloc.free(tp, tp->alloc.ud);
+}
+
+static int threads_probe(void) {
+  return BG_OK;
+}
+
+static int threads_init(const bg__backend_cfg *cfg, void **state) {
+  tpool *tp = cfg->alloc->alloc(sizeof *tp, cfg->alloc->ud);
+  if (!tp)
+    return BG_ENOMEM;
+  *tp = (tpool){.nthreads = cfg->workers - 1, .alloc = *cfg->alloc, .pin = cfg->pin,
+                .topo = cfg->topo};
+  atomic_init(&tp->gen, 0);
+  atomic_init(&tp->pending, tp->nthreads);
+  atomic_init(&tp->shutdown, 0);
+  atomic_init(&tp->started, 0);
+  int rc = BG_ESYS;
+  if (pthread_mutex_init(&tp->lock, NULL) != 0)
+    goto fail_lock;
+  if (pthread_cond_init(&tp->work_cv, NULL) != 0)
+    goto fail_work;
+  if (pthread_cond_init(&tp->done_cv, NULL) != 0)
+    goto fail_done;
+  rc = BG_ENOMEM;
+  size_t nt = tp->nthreads ? tp->nthreads : 1;
+  tp->threads = tp_alloc(tp, nt * sizeof *tp->threads);
+  tp->args = tp_alloc(tp, nt * sizeof *tp->args);
+  if (!tp->threads || !tp->args)
+    goto fail_arrays;
+  rc = BG_ESYS;
+  for (unsigned i = 0; i < tp->nthreads; i++) {
+    tp->args[i] = (targ){.tp = tp, .w = i + 1};
+    if (pthread_create(&tp->threads[i], NULL, worker_main, &tp->args[i]) != 0) {
+      /* The threads already started will count themselves in; wait for them, then stop. */
+      atomic_fetch_sub(&tp->pending, tp->nthreads - i);
+      wait_done(tp);
+      stop_threads(tp, i);
+      goto fail_arrays;
+    }
+  }
+  /* Every worker has pinned itself before init returns, so the borrowed topology may go. */
+  wait_done(tp);
+  tp->topo = NULL;
+  *state = tp;
+  return BG_OK;
+
+fail_arrays:
+  tp->alloc.free(tp->args, tp->alloc.ud);
+  tp->alloc.free(tp->threads, tp->alloc.ud);
+  pthread_cond_destroy(&tp->done_cv);
+fail_done:
+  pthread_cond_destroy(&tp->work_cv);
+fail_work:
+  pthread_mutex_destroy(&tp->lock);
+fail_lock:
+  tp->alloc.free(tp, tp->alloc.ud);
+  return rc;
+}
+
+static void threads_map(void *state, bg__job *job) {
+  tpool *tp = state;
+  if (tp->nthreads == 0) {
+    bg__job_work(job, 0);
+    return;
+  }
+  pthread_mutex_lock(&tp->lock);
+  tp->job = job;
+  bg_atomic_store_relaxed(&tp->pending, tp->nthreads);
+  /* Release pairs with the workers' acquire load of gen in wait_for_work. */
+  bg_atomic_store_rel(&tp->gen, bg_atomic_load_relaxed(&tp->gen) + 1);
+  pthread_cond_broadcast(&tp->work_cv);
+  pthread_mutex_unlock(&tp->lock);
+  bg__job_work(job, 0);
+  wait_done(tp);
+}
+
+static void threads_fini(void *state) {
+  tpool *tp = state;
+  stop_threads(tp, tp->nthreads);
+  free_pool(tp);
+}
+
+const bg__backend_ops bg__backend_threads = {
+    .abi = BG_BACKEND_ABI,
+    .name = "threads",
+    .priority = 20,
+    .max_workers = 0,
+    .probe = threads_probe,
+    .init = threads_init,
+    .map = threads_map,
+    .fini = threads_fini,
+};

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/* Pool lifecycle: choose the backend, size the pool from the topology, start the workers and
+ * measure what one parallel dispatch costs, which the auto schedule weighs every map against. */
+#include "brigade/error.h"
+#include "internal/clock.h"
+#include "internal/pool_impl.h"
+
+#include <string.h>
+
+#define MAX_WORKERS 4096u
+#define CALIBRATION_RUNS 5
+
+static const char *const sched_names[BG_SCHED_COUNT_] = {"auto", "static", "dynamic", "guided",
+                                                         "steal"};
+
+const char *bg_schedule_name(bg_schedule_t s) {
+  return (unsigned)s < BG_SCHED_COUNT_ ? sched_names[s] : "?";
+}
+
+int bg_schedule_parse(const char *name, bg_schedule_t *out) {
+  if (!name || !out)
+    return BG_EINVAL;
+  for (unsigned i = 0; i < BG_SCHED_COUNT_; i++) {
+    if (strcmp(name, sched_names[i]) == 0) {
+      *out = (bg_schedule_t)i;
+      return BG_OK;
+    }
+  }
+  return BG_EINVAL;
+}
+
+void bg_pool_opts_init(bg_pool_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->version = BG_POOL_OPTS_VERSION;
+  o->backend = "auto";
+  o->schedule = BG_SCHED_AUTO;
+}
+
+static int noop_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i, (void)ctx;
+  return 0;
+}
+
+/* The cheapest of a few empty maps, one item per worker: wake-up plus join, nothing else. */
+static uint64_t calibrate(bg_pool_t *p) {
+  if (p->workers < 2)
+    return 0;
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = noop_task;
+  d.n = p->workers;
+  bg__job job = {.d = &d, .sched = &p->sched, .stats = p->stats, .workers = p->workers};
+  uint64_t best = UINT64_MAX;
+  for (int r = 0; r < CALIBRATION_RUNS; r++) {
+    bg__sched_init(&p->sched, BG_SCHED_STATIC, 0, d.n, p->workers, 0, 0, p->slots);
+    uint64_t t0 = bg__now_ns();
+    p->ops->map(p->bstate, &job);
+    uint64_t dt = bg__now_ns() - t0;
+    best = dt < best ? dt : best;
+  }
+  return best;
+}
+
+static int check_opts(const bg_pool_opts_t *o) {
+  if (o->version == 0 || o->version > BG_POOL_OPTS_VERSION)
+    return BG_EINVAL;
+  if ((unsigned)o->schedule >= BG_SCHED_COUNT_ || o->workers > MAX_WORKERS)
+    return BG_EINVAL;
+  if (o->allocator && (!o->allocator->alloc || !o->allocator->free))
+    return BG_EINVAL;
+  return BG_OK;
+}
+
+/* Fills in the worker count from the topology when asked to, and keeps a topology for
+ * pinning. *own receives a topology this call created and must destroy. */
+static int size_pool(const bg_pool_opts_t *o, const bg__backend_ops *ops, unsigned *workers,
+                     const bg_topo_t **topo, bg_topo_t **own) {
+  *topo = o->topo;
+  *own = NULL;
+  if (!*topo && (o->workers == 0 || o->pin)) {
+    int rc = bg_topo_create(own);
+    if (rc != 0)
+      return rc;
+    *topo = *own;
+  }
+  *workers = o->workers ? o->workers : bg_topo_default_workers(*topo);
+  if (ops->max_workers && *workers > ops->max_workers)
+    *workers = ops->max_workers;
+  return BG_OK;
+}
+
+int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
+  bg_pool_opts_t defaults;
+  if (!o) {
+    bg_pool_opts_init(&defaults);
+    o = &defaults;
+  }
+  if (!out)
+    return BG_EINVAL;
+  int rc = check_opts(o);
+  if (rc != 0)
+    return rc;
+  const bg__backend_ops *ops;
+  rc = bg__backend_find(o->backend, &ops);
+  if (rc != 0)
+    return rc;
+  const bg_allocator_t *a = o->allocator ? o->allocator : &bg__sys_allocator;
+  unsigned workers;
+  const bg_topo_t *topo;
+  bg_topo_t *own_topo;
+  rc = size_pool(o, ops, &workers, &topo, &own_topo);
+  if (rc != 0)
+    return rc;
+
+  rc = BG_ENOMEM;
+  bg_pool_t *p = bg__pool_alloc(a, sizeof *p);
+  if (!p)
+    goto fail_pool;
+  memset(p, 0, sizeof *p);
+  p->ops = ops;
+  p->workers = workers;
+  p->schedule = o->schedule;
+  p->chunk = o->chunk;
+  p->alloc = *a;
+  p->slots = bg__pool_alloc(a, workers * sizeof *p->slots);
+  p->stats = bg__pool_alloc(a, workers * sizeof *p->stats);
+  if (!p->slots || !p->stats)
+    goto fail_arrays;
+  rc = bg__sched_slots_init(p->slots, workers);
+  if (rc != 0)
+    goto fail_arrays;
+  rc = BG_ESYS;
+  if (pthread_mutex_init(&p->map_lock, NULL) != 0)
+    goto fail_lock;
+  bg__backend_cfg cfg = {.workers = workers, .pin = o->pin, .topo = topo, .alloc = &p->alloc};
+  rc = ops->init(&cfg, &p->bstate);
+  if (rc != 0)
+    goto fail_backend;
+  p->dispatch_ns = calibrate(p);
+  bg_topo_destroy(own_topo);
+  *out = p;
+  return BG_OK;
+
+fail_backend:
+  pthread_mutex_destroy(&p->map_lock);
+fail_lock:
+  bg__sched_slots_fini(p->slots, workers);
+fail_arrays:
+  bg__pool_free(a, p->stats);
+  bg__pool_free(a, p->slots);
+  bg__pool_free(a, p);
+fail_pool:
+  bg_topo_destroy(own_topo);
+  return rc;
+}
+
+void bg_pool_destroy(bg_pool_t *p) {
+  if (!p)
+    return;
+  p->ops->fini(p->bstate);
+  pthread_mutex_destroy(&p->map_lock);
+  bg__sched_slots_fini(p->slots, p->workers);
+  bg_allocator_t a = p->alloc;
+  bg__pool_free(&a, p->stats);
+  bg__pool_free(&a, p->slots);
+  bg__pool_free(&a, p);
+}
+
+unsigned bg_pool_workers(const bg_pool_t *p) {
+  return p->workers;
+}
+
+const char *bg_pool_backend(const bg_pool_t *p) {
+  return p->ops->name;
+}
+
+bg_schedule_t bg_pool_schedule(const bg_pool_t *p) {
+  return p->schedule;
+}
+
+uint64_t bg_pool_dispatch_ns(const bg_pool_t *p) {
+  return p->dispatch_ns;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* The backend method table (SQLite's versioned xMethods, hwloc's component priorities). A
+ * backend runs a job on its workers; the scheduler and the accounting are shared. */
+#ifndef BRIGADE_INTERNAL_BACKEND_H
+#define BRIGADE_INTERNAL_BACKEND_H
+
+#include <stdint.h>
+
+#include "brigade/pool.h"
+#include "internal/job.h"
+
+#define BG_BACKEND_ABI 1u
+
+/* What a backend needs to start its workers. Borrowed for the duration of init(). */
+typedef struct bg__backend_cfg {
+  unsigned workers;           /* including the calling thread as worker 0 */
+  int pin;                    /* pin worker w >= 1 to core w */
+  const bg_topo_t *topo;      /* non-NULL when pin is set */
+  const bg_allocator_t *alloc;
+} bg__backend_cfg;
+
+typedef struct bg__backend_ops {
+  uint32_t abi;     /* BG_BACKEND_ABI */
+  const char *name; /* "seq" "threads" "openmp" */
+  int priority;     /* "auto" takes the highest whose probe() succeeds */
+  unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
+  int (*probe)(void);
+  int (*init)(const bg__backend_cfg *cfg, void **state);
+  /* Runs the job on job->workers workers and returns when every one has finished. The calling
+   * thread is worker 0. */
+  void (*map)(void *state, bg__job *job);
+  void (*fini)(void *state);
+} bg__backend_ops;
+
+/* Looks a backend up by name ("auto" picks by priority). Return: 0, BG_ENOENT for an unknown
+ * name, BG_ENOTSUP for one not compiled in, BG_EUNAVAIL when its probe fails. */
+int bg__backend_find(const char *name, const bg__backend_ops **out);
+
+extern const bg__backend_ops bg__backend_seq;
+extern const bg__backend_ops bg__backend_threads;
+extern const bg__backend_ops bg__backend_openmp;
+
+#endif

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* bg_map: validate the description, pick inline or parallel execution, run it on the pool's
+ * backend and summarise what happened. How the auto schedule decides is written up in
+ * docs/SCHEDULING.md; the code below is that page's algorithm. */
+#include "brigade/error.h"
+#include "internal/clock.h"
+#include "internal/pool_impl.h"
+
+#include <stdint.h>
+#include <string.h>
+
+void bg_map_desc_init(bg_map_desc_t *d) {
+  memset(d, 0, sizeof *d);
+  d->version = BG_MAP_DESC_VERSION;
+}
+
+/* Index ranges this large could wrap the shared counters (a worker may advance one by a
+ * whole chunk past the end), and no machine holds that many results anyway. */
+#define MAX_ITEMS (SIZE_MAX / 4)
+
+static int check_desc(const bg_map_desc_t *d) {
+  if (d->version == 0 || d->version > BG_MAP_DESC_VERSION || !d->fn)
+    return BG_EINVAL;
+  if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0))
+    return BG_EINVAL;
+  if (d->n > MAX_ITEMS)
+    return BG_ERANGE;
+  if (d->in && d->n > SIZE_MAX / d->in_size)
+    return BG_ERANGE;
+  if (d->out && d->n > SIZE_MAX / d->out_size)
+    return BG_ERANGE;
+  return BG_OK;
+}
+
+static bg__cost *cost_find(bg_pool_t *p, bg_task_fn fn) {
+  for (unsigned i = 0; i < BG_POOL_HISTORY; i++)
+    if (p->history[i].fn == fn)
+      return &p->history[i];
+  return NULL;
+}
+
+static void cost_record(bg_pool_t *p, bg_task_fn fn, double ns_per_item) {
+  bg__cost *c = cost_find(p, fn);
+  if (!c) {
+    c = &p->history[p->history_next];
+    p->history_next = (p->history_next + 1) % BG_POOL_HISTORY;
+    c->fn = fn;
+  }
+  c->ns_per_item = ns_per_item;
+}
+
+/* Parallel execution pays off when the work it saves, work * (W - 1) / W on W workers,
+ * exceeds twice the measured cost of a dispatch; twice, so a noisy estimate near the break-even
+ * point does not flip to parallel for no gain. */
+static int parallel_pays(const bg_pool_t *p, double work_ns) {
+  if (p->workers < 2)
+    return 0;
+  return work_ns * (double)(p->workers - 1) / (double)p->workers > 2.0 * (double)p->dispatch_ns;
+}
+
+/* Runs items from 0 on the calling thread in doubling chunks while the estimated rest of the
+ * work stays too small to repay a dispatch. Returns how many items it ran. */
+static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, size_t *chunks, double *ns_item) {
+  size_t n = job->d->n, done = 0, c = 1;
+  uint64_t t0 = bg__now_ns();
+  while (done < n) {
+    size_t e = n - done < c ? n : done + c;
+    bg__job_run_range(job, 0, done, e);
+    done = e;
+    (*chunks)++;
+    if (bg_atomic_load_relaxed(&job->sched->halt))
+      break;
+    double per_item = (double)(bg__now_ns() - t0) / (double)done;
+    *ns_item = per_item;
+    if (parallel_pays(p, per_item * (double)(n - done)))
+      break;
+    if (c < BG_SCHED_CHUNK_MAX)
+      c *= 2;
+  }
+  return done;
+}
+
+static void summarise(const bg_pool_t *p, size_t n, bg_map_report_t *r) {
+  memset(r, 0, sizeof *r);
+  r->version = BG_MAP_REPORT_VERSION;
+  r->first_failed = SIZE_MAX;
+  for (unsigned w = 0; w < p->workers; w++) {
+    const bg__wstat *s = &p->stats[w];
+    r->n_ok += s->ok;
+    r->n_failed += s->failed;
+    r->workers += s->ok + s->failed > 0;
+    if (s->first_failed < r->first_failed) {
+      r->first_failed = s->first_failed;
+      r->first_code = s->first_code;
+    }
+  }
+  r->n_skipped = n - r->n_ok - r->n_failed;
+}
+
+/* The auto schedule: inline while the map looks too small to parallelise, then the adaptive
+ * shared-counter policy on what is left. */
+static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
+  const bg_map_desc_t *d = job->d;
+  const bg__cost *known = cost_find(p, d->fn);
+  size_t done = 0, inline_chunks = 0;
+  double ns_item = known ? known->ns_per_item : 0;
+  bg__sched_init(&p->sched, BG_SCHED_AUTO, 0, d->n, p->workers, p->chunk, 0, p->slots);
+  /* With no history a map is parallel from the start: probing on the caller first would cost
+   * a whole item when items are long (a 1 s task would double a 25-item map's time). */
+  if (p->workers < 2 || d->n == 1 || (known && !parallel_pays(p, ns_item * (double)d->n)))
+    done = run_inline_prefix(p, job, &inline_chunks, &ns_item);
+  r->ran_inline = done == d->n;
+  if (done < d->n && !bg_atomic_load_relaxed(&p->sched.halt)) {
+    size_t chunk0 = ns_item > 0 ? (size_t)(BG_SCHED_TARGET_NS / ns_item) : 1;
+    bg__sched_init(&p->sched, BG_SCHED_AUTO, done, d->n, p->workers, p->chunk, chunk0, p->slots);
+    p->ops->map(p->bstate, job);
+    uint64_t busy = 0;
+    for (unsigned w = 0; w < p->workers; w++)
+      busy += p->slots[w].busy_ns;
+    ns_item = (double)busy / (double)(d->n - done);
+  }
+  if (ns_item > 0)
+    cost_record(p, d->fn, ns_item);
+  r->chunks += inline_chunks;
+}
+
+static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r) {
+  bg__job job = {.d = d,
+                 .sched = &p->sched,
+                 .stats = p->stats,
+                 .workers = p->workers,
+                 .halt_on_error = (d->flags & BG_MAP_HALT) != 0};
+  for (unsigned w = 0; w < p->workers; w++)
+    bg__wstat_reset(&p->stats[w]);
+  bg_map_report_t partial = {0};
+  if (p->schedule == BG_SCHED_AUTO) {
+    map_auto(p, &job, &partial);
+  } else if (d->n > 0) {
+    bg__sched_init(&p->sched, p->schedule, 0, d->n, p->workers, p->chunk, 0, p->slots);
+    p->ops->map(p->bstate, &job);
+  }
+  summarise(p, d->n, r);
+  r->ran_inline = partial.ran_inline || p->workers == 1;
+  r->chunks = partial.chunks;
+  for (unsigned w = 0; w < p->workers; w++)
+    r->chunks += p->slots[w].chunks;
+  r->chunk_last = p->slots[0].chunk;
+}
+
+/* A map from inside a task: run everything on this thread with private bookkeeping, leaving
+ * the pool (which may be the very one running the outer map) untouched. */
+static void map_nested(const bg_map_desc_t *d, bg_map_report_t *r) {
+  bg__sched_slot slot;
+  bg__sched s;
+  bg__wstat st;
+  bg__sched_init(&s, BG_SCHED_AUTO, 0, d->n, 1, 0, 0, &slot);
+  bg__wstat_reset(&st);
+  bg__job job = {.d = d, .sched = &s, .stats = &st, .workers = 1,
+                 .halt_on_error = (d->flags & BG_MAP_HALT) != 0};
+  bg__job_run_range(&job, 0, 0, d->n);
+  memset(r, 0, sizeof *r);
+  r->version = BG_MAP_REPORT_VERSION;
+  r->n_ok = st.ok;
+  r->n_failed = st.failed;
+  r->n_skipped = d->n - st.ok - st.failed;
+  r->first_failed = st.first_failed;
+  r->first_code = st.first_code;
+  r->workers = d->n > 0;
+  r->ran_inline = 1;
+  r->chunks = d->n > 0;
+  r->chunk_last = d->n;
+}
+
+int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report) {
+  if (!pool || !d)
+    return BG_EINVAL;
+  int rc = check_desc(d);
+  if (rc != 0)
+    return rc;
+  uint64_t t0 = bg__now_ns();
+  bg_map_report_t r;
+  if (bg__in_task()) {
+    map_nested(d, &r);
+  } else {
+    if (d->flags & BG_MAP_NOWAIT) {
+      if (pthread_mutex_trylock(&pool->map_lock) != 0)
+        return BG_EBUSY;
+    } else {
+      pthread_mutex_lock(&pool->map_lock);
+    }
+    map_locked(pool, d, &r);
+    pthread_mutex_unlock(&pool->map_lock);
+  }
+  r.schedule = pool->schedule;
+  r.wall_ns = bg__now_ns() - t0;
+  if (report)
+    *report = r;
+  return r.n_failed ? BG_ETASK : BG_OK;
+}
