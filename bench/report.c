@@ -29,15 +29,15 @@ static void print_table(FILE *f, const bench_row *rows, size_t n) {
     const bench_row *r = &rows[i];
     if (!section || strcmp(section, r->section) != 0) {
       section = r->section;
-      fprintf(f, "\n== %s: %zu items, %u workers ==\n", section, r->n, r->workers);
-      fprintf(f, "%-8s %-8s %6s  %-28s %9s %11s %8s %6s\n", "backend", "schedule", "chunk",
-              "took (median [min-max])", "ns/item", "overhead/it", "speedup", "eff.");
+      fprintf(f, "\n== %s: %zu items ==\n", section, r->n);
+      fprintf(f, "%-8s %-8s %6s %3s  %-28s %9s %11s %8s %6s\n", "backend", "schedule", "chunk",
+              "wk", "took (median [min-max])", "ns/item", "overhead/it", "speedup", "eff.");
     }
     char chunk[24], took[64];
     chunk_text(r->chunk, chunk, sizeof chunk);
     snprintf(took, sizeof took, "%.4f s [%.4f-%.4f]", r->wall.median, r->wall.min, r->wall.max);
-    fprintf(f, "%-8s %-8s %6s  %-28s %9.2f %8.2f ns %7.2fx %5.0f%%\n", r->backend, r->schedule,
-            chunk, took, r->ns_per_item, r->overhead_ns, r->speedup, 100 * r->efficiency);
+    fprintf(f, "%-8s %-8s %6s %3u  %-28s %9.2f %8.2f ns %7.2fx %5.0f%%\n", r->backend,
+            r->schedule, chunk, r->workers, took, r->ns_per_item, r->overhead_ns, r->speedup, 100 * r->efficiency);
   }
 }
 

@@ -58,11 +58,13 @@ static void omp_map(void *state, bg__job *job) {
 #pragma omp parallel num_threads(s->workers)
   {
     unsigned w = (unsigned)omp_get_thread_num();
+    bg__task_enter();
 #pragma omp for schedule(runtime)
     for (long long i = b; i < e; i++) {
       if (!bg_atomic_load_relaxed(&job->sched->halt))
         bg__job_run_range(job, w, (size_t)i, (size_t)i + 1);
     }
+    bg__task_leave();
   }
 }
 

@@ -63,6 +63,7 @@ static int parallel_pays(const bg_pool_t *p, double work_ns) {
 static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, size_t *chunks, double *ns_item) {
   size_t n = job->d->n, done = 0, c = 1;
   uint64_t t0 = bg__now_ns();
+  bg__task_enter();
   while (done < n) {
     size_t e = n - done < c ? n : done + c;
     bg__job_run_range(job, 0, done, e);
@@ -77,6 +78,7 @@ static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, size_t *chunks, doub
     if (c < BG_SCHED_CHUNK_MAX)
       c *= 2;
   }
+  bg__task_leave();
   return done;
 }
 
