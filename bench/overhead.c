@@ -164,6 +164,25 @@ static void add_notes(bench_result *res, const char *section) {
        section, a->speedup, 100 * (a->wall.median / best - 1), best_chunk);
 }
 
+/* What waking the workers and waiting for them costs: auto weighs every map against it. */
+static void note_dispatch(bench_result *res, unsigned workers) {
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.backend = "threads";
+  po.workers = workers;
+  bg_pool_t *p;
+  if (bg_pool_create(&po, &p) != 0)
+    return;
+  double w = bg_pool_workers(p), factor = w > 1 ? 2.0 * w / (w - 1) : 0;
+  double cold = (double)bg_pool_dispatch_ns(p) / 1e3;
+  double warm = (double)bg_pool_dispatch_warm_ns(p) / 1e3;
+  note(res,
+       "dispatch: waking %u parked threads workers and joining them costs %.1f us, %.2f us "
+       "while they still spin after a map; auto runs a map inline below ~%.0f / %.1f us of work",
+       bg_pool_workers(p), cold, warm, cold * factor, warm * factor);
+  bg_pool_destroy(p);
+}
+
 int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what) {
   memset(res, 0, sizeof *res);
   size_t *out = malloc(o->n_trivial * sizeof *out);
@@ -189,6 +208,7 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   if (ta)
     note(res, "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
          ta->overhead_ns);
+  note_dispatch(res, o->workers);
   d.fn = bench_prime_fixed;
   d.ctx = &fixed_number;
   d.n = o->n_fixed;

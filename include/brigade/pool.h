@@ -78,11 +78,17 @@ const char *bg_pool_backend(const bg_pool_t *p);
 bg_schedule_t bg_pool_schedule(const bg_pool_t *p);
 
 /**
- * bg_pool_dispatch_ns - the measured cost of one parallel dispatch on this pool (waking the
- * workers and waiting for them), in nanoseconds; 0 for a one-worker pool. BG_SCHED_AUTO runs a
- * map inline when its predicted work would not repay this cost.
+ * bg_pool_dispatch_ns - the measured cost, in nanoseconds, of one parallel dispatch to idle
+ * (parked) workers: waking them and waiting for them. 0 for a one-worker pool. BG_SCHED_AUTO
+ * runs a map inline when its predicted work would not repay the dispatch.
  */
 uint64_t bg_pool_dispatch_ns(const bg_pool_t *p);
+
+/**
+ * bg_pool_dispatch_warm_ns - the same cost right after another map, while the workers are still
+ * spinning and need no system call to start (a loop of small maps pays this one).
+ */
+uint64_t bg_pool_dispatch_warm_ns(const bg_pool_t *p);
 
 /** bg_schedule_name - "auto", "static", ...; "?" for a value outside the enum. */
 const char *bg_schedule_name(bg_schedule_t s);

@@ -5,13 +5,27 @@
  * idle pool costs no CPU. */
 #include "brigade/error.h"
 #include "internal/backend.h"
+#include "internal/clock.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-/* About 20-50 us of pause instructions: longer than a typical gap between two maps in a loop,
- * short enough that an idle pool is asleep almost at once. */
-#define SPIN_ITERS 2000
+/* How long a worker spins before it parks: longer than a typical gap between two maps in a
+ * loop (so those start without a system call), short enough that an idle pool is asleep almost
+ * at once. Waking a parked worker costs tens of microseconds on a virtual machine. */
+#define SPIN_NS 50000u
+
+/* Spins until done(arg) or SPIN_NS have passed; reads the clock every 64 rounds only. */
+static int spin_until(int (*done)(void *), void *arg) {
+  uint64_t t0 = bg__now_ns();
+  for (unsigned i = 1;; i++) {
+    if (done(arg))
+      return 1;
+    if (i % 64 == 0 && bg__now_ns() - t0 > SPIN_NS)
+      return 0;
+    bg__cpu_relax();
+  }
+}
 
 typedef struct tpool tpool;
 
@@ -52,16 +66,23 @@ static void finish_one(tpool *tp) {
   }
 }
 
+typedef struct gen_wait {
+  tpool *tp;
+  uint64_t seen;
+} gen_wait;
+
+static int gen_moved(void *arg) {
+  gen_wait *g = arg;
+  /* Acquire pairs with the release store of gen in threads_map: the job pointer written
+   * before it is visible once the new gen is. */
+  return bg_atomic_load_acq(&g->tp->gen) != g->seen || bg_atomic_load_relaxed(&g->tp->shutdown);
+}
+
 /* Waits until gen differs from seen, or shutdown; returns the new gen. */
 static uint64_t wait_for_work(tpool *tp, uint64_t seen) {
-  for (int i = 0; i < SPIN_ITERS; i++) {
-    /* Acquire pairs with the release store of gen in threads_map: the job pointer written
-     * before it is visible once the new gen is. */
-    uint64_t g = bg_atomic_load_acq(&tp->gen);
-    if (g != seen || bg_atomic_load_relaxed(&tp->shutdown))
-      return g;
-    bg__cpu_relax();
-  }
+  gen_wait gw = {tp, seen};
+  if (spin_until(gen_moved, &gw))
+    return bg_atomic_load_acq(&tp->gen);
   pthread_mutex_lock(&tp->lock);
   uint64_t g;
   while ((g = bg_atomic_load_acq(&tp->gen)) == seen && !bg_atomic_load_relaxed(&tp->shutdown))
@@ -88,14 +109,16 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+static int all_done(void *arg) {
+  tpool *tp = arg;
+  /* Acquire pairs with the workers' acq_rel decrement: their writes to results and stats are
+   * visible to the caller once pending reads 0. */
+  return bg_atomic_load_acq(&tp->pending) == 0;
+}
+
 static void wait_done(tpool *tp) {
-  for (int i = 0; i < SPIN_ITERS; i++) {
-    /* Acquire pairs with the workers' acq_rel decrement: their writes to results and stats
-     * are visible to the caller once pending reads 0. */
-    if (bg_atomic_load_acq(&tp->pending) == 0)
-      return;
-    bg__cpu_relax();
-  }
+  if (spin_until(all_done, tp))
+    return;
   pthread_mutex_lock(&tp->lock);
   while (bg_atomic_load_acq(&tp->pending) != 0)
     pthread_cond_wait(&tp->done_cv, &tp->lock);
@@ -205,6 +228,7 @@ const bg__backend_ops bg__backend_threads = {
     .name = "threads",
     .priority = 20,
     .max_workers = 0,
+    .spin_ns = SPIN_NS,
     .probe = threads_probe,
     .init = threads_init,
     .map = threads_map,

@@ -24,6 +24,7 @@ typedef struct bg__backend_ops {
   const char *name; /* "seq" "threads" "openmp" */
   int priority;     /* "auto" takes the highest whose probe() succeeds */
   unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
+  uint64_t spin_ns;     /* how long idle workers stay awake after a map; 0 if unknown */
   int (*probe)(void);
   int (*init)(const bg__backend_cfg *cfg, void **state);
   /* Runs the job on job->workers workers and returns when every one has finished. The calling

@@ -26,7 +26,9 @@ struct bg_pool {
   bg_schedule_t schedule;     /* I */
   size_t chunk;               /* I */
   bg_allocator_t alloc;       /* I */
-  uint64_t dispatch_ns;       /* I: calibrated cost of one parallel dispatch */
+  uint64_t dispatch_cold_ns;  /* I: cost of one parallel dispatch to parked workers */
+  uint64_t dispatch_warm_ns;  /* I: the same while the workers still spin after a map */
+  uint64_t last_end_ns;       /* L: when the last parallel map finished */
   pthread_mutex_t map_lock;   /* one parallel map at a time */
   bg__sched sched;            /* L */
   bg__sched_slot *slots;      /* L: workers entries */

@@ -49,18 +49,27 @@ static void cost_record(bg_pool_t *p, bg_task_fn fn, double ns_per_item) {
   c->ns_per_item = ns_per_item;
 }
 
+/* What a dispatch costs now: little while the workers still spin after the last map, the
+ * price of waking them once they have parked. */
+static double dispatch_now(const bg_pool_t *p) {
+  uint64_t idle = bg__now_ns() - p->last_end_ns;
+  int warm = p->ops->spin_ns && idle < p->ops->spin_ns / 2;
+  return (double)(warm ? p->dispatch_warm_ns : p->dispatch_cold_ns);
+}
+
 /* Parallel execution pays off when the work it saves, work * (W - 1) / W on W workers,
- * exceeds twice the measured cost of a dispatch; twice, so a noisy estimate near the break-even
- * point does not flip to parallel for no gain. */
-static int parallel_pays(const bg_pool_t *p, double work_ns) {
+ * exceeds twice the cost of a dispatch; twice, so a noisy estimate near the break-even point
+ * does not flip to parallel for no gain. */
+static int parallel_pays(const bg_pool_t *p, double work_ns, double dispatch_ns) {
   if (p->workers < 2)
     return 0;
-  return work_ns * (double)(p->workers - 1) / (double)p->workers > 2.0 * (double)p->dispatch_ns;
+  return work_ns * (double)(p->workers - 1) / (double)p->workers > 2.0 * dispatch_ns;
 }
 
 /* Runs items from 0 on the calling thread in doubling chunks while the estimated rest of the
  * work stays too small to repay a dispatch. Returns how many items it ran. */
-static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, size_t *chunks, double *ns_item) {
+static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, double dispatch_ns, size_t *chunks,
+                                double *ns_item) {
   size_t n = job->d->n, done = 0, c = 1;
   uint64_t t0 = bg__now_ns();
   bg__task_enter();
@@ -73,7 +82,7 @@ static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, size_t *chunks, doub
       break;
     double per_item = (double)(bg__now_ns() - t0) / (double)done;
     *ns_item = per_item;
-    if (parallel_pays(p, per_item * (double)(n - done)))
+    if (parallel_pays(p, per_item * (double)(n - done), dispatch_ns))
       break;
     if (c < BG_SCHED_CHUNK_MAX)
       c *= 2;
@@ -109,13 +118,16 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   bg__sched_init(&p->sched, BG_SCHED_AUTO, 0, d->n, p->workers, p->chunk, 0, p->slots);
   /* With no history a map is parallel from the start: probing on the caller first would cost
    * a whole item when items are long (a 1 s task would double a 25-item map's time). */
-  if (p->workers < 2 || d->n == 1 || (known && !parallel_pays(p, ns_item * (double)d->n)))
-    done = run_inline_prefix(p, job, &inline_chunks, &ns_item);
+  double dispatch_ns = dispatch_now(p);
+  if (p->workers < 2 || d->n == 1 ||
+      (known && !parallel_pays(p, ns_item * (double)d->n, dispatch_ns)))
+    done = run_inline_prefix(p, job, dispatch_ns, &inline_chunks, &ns_item);
   r->ran_inline = done == d->n;
   if (done < d->n && !bg_atomic_load_relaxed(&p->sched.halt)) {
     size_t chunk0 = ns_item > 0 ? (size_t)(BG_SCHED_TARGET_NS / ns_item) : 1;
     bg__sched_init(&p->sched, BG_SCHED_AUTO, done, d->n, p->workers, p->chunk, chunk0, p->slots);
     p->ops->map(p->bstate, job);
+    p->last_end_ns = bg__now_ns();
     uint64_t busy = 0;
     for (unsigned w = 0; w < p->workers; w++)
       busy += p->slots[w].busy_ns;
@@ -140,6 +152,7 @@ static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r)
   } else if (d->n > 0) {
     bg__sched_init(&p->sched, p->schedule, 0, d->n, p->workers, p->chunk, 0, p->slots);
     p->ops->map(p->bstate, &job);
+    p->last_end_ns = bg__now_ns();
   }
   summarise(p, d->n, r);
   r->ran_inline = partial.ran_inline || p->workers == 1;
