@@ -193,6 +193,9 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   if (!out || !flags)
     goto done;
   memset(out, 0, o->n_trivial * sizeof *out);
+  /* First, before OpenMP's idle threads (which spin for milliseconds after each parallel
+   * region) can steal the second core from the measurement. */
+  note_dispatch(res, o->workers);
   memset(flags, 0, o->n_fixed > o->n_range ? o->n_fixed : o->n_range);
   bg_map_desc_t d;
   bg_map_desc_init(&d);
@@ -208,7 +211,6 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   if (ta)
     note(res, "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
          ta->overhead_ns);
-  note_dispatch(res, o->workers);
   d.fn = bench_prime_fixed;
   d.ctx = &fixed_number;
   d.n = o->n_fixed;
