@@ -93,33 +93,28 @@ static int parse_u64(const char *s, uint64_t *v) {
   return 0;
 }
 
-static int v2_mem(const char *dir, double *limit) {
+/* limit - usage from two files of one cgroup directory. "max" (v2) fails to parse and v1 writes
+ * "unlimited" as a page-rounded 2^63; both mean no limit here. */
+static int mem_headroom(const char *dir, const char *max_file, const char *cur_file,
+                        double *limit) {
   char path[PATH_CAP * 3], buf[128];
   uint64_t max, cur = 0;
-  snprintf(path, sizeof path, "%s/memory.max", dir);
-  if (read_line(path, buf, sizeof buf) != 0 || strcmp(buf, "max") == 0 || parse_u64(buf, &max))
+  snprintf(path, sizeof path, "%s/%s", dir, max_file);
+  if (read_line(path, buf, sizeof buf) != 0 || parse_u64(buf, &max) || max >= (UINT64_C(1) << 62))
     return -1;
-  snprintf(path, sizeof path, "%s/memory.current", dir);
+  snprintf(path, sizeof path, "%s/%s", dir, cur_file);
   if (read_line(path, buf, sizeof buf) == 0)
     parse_u64(buf, &cur);
   *limit = cur >= max ? 1.0 : (double)(max - cur);
   return 0;
 }
 
+static int v2_mem(const char *dir, double *limit) {
+  return mem_headroom(dir, "memory.max", "memory.current", limit);
+}
+
 static int v1_mem(const char *dir, double *limit) {
-  char path[PATH_CAP * 3], buf[128];
-  uint64_t max, cur = 0;
-  snprintf(path, sizeof path, "%s/memory.limit_in_bytes", dir);
-  if (read_line(path, buf, sizeof buf) != 0 || parse_u64(buf, &max))
-    return -1;
-  /* v1 writes "unlimited" as a page-rounded 2^63. */
-  if (max >= (UINT64_C(1) << 62))
-    return -1;
-  snprintf(path, sizeof path, "%s/memory.usage_in_bytes", dir);
-  if (read_line(path, buf, sizeof buf) == 0)
-    parse_u64(buf, &cur);
-  *limit = cur >= max ? 1.0 : (double)(max - cur);
-  return 0;
+  return mem_headroom(dir, "memory.limit_in_bytes", "memory.usage_in_bytes", limit);
 }
 
 static int v2_cpu(const char *dir, double *limit) {
