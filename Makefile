@@ -5,7 +5,7 @@ GENERATOR  := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1
 
-.PHONY: all bootstrap build bench test test-all sanitize asan tsan format clean
+.PHONY: all bootstrap build bench test test-all sanitize asan tsan format format-check clean
 
 all: build
 
@@ -45,6 +45,9 @@ tsan: bootstrap
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check: bootstrap
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

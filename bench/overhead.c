@@ -28,21 +28,21 @@ typedef struct bcase {
 } bcase;
 
 static const bcase overhead_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0},      {"threads", BG_SCHED_AUTO, 0},
-    {"threads", BG_SCHED_STATIC, 0},  {"threads", BG_SCHED_DYNAMIC, 0},
-    {"threads", BG_SCHED_GUIDED, 0},  {"threads", BG_SCHED_STEAL, 0},
-    {"openmp", BG_SCHED_AUTO, 0},     {"openmp", BG_SCHED_STATIC, 0},
-    {"openmp", BG_SCHED_DYNAMIC, 0},  {"openmp", BG_SCHED_GUIDED, 0},
+    {"seq", BG_SCHED_STATIC, 0},     {"threads", BG_SCHED_AUTO, 0},
+    {"threads", BG_SCHED_STATIC, 0}, {"threads", BG_SCHED_DYNAMIC, 0},
+    {"threads", BG_SCHED_GUIDED, 0}, {"threads", BG_SCHED_STEAL, 0},
+    {"openmp", BG_SCHED_AUTO, 0},    {"openmp", BG_SCHED_STATIC, 0},
+    {"openmp", BG_SCHED_DYNAMIC, 0}, {"openmp", BG_SCHED_GUIDED, 0},
     {"openmp", BG_SCHED_STEAL, 0},
 };
 
 static const bcase speedup_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0},        {"threads", BG_SCHED_AUTO, 0},
-    {"threads", BG_SCHED_STATIC, 0},    {"threads", BG_SCHED_GUIDED, 0},
-    {"threads", BG_SCHED_STEAL, 0},     {"threads", BG_SCHED_DYNAMIC, 1},
-    {"threads", BG_SCHED_DYNAMIC, 16},  {"threads", BG_SCHED_DYNAMIC, 256},
+    {"seq", BG_SCHED_STATIC, 0},         {"threads", BG_SCHED_AUTO, 0},
+    {"threads", BG_SCHED_STATIC, 0},     {"threads", BG_SCHED_GUIDED, 0},
+    {"threads", BG_SCHED_STEAL, 0},      {"threads", BG_SCHED_DYNAMIC, 1},
+    {"threads", BG_SCHED_DYNAMIC, 16},   {"threads", BG_SCHED_DYNAMIC, 256},
     {"threads", BG_SCHED_DYNAMIC, 4096}, {"openmp", BG_SCHED_AUTO, 0},
-    {"openmp", BG_SCHED_STATIC, 0},     {"openmp", BG_SCHED_DYNAMIC, 1},
+    {"openmp", BG_SCHED_STATIC, 0},      {"openmp", BG_SCHED_DYNAMIC, 1},
     {"openmp", BG_SCHED_GUIDED, 0},
 };
 
@@ -123,8 +123,8 @@ static int run_section(const bench_overhead_opts *o, const char *section, const 
   return 0;
 }
 
-static const bench_row *find_row(const bench_result *res, const char *section,
-                                 const char *backend, const char *schedule) {
+static const bench_row *find_row(const bench_result *res, const char *section, const char *backend,
+                                 const char *schedule) {
   for (size_t i = 0; i < res->nrows; i++) {
     const bench_row *r = &res->rows[i];
     if (!strcmp(r->section, section) && !strcmp(r->backend, backend) &&
@@ -203,8 +203,8 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   d.n = o->n_trivial;
   d.out = out;
   d.out_size = sizeof *out;
-  rc = run_section(o, "overhead", overhead_cases,
-                   sizeof overhead_cases / sizeof overhead_cases[0], &d, res, what);
+  rc = run_section(o, "overhead", overhead_cases, sizeof overhead_cases / sizeof overhead_cases[0],
+                   &d, res, what);
   if (rc != 0)
     goto done;
   const bench_row *ta = find_row(res, "overhead", "threads", "auto");

@@ -9,12 +9,12 @@
 #include "report.h"
 
 typedef struct bench_overhead_opts {
-  unsigned workers;   /* 0: the default worker count */
-  unsigned repeat;    /* timed runs per case, after one warm-up */
-  size_t n_trivial;   /* items in the overhead section */
-  size_t n_fixed;     /* items of prime-fixed */
-  size_t n_range;     /* items of prime-range */
-  int progress;       /* print a progress line on stderr */
+  unsigned workers; /* 0: the default worker count */
+  unsigned repeat;  /* timed runs per case, after one warm-up */
+  size_t n_trivial; /* items in the overhead section */
+  size_t n_fixed;   /* items of prime-fixed */
+  size_t n_range;   /* items of prime-range */
+  int progress;     /* print a progress line on stderr */
 } bench_overhead_opts;
 
 #define BENCH_MAX_ROWS 64

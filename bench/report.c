@@ -36,8 +36,9 @@ static void print_table(FILE *f, const bench_row *rows, size_t n) {
     char chunk[24], took[64];
     chunk_text(r->chunk, chunk, sizeof chunk);
     snprintf(took, sizeof took, "%.4f s [%.4f-%.4f]", r->wall.median, r->wall.min, r->wall.max);
-    fprintf(f, "%-8s %-8s %6s %3u  %-28s %9.2f %8.2f ns %7.2fx %5.0f%%\n", r->backend,
-            r->schedule, chunk, r->workers, took, r->ns_per_item, r->overhead_ns, r->speedup, 100 * r->efficiency);
+    fprintf(f, "%-8s %-8s %6s %3u  %-28s %9.2f %8.2f ns %7.2fx %5.0f%%\n", r->backend, r->schedule,
+            chunk, r->workers, took, r->ns_per_item, r->overhead_ns, r->speedup,
+            100 * r->efficiency);
   }
 }
 

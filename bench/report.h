@@ -14,12 +14,12 @@ typedef struct bench_row {
   const char *schedule; /* "auto", "static", ... */
   size_t chunk;         /* 0: the schedule's default */
   unsigned workers;
-  size_t n;             /* items per map */
-  bench_summary wall;   /* seconds */
-  double ns_per_item;   /* median wall / n */
-  double overhead_ns;   /* (workers * wall - seq wall) / n: time not spent on items */
-  double speedup;       /* seq median / this median */
-  double efficiency;    /* speedup / workers */
+  size_t n;           /* items per map */
+  bench_summary wall; /* seconds */
+  double ns_per_item; /* median wall / n */
+  double overhead_ns; /* (workers * wall - seq wall) / n: time not spent on items */
+  double speedup;     /* seq median / this median */
+  double efficiency;  /* speedup / workers */
 } bench_row;
 
 typedef enum bench_format { BENCH_TABLE, BENCH_CSV, BENCH_JSON } bench_format;

@@ -45,8 +45,11 @@ static int parse_workers(const char *s, unsigned *out) {
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-  a->o = (bench_overhead_opts){.repeat = 3, .n_trivial = 10000000, .n_fixed = 100000,
-                               .n_range = 1000000, .progress = isatty(2)};
+  a->o = (bench_overhead_opts){.repeat = 3,
+                               .n_trivial = 10000000,
+                               .n_fixed = 100000,
+                               .n_range = 1000000,
+                               .progress = isatty(2)};
   a->format = BENCH_TABLE;
   const char *env = getenv("BG_THREADS");
   if (env && *env && parse_workers(env, &a->o.workers) != 0)

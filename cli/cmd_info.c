@@ -57,7 +57,9 @@ static void print_text(const facts *f) {
     bg_backend_info_t b;
     bg_backend_info(i, &b);
     printf("  %-8s %s\n", b.name,
-           !b.compiled ? "not compiled in" : b.usable ? "usable" : "compiled in, unusable here");
+           !b.compiled ? "not compiled in"
+           : b.usable  ? "usable"
+                       : "compiled in, unusable here");
   }
 }
 

@@ -24,7 +24,8 @@ static void usage(FILE *f) {
              "way of parallelising a job pays on this machine.\n\ncommands:\n");
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f, "\n'brigade help <command>' or 'brigade <command> --help' shows a command's options.\n");
+  fprintf(f,
+          "\n'brigade help <command>' or 'brigade <command> --help' shows a command's options.\n");
 }
 
 static const cli_cmd *find(const char *name) {

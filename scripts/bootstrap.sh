@@ -10,6 +10,7 @@ packages=(
   libcmocka-dev                                 # unit tests
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it
+  clang-format                                  # make format-check
 )
 
 missing=()

@@ -10,17 +10,17 @@ extern "C" {
 #endif
 
 /* XX(name, value, message) */
-#define BG_ERRNO_MAP(XX)                                                                          \
-  XX(OK, 0, "success")                                                                            \
-  XX(EINVAL, -1, "invalid argument")                                                              \
-  XX(ENOMEM, -2, "not enough memory")                                                             \
-  XX(ENOTSUP, -3, "not supported by this build")                                                  \
-  XX(EUNAVAIL, -4, "not available on this machine at run time")                                  \
-  XX(ESYS, -5, "operating system call failed")                                                    \
-  XX(ECANCELED, -6, "operation canceled")                                                         \
-  XX(ETASK, -7, "one or more tasks failed")                                                       \
-  XX(EBUSY, -8, "resource busy")                                                                  \
-  XX(ERANGE, -9, "size or count out of range")                                                    \
+#define BG_ERRNO_MAP(XX)                                                                           \
+  XX(OK, 0, "success")                                                                             \
+  XX(EINVAL, -1, "invalid argument")                                                               \
+  XX(ENOMEM, -2, "not enough memory")                                                              \
+  XX(ENOTSUP, -3, "not supported by this build")                                                   \
+  XX(EUNAVAIL, -4, "not available on this machine at run time")                                    \
+  XX(ESYS, -5, "operating system call failed")                                                     \
+  XX(ECANCELED, -6, "operation canceled")                                                          \
+  XX(ETASK, -7, "one or more tasks failed")                                                        \
+  XX(EBUSY, -8, "resource busy")                                                                   \
+  XX(ERANGE, -9, "size or count out of range")                                                     \
   XX(ENOENT, -10, "no such backend, file or entry")
 
 typedef enum bg_status {

@@ -35,12 +35,12 @@ typedef struct bg_map_desc {
   uint32_t version; /* BG_MAP_DESC_VERSION, set by bg_map_desc_init() */
   bg_task_fn fn;
   void *ctx;
-  size_t n;         /* number of items */
-  const void *in;   /* NULL: the items are the indices 0..n-1 */
-  size_t in_size;   /* bytes per item when @in is set */
-  void *out;        /* NULL: results are not kept */
-  size_t out_size;  /* bytes per result when @out is set */
-  unsigned flags;   /* enum bg_map_flags */
+  size_t n;        /* number of items */
+  const void *in;  /* NULL: the items are the indices 0..n-1 */
+  size_t in_size;  /* bytes per item when @in is set */
+  void *out;       /* NULL: results are not kept */
+  size_t out_size; /* bytes per result when @out is set */
+  unsigned flags;  /* enum bg_map_flags */
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d and set its version. */
@@ -50,18 +50,18 @@ void bg_map_desc_init(bg_map_desc_t *d);
 
 /* What happened during one map. Written by bg_map() whenever the map ran (0 or BG_ETASK). */
 typedef struct bg_map_report {
-  uint32_t version;         /* BG_MAP_REPORT_VERSION */
-  size_t n_ok;              /* items whose function returned 0 */
-  size_t n_failed;          /* items whose function returned non-zero */
-  size_t n_skipped;         /* items not run because BG_MAP_HALT stopped the map */
-  size_t first_failed;      /* lowest failed index, SIZE_MAX when none failed */
-  int first_code;           /* what the function returned for first_failed */
-  uint64_t wall_ns;         /* time spent inside bg_map */
-  unsigned workers;         /* workers that ran at least one item */
-  int ran_inline;           /* 1 if the whole map ran on the calling thread */
-  bg_schedule_t schedule;   /* the schedule used */
-  size_t chunks;            /* chunks handed out */
-  size_t chunk_last;        /* the last chunk size auto, steal or guided chose */
+  uint32_t version;       /* BG_MAP_REPORT_VERSION */
+  size_t n_ok;            /* items whose function returned 0 */
+  size_t n_failed;        /* items whose function returned non-zero */
+  size_t n_skipped;       /* items not run because BG_MAP_HALT stopped the map */
+  size_t first_failed;    /* lowest failed index, SIZE_MAX when none failed */
+  int first_code;         /* what the function returned for first_failed */
+  uint64_t wall_ns;       /* time spent inside bg_map */
+  unsigned workers;       /* workers that ran at least one item */
+  int ran_inline;         /* 1 if the whole map ran on the calling thread */
+  bg_schedule_t schedule; /* the schedule used */
+  size_t chunks;          /* chunks handed out */
+  size_t chunk_last;      /* the last chunk size auto, steal or guided chose */
 } bg_map_report_t;
 
 /**

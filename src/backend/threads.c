@@ -35,20 +35,20 @@ typedef struct targ {
 } targ;
 
 struct tpool {
-  unsigned nthreads;       /* I: workers - 1 */
-  pthread_t *threads;      /* I */
-  targ *args;              /* I */
-  bg_allocator_t alloc;    /* I */
-  const bg_topo_t *topo;   /* I: only during init, for pinning */
-  int pin;                 /* I */
+  unsigned nthreads;     /* I: workers - 1 */
+  pthread_t *threads;    /* I */
+  targ *args;            /* I */
+  bg_allocator_t alloc;  /* I */
+  const bg_topo_t *topo; /* I: only during init, for pinning */
+  int pin;               /* I */
   pthread_mutex_t lock;
-  pthread_cond_t work_cv;  /* signalled when gen moves or shutdown is set */
-  pthread_cond_t done_cv;  /* signalled when pending reaches 0 */
-  bg__job *job;            /* L: published before gen is bumped */
-  _Atomic uint64_t gen;    /* A: bumped (release) under lock to post a job */
-  _Atomic unsigned pending;/* A: workers that have not finished the current job */
-  _Atomic int shutdown;    /* A: set under lock */
-  _Atomic unsigned started;/* A: workers that finished start-up (pinning) */
+  pthread_cond_t work_cv;   /* signalled when gen moves or shutdown is set */
+  pthread_cond_t done_cv;   /* signalled when pending reaches 0 */
+  bg__job *job;             /* L: published before gen is bumped */
+  _Atomic uint64_t gen;     /* A: bumped (release) under lock to post a job */
+  _Atomic unsigned pending; /* A: workers that have not finished the current job */
+  _Atomic int shutdown;     /* A: set under lock */
+  _Atomic unsigned started; /* A: workers that finished start-up (pinning) */
 };
 
 static void *tp_alloc(tpool *tp, size_t n) {
@@ -151,8 +151,8 @@ static int threads_init(const bg__backend_cfg *cfg, void **state) {
   tpool *tp = cfg->alloc->alloc(sizeof *tp, cfg->alloc->ud);
   if (!tp)
     return BG_ENOMEM;
-  *tp = (tpool){.nthreads = cfg->workers - 1, .alloc = *cfg->alloc, .pin = cfg->pin,
-                .topo = cfg->topo};
+  *tp = (tpool){
+      .nthreads = cfg->workers - 1, .alloc = *cfg->alloc, .pin = cfg->pin, .topo = cfg->topo};
   atomic_init(&tp->gen, 0);
   atomic_init(&tp->pending, tp->nthreads);
   atomic_init(&tp->shutdown, 0);

@@ -25,7 +25,8 @@ void *bg__pool_alloc(const bg_allocator_t *a, size_t size) {
   char *raw = a->alloc(size + BG_CACHELINE + sizeof(void *), a->ud);
   if (!raw)
     return NULL;
-  uintptr_t p = ((uintptr_t)(raw + sizeof(void *)) + BG_CACHELINE - 1) & ~(uintptr_t)(BG_CACHELINE - 1);
+  uintptr_t p =
+      ((uintptr_t)(raw + sizeof(void *)) + BG_CACHELINE - 1) & ~(uintptr_t)(BG_CACHELINE - 1);
   ((void **)p)[-1] = raw;
   return (void *)p;
 }

@@ -139,8 +139,7 @@ static int v1_cpu(const char *dir, double *limit) {
   long long quota = strtoll(buf, NULL, 10);
   snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
   uint64_t period;
-  if (quota <= 0 || read_line(path, buf, sizeof buf) != 0 || parse_u64(buf, &period) ||
-      period == 0)
+  if (quota <= 0 || read_line(path, buf, sizeof buf) != 0 || parse_u64(buf, &period) || period == 0)
     return -1;
   *limit = (double)quota / (double)period;
   return 0;

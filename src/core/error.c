@@ -4,8 +4,8 @@
 
 const char *bg_strerror(int code) {
   switch (code) {
-#define BG__ERR_MSG(name, value, msg)                                                             \
-  case BG_##name:                                                                                 \
+#define BG__ERR_MSG(name, value, msg)                                                              \
+  case BG_##name:                                                                                  \
     return msg;
     BG_ERRNO_MAP(BG__ERR_MSG)
 #undef BG__ERR_MSG
@@ -15,8 +15,8 @@ const char *bg_strerror(int code) {
 
 const char *bg_errname(int code) {
   switch (code) {
-#define BG__ERR_NAME(name, value, msg)                                                            \
-  case BG_##name:                                                                                 \
+#define BG__ERR_NAME(name, value, msg)                                                             \
+  case BG_##name:                                                                                  \
     return "BG_" #name;
     BG_ERRNO_MAP(BG__ERR_NAME)
 #undef BG__ERR_NAME

@@ -14,7 +14,7 @@
 #define bg_atomic_store_rel(p, v) atomic_store_explicit((p), (v), memory_order_release)
 #define bg_atomic_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define bg_atomic_sub_acq_rel(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
-#define bg_atomic_cas_weak_relaxed(p, e, v)                                                       \
+#define bg_atomic_cas_weak_relaxed(p, e, v)                                                        \
   atomic_compare_exchange_weak_explicit((p), (e), (v), memory_order_relaxed, memory_order_relaxed)
 
 /* A hint to the CPU that this is a spin-wait loop; it saves power and lets the sibling

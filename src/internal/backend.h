@@ -13,16 +13,16 @@
 
 /* What a backend needs to start its workers. Borrowed for the duration of init(). */
 typedef struct bg__backend_cfg {
-  unsigned workers;           /* including the calling thread as worker 0 */
-  int pin;                    /* pin worker w >= 1 to core w */
-  const bg_topo_t *topo;      /* non-NULL when pin is set */
+  unsigned workers;      /* including the calling thread as worker 0 */
+  int pin;               /* pin worker w >= 1 to core w */
+  const bg_topo_t *topo; /* non-NULL when pin is set */
   const bg_allocator_t *alloc;
 } bg__backend_cfg;
 
 typedef struct bg__backend_ops {
-  uint32_t abi;     /* BG_BACKEND_ABI */
-  const char *name; /* "seq" "threads" "openmp" */
-  int priority;     /* "auto" takes the highest whose probe() succeeds */
+  uint32_t abi;         /* BG_BACKEND_ABI */
+  const char *name;     /* "seq" "threads" "openmp" */
+  int priority;         /* "auto" takes the highest whose probe() succeeds */
   unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
   uint64_t spin_ns;     /* how long idle workers stay awake after a map; 0 if unknown */
   int (*probe)(void);

@@ -16,10 +16,10 @@
 /* Per-worker outcome, on its own cache line. O: written by its worker only, read by the caller
  * after the backend has joined every worker. */
 typedef struct bg__wstat {
-  _Alignas(BG_CACHELINE) size_t ok;  /* O */
-  size_t failed;                     /* O */
-  size_t first_failed;               /* O: lowest failed index seen by this worker */
-  int first_code;                    /* O */
+  _Alignas(BG_CACHELINE) size_t ok; /* O */
+  size_t failed;                    /* O */
+  size_t first_failed;              /* O: lowest failed index seen by this worker */
+  int first_code;                   /* O */
 } bg__wstat;
 
 typedef struct bg__job {

@@ -20,21 +20,21 @@ typedef struct bg__cost {
 } bg__cost;
 
 struct bg_pool {
-  const bg__backend_ops *ops; /* I */
-  void *bstate;               /* I: the backend's own state */
-  unsigned workers;           /* I */
-  bg_schedule_t schedule;     /* I */
-  size_t chunk;               /* I */
-  bg_allocator_t alloc;       /* I */
-  uint64_t dispatch_cold_ns;  /* I: cost of one parallel dispatch to parked workers */
-  uint64_t dispatch_warm_ns;  /* I: the same while the workers still spin after a map */
-  uint64_t last_end_ns;       /* L: when the last parallel map finished */
-  pthread_mutex_t map_lock;   /* one parallel map at a time */
-  bg__sched sched;            /* L */
-  bg__sched_slot *slots;      /* L: workers entries */
-  bg__wstat *stats;           /* L: workers entries */
+  const bg__backend_ops *ops;        /* I */
+  void *bstate;                      /* I: the backend's own state */
+  unsigned workers;                  /* I */
+  bg_schedule_t schedule;            /* I */
+  size_t chunk;                      /* I */
+  bg_allocator_t alloc;              /* I */
+  uint64_t dispatch_cold_ns;         /* I: cost of one parallel dispatch to parked workers */
+  uint64_t dispatch_warm_ns;         /* I: the same while the workers still spin after a map */
+  uint64_t last_end_ns;              /* L: when the last parallel map finished */
+  pthread_mutex_t map_lock;          /* one parallel map at a time */
+  bg__sched sched;                   /* L */
+  bg__sched_slot *slots;             /* L: workers entries */
+  bg__wstat *stats;                  /* L: workers entries */
   bg__cost history[BG_POOL_HISTORY]; /* L */
-  unsigned history_next;      /* L: round-robin replacement */
+  unsigned history_next;             /* L: round-robin replacement */
 };
 
 /* Allocation through the pool's allocator, aligned for the cache-line structs it holds. */

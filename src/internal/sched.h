@@ -35,15 +35,15 @@ typedef struct bg__sched_slot {
 } bg__sched_slot;
 
 typedef struct bg__sched {
-  bg_schedule_t kind;       /* I */
-  size_t begin, end;        /* I: the range being scheduled */
-  unsigned workers;         /* I */
-  size_t chunk;             /* I: user chunk, 0 = policy default */
-  size_t chunk0;            /* I: first adaptive chunk (from the pool's history) */
-  bool adaptive;            /* I: chunk sizes measured from item times */
+  bg_schedule_t kind; /* I */
+  size_t begin, end;  /* I: the range being scheduled */
+  unsigned workers;   /* I */
+  size_t chunk;       /* I: user chunk, 0 = policy default */
+  size_t chunk0;      /* I: first adaptive chunk (from the pool's history) */
+  bool adaptive;      /* I: chunk sizes measured from item times */
   _Alignas(BG_CACHELINE) _Atomic size_t next; /* A: dynamic, guided, auto */
   _Alignas(BG_CACHELINE) _Atomic int halt;    /* A: set once to stop handing out work */
-  bg__sched_slot *slots;    /* I: array of @workers, slot locks already initialised */
+  bg__sched_slot *slots; /* I: array of @workers, slot locks already initialised */
 } bg__sched;
 
 typedef struct bg__range {

@@ -170,7 +170,10 @@ static void map_nested(const bg_map_desc_t *d, bg_map_report_t *r) {
   bg__wstat st;
   bg__sched_init(&s, BG_SCHED_AUTO, 0, d->n, 1, 0, 0, &slot);
   bg__wstat_reset(&st);
-  bg__job job = {.d = d, .sched = &s, .stats = &st, .workers = 1,
+  bg__job job = {.d = d,
+                 .sched = &s,
+                 .stats = &st,
+                 .workers = 1,
                  .halt_on_error = (d->flags & BG_MAP_HALT) != 0};
   bg__job_run_range(&job, 0, 0, d->n);
   memset(r, 0, sizeof *r);

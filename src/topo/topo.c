@@ -10,14 +10,14 @@
 #include <stdlib.h>
 
 struct bg_topo {
-  hwloc_topology_t hw;     /* I: */
-  hwloc_bitmap_t allowed;  /* I: CPUs this process may run on */
-  int synthetic;           /* I: */
-  unsigned cores, pus;     /* I: usable */
-  unsigned cores_total;    /* I: */
-  unsigned pus_total;      /* I: */
-  unsigned numa;           /* I: */
-  double quota;            /* I: cgroup CPUs, 0 = unlimited */
+  hwloc_topology_t hw;    /* I: */
+  hwloc_bitmap_t allowed; /* I: CPUs this process may run on */
+  int synthetic;          /* I: */
+  unsigned cores, pus;    /* I: usable */
+  unsigned cores_total;   /* I: */
+  unsigned pus_total;     /* I: */
+  unsigned numa;          /* I: */
+  double quota;           /* I: cgroup CPUs, 0 = unlimited */
 };
 
 static unsigned count_inside(const bg_topo_t *t, hwloc_obj_type_t type) {

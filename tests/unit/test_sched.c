@@ -56,8 +56,7 @@ static void every_policy_covers_its_range_once(void **state) {
     for (size_t wi = 0; wi < 4; wi++)
       for (size_t ci = 0; ci < 4; ci++)
         for (size_t si = 0; si < 5; si++)
-          check_cover((bg_schedule_t)k, 5, 5 + sizes[si], ws[wi], chunks[ci],
-                      (1u << ws[wi]) - 1);
+          check_cover((bg_schedule_t)k, 5, 5 + sizes[si], ws[wi], chunks[ci], (1u << ws[wi]) - 1);
 }
 
 /* Stealing must finish the map even if only one worker ever shows up. */

@@ -17,10 +17,11 @@
 static void synthetic_machine_is_counted(void **state) {
   (void)state;
   bg_topo_t *t;
-  assert_int_equal(bg_topo_create_synthetic("package:2 l3:1(size=33554432) core:4 l2:1(size=1048576) "
-                                            "l1d:1(size=49152) pu:2",
-                                            &t),
-                   0);
+  assert_int_equal(
+      bg_topo_create_synthetic("package:2 l3:1(size=33554432) core:4 l2:1(size=1048576) "
+                               "l1d:1(size=49152) pu:2",
+                               &t),
+      0);
   assert_int_equal(bg_topo_cores(t), 8);
   assert_int_equal(bg_topo_pus(t), 16);
   assert_int_equal(bg_topo_cores_total(t), 8);
@@ -172,8 +173,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(cgroup_v2_takes_the_tightest_ancestor, make_root,
                                       remove_root),
       cmocka_unit_test_setup_teardown(cgroup_v1_reads_hybrid_layouts, make_root, remove_root),
-      cmocka_unit_test_setup_teardown(no_limits_anywhere_means_unlimited, make_root,
-                                      remove_root),
+      cmocka_unit_test_setup_teardown(no_limits_anywhere_means_unlimited, make_root, remove_root),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
