@@ -51,6 +51,12 @@ expect 0 out '^section,backend,schedule' -- bench --size quick --repeat 1 --form
 expect 0 out '"schema":1' -- bench --size quick --repeat 1 --format json --workers 2
 expect 0 out 'threads/auto speedup' -- bench --size quick --repeat 1 --workers 2
 
+# An affinity mask narrows what brigade uses (the lecture's os.cpu_count() would still say all).
+if command -v taskset >/dev/null; then
+  taskset -c 0 "$bin" info --json | grep -Eq '"logical_usable":1,"physical_usable":1,.*"default_workers":1' \
+    && pass=$((pass + 1)) || { echo "FAIL: taskset -c 0 brigade info --json ignores the affinity mask"; fail=$((fail + 1)); }
+fi
+
 # The JSON must parse, when python3 is there to parse it.
 if command -v python3 >/dev/null; then
   "$bin" info --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cpu"]["default_workers"] >= 1' \

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "brigade.h"
@@ -169,6 +170,41 @@ static void pinned_pool_runs(void **state) {
   bg_pool_destroy(p);
 }
 
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int touch(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i, (void)ctx;
+  return 0;
+}
+
+/* Idle workers must park, not spin: 300 ms after a map the whole process (main thread asleep
+ * too) may use only a sliver of CPU. A spinning worker would use all 300 ms. */
+static void idle_workers_sleep(void **state) {
+  (void)state;
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = "threads";
+  o.workers = 2;
+  o.schedule = BG_SCHED_STATIC;
+  bg_pool_t *p;
+  assert_int_equal(bg_pool_create(&o, &p), 0);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = touch;
+  d.n = 1000;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  double c0 = cpu_seconds();
+  struct timespec nap = {0, 300 * 1000 * 1000};
+  nanosleep(&nap, NULL);
+  double used = cpu_seconds() - c0;
+  bg_pool_destroy(p);
+  assert_true(used < 0.05);
+}
+
 static void create_destroy_in_a_loop(void **state) {
   (void)state;
   for (int i = 0; i < 200; i++) {
@@ -191,6 +227,7 @@ int main(void) {
       cmocka_unit_test(schedule_names_round_trip),
       cmocka_unit_test(every_allocation_failure_unwinds_cleanly),
       cmocka_unit_test(pinned_pool_runs),
+      cmocka_unit_test(idle_workers_sleep),
       cmocka_unit_test(create_destroy_in_a_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
