@@ -9,8 +9,8 @@
 
 #include "brigade.h"
 
-#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,7 +104,8 @@ static int run_section(const bench_overhead_opts *o, const char *section, const 
     progress(o, section, &cases[i]);
     bench_row *row = &res->rows[res->nrows];
     memset(row, 0, sizeof *row);
-    row->section = section;
+    snprintf(row->section, sizeof row->section, "%s", section);
+    row->workload = section;
     int rc = time_case(&cases[i], o->workers, o->repeat, d, row);
     if (rc != 0) {
       *what = section;
@@ -123,29 +124,9 @@ static int run_section(const bench_overhead_opts *o, const char *section, const 
   return 0;
 }
 
-static const bench_row *find_row(const bench_result *res, const char *section, const char *backend,
-                                 const char *schedule) {
-  for (size_t i = 0; i < res->nrows; i++) {
-    const bench_row *r = &res->rows[i];
-    if (!strcmp(r->section, section) && !strcmp(r->backend, backend) &&
-        !strcmp(r->schedule, schedule))
-      return r;
-  }
-  return NULL;
-}
-
-__attribute__((format(printf, 2, 3))) static void note(bench_result *res, const char *fmt, ...) {
-  if (res->nnotes == BENCH_MAX_NOTES)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(res->notes[res->nnotes++], BENCH_NOTE_LEN, fmt, ap);
-  va_end(ap);
-}
-
 /* The targets of the engine issue, read off this run's rows. */
 static void add_notes(bench_result *res, const char *section) {
-  const bench_row *a = find_row(res, section, "threads", "auto");
+  const bench_row *a = bench_find_row(res, section, "threads", "auto");
   double best = 0;
   size_t best_chunk = 0;
   for (size_t i = 0; i < res->nrows; i++) {
@@ -158,10 +139,11 @@ static void add_notes(bench_result *res, const char *section) {
   }
   if (!a || best == 0)
     return;
-  note(res,
-       "%s: threads/auto speedup %.2fx (target >= 1.9 on 2 workers); %+.1f%% against the best "
-       "fixed chunk, dynamic/%zu (target <= +5%%)",
-       section, a->speedup, 100 * (a->wall.median / best - 1), best_chunk);
+  bench_note_add(
+      res, "",
+      "%s: threads/auto speedup %.2fx (target >= 1.9 on 2 workers); %+.1f%% against the best "
+      "fixed chunk, dynamic/%zu (target <= +5%%)",
+      section, a->speedup, 100 * (a->wall.median / best - 1), best_chunk);
 }
 
 /* What waking the workers and waiting for them costs: auto weighs every map against it. */
@@ -176,15 +158,16 @@ static void note_dispatch(bench_result *res, unsigned workers) {
   double w = bg_pool_workers(p), factor = w > 1 ? 2.0 * w / (w - 1) : 0;
   double cold = (double)bg_pool_dispatch_ns(p) / 1e3;
   double warm = (double)bg_pool_dispatch_warm_ns(p) / 1e3;
-  note(res,
-       "dispatch: waking %u parked threads workers and joining them costs %.1f us, %.2f us "
-       "while they still spin after a map; auto runs a map inline below ~%.0f / %.1f us of work",
-       bg_pool_workers(p), cold, warm, cold * factor, warm * factor);
+  bench_note_add(
+      res, "",
+      "dispatch: waking %u parked threads workers and joining them costs %.1f us, %.2f us "
+      "while they still spin after a map; auto runs a map inline below ~%.0f / %.1f us of work",
+      bg_pool_workers(p), cold, warm, cold * factor, warm * factor);
   bg_pool_destroy(p);
 }
 
 int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what) {
-  memset(res, 0, sizeof *res);
+  res->suite = "overhead";
   size_t *out = malloc(o->n_trivial * sizeof *out);
   uint8_t *flags = malloc(o->n_fixed > o->n_range ? o->n_fixed : o->n_range);
   unsigned long fixed_number = 9999991;
@@ -207,10 +190,11 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
                    &d, res, what);
   if (rc != 0)
     goto done;
-  const bench_row *ta = find_row(res, "overhead", "threads", "auto");
+  const bench_row *ta = bench_find_row(res, "overhead", "threads", "auto");
   if (ta)
-    note(res, "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
-         ta->overhead_ns);
+    bench_note_add(res, "",
+                   "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
+                   ta->overhead_ns);
   d.fn = bench_prime_fixed;
   d.ctx = &fixed_number;
   d.n = o->n_fixed;

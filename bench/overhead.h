@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "report.h"
+#include "result.h"
 
 typedef struct bench_overhead_opts {
   unsigned workers; /* 0: the default worker count */
@@ -16,17 +16,6 @@ typedef struct bench_overhead_opts {
   size_t n_range;   /* items of prime-range */
   int progress;     /* print a progress line on stderr */
 } bench_overhead_opts;
-
-#define BENCH_MAX_ROWS 64
-#define BENCH_MAX_NOTES 8
-#define BENCH_NOTE_LEN 200
-
-typedef struct bench_result {
-  bench_row rows[BENCH_MAX_ROWS];
-  size_t nrows;
-  char notes[BENCH_MAX_NOTES][BENCH_NOTE_LEN];
-  size_t nnotes;
-} bench_result;
 
 /* Runs the suite. Returns 0, or a negative BG_E* when a pool cannot be created or a map fails
  * (the failing case is named in *what). */

@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* Report formats. The table groups rows by section; CSV and JSON carry every field so a
- * spreadsheet or a script can redo any ratio. The JSON schema is versioned ("schema": 1). */
+/* Report formats. The table and Markdown group rows by case and print the case's explanations
+ * under it; CSV and JSON carry every field so a script can redo any ratio. */
 #include "report.h"
 
 #include <string.h>
 
 int bench_format_parse(const char *s, bench_format *out) {
-  static const char *const names[] = {"table", "csv", "json"};
-  for (int i = 0; i < 3; i++) {
+  static const char *const names[] = {"table", "csv", "json", "markdown"};
+  for (int i = 0; i < 4; i++) {
     if (strcmp(s, names[i]) == 0) {
       *out = (bench_format)i;
       return 0;
     }
   }
   return -1;
+}
+
+static void print_notes(FILE *f, const bench_result *r, const char *section, const char *bullet) {
+  for (size_t i = 0; i < r->nnotes; i++)
+    if (!strcmp(r->notes[i].section, section))
+      fprintf(f, "%s%s\n", bullet, r->notes[i].text);
 }
 
 static void chunk_text(size_t chunk, char *buf, size_t cap) {
@@ -23,66 +29,142 @@ static void chunk_text(size_t chunk, char *buf, size_t cap) {
     snprintf(buf, cap, "-");
 }
 
-static void print_table(FILE *f, const bench_row *rows, size_t n) {
-  const char *section = NULL;
-  for (size_t i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    if (!section || strcmp(section, r->section) != 0) {
-      section = r->section;
-      fprintf(f, "\n== %s: %zu items ==\n", section, r->n);
-      fprintf(f, "%-8s %-8s %6s %3s  %-28s %9s %11s %8s %6s\n", "backend", "schedule", "chunk",
-              "wk", "took (median [min-max])", "ns/item", "overhead/it", "speedup", "eff.");
-    }
-    char chunk[24], took[64];
-    chunk_text(r->chunk, chunk, sizeof chunk);
-    snprintf(took, sizeof took, "%.4f s [%.4f-%.4f]", r->wall.median, r->wall.min, r->wall.max);
-    fprintf(f, "%-8s %-8s %6s %3u  %-28s %9.2f %8.2f ns %7.2fx %5.0f%%\n", r->backend, r->schedule,
-            chunk, r->workers, took, r->ns_per_item, r->overhead_ns, r->speedup,
-            100 * r->efficiency);
+/* Calls row_fn for each row and, when a new section starts or the last one ends, head_fn and
+ * tail_fn, so table and Markdown share the grouping. */
+typedef struct layout {
+  void (*head)(FILE *f, const bench_row *first);
+  void (*row)(FILE *f, const bench_row *r);
+  void (*tail)(FILE *f, const bench_result *r, const char *section);
+} layout;
+
+static void grouped(FILE *f, const bench_result *r, const layout *l) {
+  for (size_t i = 0; i < r->nrows; i++) {
+    const bench_row *x = &r->rows[i];
+    if (i == 0 || strcmp(r->rows[i - 1].section, x->section) != 0)
+      l->head(f, x);
+    l->row(f, x);
+    if (i + 1 == r->nrows || strcmp(r->rows[i + 1].section, x->section) != 0)
+      l->tail(f, r, x->section);
   }
 }
 
-static void print_csv(FILE *f, const bench_row *rows, size_t n) {
-  fprintf(f, "section,backend,schedule,chunk,workers,n,median_s,min_s,max_s,ns_per_item,"
-             "overhead_ns_per_item,speedup,efficiency\n");
-  for (size_t i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    fprintf(f, "%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.3f,%.3f,%.4f,%.4f\n", r->section, r->backend,
-            r->schedule, r->chunk, r->workers, r->n, r->wall.median, r->wall.min, r->wall.max,
-            r->ns_per_item, r->overhead_ns, r->speedup, r->efficiency);
-  }
+static void table_head(FILE *f, const bench_row *x) {
+  fprintf(f, "\n== %s ==\n", x->section);
+  fprintf(f, "%-8s %-8s %5s %3s  %-27s %6s %8s %10s %11s %8s %5s\n", "backend", "schedule", "chunk",
+          "wk", "took (median [min-max])", "cpu%", "peak MiB", "ns/item", "overhead/it", "speedup",
+          "eff.");
 }
 
-static void print_json(FILE *f, const bench_row *rows, size_t n) {
-  fprintf(f, "{\"schema\":1,\"rows\":[");
-  for (size_t i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
+static void table_row(FILE *f, const bench_row *x) {
+  char chunk[24], took[64];
+  chunk_text(x->chunk, chunk, sizeof chunk);
+  snprintf(took, sizeof took, "%.4f s [%.4f-%.4f]", x->wall.median, x->wall.min, x->wall.max);
+  double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
+  fprintf(f, "%-8s %-8s %5s %3u  %-27s %5.0f%% %8.1f %10.1f %8.1f ns %7.2fx %4.0f%%%s\n",
+          x->backend, x->schedule, chunk, x->workers, took, util, x->peak_mib, x->ns_per_item,
+          x->overhead_ns, x->speedup, 100 * x->efficiency, x->failed ? "  FAILED" : "");
+}
+
+static void table_tail(FILE *f, const bench_result *r, const char *section) {
+  print_notes(f, r, section, "  > ");
+}
+
+static void md_head(FILE *f, const bench_row *x) {
+  fprintf(f, "\n### %s\n\n", x->section);
+  fprintf(f, "| backend | schedule | workers | took (median [min-max]) | CPU %% | peak MiB | "
+             "speedup | efficiency |\n|---|---|---|---|---|---|---|---|\n");
+}
+
+static void md_row(FILE *f, const bench_row *x) {
+  double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
+  fprintf(f, "| %s | %s | %u | %.4f s [%.4f-%.4f] | %.0f%% | %.1f | %.2fx | %.0f%% |%s\n",
+          x->backend, x->schedule, x->workers, x->wall.median, x->wall.min, x->wall.max, util,
+          x->peak_mib, x->speedup, 100 * x->efficiency, x->failed ? " FAILED" : "");
+}
+
+static void md_tail(FILE *f, const bench_result *r, const char *section) {
+  fputc('\n', f);
+  print_notes(f, r, section, "- ");
+}
+
+static void print_csv(FILE *f, const bench_result *r) {
+  fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
+             "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed\n");
+  for (size_t i = 0; i < r->nrows; i++) {
+    const bench_row *x = &r->rows[i];
     fprintf(f,
-            "%s\n{\"section\":\"%s\",\"backend\":\"%s\",\"schedule\":\"%s\",\"chunk\":%zu,"
+            "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d\n",
+            r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
+            x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
+            x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed);
+  }
+}
+
+/* Section names and notes are ours (no quotes or control characters), but escape anyway. */
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      fprintf(f, "\\u%04x", *s);
+    else
+      fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+static void print_json(FILE *f, const bench_result *r, const char *header) {
+  fprintf(f, "{\"schema\":%d,\"suite\":", BENCH_JSON_SCHEMA);
+  json_string(f, r->suite);
+  fprintf(f, ",\"run\":");
+  json_string(f, header);
+  fprintf(f, ",\"rows\":[");
+  for (size_t i = 0; i < r->nrows; i++) {
+    const bench_row *x = &r->rows[i];
+    fprintf(f, "%s\n{\"section\":", i ? "," : "");
+    json_string(f, x->section);
+    fprintf(f,
+            ",\"workload\":\"%s\",\"backend\":\"%s\",\"schedule\":\"%s\",\"chunk\":%zu,"
             "\"workers\":%u,\"n\":%zu,\"median_s\":%.6f,\"min_s\":%.6f,\"max_s\":%.6f,"
-            "\"ns_per_item\":%.3f,\"overhead_ns_per_item\":%.3f,\"speedup\":%.4f,"
-            "\"efficiency\":%.4f}",
-            i ? "," : "", r->section, r->backend, r->schedule, r->chunk, r->workers, r->n,
-            r->wall.median, r->wall.min, r->wall.max, r->ns_per_item, r->overhead_ns, r->speedup,
-            r->efficiency);
+            "\"cpu_s\":%.6f,\"sys_share\":%.4f,\"peak_mib\":%.2f,\"ns_per_item\":%.3f,"
+            "\"overhead_ns_per_item\":%.3f,\"speedup\":%.4f,\"efficiency\":%.4f,\"failed\":%s}",
+            x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n, x->wall.median,
+            x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib, x->ns_per_item,
+            x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false");
+  }
+  fprintf(f, "\n],\"notes\":[");
+  for (size_t i = 0; i < r->nnotes; i++) {
+    fprintf(f, "%s\n{\"section\":", i ? "," : "");
+    json_string(f, r->notes[i].section);
+    fprintf(f, ",\"text\":");
+    json_string(f, r->notes[i].text);
+    fputc('}', f);
   }
   fprintf(f, "\n]}\n");
 }
 
-void bench_report(FILE *f, bench_format fmt, const bench_row *rows, size_t n,
-                  const char *const *notes, size_t nnotes) {
+void bench_report(FILE *f, bench_format fmt, const bench_result *r, const char *header) {
+  static const layout table = {table_head, table_row, table_tail};
+  static const layout markdown = {md_head, md_row, md_tail};
   switch (fmt) {
   case BENCH_CSV:
-    print_csv(f, rows, n);
+    print_csv(f, r);
     return;
   case BENCH_JSON:
-    print_json(f, rows, n);
+    print_json(f, r, header);
     return;
   case BENCH_TABLE:
-    print_table(f, rows, n);
+    fprintf(f, "%s\n", header);
+    grouped(f, r, &table);
     fputc('\n', f);
-    for (size_t i = 0; i < nnotes; i++)
-      fprintf(f, "%s\n", notes[i]);
+    print_notes(f, r, "", "");
+    return;
+  case BENCH_MARKDOWN:
+    fprintf(f, "`%s`\n", header);
+    grouped(f, r, &markdown);
+    fputc('\n', f);
+    print_notes(f, r, "", "- ");
     return;
   }
 }

@@ -1,91 +1,319 @@
 /* SPDX-License-Identifier: MIT */
-/* brigade bench: run a benchmark suite and print its table. The overhead suite measures the
- * engine itself: what each schedule costs per item and what speedup it reaches. */
+/* brigade bench: the lecture's experiments on this machine (the catalogue suite), or the
+ * engine's own scheduling costs (the overhead suite), with tables, explanations, CSV, JSON,
+ * Markdown and plots. */
 #include "cli.h"
 #include "opts.h"
 #include "overhead.h"
+#include "plot.h"
+#include "plugin.h"
+#include "report.h"
+#include "runner.h"
 
 #include "brigade.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 void cmd_bench_help(FILE *f) {
-  fprintf(f,
-          "usage: brigade bench [--suite overhead] [--workers N] [--repeat R] [--size quick|full]\n"
-          "                     [--format table|csv|json]\n\n"
-          "Times every backend and schedule on this machine and prints median [min-max],\n"
-          "speedup over seq and parallel efficiency, with one untimed warm-up per case.\n\n"
-          "  --suite S     overhead (default): per-item scheduling cost with trivial items,\n"
-          "                and speedup on equal (prime-fixed) and unequal (prime-range) work\n"
-          "  --workers N   workers per pool (default: physical cores; BG_THREADS overrides)\n"
-          "  --repeat R    timed runs per case, 1..50 (default 3)\n"
-          "  --size S      full (default): 10M trivial items, 100,000 x trial division of\n"
-          "                9999991, trial division of every i < 1,000,000; quick: a tenth\n"
-          "  --format F    table (default), csv or json (schema 1)\n");
+  fprintf(f, "usage: brigade bench [options]\n\n"
+             "Runs the lecture's workloads with a sequential loop and every parallel backend, and\n"
+             "prints, per case, median [min-max] wall time, CPU use, peak memory, speedup over\n"
+             "the sequential loop and efficiency, then sentences computed from those numbers\n"
+             "that say where the time went.\n\n"
+             "  --suite S        catalogue (default): the lecture's workloads;\n"
+             "                   overhead: per-item scheduling cost of every schedule\n"
+             "  --workload LIST  workloads to run, comma-separated (default: all):\n");
+  for (size_t i = 0; i < bench_workload_count(); i++)
+    fprintf(f, "                     %-12s %s\n", bench_workload_at(i)->name,
+            bench_workload_at(i)->simulates);
+  fprintf(
+      f, "  --task LIB:FN    run your own function instead, int FN(void *out, const void *in,\n"
+         "                   size_t i, void *ctx), from a shared library (see examples/plugin)\n"
+         "  --out-size B     bytes each --task result takes (default 8)\n"
+         "  --n N            items per map (overrides the workload's sizes; required with --task)\n"
+         "  --param V        the workload's knob: seconds per sleep, bytes per file, MiB per\n"
+         "                   alloc item, doubles in the mean's array (with --n: one case)\n"
+         "  --size S         quick (default; the whole catalogue in about a minute) or lecture\n"
+         "                   (the lecture's sizes: minutes, and several GiB for alloc)\n"
+         "  --backends LIST  parallel backends to compare with seq (default: all usable)\n"
+         "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
+         "                   cores); auto (default: one per core, more when items block)\n"
+         "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
+         "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
+         "  --out FILE       write the report to FILE instead of standard output\n"
+         "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
+         "Ctrl-C stops the run and removes the temporary files. BG_THREADS sets the default\n"
+         "worker count.\n");
 }
 
 typedef struct bench_args {
-  bench_overhead_opts o;
+  const char *suite;
+  const bench_workload *workloads[32];
+  size_t nworkloads;
+  const char *task;
+  uint64_t out_size;
+  bench_run_opts run;
   bench_format format;
+  const char *out_path;
+  const char *plot_path;
 } bench_args;
 
-static int parse_workers(const char *s, unsigned *out) {
-  uint64_t v;
-  const char *why;
-  if (strcmp(s, "auto") == 0) {
-    *out = 0;
+/* Splits a comma-separated list in place; returns the count or -1 when it has empty items. */
+static int split(char *s, char **items, int cap) {
+  int n = 0;
+  char *p = s;
+  while (n < cap) {
+    char *comma = strchr(p, ',');
+    if (comma)
+      *comma = '\0';
+    if (*p == '\0')
+      return -1;
+    items[n++] = p;
+    if (!comma)
+      return n;
+    p = comma + 1;
+  }
+  return -1;
+}
+
+static unsigned default_workers(void) {
+  bg_topo_t *t;
+  unsigned w = 1;
+  if (bg_topo_create(&t) == 0) {
+    w = bg_topo_default_workers(t);
+    bg_topo_destroy(t);
+  }
+  return w;
+}
+
+static int parse_workers(const char *val, bench_run_opts *o) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", val);
+  o->nworkers = 0;
+  if (!strcmp(buf, "auto")) {
+    o->workers[o->nworkers++] = 0;
     return 0;
   }
-  if (cli_parse_count(s, 1, 4096, &v, &why) != 0)
-    return cli_usage("bench", "--workers '%s': %s (expected 1..4096 or auto)", s, why);
-  *out = (unsigned)v;
+  if (!strcmp(buf, "sweep")) {
+    unsigned top = 2 * default_workers();
+    for (unsigned w = 1; w <= top && o->nworkers < BENCH_MAX_WORKER_COUNTS; w *= 2)
+      o->workers[o->nworkers++] = w;
+    return 0;
+  }
+  char *items[BENCH_MAX_WORKER_COUNTS];
+  int n = split(buf, items, BENCH_MAX_WORKER_COUNTS);
+  if (n < 0)
+    return cli_usage("bench",
+                     "--workers '%s': expected a list such as 1,2,4 (at most %d), sweep "
+                     "or auto",
+                     val, BENCH_MAX_WORKER_COUNTS);
+  for (int i = 0; i < n; i++) {
+    uint64_t v;
+    const char *why;
+    if (!strcmp(items[i], "auto")) {
+      o->workers[o->nworkers++] = 0;
+      continue;
+    }
+    if (cli_parse_count(items[i], 1, 4096, &v, &why) != 0)
+      return cli_usage("bench", "--workers '%s': %s (expected 1..4096, sweep or auto)", items[i],
+                       why);
+    o->workers[o->nworkers++] = (unsigned)v;
+  }
+  return 0;
+}
+
+static int parse_workloads(const char *val, bench_args *a) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", val);
+  char *items[32];
+  int n = split(buf, items, 32);
+  if (n < 0)
+    return cli_usage("bench", "--workload '%s': expected names separated by commas", val);
+  for (int i = 0; i < n; i++) {
+    const bench_workload *w = bench_workload_find(items[i]);
+    if (!w)
+      return cli_usage("bench", "unknown workload '%s' (see 'brigade help bench' for the list)",
+                       items[i]);
+    a->workloads[a->nworkloads++] = w;
+  }
+  return 0;
+}
+
+static int parse_backends(const char *val, bench_run_opts *o) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", val);
+  char *items[BENCH_MAX_BACKENDS];
+  int n = split(buf, items, BENCH_MAX_BACKENDS);
+  if (n < 0)
+    return cli_usage("bench", "--backends '%s': expected names separated by commas", val);
+  o->nbackends = 0;
+  for (int i = 0; i < n; i++) {
+    if (!strcmp(items[i], "seq"))
+      continue; /* always run, as the baseline */
+    size_t k = 0;
+    bg_backend_info_t b;
+    while (k < bg_backend_count() && bg_backend_info(k, &b) == 0 && strcmp(b.name, items[i]))
+      k++;
+    if (k == bg_backend_count())
+      return cli_usage("bench", "unknown backend '%s' (see 'brigade info')", items[i]);
+    if (!b.usable)
+      return cli_usage("bench", "backend '%s' is %s", items[i],
+                       b.compiled ? "not usable on this machine" : "not compiled into this build");
+    o->backends[o->nbackends++] = b.name;
+  }
+  return 0;
+}
+
+static void default_backends(bench_run_opts *o) {
+  o->nbackends = 0;
+  for (size_t k = 0; k < bg_backend_count() && o->nbackends < BENCH_MAX_BACKENDS; k++) {
+    bg_backend_info_t b;
+    if (bg_backend_info(k, &b) == 0 && b.usable && strcmp(b.name, "seq"))
+      o->backends[o->nbackends++] = b.name;
+  }
+}
+
+static const char *const value_opts[] = {
+    "--suite",    "--workload", "--task",   "--out-size", "--n",   "--param", "--size",
+    "--backends", "--workers",  "--repeat", "--format",   "--out", "--plot",  NULL};
+
+static int is_value_opt(const char *s) {
+  for (size_t i = 0; value_opts[i]; i++)
+    if (!strcmp(s, value_opts[i]))
+      return 1;
+  return 0;
+}
+
+static int parse_one(const char *opt, const char *val, bench_args *a) {
+  uint64_t v;
+  const char *why;
+  if (!strcmp(opt, "--suite")) {
+    if (strcmp(val, "catalogue") && strcmp(val, "overhead"))
+      return cli_usage("bench", "unknown suite '%s' (suites: catalogue, overhead)", val);
+    a->suite = val;
+  } else if (!strcmp(opt, "--workload")) {
+    return parse_workloads(val, a);
+  } else if (!strcmp(opt, "--task")) {
+    a->task = val;
+  } else if (!strcmp(opt, "--out-size")) {
+    if (cli_parse_size(val, &v, &why) != 0 || v == 0 || v > (1u << 20))
+      return cli_usage("bench", "--out-size '%s': expected 1 to 1M bytes", val);
+    a->out_size = v;
+  } else if (!strcmp(opt, "--n")) {
+    if (cli_parse_count(val, 1, (uint64_t)1 << 40, &v, &why) != 0)
+      return cli_usage("bench", "--n '%s': %s (expected at least 1 item)", val, why);
+    a->run.n_override = (size_t)v;
+  } else if (!strcmp(opt, "--param")) {
+    char *end;
+    errno = 0;
+    double p = strtod(val, &end);
+    if (errno || end == val || *end || !(p > 0) || p > 1e12)
+      return cli_usage("bench", "--param '%s': expected a positive number", val);
+    a->run.param = p;
+  } else if (!strcmp(opt, "--size")) {
+    if (strcmp(val, "quick") && strcmp(val, "lecture"))
+      return cli_usage("bench", "unknown size '%s' (sizes: quick, lecture)", val);
+    a->run.lecture = !strcmp(val, "lecture");
+  } else if (!strcmp(opt, "--backends")) {
+    return parse_backends(val, &a->run);
+  } else if (!strcmp(opt, "--workers")) {
+    return parse_workers(val, &a->run);
+  } else if (!strcmp(opt, "--repeat")) {
+    if (cli_parse_count(val, 1, 50, &v, &why) != 0)
+      return cli_usage("bench", "--repeat '%s': %s (expected 1..50)", val, why);
+    a->run.repeat = (unsigned)v;
+  } else if (!strcmp(opt, "--format")) {
+    if (bench_format_parse(val, &a->format) != 0)
+      return cli_usage("bench", "unknown format '%s' (formats: table, csv, json, markdown)", val);
+  } else if (!strcmp(opt, "--out")) {
+    a->out_path = val;
+  } else {
+    a->plot_path = val;
+  }
   return 0;
 }
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-  a->o = (bench_overhead_opts){.repeat = 3,
-                               .n_trivial = 10000000,
-                               .n_fixed = 100000,
-                               .n_range = 1000000,
-                               .progress = isatty(2)};
-  a->format = BENCH_TABLE;
+  memset(a, 0, sizeof *a);
+  a->suite = "catalogue";
+  a->out_size = 8;
+  a->run.repeat = 3;
+  a->run.param = -1;
+  a->run.progress = isatty(2);
+  a->run.workers[a->run.nworkers++] = 0;
+  default_backends(&a->run);
   const char *env = getenv("BG_THREADS");
-  if (env && *env && parse_workers(env, &a->o.workers) != 0)
+  if (env && *env && parse_workers(env, &a->run) != 0)
     return cli_usage("bench", "the environment variable BG_THREADS='%s' is not a worker count",
                      env);
   for (int i = 1; i < argc; i++) {
-    const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(opt, "--suite") && strcmp(opt, "--workers") && strcmp(opt, "--repeat") &&
-        strcmp(opt, "--size") && strcmp(opt, "--format"))
-      return cli_usage("bench", "unknown option '%s'", opt);
-    if (!val)
-      return cli_usage("bench", "option '%s' needs a value", opt);
+    if (!is_value_opt(argv[i]))
+      return cli_usage("bench", "unknown option '%s'", argv[i]);
+    if (i + 1 >= argc)
+      return cli_usage("bench", "option '%s' needs a value", argv[i]);
+    int rc = parse_one(argv[i], argv[i + 1], a);
+    if (rc != 0)
+      return rc;
     i++;
-    if (!strcmp(opt, "--suite")) {
-      if (strcmp(val, "overhead") != 0)
-        return cli_usage("bench", "unknown suite '%s' (suites: overhead)", val);
-    } else if (!strcmp(opt, "--workers")) {
-      if (parse_workers(val, &a->o.workers) != 0)
-        return CLI_USAGE;
-    } else if (!strcmp(opt, "--repeat")) {
-      uint64_t r;
-      const char *why;
-      if (cli_parse_count(val, 1, 50, &r, &why) != 0)
-        return cli_usage("bench", "--repeat '%s': %s (expected 1..50)", val, why);
-      a->o.repeat = (unsigned)r;
-    } else if (!strcmp(opt, "--size")) {
-      if (!strcmp(val, "quick")) {
-        a->o.n_trivial /= 10, a->o.n_fixed /= 10, a->o.n_range /= 10;
-      } else if (strcmp(val, "full") != 0) {
-        return cli_usage("bench", "unknown size '%s' (sizes: quick, full)", val);
-      }
-    } else if (bench_format_parse(val, &a->format) != 0) {
-      return cli_usage("bench", "unknown format '%s' (formats: table, csv, json)", val);
-    }
   }
+  if (a->task && a->run.n_override == 0)
+    return cli_usage("bench", "--task needs --n, the number of items to map");
+  if (a->task && a->nworkloads)
+    return cli_usage("bench", "--task and --workload cannot be combined");
+  if (!a->task && !a->nworkloads)
+    for (size_t i = 0; i < bench_workload_count(); i++)
+      a->workloads[a->nworkloads++] = bench_workload_at(i);
   return 0;
+}
+
+static void on_sigint(int sig) {
+  (void)sig;
+  bench_interrupted = 1;
+}
+
+static int run_overhead(const bench_args *a, bench_result *res) {
+  bench_overhead_opts o = {.workers = a->run.workers[0],
+                           .repeat = a->run.repeat,
+                           .n_trivial = 10000000,
+                           .n_fixed = 100000,
+                           .n_range = 1000000,
+                           .progress = a->run.progress};
+  const char *what = "";
+  int rc = bench_overhead(&o, res, &what);
+  if (rc != 0)
+    return cli_fail("bench", "%s failed: %s", what, bg_strerror(rc));
+  return CLI_OK;
+}
+
+static int run_catalogue(const bench_args *a, bench_result *res) {
+  res->suite = "catalogue";
+  bench_plugin plugin;
+  char err[512];
+  const bench_workload *list[32];
+  size_t n = a->nworkloads;
+  memcpy(list, a->workloads, n * sizeof list[0]);
+  if (a->task) {
+    if (bench_plugin_load(a->task, a->run.n_override, a->out_size, &plugin, err, sizeof err) != 0)
+      return cli_usage("bench", "%s", err);
+    list[0] = &plugin.w;
+    n = 1;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
+  if (a->task)
+    bench_plugin_unload(&plugin);
+  if (rc == BG_ECANCELED) {
+    fprintf(stderr, "brigade bench: interrupted; temporary files were removed\n");
+    return 130;
+  }
+  if (rc != 0)
+    return cli_fail("bench", "%s", err);
+  return CLI_OK;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -93,21 +321,31 @@ int cmd_bench(int argc, char **argv) {
   int rc = parse_args(argc, argv, &a);
   if (rc != 0)
     return rc;
-  bench_result *res = malloc(sizeof *res);
-  if (!res)
+  FILE *out = stdout;
+  if (a.out_path && !(out = fopen(a.out_path, "w")))
+    return cli_usage("bench", "--out '%s': cannot write: %s", a.out_path, strerror(errno));
+  bench_result *res = calloc(1, sizeof *res);
+  if (!res) {
+    if (out != stdout)
+      fclose(out);
     return cli_fail("bench", "out of memory");
-  const char *what = "";
-  rc = bench_overhead(&a.o, res, &what);
-  if (rc != 0) {
-    free(res);
-    return cli_fail("bench", "%s failed: %s", what, bg_strerror(rc));
   }
-  const char *notes[BENCH_MAX_NOTES];
-  for (size_t i = 0; i < res->nnotes; i++)
-    notes[i] = res->notes[i];
-  if (a.format == BENCH_TABLE)
-    printf("brigade %s bench --suite overhead (%s)\n", bg_version(), bg_build_options());
-  bench_report(stdout, a.format, res->rows, res->nrows, notes, res->nnotes);
+  struct sigaction sa = {.sa_handler = on_sigint};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  rc = !strcmp(a.suite, "overhead") ? run_overhead(&a, res) : run_catalogue(&a, res);
+  if (rc == CLI_OK) {
+    char header[256];
+    snprintf(header, sizeof header, "brigade %s bench --suite %s (%s)", bg_version(), a.suite,
+             bg_build_options());
+    bench_report(out, a.format, res, header);
+    char err[256];
+    if (a.plot_path && bench_plot(res, a.plot_path, err, sizeof err) != 0)
+      rc = cli_fail("bench", "%s", err);
+  }
+  if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
+    rc = cli_fail("bench", "--out '%s': write failed", a.out_path);
   free(res);
-  return CLI_OK;
+  return rc;
 }

@@ -11,6 +11,7 @@ packages=(
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it
   clang-format                                  # make format-check
+  gnuplot-nox                                   # brigade bench --plot
 )
 
 missing=()

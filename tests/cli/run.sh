@@ -2,7 +2,8 @@
 # CLI tests: exit codes, where help and errors go, and what the messages name. Each case runs
 # the binary and compares; the first mismatch is printed with the command that caused it.
 set -u
-bin=$1
+bin=$1 plugin=$2 schema=$3
+here=$(cd "$(dirname "$0")" && pwd)
 pass=0 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -39,17 +40,69 @@ expect 0 out 'threads +usable' -- info
 expect 0 out '"physical_total":[0-9]+' -- info --json
 expect 2 err "unknown option '--yaml'" -- info --yaml
 expect 2 err "unknown suite 'gpu'" -- bench --suite gpu
+expect 2 err "unknown workload 'primes'" -- bench --workload primes
+expect 2 err "unknown workload 'nope'" -- bench --workload sleep,nope
+expect 2 err "--n '0': number too small" -- bench --workload sleep --n 0
+expect 2 err "--n '-5': expected a non-negative whole number" -- bench --n -5
 expect 2 err "--workers '0': number too small" -- bench --workers 0
 expect 2 err "--workers 'x': expected a non-negative whole number" -- bench --workers x
 expect 2 err "--workers '-3'" -- bench --workers -3
+expect 2 err "--workers '1,,2': expected a list" -- bench --workers 1,,2
 expect 2 err "--repeat '99999999999999999999999': number too large" -- bench --repeat 99999999999999999999999
 expect 2 err "option '--format' needs a value" -- bench --format
 expect 2 err "unknown format 'xml'" -- bench --format xml
 expect 2 err "unknown size 'huge'" -- bench --size huge
+expect 2 err "unknown backend 'cuda'" -- bench --backends cuda
+expect 2 err "--param 'fast': expected a positive number" -- bench --param fast
+expect 2 err "--task needs --n" -- bench --task ./nowhere.so:f
+expect 2 err "cannot load './nowhere.so'" -- bench --task nowhere.so:f --n 10
+expect 2 err "expected LIBRARY:FUNCTION" -- bench --task "$plugin" --n 10
+expect 2 err "no function 'no_such_fn'" -- bench --task "$plugin:no_such_fn" --n 10
+expect 2 err "--out '/nonexistent/dir/x': cannot write" -- bench --out /nonexistent/dir/x
 BG_THREADS=lots expect 2 err "BG_THREADS='lots'" -- bench
-expect 0 out '^section,backend,schedule' -- bench --size quick --repeat 1 --format csv --workers 2
-expect 0 out '"schema":1' -- bench --size quick --repeat 1 --format json --workers 2
-expect 0 out 'threads/auto speedup' -- bench --size quick --repeat 1 --workers 2
+
+# Runs: every workload at a tiny size on every backend, each check passing.
+for w in sleep prime-fixed prime-range disk-small disk-large alloc chunk-mean vector-mean; do
+  expect 0 out "== $w: " -- bench --workload $w --n 40 --repeat 1 --workers 2
+  if grep -q 'FAILED' "$tmp/out"; then echo "FAIL: $w reported a failed check"; fail=$((fail + 1)); fi
+done
+expect 0 out 'Fastest: ' -- bench --workload prime-range --n 20000 --repeat 1
+expect 0 out '^suite,section,workload' -- bench --workload prime-fixed --n 100 --repeat 1 --format csv
+expect 0 out '^### prime-fixed: 100 items' -- bench --workload prime-fixed --n 100 --repeat 1 --format markdown
+expect 0 out 'threads/auto speedup' -- bench --suite overhead --repeat 1 --workers 2
+expect 0 out '== task digit_sum: 1000 items ==' -- bench --task "$plugin:digit_sum" --n 1000 --repeat 1
+expect 0 out 'the first, item 7, returned 7' -- bench --task "$plugin:fail_on_seven" --n 1000 --repeat 1
+"$bin" bench --workload prime-fixed --n 100 --repeat 1 --workers sweep --format csv --out "$tmp/sweep.csv" &&
+  [ -s "$tmp/sweep.csv" ] && grep -q ',prime-fixed,threads,auto,0,4,' "$tmp/sweep.csv" && pass=$((pass + 1)) ||
+  { echo "FAIL: --out with --workers sweep wrote no 4-worker row"; fail=$((fail + 1)); }
+
+# No temporary directory is left behind, even when every item fails (Ctrl-C stops all items).
+before=$(ls -d "${TMPDIR:-/tmp}"/brigade-disk-* 2>/dev/null | wc -l)
+setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 >/dev/null 2>"$tmp/int" &
+pid=$!
+sleep 1
+kill -INT "$pid"
+wait "$pid"
+code=$?
+after=$(ls -d "${TMPDIR:-/tmp}"/brigade-disk-* 2>/dev/null | wc -l)
+if [ "$code" -eq 130 ] && [ "$after" -eq "$before" ] && grep -q 'interrupted' "$tmp/int"; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: Ctrl-C during disk-small: exit $code (want 130), temp dirs $before -> $after"
+  fail=$((fail + 1))
+fi
+
+# JSON output validates against the documented schema.
+"$bin" bench --workload prime-range,sleep --n 50 --repeat 1 --format json >"$tmp/b.json" &&
+  python3 "$here/validate_json.py" "$schema" "$tmp/b.json" && pass=$((pass + 1)) ||
+  { echo "FAIL: bench --format json does not match $schema"; fail=$((fail + 1)); }
+
+# Plots go through gnuplot when it is installed, and say how to install it when it is not.
+if command -v gnuplot >/dev/null; then
+  expect 0 out 'Fastest' -- bench --workload prime-fixed --n 1000 --repeat 1 --workers 1,2 --plot "$tmp/p.svg"
+  grep -q '<svg' "$tmp/p.svg" && pass=$((pass + 1)) || { echo "FAIL: --plot wrote no SVG"; fail=$((fail + 1)); }
+fi
+expect 1 err "must end in .svg or .png" -- bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.pdf"
 
 # An affinity mask narrows what brigade uses (the lecture's os.cpu_count() would still say all).
 if command -v taskset >/dev/null; then

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* The sentences under each table. Every one is computed from the case's rows: where the time
+ * went (CPU or waiting, user or kernel), whether the map was too short for parallelism to pay,
+ * what limited the speedup (cores, memory bandwidth, the kernel), and what auto did. */
+#include "runner.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* "850 ns", "12.3 us", "4.1 ms", "2.50 s". */
+static const char *human(double seconds, char *buf, size_t cap) {
+  if (seconds < 1e-6)
+    snprintf(buf, cap, "%.0f ns", seconds * 1e9);
+  else if (seconds < 1e-3)
+    snprintf(buf, cap, "%.1f us", seconds * 1e6);
+  else if (seconds < 1)
+    snprintf(buf, cap, "%.1f ms", seconds * 1e3);
+  else
+    snprintf(buf, cap, "%.2f s", seconds);
+  return buf;
+}
+
+static const bench_row *seq_row(const bench_result *res, const char *section) {
+  return bench_find_row(res, section, "seq", "auto");
+}
+
+static const bench_row *best_row(const bench_result *res, const char *section) {
+  const bench_row *best = NULL;
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (strcmp(r->section, section) || !strcmp(r->backend, "seq") || r->failed)
+      continue;
+    if (!best || r->wall.median < best->wall.median)
+      best = r;
+  }
+  return best;
+}
+
+static void explain_limits(bench_result *res, const bench_workload *w, const bench_case *c,
+                           const char *section, const bench_row *seq, const bench_row *best) {
+  double util_seq = seq->wall.median > 0 ? seq->cpu_s / seq->wall.median : 0;
+  double util_best = best->wall.median > 0 ? best->cpu_s / (best->wall.median * best->workers) : 0;
+  if (util_seq < 0.5) {
+    bench_note_add(res, section,
+                   "Waiting, not computing: the sequential run used the CPU %.0f%% of its time. "
+                   "Latency is overlapped by more workers, not by more cores.",
+                   100 * util_seq);
+  } else if (best->sys_share > 0.5) {
+    bench_note_add(res, section,
+                   "The kernel did most of the work: %.0f%% of the CPU time was system time "
+                   "(%s), which parallelises only as far as the kernel lets it.",
+                   100 * best->sys_share,
+                   w->item_bytes ? "page faults handing out fresh memory" : "file-system calls");
+  }
+  if (w->bytes_read) {
+    double bytes = w->bytes_read(c);
+    bench_note_add(res, section,
+                   "Memory streaming: %.1f GB/s with one worker, %.1f GB/s with %u. No copy or "
+                   "serialization happens: the workers read the array in place.",
+                   bytes / seq->wall.median / 1e9, bytes / best->wall.median / 1e9, best->workers);
+  }
+  if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers)
+    bench_note_add(res, section,
+                   "The %u workers were busy %.0f%% of the time: the rest went to waiting (for "
+                   "memory, the kernel or each other).",
+                   best->workers, 100 * util_best);
+}
+
+void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
+                   const char *section) {
+  const bench_row *seq = seq_row(res, section), *best = best_row(res, section);
+  if (!seq || !best)
+    return;
+  char item[32], whole[32];
+  human(seq->wall.median / (double)(c->n ? c->n : 1), item, sizeof item);
+  human(seq->wall.median, whole, sizeof whole);
+  bench_note_add(res, section,
+                 "Fastest: %s with %u workers, %.2fx the sequential loop (%.0f%% efficiency); "
+                 "one item takes %s sequentially.",
+                 best->backend, best->workers, best->speedup, 100 * best->efficiency, item);
+  if (best->ran_inline) {
+    bench_note_add(res, section,
+                   "Too small to parallelise: the whole map takes %s, less than waking the "
+                   "workers would repay, so auto ran it inline on the calling thread.",
+                   whole);
+  } else if (best->chunks >= c->n && c->n > 0) {
+    bench_note_add(res, section,
+                   "Items are long enough that auto handed them out one at a time (%zu chunks), "
+                   "so no worker sat idle while another had work.",
+                   best->chunks);
+  } else if (best->chunks > 0) {
+    bench_note_add(res, section,
+                   "auto cut the %zu items into %zu chunks (about %.0f items each, ~50 us of "
+                   "work) so scheduling cost stays near 0.1%% and no worker sits idle at the end.",
+                   c->n, best->chunks, (double)c->n / (double)best->chunks);
+  }
+  if (best->speedup < 1.0)
+    bench_note_add(res, section,
+                   "Parallel was slower than sequential here: the coordination cost more than "
+                   "the %s of work it could share.",
+                   whole);
+  explain_limits(res, w, c, section, seq, best);
+}

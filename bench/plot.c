@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/* Plots with gnuplot, fed through a pipe: the data goes inline after each plot command, so
+ * nothing is written but the picture. */
+#include "plot.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *terminal_for(const char *path) {
+  const char *dot = strrchr(path, '.');
+  if (dot && !strcmp(dot, ".svg"))
+    return "svg size 1000,900 dynamic background rgb 'white'";
+  if (dot && !strcmp(dot, ".png"))
+    return "pngcairo size 1000,900";
+  return NULL;
+}
+
+#define MAX_SERIES 16
+
+/* Distinct values of a field, in first-seen order, leaving out skip. */
+static size_t distinct(const bench_result *r, size_t off, const char *skip, const char **out,
+                       size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->nrows; i++) {
+    const char *v = *(const char *const *)((const char *)&r->rows[i] + off);
+    if (skip && !strcmp(v, skip))
+      continue;
+    size_t k = 0;
+    while (k < n && strcmp(out[k], v))
+      k++;
+    if (k == n && n < cap)
+      out[n++] = v;
+  }
+  return n;
+}
+
+/* The best speedup of a backend in a section, over worker counts. */
+static double best_speedup(const bench_result *r, const char *section, const char *backend) {
+  double best = 0;
+  for (size_t i = 0; i < r->nrows; i++)
+    if (!strcmp(r->rows[i].section, section) && !strcmp(r->rows[i].backend, backend) &&
+        r->rows[i].speedup > best)
+      best = r->rows[i].speedup;
+  return best;
+}
+
+static void bars(FILE *g, const bench_result *r, const char **backends, size_t nb) {
+  const char *sections[BENCH_MAX_ROWS];
+  size_t ns = 0;
+  for (size_t i = 0; i < r->nrows; i++)
+    if (ns == 0 || strcmp(sections[ns - 1], r->rows[i].section))
+      sections[ns++] = r->rows[i].section;
+  fprintf(g, "set title 'Speedup over the sequential loop (best worker count)'\n"
+             "set style data histograms\nset style histogram clustered gap 1\n"
+             "set style fill solid 0.8 border -1\nset xtics rotate by -30 noenhanced\n"
+             "set ylabel 'speedup'\nset key top left\nplot ");
+  for (size_t b = 0; b < nb; b++)
+    fprintf(g, "%s'-' using 2:xtic(1) title '%s'", b ? ", " : "", backends[b]);
+  fputc('\n', g);
+  for (size_t b = 0; b < nb; b++) {
+    for (size_t s = 0; s < ns; s++) {
+      char name[BENCH_SECTION_LEN];
+      snprintf(name, sizeof name, "%s", sections[s]);
+      for (char *c = name; *c; c++)
+        if (*c == '"')
+          *c = '\'';
+      fprintf(g, "\"%s\" %.4f\n", name, best_speedup(r, sections[s], backends[b]));
+    }
+    fprintf(g, "e\n");
+  }
+}
+
+static void lines(FILE *g, const bench_result *r, const char **backends, size_t nb) {
+  unsigned maxw = 1;
+  for (size_t i = 0; i < r->nrows; i++)
+    maxw = r->rows[i].workers > maxw ? r->rows[i].workers : maxw;
+  fprintf(g, "set title 'Speedup against workers'\nset style data linespoints\n"
+             "unset xtics\nset xtics\nset xlabel 'workers'\nset ylabel 'speedup'\n"
+             "set xrange [0.5:%u.5]\nplot x title 'ideal' with lines dashtype 2",
+          maxw);
+  const char *workloads[BENCH_MAX_ROWS];
+  size_t nw = distinct(r, offsetof(bench_row, workload), NULL, workloads, BENCH_MAX_ROWS);
+  for (size_t w = 0; w < nw; w++)
+    for (size_t b = 0; b < nb; b++)
+      fprintf(g, ", '-' using 1:2 title '%s %s' noenhanced", workloads[w], backends[b]);
+  fputc('\n', g);
+  for (size_t w = 0; w < nw; w++) {
+    for (size_t b = 0; b < nb; b++) {
+      for (size_t i = 0; i < r->nrows; i++) {
+        const bench_row *x = &r->rows[i];
+        if (!strcmp(x->workload, workloads[w]) && !strcmp(x->backend, backends[b]))
+          fprintf(g, "%u %.4f\n", x->workers, x->speedup);
+      }
+      fprintf(g, "e\n");
+    }
+  }
+}
+
+int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
+  const char *term = terminal_for(path);
+  if (!term) {
+    snprintf(err, cap, "--plot '%s': the file must end in .svg or .png", path);
+    return -1;
+  }
+  if (strchr(path, '\'') || strchr(path, '\n')) {
+    snprintf(err, cap, "--plot '%s': the file name must not contain quotes or newlines", path);
+    return -1;
+  }
+  if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    snprintf(err, cap, "--plot needs gnuplot: install it with 'apt-get install gnuplot-nox' "
+                       "(scripts/bootstrap.sh does)");
+    return -1;
+  }
+  FILE *g = popen("gnuplot 2>/dev/null", "w");
+  if (!g) {
+    snprintf(err, cap, "cannot start gnuplot");
+    return -1;
+  }
+  const char *backends[MAX_SERIES];
+  size_t nb = distinct(r, offsetof(bench_row, backend), "seq", backends, MAX_SERIES);
+  fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, path);
+  bars(g, r, backends, nb);
+  lines(g, r, backends, nb);
+  fprintf(g, "unset multiplot\nset output\n");
+  if (pclose(g) != 0) {
+    snprintf(err, cap, "gnuplot failed to draw '%s'", path);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* Plots through gnuplot: speedup per workload case as grouped bars, and speedup against
+ * workers with the ideal line. */
+#ifndef BRIGADE_BENCH_PLOT_H
+#define BRIGADE_BENCH_PLOT_H
+
+#include "result.h"
+
+/* Writes an SVG or PNG (chosen by the file's extension). Returns 0, or -1 with a message (no
+ * gnuplot installed, an unknown extension, gnuplot failing). */
+int bench_plot(const bench_result *r, const char *path, char *err, size_t cap);
+
+#endif

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* What a benchmark run produces: one row per (workload case, approach, worker count), and the
+ * explanations computed for each case. Every suite fills one of these; the report formats
+ * print it. */
+#ifndef BRIGADE_BENCH_RESULT_H
+#define BRIGADE_BENCH_RESULT_H
+
+#include <stddef.h>
+
+#include "stats.h"
+
+#define BENCH_MAX_ROWS 512
+#define BENCH_MAX_NOTES 128
+#define BENCH_NOTE_LEN 320
+#define BENCH_SECTION_LEN 64
+
+typedef struct bench_row {
+  char section[BENCH_SECTION_LEN]; /* the case: "prime-range, 1000000 items" */
+  const char *workload;            /* "prime-range" */
+  const char *backend;             /* "seq", "threads", "openmp" */
+  const char *schedule;            /* "auto", "static", ... */
+  size_t chunk;                    /* 0: the schedule's default */
+  unsigned workers;
+  size_t n;             /* items per map */
+  bench_summary wall;   /* seconds */
+  double cpu_s;         /* median CPU time (user + system) of the process per run */
+  double sys_share;     /* system time / CPU time */
+  double peak_mib;      /* peak resident memory during the case's runs */
+  double ns_per_item;   /* median wall / n */
+  double overhead_ns;   /* (workers * wall - seq wall) / n: worker time not spent on items */
+  double speedup;       /* seq median / this median */
+  double efficiency;    /* speedup / workers */
+  size_t chunks;        /* chunks the schedule handed out in the last run */
+  int ran_inline;       /* the last run ran on the calling thread only */
+  int failed;           /* the map reported failures or its check failed */
+} bench_row;
+
+typedef struct bench_note {
+  char section[BENCH_SECTION_LEN]; /* the case it explains, "" for the whole run */
+  char text[BENCH_NOTE_LEN];
+} bench_note;
+
+typedef struct bench_result {
+  const char *suite;
+  bench_row rows[BENCH_MAX_ROWS];
+  size_t nrows;
+  bench_note notes[BENCH_MAX_NOTES];
+  size_t nnotes;
+} bench_result;
+
+/* Adds a note to a section (printf-style). Silently drops notes past BENCH_MAX_NOTES. */
+void bench_note_add(bench_result *r, const char *section, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The row of a section with that backend and schedule (and chunk, when nonzero), or NULL. */
+const bench_row *bench_find_row(const bench_result *r, const char *section, const char *backend,
+                                const char *schedule);
+
+#endif

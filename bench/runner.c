@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/* Runs the catalogue. For each case: admission (memory for set-up and for the items that run
+ * at once), set-up, the sequential baseline, then every backend at every worker count; each
+ * with one warm-up (skipped when a run takes over a second: it then teaches nothing) and
+ * `repeat` timed runs. Results are checked after the first timed run of every row. */
+#include "runner.h"
+#include "stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+/* Memory brigade lets the benchmark plan for: the rest is left to the system and to error. */
+#define MEM_SAFETY 0.8
+
+/* User and system CPU time of the whole process, read together so they are consistent. */
+typedef struct cpu_sample {
+  double user, sys;
+} cpu_sample;
+
+static cpu_sample cpu_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (cpu_sample){(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
+                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6};
+}
+
+/* Resets the peak resident size (Linux: writing 5 to clear_refs) so each row reports its own. */
+static void peak_reset(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
+static double peak_mib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  double kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+      break;
+  if (f)
+    fclose(f);
+  if (kib == 0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    kib = (double)ru.ru_maxrss;
+  }
+  return kib / 1024;
+}
+
+typedef struct run_case {
+  const bench_workload *w;
+  bench_case c;
+  void *state;
+  void *out;
+  char section[BENCH_SECTION_LEN];
+  double seq_s;  /* median of the seq row */
+  double seq_util; /* CPU time / wall time of the seq row */
+} run_case;
+
+static void progress(const bench_run_opts *o, const run_case *rc, const char *backend,
+                     unsigned workers) {
+  if (o->progress)
+    fprintf(stderr, "\r\033[K%s: %s, %u workers ...", rc->section, backend, workers);
+}
+
+/* Times one (backend, workers) row. Returns 0 or a BG_E* from pool creation. */
+static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
+                    bench_row *row, bench_result *res) {
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.backend = backend;
+  po.workers = workers;
+  bg_pool_t *pool;
+  int err = bg_pool_create(&po, &pool);
+  if (err != 0)
+    return err;
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = rc->w->fn;
+  d.ctx = rc->w->setup ? rc->state : &rc->c;
+  d.n = rc->c.n;
+  d.out = rc->out;
+  d.out_size = rc->w->out_size;
+  d.flags = BG_MAP_HALT;
+  double t[64], cpu[64], sys = 0, user = 0;
+  unsigned reps = o->repeat;
+  double estimate = rc->seq_s > 0 ? rc->seq_s / workers : 0;
+  int warm = estimate < 1.0;
+  bg_map_report_t rep = {0};
+  int rcode = 0;
+  peak_reset();
+  for (unsigned r = 0; r < reps + (unsigned)warm && !bench_interrupted; r++) {
+    memset(rc->out, 0, rc->c.n * rc->w->out_size);
+    cpu_sample c0 = cpu_now();
+    double t0 = bench_now();
+    rcode = bg_map(pool, &d, &rep);
+    double dt = bench_now() - t0;
+    cpu_sample c1 = cpu_now();
+    double du = c1.user - c0.user, ds = c1.sys - c0.sys;
+    if (warm && r == 0)
+      continue;
+    unsigned k = r - (unsigned)warm;
+    t[k] = dt;
+    cpu[k] = du + ds;
+    user += du;
+    sys += ds;
+    if (k == 0 && rcode == 0 && rc->w->check) {
+      char why[256];
+      if (rc->w->check(rc->state, &rc->c, rc->out, why, sizeof why) != 0) {
+        row->failed = 1;
+        bench_note_add(res, rc->section, "CHECK FAILED on %s: %s", backend, why);
+      }
+    }
+    if (rcode != 0)
+      break;
+  }
+  row->peak_mib = peak_mib();
+  row->workers = bg_pool_workers(pool);
+  bg_pool_destroy(pool);
+  if (bench_interrupted)
+    return BG_ECANCELED;
+  unsigned got = rcode == 0 ? reps : 1;
+  if (rcode != 0) {
+    row->failed = 1;
+    bench_note_add(res, rc->section, "%s: %zu of %zu items failed; the first, item %zu, returned %d",
+                   backend, rep.n_failed, rc->c.n, rep.first_failed, rep.first_code);
+  }
+  row->wall = bench_summarise(t, got);
+  row->cpu_s = bench_summarise(cpu, got).median;
+  row->sys_share = user + sys > 0 ? sys / (user + sys) : 0;
+  row->chunks = rep.chunks;
+  row->ran_inline = rep.ran_inline;
+  return 0;
+}
+
+static bench_row *new_row(bench_result *res, const run_case *rc, const char *backend) {
+  if (res->nrows == BENCH_MAX_ROWS)
+    return NULL;
+  bench_row *row = &res->rows[res->nrows];
+  memset(row, 0, sizeof *row);
+  snprintf(row->section, sizeof row->section, "%s", rc->section);
+  row->workload = rc->w->name;
+  row->backend = backend;
+  row->schedule = "auto";
+  row->n = rc->c.n;
+  return row;
+}
+
+static void finish_row(bench_result *res, bench_row *row, const run_case *rc) {
+  row->ns_per_item = row->wall.median * 1e9 / (double)(rc->c.n ? rc->c.n : 1);
+  double seq = rc->seq_s > 0 ? rc->seq_s : row->wall.median;
+  row->speedup = row->wall.median > 0 ? seq / row->wall.median : 0;
+  row->efficiency = row->speedup / row->workers;
+  row->overhead_ns =
+      ((double)row->workers * row->wall.median - seq) * 1e9 / (double)(rc->c.n ? rc->c.n : 1);
+  res->nrows++;
+}
+
+/* How many workers "auto" means for this case: the default, raised when the sequential run
+ * shows the items mostly blocked (their CPU time far below their wall time), because workers
+ * beyond the cores then overlap waits instead of competing for cores. */
+static unsigned auto_workers(const run_case *rc, bench_result *res) {
+  bg_topo_t *t;
+  unsigned def = 1;
+  if (bg_topo_create(&t) == 0) {
+    def = bg_topo_default_workers(t);
+    bg_topo_destroy(t);
+  }
+  if (rc->seq_util >= 0.5 || rc->c.n <= def)
+    return def;
+  double want = ceil((double)def / (rc->seq_util > 1e-3 ? rc->seq_util : 1e-3));
+  unsigned w = want > BENCH_BLOCKING_MAX_WORKERS ? BENCH_BLOCKING_MAX_WORKERS : (unsigned)want;
+  if (w > rc->c.n)
+    w = (unsigned)rc->c.n;
+  if (w > def)
+    bench_note_add(res, rc->section,
+                   "auto workers: the sequential run kept the CPU busy %.1f%% of the time (items "
+                   "blocked), so %u workers were used instead of %u (one per core), to overlap the "
+                   "waits; the bound is %u",
+                   100 * rc->seq_util, w, def, BENCH_BLOCKING_MAX_WORKERS);
+  return w;
+}
+
+/* Lowers workers so that the items running at once fit in memory; 0 when not even one fits. */
+static unsigned admit(const run_case *rc, unsigned workers, uint64_t avail, bench_result *res) {
+  if (!rc->w->item_bytes)
+    return workers;
+  uint64_t per = rc->w->item_bytes(&rc->c), budget = (uint64_t)((double)avail * MEM_SAFETY);
+  uint64_t fit = per ? budget / per : workers;
+  if (fit >= workers)
+    return workers;
+  if (fit > 0)
+    bench_note_add(res, rc->section,
+                   "memory: %u workers would hold %.0f MiB at once but %.0f MiB are available, so "
+                   "%u workers ran",
+                   workers, (double)per * workers / 1048576, (double)avail / 1048576,
+                   (unsigned)fit);
+  return (unsigned)fit;
+}
+
+static int refuse(const run_case *rc, uint64_t avail, char *err, size_t cap) {
+  snprintf(err, cap,
+           "%s: one item needs %.0f MiB but only %.0f MiB are available; use a smaller size "
+           "(--size quick, --param) or free memory",
+           rc->section, (double)rc->w->item_bytes(&rc->c) / 1048576, (double)avail / 1048576);
+  return BG_ENOMEM;
+}
+
+static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench_result *res,
+                    char *err, size_t cap) {
+  /* Even the sequential loop holds one item's memory. */
+  if (admit(rc, 1, avail, res) == 0)
+    return refuse(rc, avail, err, cap);
+  bench_row *row = new_row(res, rc, "seq");
+  if (!row)
+    return 0;
+  progress(o, rc, "seq", 1);
+  int e = time_row(o, rc, "seq", 1, row, res);
+  if (e != 0)
+    return e;
+  rc->seq_s = row->wall.median;
+  rc->seq_util = row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
+  finish_row(res, row, rc);
+  for (size_t wi = 0; wi < o->nworkers; wi++) {
+    unsigned workers = o->workers[wi] ? o->workers[wi] : auto_workers(rc, res);
+    workers = admit(rc, workers, avail, res);
+    if (workers == 0)
+      return refuse(rc, avail, err, cap);
+    for (size_t b = 0; b < o->nbackends; b++) {
+      row = new_row(res, rc, o->backends[b]);
+      if (!row)
+        return 0;
+      progress(o, rc, o->backends[b], workers);
+      e = time_row(o, rc, o->backends[b], workers, row, res);
+      if (e != 0) {
+        snprintf(err, cap, "%s: backend %s: %s", rc->section, o->backends[b], bg_strerror(e));
+        return e;
+      }
+      finish_row(res, row, rc);
+    }
+  }
+  return 0;
+}
+
+static void label(run_case *rc) {
+  int len = snprintf(rc->section, sizeof rc->section, "%s: %zu items", rc->w->name, rc->c.n);
+  if (rc->w->param_fmt && len > 0 && (size_t)len < sizeof rc->section) {
+    char p[48];
+    snprintf(p, sizeof p, rc->w->param_fmt, rc->c.param);
+    snprintf(rc->section + len, sizeof rc->section - (size_t)len, ", %s", p);
+  }
+}
+
+static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench_case c,
+                         bench_result *res, char *err, size_t cap) {
+  run_case rc = {.w = w, .c = c};
+  label(&rc);
+  uint64_t avail = 0;
+  bg_mem_available(&avail);
+  uint64_t need = (w->setup_bytes ? w->setup_bytes(&c) : 0) + c.n * w->out_size;
+  if (avail && (double)need > (double)avail * MEM_SAFETY) {
+    snprintf(err, cap,
+             "%s needs %.0f MiB for its inputs and results but only %.0f MiB are available; use "
+             "--size quick or a smaller --n",
+             rc.section, (double)need / 1048576, (double)avail / 1048576);
+    return BG_ENOMEM;
+  }
+  rc.out = calloc(c.n ? c.n : 1, w->out_size);
+  if (!rc.out) {
+    snprintf(err, cap, "%s: cannot allocate the results", rc.section);
+    return BG_ENOMEM;
+  }
+  char why[256] = "";
+  if (w->setup && w->setup(&c, &rc.state, why, sizeof why) != 0) {
+    snprintf(err, cap, "%s: set-up failed: %s", rc.section, why);
+    free(rc.out);
+    return BG_ESYS;
+  }
+  size_t first_row = res->nrows;
+  int e = run_rows(o, &rc, avail - (avail > need ? need : avail), res, err, cap);
+  if (w->teardown)
+    w->teardown(rc.state);
+  free(rc.out);
+  if (o->progress)
+    fprintf(stderr, "\r\033[K");
+  if (e == 0 && res->nrows > first_row)
+    bench_explain(res, w, &c, rc.section);
+  return e;
+}
+
+int bench_run_workload(const bench_run_opts *o, const bench_workload *w, bench_result *res,
+                       char *err, size_t cap) {
+  const bench_case *cases = o->lecture ? w->lecture : &w->quick;
+  size_t ncases = o->lecture ? w->nlecture : 1;
+  for (size_t i = 0; i < ncases; i++) {
+    bench_case c = cases[i];
+    if (o->n_override)
+      c.n = o->n_override;
+    if (o->param >= 0)
+      c.param = o->param;
+    int e = run_case_once(o, w, c, res, err, cap);
+    if (e != 0)
+      return e;
+    if (o->n_override || o->param >= 0)
+      break;
+  }
+  return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* The catalogue runner: workload cases x backends x worker counts, with a warm-up, repeated
+ * timed runs, CPU time and peak memory, checks of every result, and memory admission before
+ * anything big is allocated. */
+#ifndef BRIGADE_BENCH_RUNNER_H
+#define BRIGADE_BENCH_RUNNER_H
+
+#include "result.h"
+#include "workload.h"
+
+#define BENCH_MAX_BACKENDS 8
+#define BENCH_MAX_WORKER_COUNTS 16
+/* Upper bound on workers when auto raises them for blocked items. */
+#define BENCH_BLOCKING_MAX_WORKERS 256u
+
+typedef struct bench_run_opts {
+  const char *backends[BENCH_MAX_BACKENDS]; /* parallel approaches; seq always runs first */
+  size_t nbackends;
+  unsigned workers[BENCH_MAX_WORKER_COUNTS]; /* 0 = auto */
+  size_t nworkers;
+  unsigned repeat;
+  int lecture;       /* the lecture's sizes instead of the quick ones */
+  size_t n_override; /* 0: the workload's own item counts */
+  double param;      /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
+  int progress;      /* a progress line on stderr */
+} bench_run_opts;
+
+/* Runs every case of one workload and appends rows and explanations to res. Returns 0;
+ * BG_ENOMEM when memory available cannot hold even one item or the set-up (err says how much
+ * is needed); BG_ECANCELED after a Ctrl-C (set-up's files are removed first); another BG_E*
+ * when a pool cannot be created. A failing item or check is not an error: the row is marked
+ * failed and a note says why. */
+int bench_run_workload(const bench_run_opts *o, const bench_workload *w, bench_result *res,
+                       char *err, size_t cap);
+
+/* Appends the explanations of one case, computed from its rows. */
+void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
+                   const char *section);
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* Memory-hungry work: each item allocates X MiB, fills it with random doubles and returns their
+ * mean. Every running item holds X MiB, so the runner checks workers x X against the memory
+ * available before it starts (the lecture's "Killed: 9" must not happen). The fill is mostly
+ * the kernel handing out fresh pages, which is why this workload's time is system time. */
+#include "workload.h"
+#include "workloads/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int alloc_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  const bench_case *c = ctx;
+  size_t count = (size_t)(c->param * 1024 * 1024 / sizeof(double));
+  double *a = malloc(count * sizeof *a);
+  if (!a)
+    return 12; /* ENOMEM, as the item's code */
+  uint64_t seed = bench_rng_seed(i);
+  double sum = 0;
+  for (size_t k = 0; k < count; k++) {
+    if (k % (1u << 20) == 0 && bench_interrupted) {
+      free(a);
+      return BENCH_EINTR;
+    }
+    a[k] = bench_rng_double(&seed);
+    sum += a[k];
+  }
+  free(a);
+  *(double *)out = count ? sum / (double)count : 0;
+  return 0;
+}
+
+static int alloc_check(void *state, const bench_case *c, const void *out, char *err, size_t cap) {
+  (void)state;
+  const double *r = out;
+  for (size_t i = 0; i < c->n; i++) {
+    if (!(r[i] > 0.49 && r[i] < 0.51)) {
+      snprintf(err, cap, "item %zu: mean of uniform [0,1) doubles is %g", i, r[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static uint64_t alloc_item_bytes(const bench_case *c) {
+  return (uint64_t)(c->param * 1024 * 1024);
+}
+
+const bench_workload bench_wl_alloc = {
+    .name = "alloc",
+    .simulates = "memory-intensive work: each item allocates and fills X MiB of random doubles",
+    .param_fmt = "%g MiB each",
+    .quick = {8, 16},
+    .lecture = {{100, 500}, {10, 5000}},
+    .nlecture = 2,
+    .out_size = sizeof(double),
+    .fn = alloc_task,
+    .check = alloc_check,
+    .item_bytes = alloc_item_bytes,
+};

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* File work: each item writes a file of random letters and deletes it, in a private temporary
+ * directory created by set-up and removed by tear-down whatever happened (a failed item, a
+ * Ctrl-C). Small files measure system-call and file-system latency; large ones add copying. */
+#include "workload.h"
+#include "workloads/rng.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct disk_state {
+  char dir[PATH_MAX];
+  size_t bytes;
+} disk_state;
+
+static int disk_setup(const bench_case *c, void **state, char *err, size_t cap) {
+  disk_state *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, cap, "out of memory");
+    return -1;
+  }
+  const char *tmp = getenv("TMPDIR");
+  snprintf(s->dir, sizeof s->dir, "%s/brigade-disk-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(s->dir)) {
+    snprintf(err, cap, "cannot create a temporary directory in %s: %s (set TMPDIR)",
+             tmp && *tmp ? tmp : "/tmp", strerror(errno));
+    free(s);
+    return -1;
+  }
+  s->bytes = (size_t)c->param;
+  *state = s;
+  return 0;
+}
+
+/* Removes every file in the directory, then the directory. */
+static void disk_teardown(void *state) {
+  disk_state *s = state;
+  DIR *d = opendir(s->dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+        unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+  }
+  rmdir(s->dir);
+  free(s);
+}
+
+static int disk_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  disk_state *s = ctx;
+  if (bench_interrupted)
+    return BENCH_EINTR;
+  char buf[64 * 1024];
+  size_t n = s->bytes < sizeof buf ? s->bytes : sizeof buf;
+  uint64_t seed = bench_rng_seed(i);
+  for (size_t k = 0; k < n; k++)
+    buf[k] = (char)('a' + bench_rng_next(&seed) % 26);
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/f%zu", s->dir, i);
+  int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno ? errno : EIO;
+  size_t done = 0;
+  int rc = 0;
+  while (done < s->bytes && rc == 0) {
+    size_t chunk = s->bytes - done < n ? s->bytes - done : n;
+    ssize_t w = write(fd, buf, chunk);
+    if (w < 0)
+      rc = errno ? errno : EIO;
+    else
+      done += (size_t)w;
+  }
+  close(fd);
+  unlink(path);
+  if (rc == 0)
+    *(uint64_t *)out = done;
+  return rc;
+}
+
+static int disk_check(void *state, const bench_case *c, const void *out, char *err, size_t cap) {
+  disk_state *s = state;
+  const uint64_t *r = out;
+  for (size_t i = 0; i < c->n; i++) {
+    if (r[i] != s->bytes) {
+      snprintf(err, cap, "item %zu wrote %llu bytes, not %zu", i, (unsigned long long)r[i],
+               s->bytes);
+      return -1;
+    }
+  }
+  DIR *d = opendir(s->dir);
+  if (!d) {
+    snprintf(err, cap, "the temporary directory %s vanished", s->dir);
+    return -1;
+  }
+  size_t left = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    left += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+  closedir(d);
+  if (left) {
+    snprintf(err, cap, "%zu files were left in %s", left, s->dir);
+    return -1;
+  }
+  return 0;
+}
+
+const bench_workload bench_wl_disk_small = {
+    .name = "disk-small",
+    .simulates = "small file writes: 200 B of random letters written and deleted per item",
+    .param_fmt = "%g B files",
+    .quick = {5000, 200},
+    .lecture = {{1000, 200}, {100000, 200}},
+    .nlecture = 2,
+    .out_size = sizeof(uint64_t),
+    .setup = disk_setup,
+    .teardown = disk_teardown,
+    .fn = disk_task,
+    .check = disk_check,
+    .blocking = 1,
+};
+
+const bench_workload bench_wl_disk_large = {
+    .name = "disk-large",
+    .simulates = "large file writes: 20 KB of random letters written and deleted per item",
+    .param_fmt = "%g B files",
+    .quick = {2000, 20000},
+    .lecture = {{1000, 20000}, {100000, 20000}},
+    .nlecture = 2,
+    .out_size = sizeof(uint64_t),
+    .setup = disk_setup,
+    .teardown = disk_teardown,
+    .fn = disk_task,
+    .check = disk_check,
+    .blocking = 1,
+};

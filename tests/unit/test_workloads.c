@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* The catalogue: every workload's check accepts what every backend computes and rejects a
+ * corrupted result; the disk workloads leave nothing behind, even when every item fails; the
+ * runner refuses what memory cannot hold and explains what it measured. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "runner.h"
+#include "workload.h"
+
+static const char *const backends[] = {"seq", "threads", "openmp"};
+
+/* Runs workload w at n items on a backend; returns the map's status; out must hold n results. */
+static int run(const bench_workload *w, const bench_case *c, void *state, const char *backend,
+               void *out) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = backend;
+  o.workers = 3;
+  bg_pool_t *p;
+  int rc = bg_pool_create(&o, &p);
+  if (rc != 0)
+    return rc;
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = w->fn;
+  d.ctx = w->setup ? state : (void *)c;
+  d.n = c->n;
+  d.out = out;
+  d.out_size = w->out_size;
+  rc = bg_map(p, &d, NULL);
+  bg_pool_destroy(p);
+  return rc;
+}
+
+static void every_check_passes_on_every_backend_and_catches_corruption(void **state) {
+  (void)state;
+  for (size_t i = 0; i < bench_workload_count(); i++) {
+    const bench_workload *w = bench_workload_at(i);
+    bench_case c = w->quick;
+    c.n = 97;
+    if (!strcmp(w->name, "sleep"))
+      c.param = 0.001;
+    if (!strcmp(w->name, "alloc"))
+      c.param = 2;
+    if (w->setup_bytes)
+      c.param = 1e5;
+    for (size_t b = 0; b < 3; b++) {
+      void *st = NULL;
+      char err[256] = "";
+      if (w->setup)
+        assert_int_equal(w->setup(&c, &st, err, sizeof err), 0);
+      char *out = calloc(c.n, w->out_size);
+      int rc = run(w, &c, st, backends[b], out);
+      if (rc == BG_ENOTSUP) {
+        free(out);
+        if (w->teardown)
+          w->teardown(st);
+        continue;
+      }
+      assert_int_equal(rc, 0);
+      if (w->check(st, &c, out, err, sizeof err) != 0)
+        fail_msg("%s on %s: %s", w->name, backends[b], err);
+      /* Flip the most significant byte of one result: the check must notice. */
+      out[(c.n / 2) * w->out_size + w->out_size - 1] ^= 0x5a;
+      if (w->check(st, &c, out, err, sizeof err) == 0)
+        fail_msg("%s: the check accepted a corrupted result", w->name);
+      free(out);
+      if (w->teardown)
+        w->teardown(st);
+    }
+  }
+}
+
+static void disk_leaves_nothing_even_when_items_fail(void **state) {
+  (void)state;
+  char tmp[] = "/tmp/bg_disk_test_XXXXXX";
+  assert_non_null(mkdtemp(tmp));
+  setenv("TMPDIR", tmp, 1);
+  const bench_workload *w = bench_workload_find("disk-small");
+  bench_case c = {50, 200};
+  void *st;
+  char err[256];
+  assert_int_equal(w->setup(&c, &st, err, sizeof err), 0);
+  uint64_t out[50];
+  bench_interrupted = 1;
+  assert_int_equal(run(w, &c, st, "threads", out), BG_ETASK);
+  bench_interrupted = 0;
+  w->teardown(st);
+  unsetenv("TMPDIR");
+  /* The private directory inside tmp is gone, so tmp itself can be removed. */
+  assert_int_equal(rmdir(tmp), 0);
+}
+
+static void runner_refuses_what_memory_cannot_hold(void **state) {
+  (void)state;
+  bench_run_opts o = {.backends = {"threads"}, .nbackends = 1, .workers = {2}, .nworkers = 1,
+                      .repeat = 1, .n_override = 4, .param = 1e9 /* MiB per item */};
+  bench_result *res = calloc(1, sizeof *res);
+  char err[512] = "";
+  assert_int_equal(bench_run_workload(&o, bench_workload_find("alloc"), res, err, sizeof err),
+                   BG_ENOMEM);
+  assert_non_null(strstr(err, "one item needs"));
+  o.param = 1e13; /* doubles in the mean's array */
+  assert_int_equal(
+      bench_run_workload(&o, bench_workload_find("chunk-mean"), res, err, sizeof err), BG_ENOMEM);
+  assert_non_null(strstr(err, "only"));
+  free(res);
+}
+
+static void runner_measures_and_explains(void **state) {
+  (void)state;
+  bench_run_opts o = {.backends = {"threads"}, .nbackends = 1, .workers = {0}, .nworkers = 1,
+                      .repeat = 2, .n_override = 30, .param = 0.005};
+  bench_result *res = calloc(1, sizeof *res);
+  char err[512] = "";
+  assert_int_equal(bench_run_workload(&o, bench_workload_find("sleep"), res, err, sizeof err), 0);
+  assert_int_equal(res->nrows, 2);
+  const bench_row *seq = &res->rows[0], *par = &res->rows[1];
+  assert_string_equal(seq->backend, "seq");
+  assert_true(seq->wall.median >= 30 * 0.005);
+  assert_true(par->workers > 2); /* blocked items: auto raised the workers */
+  assert_true(par->speedup > 2);
+  int said_blocked = 0, said_fastest = 0;
+  for (size_t i = 0; i < res->nnotes; i++) {
+    said_blocked |= strstr(res->notes[i].text, "Waiting, not computing") != NULL;
+    said_fastest |= strstr(res->notes[i].text, "Fastest: threads") != NULL;
+  }
+  assert_true(said_blocked && said_fastest);
+  free(res);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(every_check_passes_on_every_backend_and_catches_corruption),
+      cmocka_unit_test(disk_leaves_nothing_even_when_items_fail),
+      cmocka_unit_test(runner_refuses_what_memory_cannot_hold),
+      cmocka_unit_test(runner_measures_and_explains),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
