@@ -76,9 +76,10 @@ static void lines(FILE *g, const bench_result *r, const char **backends, size_t 
   unsigned maxw = 1;
   for (size_t i = 0; i < r->nrows; i++)
     maxw = r->rows[i].workers > maxw ? r->rows[i].workers : maxw;
-  fprintf(g, "set title 'Speedup against workers'\nset style data linespoints\n"
-             "unset xtics\nset xtics\nset xlabel 'workers'\nset ylabel 'speedup'\n"
-             "set xrange [0.5:%u.5]\nplot x title 'ideal' with lines dashtype 2",
+  fprintf(g,
+          "set title 'Speedup against workers'\nset style data linespoints\n"
+          "unset xtics\nset xtics\nset xlabel 'workers'\nset ylabel 'speedup'\n"
+          "set xrange [0.5:%u.5]\nplot x title 'ideal' with lines dashtype 2",
           maxw);
   const char *workloads[BENCH_MAX_ROWS];
   size_t nw = distinct(r, offsetof(bench_row, workload), NULL, workloads, BENCH_MAX_ROWS);
@@ -109,8 +110,9 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
     return -1;
   }
   if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    snprintf(err, cap, "--plot needs gnuplot: install it with 'apt-get install gnuplot-nox' "
-                       "(scripts/bootstrap.sh does)");
+    snprintf(err, cap,
+             "--plot needs gnuplot: install it with 'apt-get install gnuplot-nox' "
+             "(scripts/bootstrap.sh does)");
     return -1;
   }
   FILE *g = popen("gnuplot 2>/dev/null", "w");

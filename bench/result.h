@@ -21,18 +21,18 @@ typedef struct bench_row {
   const char *schedule;            /* "auto", "static", ... */
   size_t chunk;                    /* 0: the schedule's default */
   unsigned workers;
-  size_t n;             /* items per map */
-  bench_summary wall;   /* seconds */
-  double cpu_s;         /* median CPU time (user + system) of the process per run */
-  double sys_share;     /* system time / CPU time */
-  double peak_mib;      /* peak resident memory during the case's runs */
-  double ns_per_item;   /* median wall / n */
-  double overhead_ns;   /* (workers * wall - seq wall) / n: worker time not spent on items */
-  double speedup;       /* seq median / this median */
-  double efficiency;    /* speedup / workers */
-  size_t chunks;        /* chunks the schedule handed out in the last run */
-  int ran_inline;       /* the last run ran on the calling thread only */
-  int failed;           /* the map reported failures or its check failed */
+  size_t n;           /* items per map */
+  bench_summary wall; /* seconds */
+  double cpu_s;       /* median CPU time (user + system) of the process per run */
+  double sys_share;   /* system time / CPU time */
+  double peak_mib;    /* peak resident memory during the case's runs */
+  double ns_per_item; /* median wall / n */
+  double overhead_ns; /* (workers * wall - seq wall) / n: worker time not spent on items */
+  double speedup;     /* seq median / this median */
+  double efficiency;  /* speedup / workers */
+  size_t chunks;      /* chunks the schedule handed out in the last run */
+  int ran_inline;     /* the last run ran on the calling thread only */
+  int failed;         /* the map reported failures or its check failed */
 } bench_row;
 
 typedef struct bench_note {

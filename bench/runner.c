@@ -59,7 +59,7 @@ typedef struct run_case {
   void *state;
   void *out;
   char section[BENCH_SECTION_LEN];
-  double seq_s;  /* median of the seq row */
+  double seq_s;    /* median of the seq row */
   double seq_util; /* CPU time / wall time of the seq row */
 } run_case;
 
@@ -128,8 +128,9 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   unsigned got = rcode == 0 ? reps : 1;
   if (rcode != 0) {
     row->failed = 1;
-    bench_note_add(res, rc->section, "%s: %zu of %zu items failed; the first, item %zu, returned %d",
-                   backend, rep.n_failed, rc->c.n, rep.first_failed, rep.first_code);
+    bench_note_add(res, rc->section,
+                   "%s: %zu of %zu items failed; the first, item %zu, returned %d", backend,
+                   rep.n_failed, rc->c.n, rep.first_failed, rep.first_code);
   }
   row->wall = bench_summarise(t, got);
   row->cpu_s = bench_summarise(cpu, got).median;

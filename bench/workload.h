@@ -33,7 +33,7 @@ typedef struct bench_workload {
   uint64_t (*item_bytes)(const bench_case *c);  /* memory one running item needs, or NULL */
   uint64_t (*setup_bytes)(const bench_case *c); /* memory setup needs, or NULL */
   double (*bytes_read)(const bench_case *c);    /* bytes the map streams from memory, or NULL */
-  int blocking; /* items wait (sleep, I/O) rather than compute */
+  int blocking;                                 /* items wait (sleep, I/O) rather than compute */
 } bench_workload;
 
 /* All built-in workloads, in the lecture's order. */

@@ -250,7 +250,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   if (env && *env && parse_workers(env, &a->run) != 0)
     return cli_usage("bench", "the environment variable BG_THREADS='%s' is not a worker count",
                      env);
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     if (!is_value_opt(argv[i]))
       return cli_usage("bench", "unknown option '%s'", argv[i]);
     if (i + 1 >= argc)
@@ -258,7 +258,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     int rc = parse_one(argv[i], argv[i + 1], a);
     if (rc != 0)
       return rc;
-    i++;
   }
   if (a->task && a->run.n_override == 0)
     return cli_usage("bench", "--task needs --n, the number of items to map");

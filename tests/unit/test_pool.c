@@ -202,7 +202,8 @@ static void idle_workers_sleep(void **state) {
   nanosleep(&nap, NULL);
   double used = cpu_seconds() - c0;
   bg_pool_destroy(p);
-  assert_true(used < 0.05);
+  if (used >= 0.1)
+    fail_msg("an idle pool used %.3f s of CPU in 0.3 s", used);
 }
 
 static void create_destroy_in_a_loop(void **state) {
@@ -219,7 +220,11 @@ static void create_destroy_in_a_loop(void **state) {
 }
 
 int main(void) {
+  /* idle_workers_sleep runs first: once an OpenMP pool has run, the OpenMP runtime's own idle
+   * threads spin for a while (libomp's KMP_BLOCKTIME, libgomp's GOMP_SPINCOUNT) and would be
+   * counted against brigade's. */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(idle_workers_sleep),
       cmocka_unit_test(defaults_are_documented_ones),
       cmocka_unit_test(bad_options_are_refused),
       cmocka_unit_test(seq_has_exactly_one_worker),
@@ -227,7 +232,6 @@ int main(void) {
       cmocka_unit_test(schedule_names_round_trip),
       cmocka_unit_test(every_allocation_failure_unwinds_cleanly),
       cmocka_unit_test(pinned_pool_runs),
-      cmocka_unit_test(idle_workers_sleep),
       cmocka_unit_test(create_destroy_in_a_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

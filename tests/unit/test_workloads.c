@@ -101,24 +101,34 @@ static void disk_leaves_nothing_even_when_items_fail(void **state) {
 
 static void runner_refuses_what_memory_cannot_hold(void **state) {
   (void)state;
-  bench_run_opts o = {.backends = {"threads"}, .nbackends = 1, .workers = {2}, .nworkers = 1,
-                      .repeat = 1, .n_override = 4, .param = 1e9 /* MiB per item */};
+  bench_run_opts o = {.backends = {"threads"},
+                      .nbackends = 1,
+                      .workers = {2},
+                      .nworkers = 1,
+                      .repeat = 1,
+                      .n_override = 4,
+                      .param = 1e9 /* MiB per item */};
   bench_result *res = calloc(1, sizeof *res);
   char err[512] = "";
   assert_int_equal(bench_run_workload(&o, bench_workload_find("alloc"), res, err, sizeof err),
                    BG_ENOMEM);
   assert_non_null(strstr(err, "one item needs"));
   o.param = 1e13; /* doubles in the mean's array */
-  assert_int_equal(
-      bench_run_workload(&o, bench_workload_find("chunk-mean"), res, err, sizeof err), BG_ENOMEM);
+  assert_int_equal(bench_run_workload(&o, bench_workload_find("chunk-mean"), res, err, sizeof err),
+                   BG_ENOMEM);
   assert_non_null(strstr(err, "only"));
   free(res);
 }
 
 static void runner_measures_and_explains(void **state) {
   (void)state;
-  bench_run_opts o = {.backends = {"threads"}, .nbackends = 1, .workers = {0}, .nworkers = 1,
-                      .repeat = 2, .n_override = 30, .param = 0.005};
+  bench_run_opts o = {.backends = {"threads"},
+                      .nbackends = 1,
+                      .workers = {0},
+                      .nworkers = 1,
+                      .repeat = 2,
+                      .n_override = 30,
+                      .param = 0.005};
   bench_result *res = calloc(1, sizeof *res);
   char err[512] = "";
   assert_int_equal(bench_run_workload(&o, bench_workload_find("sleep"), res, err, sizeof err), 0);
