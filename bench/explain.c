@@ -66,6 +66,29 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
                    best->workers, 100 * util_best);
 }
 
+/* Rows with more CPU-bound workers than cores: the extra threads only take turns. */
+static void explain_oversubscription(bench_result *res, const char *section,
+                                     const bench_row *best) {
+  bg_topo_t *t;
+  if (bg_topo_create(&t) != 0)
+    return;
+  unsigned cores = bg_topo_default_workers(t);
+  bg_topo_destroy(t);
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    double util = r->wall.median > 0 ? r->cpu_s / r->wall.median : 0;
+    if (strcmp(r->section, section) || r->workers <= cores || util < 0.8 * cores ||
+        r->wall.median <= best->wall.median * 1.05)
+      continue;
+    bench_note_add(res, section,
+                   "%s with %u workers on %u cores was %.0f%% slower than the best: CPU-bound "
+                   "workers beyond the cores only take turns, and a worker descheduled while "
+                   "holding a chunk delays the end.",
+                   r->backend, r->workers, cores, 100 * (r->wall.median / best->wall.median - 1));
+    return;
+  }
+}
+
 void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
                    const char *section) {
   const bench_row *seq = seq_row(res, section), *best = best_row(res, section);
@@ -89,10 +112,13 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                    "so no worker sat idle while another had work.",
                    best->chunks);
   } else if (best->chunks > 0) {
+    char per[32];
+    human(seq->wall.median / (double)best->chunks, per, sizeof per);
     bench_note_add(res, section,
-                   "auto cut the %zu items into %zu chunks (about %.0f items each, ~50 us of "
-                   "work) so scheduling cost stays near 0.1%% and no worker sits idle at the end.",
-                   c->n, best->chunks, (double)c->n / (double)best->chunks);
+                   "auto cut the %zu items into %zu chunks (about %.0f items, %s of work each, "
+                   "shrinking toward the end) so hand-outs stay cheap and no worker sits idle at "
+                   "the end.",
+                   c->n, best->chunks, (double)c->n / (double)best->chunks, per);
   }
   if (best->speedup < 1.0)
     bench_note_add(res, section,
@@ -100,4 +126,5 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                    "the %s of work it could share.",
                    whole);
   explain_limits(res, w, c, section, seq, best);
+  explain_oversubscription(res, section, best);
 }

@@ -55,7 +55,7 @@ static void bars(FILE *g, const bench_result *r, const char **backends, size_t n
   fprintf(g, "set title 'Speedup over the sequential loop (best worker count)'\n"
              "set style data histograms\nset style histogram clustered gap 1\n"
              "set style fill solid 0.8 border -1\nset xtics rotate by -30 noenhanced\n"
-             "set ylabel 'speedup'\nset key top left\nplot ");
+             "set ylabel 'speedup'\nset yrange [0:*]\nset key top left\nplot ");
   for (size_t b = 0; b < nb; b++)
     fprintf(g, "%s'-' using 2:xtic(1) title '%s'", b ? ", " : "", backends[b]);
   fputc('\n', g);

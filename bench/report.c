@@ -48,6 +48,22 @@ static void grouped(FILE *f, const bench_result *r, const layout *l) {
   }
 }
 
+/* "0.1234 s [0.1200-0.1300]", in ms or us when the median is small, so tiny runs keep their
+ * digits. */
+static void took_text(const bench_summary *w, char *buf, size_t cap) {
+  double scale = 1;
+  const char *unit = "s";
+  if (w->median < 1e-3) {
+    scale = 1e6;
+    unit = "us";
+  } else if (w->median < 1) {
+    scale = 1e3;
+    unit = "ms";
+  }
+  snprintf(buf, cap, "%.4g %s [%.4g-%.4g]", w->median * scale, unit, w->min * scale,
+           w->max * scale);
+}
+
 static void table_head(FILE *f, const bench_row *x) {
   fprintf(f, "\n== %s ==\n", x->section);
   fprintf(f, "%-8s %-8s %5s %3s  %-27s %6s %8s %10s %11s %8s %5s\n", "backend", "schedule", "chunk",
@@ -58,7 +74,7 @@ static void table_head(FILE *f, const bench_row *x) {
 static void table_row(FILE *f, const bench_row *x) {
   char chunk[24], took[64];
   chunk_text(x->chunk, chunk, sizeof chunk);
-  snprintf(took, sizeof took, "%.4f s [%.4f-%.4f]", x->wall.median, x->wall.min, x->wall.max);
+  took_text(&x->wall, took, sizeof took);
   double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
   fprintf(f, "%-8s %-8s %5s %3u  %-27s %5.0f%% %8.1f %10.1f %8.1f ns %7.2fx %4.0f%%%s\n",
           x->backend, x->schedule, chunk, x->workers, took, util, x->peak_mib, x->ns_per_item,
@@ -77,9 +93,11 @@ static void md_head(FILE *f, const bench_row *x) {
 
 static void md_row(FILE *f, const bench_row *x) {
   double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
-  fprintf(f, "| %s | %s | %u | %.4f s [%.4f-%.4f] | %.0f%% | %.1f | %.2fx | %.0f%% |%s\n",
-          x->backend, x->schedule, x->workers, x->wall.median, x->wall.min, x->wall.max, util,
-          x->peak_mib, x->speedup, 100 * x->efficiency, x->failed ? " FAILED" : "");
+  char took[64];
+  took_text(&x->wall, took, sizeof took);
+  fprintf(f, "| %s | %s | %u | %s | %.0f%% | %.1f | %.2fx | %.0f%% |%s\n", x->backend, x->schedule,
+          x->workers, took, util, x->peak_mib, x->speedup, 100 * x->efficiency,
+          x->failed ? " FAILED" : "");
 }
 
 static void md_tail(FILE *f, const bench_result *r, const char *section) {

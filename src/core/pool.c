@@ -150,6 +150,8 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
     goto fail_backend;
   p->dispatch_warm_ns = calibrate(p, 0);
   p->dispatch_cold_ns = calibrate(p, 1);
+  p->overhead_ns[0] = (double)p->dispatch_cold_ns;
+  p->overhead_ns[1] = (double)p->dispatch_warm_ns;
   bg_topo_destroy(own_topo);
   *out = p;
   return BG_OK;

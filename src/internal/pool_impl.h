@@ -29,6 +29,7 @@ struct bg_pool {
   uint64_t dispatch_cold_ns;         /* I: cost of one parallel dispatch to parked workers */
   uint64_t dispatch_warm_ns;         /* I: the same while the workers still spin after a map */
   uint64_t last_end_ns;              /* L: when the last parallel map finished */
+  double overhead_ns[2];             /* L: learned dispatch cost, [0] parked, [1] spinning */
   pthread_mutex_t map_lock;          /* one parallel map at a time */
   bg__sched sched;                   /* L */
   bg__sched_slot *slots;             /* L: workers entries */

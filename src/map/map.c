@@ -49,12 +49,23 @@ static void cost_record(bg_pool_t *p, bg_task_fn fn, double ns_per_item) {
   c->ns_per_item = ns_per_item;
 }
 
-/* What a dispatch costs now: little while the workers still spin after the last map, the
- * price of waking them once they have parked. */
-static double dispatch_now(const bg_pool_t *p) {
+/* Whether the workers are still spinning after the last map (a dispatch then needs no system
+ * call) or have parked. */
+static int workers_warm(const bg_pool_t *p) {
   uint64_t idle = bg__now_ns() - p->last_end_ns;
-  int warm = p->ops->spin_ns && idle < p->ops->spin_ns / 2;
-  return (double)(warm ? p->dispatch_warm_ns : p->dispatch_cold_ns);
+  return p->ops->spin_ns && idle < p->ops->spin_ns / 2;
+}
+
+/* Learns what a parallel map really cost beyond its work: its wall time minus the busiest
+ * worker's time in chunks. The busiest worker, not the average, so an uneven split of a few
+ * long items is not mistaken for dispatch cost. Starts from the calibration at pool creation
+ * (an empty map), which underestimates: real maps add chunk hand-outs and cache misses. */
+static void learn_overhead(bg_pool_t *p, int warm, uint64_t wall_ns) {
+  uint64_t busiest = 0;
+  for (unsigned w = 0; w < p->workers; w++)
+    busiest = p->slots[w].busy_ns > busiest ? p->slots[w].busy_ns : busiest;
+  double seen = wall_ns > busiest ? (double)(wall_ns - busiest) : 0;
+  p->overhead_ns[warm] = 0.75 * p->overhead_ns[warm] + 0.25 * seen;
 }
 
 /* Parallel execution pays off when the work it saves, work * (W - 1) / W on W workers,
@@ -118,7 +129,8 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   bg__sched_init(&p->sched, BG_SCHED_AUTO, 0, d->n, p->workers, p->chunk, 0, p->slots);
   /* With no history a map is parallel from the start: probing on the caller first would cost
    * a whole item when items are long (a 1 s task would double a 25-item map's time). */
-  double dispatch_ns = dispatch_now(p);
+  int warm = workers_warm(p);
+  double dispatch_ns = p->overhead_ns[warm];
   if (p->workers < 2 || d->n == 1 ||
       (known && !parallel_pays(p, ns_item * (double)d->n, dispatch_ns)))
     done = run_inline_prefix(p, job, dispatch_ns, &inline_chunks, &ns_item);
@@ -126,8 +138,10 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   if (done < d->n && !bg_atomic_load_relaxed(&p->sched.halt)) {
     size_t chunk0 = ns_item > 0 ? (size_t)(BG_SCHED_TARGET_NS / ns_item) : 1;
     bg__sched_init(&p->sched, BG_SCHED_AUTO, done, d->n, p->workers, p->chunk, chunk0, p->slots);
+    uint64_t t0 = bg__now_ns();
     p->ops->map(p->bstate, job);
     p->last_end_ns = bg__now_ns();
+    learn_overhead(p, warm, p->last_end_ns - t0);
     uint64_t busy = 0;
     for (unsigned w = 0; w < p->workers; w++)
       busy += p->slots[w].busy_ns;
