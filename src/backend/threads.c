@@ -9,19 +9,22 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* How long a worker spins before it parks: longer than a typical gap between two maps in a
  * loop (so those start without a system call), short enough that an idle pool is asleep almost
- * at once. Waking a parked worker costs tens of microseconds on a virtual machine. */
+ * at once. Waking a parked worker costs tens of microseconds on a virtual machine. A pool with
+ * more workers than CPUs does not spin at all: a spinning worker would take a CPU from one
+ * with work. */
 #define SPIN_NS 50000u
 
-/* Spins until done(arg) or SPIN_NS have passed; reads the clock every 64 rounds only. */
-static int spin_until(int (*done)(void *), void *arg) {
+/* Spins until done(arg) or spin_ns have passed; reads the clock every 64 rounds only. */
+static int spin_until(uint64_t spin_ns, int (*done)(void *), void *arg) {
   uint64_t t0 = bg__now_ns();
   for (unsigned i = 1;; i++) {
     if (done(arg))
       return 1;
-    if (i % 64 == 0 && bg__now_ns() - t0 > SPIN_NS)
+    if (i % 64 == 0 && bg__now_ns() - t0 > spin_ns)
       return 0;
     bg__cpu_relax();
   }
@@ -41,6 +44,7 @@ struct tpool {
   bg_allocator_t alloc;  /* I */
   const bg_topo_t *topo; /* I: only during init, for pinning */
   int pin;               /* I */
+  uint64_t spin_ns;      /* I: 0 when oversubscribed */
   pthread_mutex_t lock;
   pthread_cond_t work_cv;   /* signalled when gen moves or shutdown is set */
   pthread_cond_t done_cv;   /* signalled when pending reaches 0 */
@@ -81,7 +85,7 @@ static int gen_moved(void *arg) {
 /* Waits until gen differs from seen, or shutdown; returns the new gen. */
 static uint64_t wait_for_work(tpool *tp, uint64_t seen) {
   gen_wait gw = {tp, seen};
-  if (spin_until(gen_moved, &gw))
+  if (spin_until(tp->spin_ns, gen_moved, &gw))
     return bg_atomic_load_acq(&tp->gen);
   pthread_mutex_lock(&tp->lock);
   uint64_t g;
@@ -117,7 +121,7 @@ static int all_done(void *arg) {
 }
 
 static void wait_done(tpool *tp) {
-  if (spin_until(all_done, tp))
+  if (spin_until(tp->spin_ns, all_done, tp))
     return;
   pthread_mutex_lock(&tp->lock);
   while (bg_atomic_load_acq(&tp->pending) != 0)
@@ -217,6 +221,10 @@ static void threads_map(void *state, bg__job *job) {
   wait_done(tp);
 }
 
+static uint64_t threads_spin_ns(void *state) {
+  return ((const tpool *)state)->spin_ns;
+}
+
 static void threads_fini(void *state) {
   tpool *tp = state;
   stop_threads(tp, tp->nthreads);
@@ -228,7 +236,7 @@ const bg__backend_ops bg__backend_threads = {
     .name = "threads",
     .priority = 20,
     .max_workers = 0,
-    .spin_ns = SPIN_NS,
+    .spin_ns = threads_spin_ns,
     .probe = threads_probe,
     .init = threads_init,
     .map = threads_map,

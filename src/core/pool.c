@@ -42,10 +42,11 @@ static int noop_task(void *out, const void *in, size_t i, void *ctx) {
   return 0;
 }
 
-/* Sleeps long enough for idle workers to park. Backends that do not say how long they spin
+/* Sleeps long enough for idle workers to park. Backends that do not spin or cannot say how long
  * (OpenMP's runtime decides) get a millisecond. */
 static void let_workers_park(const bg_pool_t *p) {
-  uint64_t ns = p->ops->spin_ns ? 2 * p->ops->spin_ns : 1000000u;
+  uint64_t spin = p->ops->spin_ns ? p->ops->spin_ns(p->bstate) : 0;
+  uint64_t ns = spin ? 2 * spin : 1000000u;
   struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
   nanosleep(&ts, NULL);
 }

@@ -24,7 +24,9 @@ typedef struct bg__backend_ops {
   const char *name;     /* "seq" "threads" "openmp" */
   int priority;         /* "auto" takes the highest whose probe() succeeds */
   unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
-  uint64_t spin_ns;     /* how long idle workers stay awake after a map; 0 if unknown */
+  /* How long idle workers stay awake after a map, in ns; NULL or 0: they do not spin, or the
+   * backend cannot say (OpenMP's runtime decides for itself). */
+  uint64_t (*spin_ns)(void *state);
   int (*probe)(void);
   int (*init)(const bg__backend_cfg *cfg, void **state);
   /* Runs the job on job->workers workers and returns when every one has finished. The calling

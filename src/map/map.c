@@ -52,8 +52,8 @@ static void cost_record(bg_pool_t *p, bg_task_fn fn, double ns_per_item) {
 /* Whether the workers are still spinning after the last map (a dispatch then needs no system
  * call) or have parked. */
 static int workers_warm(const bg_pool_t *p) {
-  uint64_t idle = bg__now_ns() - p->last_end_ns;
-  return p->ops->spin_ns && idle < p->ops->spin_ns / 2;
+  uint64_t spin = p->ops->spin_ns ? p->ops->spin_ns(p->bstate) : 0;
+  return spin && bg__now_ns() - p->last_end_ns < spin / 2;
 }
 
 /* Learns what a parallel map really cost beyond its work: its wall time minus the busiest
