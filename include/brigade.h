@@ -5,6 +5,7 @@
 #define BRIGADE_H
 
 #include "brigade/error.h"
+#include "brigade/knn.h"
 #include "brigade/map.h"
 #include "brigade/pool.h"
 #include "brigade/topo.h"

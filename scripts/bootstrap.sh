@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config  # the build
   libhwloc-dev                                  # topology
   libcmocka-dev                                 # unit tests
+  libopenblas-dev                               # the blas knn backend
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it
   clang-format                                  # make format-check

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* bg_knn: exact nearest neighbours. For each query vector, the k database vectors with the
+ * largest inner product (the lecture's question), the largest cosine similarity or the smallest
+ * L2 distance. Scores exist one tile at a time and are folded into a running top-k, so memory
+ * stays within a budget whatever the sizes. */
+#ifndef BRIGADE_KNN_H
+#define BRIGADE_KNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum bg_knn_metric {
+  BG_KNN_IP = 0, /* largest q . x */
+  BG_KNN_COSINE, /* largest q . x / (|q| |x|); 0 when either vector is zero */
+  BG_KNN_L2,     /* smallest |q - x|^2 (scores are squared distances) */
+  BG_KNN_METRIC_COUNT_
+} bg_knn_metric_t;
+
+typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
+
+#define BG_KNN_DESC_VERSION 1u
+
+typedef struct bg_knn_desc {
+  uint32_t version;       /* BG_KNN_DESC_VERSION, set by bg_knn_desc_init() */
+  bg_dtype_t dtype;       /* of db, queries and scores; default BG_F32 */
+  bg_knn_metric_t metric; /* default BG_KNN_IP */
+  const void *db;         /* nb_txt x dim, row-major */
+  size_t nb_txt;
+  const void *queries;    /* nb_new x dim, row-major */
+  size_t nb_new;
+  size_t dim;
+  size_t k;               /* neighbours per query, 1 <= k <= nb_txt */
+  const char *backend;    /* "naive", "blocked", "blas" or "auto" (NULL = "auto") */
+  uint64_t mem_budget;    /* bytes brigade may allocate; 0 = half the memory available */
+  int64_t *idx;           /* OUT: nb_new x k indices, best first; ties to the lowest index */
+  void *scores;           /* OUT: nb_new x k scores of dtype, or NULL */
+} bg_knn_desc_t;
+
+/** bg_knn_desc_init - zero @d, set its version and defaults. */
+void bg_knn_desc_init(bg_knn_desc_t *d);
+
+/* How a search is cut into tiles; what bg_knn_plan() decides before allocating anything. */
+typedef struct bg_knn_plan {
+  const char *backend;  /* the backend that will run ("auto" resolved) */
+  size_t tile_q;        /* queries per tile */
+  size_t tile_db;       /* database vectors per tile */
+  unsigned workers;     /* tiles processed at once */
+  uint64_t bytes;       /* what brigade will allocate: tiles, packing, norms */
+  uint64_t min_bytes;   /* the least any plan needs (1-query tiles); > budget means BG_ENOMEM */
+  uint64_t budget;      /* the budget the plan was made for */
+} bg_knn_plan_t;
+
+/**
+ * bg_knn_plan - check a description and plan its tiles for a pool, without allocating.
+ * @pool: the pool that will run it (its worker count matters).
+ * @d: the search.
+ * @out: OUT: the plan; written on 0 and on BG_ENOMEM (then min_bytes says what is needed).
+ *
+ * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype or
+ * version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend); BG_ENOTSUP
+ * (backend not compiled in, e.g. blas without OpenBLAS); BG_ENOMEM (the budget cannot hold even
+ * the smallest plan). NaN inputs are found by bg_knn(), which reads them.
+ */
+int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);
+
+/**
+ * bg_knn - exact top-k search.
+ * @pool: runs the tiles; nested calls from a task run inline.
+ * @d: the search; its arrays are borrowed for the call.
+ * @plan: OUT: optional; the plan used.
+ *
+ * Return: 0; the errors of bg_knn_plan(); BG_EINVAL also when an input holds NaN (nothing is
+ * written to idx then).
+ */
+int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan);
+
+/** bg_knn_metric_name / bg_dtype_name - "ip", "cosine", "l2"; "f32", "f64"; "?" otherwise. */
+const char *bg_knn_metric_name(bg_knn_metric_t m);
+const char *bg_dtype_name(bg_dtype_t t);
+
+/** bg_knn_backend_available - 1 if the knn backend of that name is compiled in, else 0. */
+int bg_knn_backend_available(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

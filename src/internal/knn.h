@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* The knn engine's private parts: the plan, the per-search context shared by the tile tasks,
+ * and the backend kernels. */
+#ifndef BRIGADE_INTERNAL_KNN_H
+#define BRIGADE_INTERNAL_KNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/knn.h"
+#include "internal/atomic.h"
+#include "internal/pool_impl.h"
+
+typedef enum bg__knn_kind { BG__KNN_NAIVE, BG__KNN_BLOCKED, BG__KNN_BLAS } bg__knn_kind;
+
+/* The blocked kernel works on panels of this many database vectors (16 float lanes of an
+ * AVX-512 register) and this many queries at once. */
+#define BG_KNN_PANEL 16
+#define BG_KNN_QBLOCK 8
+
+/* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
+ * claimed with an atomic flag each (A). */
+typedef struct bg__knn_ctx {
+  const bg_knn_desc_t *d;  /* I */
+  bg__knn_kind kind;       /* I */
+  size_t tile_q, tile_db;  /* I */
+  const void *db_norm;     /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
+  void *keys;              /* I: nb_new x k running ranking keys (desc->scores or our own) */
+  char *scratch;           /* I: workers x scratch_size bytes */
+  size_t scratch_size;     /* I */
+  unsigned nscratch;       /* I */
+  _Atomic int *busy;       /* A: one flag per scratch buffer */
+} bg__knn_ctx;
+
+/* Plans tiles for a validated description. */
+int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
+                 bg_knn_plan_t *out);
+
+/* What one worker's scratch holds for a (tq, tdb) tile: the score tile for blas, the packed
+ * database tile for blocked, nothing for naive. */
+uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb);
+
+/* Resolves a backend name ("auto" by shape). Return: 0, BG_ENOENT, BG_ENOTSUP. */
+int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out);
+
+/* One query tile [q0, q1) against the whole database, folded into the running top-k. */
+void bg__knn_tile_f32(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
+void bg__knn_tile_f64(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
+
+/* The BLAS product of a tile (scores = Q X^T), or BG_ENOTSUP without OpenBLAS. Row-major,
+ * s has ld = nx. */
+int bg__blas_gemm_f32(const float *q, size_t nq, const float *x, size_t nx, size_t dim, float *s);
+int bg__blas_gemm_f64(const double *q, size_t nq, const double *x, size_t nx, size_t dim,
+                      double *s);
+int bg__blas_available(void);
+
+/* Sets OpenBLAS's own thread count and returns the previous one (no-op without OpenBLAS). */
+int bg__blas_threads(int n);
+
+/* The kernel OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), NULL without it. */
+const char *bg__blas_corename(void);
+
+#endif
