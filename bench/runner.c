@@ -27,32 +27,6 @@ static cpu_sample cpu_now(void) {
                       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6};
 }
 
-/* Resets the peak resident size (Linux: writing 5 to clear_refs) so each row reports its own. */
-static void peak_reset(void) {
-  FILE *f = fopen("/proc/self/clear_refs", "w");
-  if (f) {
-    fputs("5", f);
-    fclose(f);
-  }
-}
-
-static double peak_mib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  double kib = 0;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
-      break;
-  if (f)
-    fclose(f);
-  if (kib == 0) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    kib = (double)ru.ru_maxrss;
-  }
-  return kib / 1024;
-}
-
 typedef struct run_case {
   const bench_workload *w;
   bench_case c;
@@ -94,7 +68,7 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   int warm = estimate < 1.0;
   bg_map_report_t rep = {0};
   int rcode = 0;
-  peak_reset();
+  bench_peak_reset();
   for (unsigned r = 0; r < reps + (unsigned)warm && !bench_interrupted; r++) {
     memset(rc->out, 0, rc->c.n * rc->w->out_size);
     cpu_sample c0 = cpu_now();
@@ -120,7 +94,7 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
     if (rcode != 0)
       break;
   }
-  row->peak_mib = peak_mib();
+  row->peak_mib = bench_peak_mib();
   row->workers = bg_pool_workers(pool);
   bg_pool_destroy(pool);
   if (bench_interrupted)

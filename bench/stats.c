@@ -2,7 +2,9 @@
 /* Median, min and max of a handful of timings. */
 #include "stats.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static int cmp_double(const void *a, const void *b) {
@@ -21,4 +23,29 @@ double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void bench_peak_reset(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
+double bench_peak_mib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  double kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+      break;
+  if (f)
+    fclose(f);
+  if (kib == 0) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    kib = (double)ru.ru_maxrss;
+  }
+  return kib / 1024;
 }

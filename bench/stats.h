@@ -13,6 +13,13 @@ typedef struct bench_summary {
 /* Summarises v[0..n) (n >= 1); reorders v. */
 bench_summary bench_summarise(double *v, size_t n);
 
+/* Resets the process's peak resident size (Linux: writing 5 to /proc/self/clear_refs), so a
+ * later bench_peak_mib() reports the peak since then. */
+void bench_peak_reset(void);
+
+/* Peak resident size in MiB (VmHWM; the lifetime ru_maxrss where that is unavailable). */
+double bench_peak_mib(void);
+
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 

@@ -32,14 +32,14 @@ typedef struct bg_knn_desc {
   bg_knn_metric_t metric; /* default BG_KNN_IP */
   const void *db;         /* nb_txt x dim, row-major */
   size_t nb_txt;
-  const void *queries;    /* nb_new x dim, row-major */
+  const void *queries; /* nb_new x dim, row-major */
   size_t nb_new;
   size_t dim;
-  size_t k;               /* neighbours per query, 1 <= k <= nb_txt */
-  const char *backend;    /* "naive", "blocked", "blas" or "auto" (NULL = "auto") */
-  uint64_t mem_budget;    /* bytes brigade may allocate; 0 = half the memory available */
-  int64_t *idx;           /* OUT: nb_new x k indices, best first; ties to the lowest index */
-  void *scores;           /* OUT: nb_new x k scores of dtype, or NULL */
+  size_t k;            /* neighbours per query, 1 <= k <= nb_txt */
+  const char *backend; /* "naive", "blocked", "blas" or "auto" (NULL = "auto") */
+  uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available */
+  int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */
+  void *scores;        /* OUT: nb_new x k scores of dtype, or NULL */
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */
@@ -47,13 +47,13 @@ void bg_knn_desc_init(bg_knn_desc_t *d);
 
 /* How a search is cut into tiles; what bg_knn_plan() decides before allocating anything. */
 typedef struct bg_knn_plan {
-  const char *backend;  /* the backend that will run ("auto" resolved) */
-  size_t tile_q;        /* queries per tile */
-  size_t tile_db;       /* database vectors per tile */
-  unsigned workers;     /* tiles processed at once */
-  uint64_t bytes;       /* what brigade will allocate: tiles, packing, norms */
-  uint64_t min_bytes;   /* the least any plan needs (1-query tiles); > budget means BG_ENOMEM */
-  uint64_t budget;      /* the budget the plan was made for */
+  const char *backend; /* the backend that will run ("auto" resolved) */
+  size_t tile_q;       /* queries per tile */
+  size_t tile_db;      /* database vectors per tile */
+  unsigned workers;    /* tiles processed at once */
+  uint64_t bytes;      /* what brigade will allocate: tiles, packing, norms */
+  uint64_t min_bytes;  /* the least any plan needs (1-query tiles); > budget means BG_ENOMEM */
+  uint64_t budget;     /* the budget the plan was made for */
 } bg_knn_plan_t;
 
 /**

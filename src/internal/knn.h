@@ -21,15 +21,15 @@ typedef enum bg__knn_kind { BG__KNN_NAIVE, BG__KNN_BLOCKED, BG__KNN_BLAS } bg__k
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
  * claimed with an atomic flag each (A). */
 typedef struct bg__knn_ctx {
-  const bg_knn_desc_t *d;  /* I */
-  bg__knn_kind kind;       /* I */
-  size_t tile_q, tile_db;  /* I */
-  const void *db_norm;     /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
-  void *keys;              /* I: nb_new x k running ranking keys (desc->scores or our own) */
-  char *scratch;           /* I: workers x scratch_size bytes */
-  size_t scratch_size;     /* I */
-  unsigned nscratch;       /* I */
-  _Atomic int *busy;       /* A: one flag per scratch buffer */
+  const bg_knn_desc_t *d; /* I */
+  bg__knn_kind kind;      /* I */
+  size_t tile_q, tile_db; /* I */
+  const void *db_norm;    /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
+  void *keys;             /* I: nb_new x k running ranking keys (desc->scores or our own) */
+  char *scratch;          /* I: workers x scratch_size bytes */
+  size_t scratch_size;    /* I */
+  unsigned nscratch;      /* I */
+  _Atomic int *busy;      /* A: one flag per scratch buffer */
 } bg__knn_ctx;
 
 /* Plans tiles for a validated description. */

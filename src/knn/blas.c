@@ -24,8 +24,8 @@ int bg__blas_gemm_f32(const float *q, size_t nq, const float *x, size_t nx, size
 
 int bg__blas_gemm_f64(const double *q, size_t nq, const double *x, size_t nx, size_t dim,
                       double *s) {
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nx, (int)dim, 1.0, q,
-              (int)dim, x, (int)dim, 0.0, s, (int)nx);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nx, (int)dim, 1.0, q, (int)dim,
+              x, (int)dim, 0.0, s, (int)nx);
   return 0;
 }
 

@@ -94,7 +94,7 @@ static void CAT(pack, SFX)(const T *x, size_t x0, size_t nx, size_t dim, T *pane
  * broadcast per query and BG_KNN_QBLOCK fused multiply-adds. Inlined into two wrappers: one
  * compiled for AVX-512, chosen at run time when the CPU has it, and one for any x86-64. */
 static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *q, const T *panel,
-                                                                   size_t dim, T *out) {
+                                                                  size_t dim, T *out) {
   VEC acc[BG_KNN_QBLOCK];
   for (size_t r = 0; r < BG_KNN_QBLOCK; r++)
     acc[r] = (VEC){0};
@@ -159,8 +159,9 @@ static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *pan
             size_t j = x0 + p * VLEN + lane;
             if (j >= x0 + nx)
               break;
-            CAT(fold, SFX)(keys + i * d->k, d->idx + i * d->k, d->k,
-                           CAT(key_of, SFX)(c, out[r * VLEN + lane], j), j);
+            CAT(fold, SFX)
+            (keys + i * d->k, d->idx + i * d->k, d->k, CAT(key_of, SFX)(c, out[r * VLEN + lane], j),
+             j);
           }
         }
       }

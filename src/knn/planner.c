@@ -66,14 +66,17 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
   tdb = tdb < d->nb_txt ? tdb : d->nb_txt;
   tdb_min = tdb_min < tdb ? tdb_min : tdb;
   uint64_t fixed = fixed_bytes(d, w);
-  while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && (tdb > tdb_min || tq > 1)) {
+  while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget &&
+         (tdb > tdb_min || tq > 1)) {
     if (tdb > tdb_min)
       tdb = tdb / 2 > tdb_min ? tdb / 2 : tdb_min;
     else
       tq = tq / 2 ? tq / 2 : 1;
   }
   *out = (bg_knn_plan_t){
-      .backend = kind == BG__KNN_BLAS ? "blas" : kind == BG__KNN_BLOCKED ? "blocked" : "naive",
+      .backend = kind == BG__KNN_BLAS      ? "blas"
+                 : kind == BG__KNN_BLOCKED ? "blocked"
+                                           : "naive",
       .tile_q = tq,
       .tile_db = tdb,
       .workers = w,

@@ -104,6 +104,63 @@ if command -v gnuplot >/dev/null; then
 fi
 expect 1 err "must end in .svg or .png" -- bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.pdf"
 
+# knn: argument errors, .npy round trip, refusals.
+expect 0 out '^usage: brigade knn' -- help knn
+expect 2 err "give --nb-txt, --dim and --nb-new" -- knn --nb-txt 10
+expect 2 err "--dim '0': number too small" -- knn --nb-txt 10 --dim 0 --nb-new 3
+expect 2 err "unknown metric 'dot'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --metric dot
+expect 2 err "unknown backend 'gpu'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --backend gpu
+expect 2 err "--k 11 is more than the 10 database vectors" -- knn --nb-txt 10 --dim 4 --nb-new 3 --k 11
+expect 2 err "--db and --queries go together" -- knn --db x.npy
+expect 1 err "the search needs at least .* but the budget is" -- knn --nb-txt 100000 --dim 64 --nb-new 10 --metric l2 --mem-budget 1K
+expect 1 err "inputs and results need .* GiB" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
+for b in naive blocked blas; do
+  expect 0 out 'plan: backend '"$b" -- knn --nb-txt 3000 --dim 33 --nb-new 50 --k 3 --backend $b --out "$tmp/$b.npy"
+done
+cmp -s "$tmp/naive.npy" "$tmp/blocked.npy" && cmp -s "$tmp/naive.npy" "$tmp/blas.npy" && pass=$((pass + 1)) ||
+  { echo "FAIL: knn backends wrote different indices"; fail=$((fail + 1)); }
+if python3 -c 'import numpy' 2>/dev/null; then
+  python3 - "$tmp" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn .npy round trip with NumPy"; fail=$((fail + 1)); }
+import sys, numpy as np, subprocess
+t = sys.argv[1]
+rng = np.random.default_rng(3)
+db = rng.random((500, 20), dtype=np.float32); q = rng.random((40, 20), dtype=np.float32)
+np.save(f"{t}/db.npy", db); np.save(f"{t}/q.npy", q)
+PY
+  expect 0 out 'plan: backend' -- knn --db "$tmp/db.npy" --queries "$tmp/q.npy" --k 2 --out "$tmp/i.npy"
+  python3 -c "
+import numpy as np, sys
+t = '$tmp'
+db, q, got = np.load(t + '/db.npy'), np.load(t + '/q.npy'), np.load(t + '/i.npy')
+want = np.argsort(-(q.astype(np.float64) @ db.astype(np.float64).T), axis=1, kind='stable')[:, :2]
+sys.exit(0 if got.dtype == np.int64 and (got == want).all() else 1)" && pass=$((pass + 1)) ||
+    { echo "FAIL: knn indices differ from NumPy's"; fail=$((fail + 1)); }
+fi
+printf 'not numpy at all' >"$tmp/bad.npy"
+expect 2 err "not a .npy file" -- knn --db "$tmp/bad.npy" --queries "$tmp/bad.npy"
+# Hand-made headers: a wrong dtype, and a header promising more data than the file holds.
+python3 - "$tmp" <<'PY'
+import sys
+def npy(path, descr, shape, data):
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + data)
+npy(sys.argv[1] + "/i4.npy", "<i4", "(2, 2)", bytes(16))
+npy(sys.argv[1] + "/short.npy", "<f4", "(9, 2)", bytes(8))
+import struct
+rows = [[(i * 7 + j * 3) % 11 - 5.0 for j in range(3)] for i in range(50)]
+npy(sys.argv[1] + "/ok.npy", "<f4", "(50, 3)", b"".join(struct.pack("<3f", *r) for r in rows))
+npy(sys.argv[1] + "/ok64.npy", "<f8", "(50, 3)", b"".join(struct.pack("<3d", *r) for r in rows))
+PY
+expect 0 out 'nb_txt=50 dim=3 nb_new=50 k=2 metric=ip dtype=f32' -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --k 2
+expect 0 out 'dtype=f64' -- knn --db "$tmp/ok64.npy" --queries "$tmp/ok64.npy" --out "$tmp/o.npy"
+head -c 6 "$tmp/o.npy" | grep -q NUMPY && pass=$((pass + 1)) || { echo "FAIL: --out wrote no .npy"; fail=$((fail + 1)); }
+expect 2 err "the dims and dtypes must match" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok64.npy"
+expect 2 err "unsupported dtype" -- knn --db "$tmp/i4.npy" --queries "$tmp/i4.npy"
+expect 2 err "truncated" -- knn --db "$tmp/short.npy" --queries "$tmp/short.npy"
+head -c 100 /dev/urandom >"$tmp/raw.bin"
+expect 2 err "must be a non-zero multiple of 12 bytes" -- knn --db "$tmp/raw.bin" --queries "$tmp/raw.bin" --raw --dim 3
+
 # An affinity mask narrows what brigade uses (the lecture's os.cpu_count() would still say all).
 if command -v taskset >/dev/null; then
   taskset -c 0 "$bin" info --json | grep -Eq '"logical_usable":1,"physical_usable":1,.*"default_workers":1' \

@@ -26,7 +26,8 @@ static uint64_t rng(uint64_t *s) {
 /* Small integers keep every float32 sum exact, so all backends must agree bit for bit. */
 static void fill(double *v, size_t n, uint64_t seed, int integers) {
   for (size_t i = 0; i < n; i++)
-    v[i] = integers ? (double)((int)(rng(&seed) % 17) - 8) : (double)(rng(&seed) % 2000001) / 1e6 - 1;
+    v[i] =
+        integers ? (double)((int)(rng(&seed) % 17) - 8) : (double)(rng(&seed) % 2000001) / 1e6 - 1;
 }
 
 static double score(const double *q, const double *x, size_t dim, bg_knn_metric_t m) {
@@ -110,13 +111,13 @@ static void check_case(bg_pool_t *pool, shape s, bg_knn_metric_t m, bg_dtype_t t
       double tol = 1e-4 * (1 + fabs(wsc[i]));
       if (fabs(g - wsc[i]) > tol)
         fail_msg("%s %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu scores %g, want %g",
-                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k,
-                 i % s.k, i / s.k, g, wsc[i]);
+                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k, i % s.k,
+                 i / s.k, g, wsc[i]);
       /* Exact data and an exact metric: the very same indices, ties to the lowest. */
       if (integers && m != BG_KNN_COSINE && got[i] != want[i])
         fail_msg("%s %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu is %lld, want %lld",
-                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k,
-                 i % s.k, i / s.k, (long long)got[i], (long long)want[i]);
+                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k, i % s.k,
+                 i / s.k, (long long)got[i], (long long)want[i]);
     }
   }
   free(db), free(q), free(dbt), free(qt), free(want), free(got), free(wsc), free(gsc);
@@ -126,7 +127,7 @@ static void every_backend_matches_the_reference(void **state) {
   (void)state;
   bg_pool_t *pool;
   assert_int_equal(bg_pool_create(NULL, &pool), 0);
-  static const shape shapes[] = {{1, 5, 3, 1},    {37, 1, 29, 10}, {1013, 7, 29, 1},
+  static const shape shapes[] = {{1, 5, 3, 1},       {37, 1, 29, 10},   {1013, 7, 29, 1},
                                  {1013, 67, 29, 10}, {300, 130, 9, 10}, {17, 16, 17, 17}};
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++)

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* brigade knn: the lecture's similarity search. Generates seeded random vectors (NumPy's
+ * np.random.rand: uniform in [0, 1)) or reads .npy files, finds the k best database vectors
+ * for every query within a memory budget, and prints the time, GFLOP/s, the tile plan and the
+ * peak memory; --out writes the indices as .npy for checking against NumPy. */
+#include "cli.h"
+#include "npy.h"
+#include "opts.h"
+#include "stats.h"
+
+#include "brigade.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cmd_knn_help(FILE *f) {
+  fprintf(f,
+          "usage: brigade knn --nb-txt N --dim D --nb-new M [options]\n"
+          "       brigade knn --db FILE --queries FILE [options]\n\n"
+          "For each of M query vectors, finds the K database vectors with the largest inner\n"
+          "product (the lecture's question), the largest cosine or the smallest L2 distance,\n"
+          "exactly, in memory bounded by a budget however large the sizes.\n\n"
+          "  --nb-txt N, --dim D, --nb-new M   sizes of random inputs (K/M/G suffixes)\n"
+          "  --db FILE, --queries FILE         .npy float32/float64 C-order (rows, dim) arrays,\n"
+          "                                    or raw little-endian rows with --raw --dim D\n"
+          "  --k K              neighbours per query (default 1)\n"
+          "  --metric M         ip (default), cosine or l2\n"
+          "  --backend B        auto (default), naive, blocked or blas\n"
+          "  --dtype T          f32 (default) or f64 (random inputs and --raw files)\n"
+          "  --mem-budget B     bytes brigade may allocate beyond inputs and results, e.g. 512M\n"
+          "                     (default: half the memory available)\n"
+          "  --workers N        threads (default: one per physical core)\n"
+          "  --seed S           seed of the random inputs (default 1)\n"
+          "  --out FILE.npy     write the (M, K) int64 indices\n");
+}
+
+typedef struct knn_args {
+  uint64_t nb_txt, dim, nb_new, k, seed, budget, workers;
+  const char *db_path, *q_path, *out_path, *backend;
+  int raw;
+  bg_knn_metric_t metric;
+  bg_dtype_t dtype;
+} knn_args;
+
+static int parse_count(const char *opt, const char *val, uint64_t max, uint64_t *out) {
+  const char *why;
+  if (cli_parse_count(val, 1, max, out, &why) != 0)
+    return cli_usage("knn", "%s '%s': %s", opt, val, why);
+  return 0;
+}
+
+static int parse_one(const char *opt, const char *val, knn_args *a) {
+  if (!strcmp(opt, "--nb-txt"))
+    return parse_count(opt, val, UINT64_C(1) << 40, &a->nb_txt);
+  if (!strcmp(opt, "--dim"))
+    return parse_count(opt, val, UINT64_C(1) << 30, &a->dim);
+  if (!strcmp(opt, "--nb-new"))
+    return parse_count(opt, val, UINT64_C(1) << 40, &a->nb_new);
+  if (!strcmp(opt, "--k"))
+    return parse_count(opt, val, UINT64_C(1) << 20, &a->k);
+  if (!strcmp(opt, "--seed"))
+    return parse_count(opt, val, UINT64_MAX, &a->seed);
+  if (!strcmp(opt, "--workers"))
+    return parse_count(opt, val, 4096, &a->workers);
+  if (!strcmp(opt, "--mem-budget")) {
+    const char *why;
+    if (cli_parse_size(val, &a->budget, &why) != 0 || a->budget == 0)
+      return cli_usage("knn", "--mem-budget '%s': %s", val, a->budget == 0 ? "must be > 0" : why);
+    return 0;
+  }
+  if (!strcmp(opt, "--metric")) {
+    for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++)
+      if (!strcmp(val, bg_knn_metric_name((bg_knn_metric_t)m))) {
+        a->metric = (bg_knn_metric_t)m;
+        return 0;
+      }
+    return cli_usage("knn", "unknown metric '%s' (metrics: ip, cosine, l2)", val);
+  }
+  if (!strcmp(opt, "--dtype")) {
+    if (strcmp(val, "f32") && strcmp(val, "f64"))
+      return cli_usage("knn", "unknown dtype '%s' (dtypes: f32, f64)", val);
+    a->dtype = strcmp(val, "f64") ? BG_F32 : BG_F64;
+    return 0;
+  }
+  if (!strcmp(opt, "--backend")) {
+    if (strcmp(val, "auto") && strcmp(val, "naive") && strcmp(val, "blocked") &&
+        strcmp(val, "blas"))
+      return cli_usage("knn", "unknown backend '%s' (backends: auto, naive, blocked, blas)", val);
+    if (!bg_knn_backend_available(val))
+      return cli_usage("knn", "backend '%s' is not compiled into this build (no OpenBLAS)", val);
+    a->backend = val;
+    return 0;
+  }
+  if (!strcmp(opt, "--db"))
+    a->db_path = val;
+  else if (!strcmp(opt, "--queries"))
+    a->q_path = val;
+  else if (!strcmp(opt, "--out"))
+    a->out_path = val;
+  else
+    return cli_usage("knn", "unknown option '%s'", opt);
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, knn_args *a) {
+  *a = (knn_args){.k = 1, .seed = 1, .backend = "auto"};
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--raw")) {
+      a->raw = 1;
+      continue;
+    }
+    if (i + 1 >= argc)
+      return cli_usage("knn", "option '%s' needs a value", argv[i]);
+    int rc = parse_one(argv[i], argv[i + 1], a);
+    if (rc != 0)
+      return rc;
+    i++;
+  }
+  if (!a->db_path != !a->q_path)
+    return cli_usage("knn", "--db and --queries go together");
+  if (!a->db_path && (!a->nb_txt || !a->dim || !a->nb_new))
+    return cli_usage("knn", "give --nb-txt, --dim and --nb-new, or --db and --queries");
+  if (a->raw && (!a->db_path || !a->dim))
+    return cli_usage("knn", "--raw reads --db and --queries and needs --dim");
+  return 0;
+}
+
+/* Uniform [0, 1) values from a seeded xorshift64*, like np.random.rand. */
+static void *random_rows(uint64_t rows, uint64_t dim, bg_dtype_t t, uint64_t seed) {
+  size_t n = (size_t)(rows * dim);
+  void *v = malloc(n * (t == BG_F64 ? 8 : 4));
+  uint64_t s = seed * 0x9E3779B97F4A7C15u + 1;
+  for (size_t i = 0; v && i < n; i++) {
+    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+    double u = (double)((s * 0x2545F4914F6CDD1Du) >> 11) * 0x1.0p-53;
+    if (t == BG_F64)
+      ((double *)v)[i] = u;
+    else
+      ((float *)v)[i] = (float)u;
+  }
+  return v;
+}
+
+typedef struct inputs {
+  void *db, *q;
+} inputs;
+
+static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
+  char err[512];
+  if (a->db_path) {
+    npy_array db, q;
+    if (npy_read(a->db_path, a->raw ? a->dim : 0, a->dtype, avail, &db, err, sizeof err) != 0)
+      return cli_usage("knn", "%s", err);
+    if (npy_read(a->q_path, a->raw ? a->dim : 0, a->dtype, avail, &q, err, sizeof err) != 0) {
+      free(db.data);
+      return cli_usage("knn", "%s", err);
+    }
+    if (db.cols != q.cols || db.dtype != q.dtype) {
+      free(db.data), free(q.data);
+      return cli_usage("knn", "--db is (%zu, %zu) %s but --queries is (%zu, %zu) %s: the dims "
+                              "and dtypes must match",
+                       db.rows, db.cols, bg_dtype_name(db.dtype), q.rows, q.cols,
+                       bg_dtype_name(q.dtype));
+    }
+    a->nb_txt = db.rows, a->nb_new = q.rows, a->dim = db.cols, a->dtype = db.dtype;
+    in->db = db.data, in->q = q.data;
+    return 0;
+  }
+  double e = a->dtype == BG_F64 ? 8 : 4;
+  double need = ((double)a->nb_txt + (double)a->nb_new) * (double)a->dim * e +
+                (double)a->nb_new * (double)a->k * (8 + e);
+  if (need > 0.8 * (double)avail)
+    return cli_fail("knn", "the inputs and results need %.2f GiB but only %.2f GiB are available; "
+                           "use smaller sizes or --dtype f32",
+                    need / 1073741824, (double)avail / 1073741824);
+  in->db = random_rows(a->nb_txt, a->dim, a->dtype, a->seed);
+  in->q = random_rows(a->nb_new, a->dim, a->dtype, a->seed + 1);
+  if (!in->db || !in->q)
+    return cli_fail("knn", "out of memory generating the inputs");
+  return 0;
+}
+
+static int search(const knn_args *a, const inputs *in) {
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.workers = (unsigned)a->workers;
+  bg_pool_t *pool;
+  int rc = bg_pool_create(&po, &pool);
+  if (rc != 0)
+    return cli_fail("knn", "cannot start the workers: %s", bg_strerror(rc));
+  int64_t *idx = malloc((size_t)(a->nb_new * a->k) * sizeof *idx);
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.dtype = a->dtype, d.metric = a->metric, d.db = in->db, d.nb_txt = (size_t)a->nb_txt;
+  d.queries = in->q, d.nb_new = (size_t)a->nb_new, d.dim = (size_t)a->dim, d.k = (size_t)a->k;
+  d.backend = a->backend, d.mem_budget = a->budget, d.idx = idx;
+  bg_knn_plan_t plan = {0};
+  double t0 = bench_now();
+  rc = idx ? bg_knn(pool, &d, &plan) : BG_ENOMEM;
+  double dt = bench_now() - t0;
+  char b1[32], b2[32];
+  int code = CLI_OK;
+  if (rc == BG_ENOMEM && plan.min_bytes)
+    code = cli_fail("knn", "the search needs at least %s beyond its inputs but the budget is %s; "
+                           "raise --mem-budget",
+                    cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
+  else if (rc == BG_EINVAL && a->k > a->nb_txt)
+    code = cli_usage("knn", "--k %llu is more than the %llu database vectors",
+                     (unsigned long long)a->k, (unsigned long long)a->nb_txt);
+  else if (rc == BG_EINVAL)
+    code = cli_usage("knn", "the inputs contain NaN or infinity");
+  else if (rc != 0)
+    code = cli_fail("knn", "%s", bg_strerror(rc));
+  if (code == CLI_OK) {
+    double flops = 2.0 * (double)a->nb_txt * (double)a->dim * (double)a->nb_new;
+    printf("brigade knn: nb_txt=%llu dim=%llu nb_new=%llu k=%llu metric=%s dtype=%s\n",
+           (unsigned long long)a->nb_txt, (unsigned long long)a->dim,
+           (unsigned long long)a->nb_new, (unsigned long long)a->k, bg_knn_metric_name(a->metric),
+           bg_dtype_name(a->dtype));
+    printf("plan: backend %s, %u workers, tiles of %zu queries x %zu vectors, %s planned "
+           "(budget %s)\n",
+           plan.backend, plan.workers, plan.tile_q, plan.tile_db,
+           cli_bytes(plan.bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
+    printf("took %.4f s, %.1f GFLOP/s, peak memory %.1f MiB\n", dt, flops / dt / 1e9,
+           bench_peak_mib());
+    printf("first query: best index %lld\n", (long long)idx[0]);
+    char err[512];
+    if (a->out_path &&
+        npy_write_i64(a->out_path, idx, (size_t)a->nb_new, (size_t)a->k, err, sizeof err) != 0)
+      code = cli_fail("knn", "%s", err);
+  }
+  free(idx);
+  bg_pool_destroy(pool);
+  return code;
+}
+
+int cmd_knn(int argc, char **argv) {
+  knn_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != 0)
+    return rc;
+  uint64_t avail = 0;
+  if (bg_mem_available(&avail) != 0)
+    avail = UINT64_MAX;
+  inputs in = {0};
+  rc = load_inputs(&a, avail, &in);
+  if (rc == 0)
+    rc = search(&a, &in);
+  free(in.db);
+  free(in.q);
+  return rc;
+}
