@@ -157,8 +157,9 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
     }
     if (db.cols != q.cols || db.dtype != q.dtype) {
       free(db.data), free(q.data);
-      return cli_usage("knn", "--db is (%zu, %zu) %s but --queries is (%zu, %zu) %s: the dims "
-                              "and dtypes must match",
+      return cli_usage("knn",
+                       "--db is (%zu, %zu) %s but --queries is (%zu, %zu) %s: the dims "
+                       "and dtypes must match",
                        db.rows, db.cols, bg_dtype_name(db.dtype), q.rows, q.cols,
                        bg_dtype_name(q.dtype));
     }
@@ -170,8 +171,9 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
   double need = ((double)a->nb_txt + (double)a->nb_new) * (double)a->dim * e +
                 (double)a->nb_new * (double)a->k * (8 + e);
   if (need > 0.8 * (double)avail)
-    return cli_fail("knn", "the inputs and results need %.2f GiB but only %.2f GiB are available; "
-                           "use smaller sizes or --dtype f32",
+    return cli_fail("knn",
+                    "the inputs and results need %.2f GiB but only %.2f GiB are available; "
+                    "use smaller sizes or --dtype f32",
                     need / 1073741824, (double)avail / 1073741824);
   in->db = random_rows(a->nb_txt, a->dim, a->dtype, a->seed);
   in->q = random_rows(a->nb_new, a->dim, a->dtype, a->seed + 1);
@@ -201,9 +203,11 @@ static int search(const knn_args *a, const inputs *in) {
   char b1[32], b2[32];
   int code = CLI_OK;
   if (rc == BG_ENOMEM && plan.min_bytes)
-    code = cli_fail("knn", "the search needs at least %s beyond its inputs but the budget is %s; "
-                           "raise --mem-budget",
-                    cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
+    code =
+        cli_fail("knn",
+                 "the search needs at least %s beyond its inputs but the budget is %s; "
+                 "raise --mem-budget",
+                 cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
   else if (rc == BG_EINVAL && a->k > a->nb_txt)
     code = cli_usage("knn", "--k %llu is more than the %llu database vectors",
                      (unsigned long long)a->k, (unsigned long long)a->nb_txt);
@@ -214,9 +218,8 @@ static int search(const knn_args *a, const inputs *in) {
   if (code == CLI_OK) {
     double flops = 2.0 * (double)a->nb_txt * (double)a->dim * (double)a->nb_new;
     printf("brigade knn: nb_txt=%llu dim=%llu nb_new=%llu k=%llu metric=%s dtype=%s\n",
-           (unsigned long long)a->nb_txt, (unsigned long long)a->dim,
-           (unsigned long long)a->nb_new, (unsigned long long)a->k, bg_knn_metric_name(a->metric),
-           bg_dtype_name(a->dtype));
+           (unsigned long long)a->nb_txt, (unsigned long long)a->dim, (unsigned long long)a->nb_new,
+           (unsigned long long)a->k, bg_knn_metric_name(a->metric), bg_dtype_name(a->dtype));
     printf("plan: backend %s, %u workers, tiles of %zu queries x %zu vectors, %s planned "
            "(budget %s)\n",
            plan.backend, plan.workers, plan.tile_q, plan.tile_db,

@@ -65,8 +65,8 @@ static int read_data(FILE *f, const char *path, npy_array *a, uint64_t max_bytes
   if (__builtin_mul_overflow(a->rows, a->cols, &n) || __builtin_mul_overflow(n, e, &n))
     return fail(err, cap, path, "the shape overflows");
   if (n > max_bytes) {
-    snprintf(err, cap, "%s: %zu bytes of data do not fit in the %" PRIu64 " bytes available",
-             path, n, max_bytes);
+    snprintf(err, cap, "%s: %zu bytes of data do not fit in the %" PRIu64 " bytes available", path,
+             n, max_bytes);
     return -1;
   }
   struct stat st;
@@ -101,13 +101,14 @@ int npy_read(const char *path, size_t raw_cols, bg_dtype_t raw_dtype, uint64_t m
     struct stat st;
     size_t e = raw_dtype == BG_F64 ? 8 : 4;
     if (fstat(fileno(f), &st) != 0 || st.st_size == 0 || (uint64_t)st.st_size % (raw_cols * e)) {
-      snprintf(err, cap, "%s: a raw file of %s rows with dim %zu must be a non-zero multiple of "
-                         "%zu bytes",
+      snprintf(err, cap,
+               "%s: a raw file of %s rows with dim %zu must be a non-zero multiple of "
+               "%zu bytes",
                path, bg_dtype_name(raw_dtype), raw_cols, raw_cols * e);
       goto done;
     }
-    a = (npy_array){.rows = (size_t)st.st_size / (raw_cols * e), .cols = raw_cols,
-                    .dtype = raw_dtype};
+    a = (npy_array){
+        .rows = (size_t)st.st_size / (raw_cols * e), .cols = raw_cols, .dtype = raw_dtype};
   } else {
     unsigned char magic[10];
     if (fread(magic, 1, 10, f) != 10 || memcmp(magic, "\x93NUMPY", 6) != 0) {
@@ -150,8 +151,8 @@ done:
 int npy_write_i64(const char *path, const int64_t *v, size_t rows, size_t cols, char *err,
                   size_t cap) {
   char dict[128];
-  int len = snprintf(dict, sizeof dict, "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                     rows, cols);
+  int len = snprintf(dict, sizeof dict,
+                     "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
   /* Pad with spaces and a newline so magic + 4 + header is a multiple of 64. */
   size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
   FILE *f = fopen(path, "wb");
@@ -160,7 +161,15 @@ int npy_write_i64(const char *path, const int64_t *v, size_t rows, size_t cols, 
     return -1;
   }
   size_t hlen = (size_t)len + pad + 1;
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+  unsigned char pre[10] = {0x93,
+                           'N',
+                           'U',
+                           'M',
+                           'P',
+                           'Y',
+                           1,
+                           0,
+                           (unsigned char)(hlen & 0xff),
                            (unsigned char)(hlen >> 8)};
   int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)len, f) == (size_t)len;
   for (size_t i = 0; i < pad && ok; i++)

@@ -11,7 +11,7 @@
 #include "brigade.h"
 
 typedef struct npy_array {
-  void *data;   /* malloc'ed rows x cols of dtype */
+  void *data; /* malloc'ed rows x cols of dtype */
   size_t rows, cols;
   bg_dtype_t dtype;
 } npy_array;
