@@ -6,6 +6,7 @@
 
 #include "brigade.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void cmd_info_help(FILE *f) {
@@ -52,6 +53,11 @@ static void print_text(const facts *f) {
            cli_bytes(f->mem, buf, sizeof buf));
   else
     printf("  available: unknown (%s)\n", bg_strerror(f->mem_rc));
+  if (bg_knn_blas_degraded())
+    printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s?),\n"
+           "  about half its speed; unset OPENBLAS_CORETYPE. brigade knn's auto uses its own\n"
+           "  blocked kernel meanwhile.\n",
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
   printf("Backends\n");
   for (size_t i = 0; i < bg_backend_count(); i++) {
     bg_backend_info_t b;
@@ -86,7 +92,7 @@ static void print_json(const facts *f) {
     printf("%s{\"name\":\"%s\",\"compiled\":%s,\"usable\":%s,\"priority\":%d}", i ? "," : "",
            b.name, b.compiled ? "true" : "false", b.usable ? "true" : "false", b.priority);
   }
-  printf("]}\n");
+  printf("],\"blas_degraded\":%s}\n", bg_knn_blas_degraded() ? "true" : "false");
 }
 
 int cmd_info(int argc, char **argv) {

@@ -84,6 +84,13 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan);
 const char *bg_knn_metric_name(bg_knn_metric_t m);
 const char *bg_dtype_name(bg_dtype_t t);
 
+/**
+ * bg_knn_blas_degraded - 1 when OpenBLAS runs a kernel below what this CPU can do (an AVX2
+ * kernel on an AVX-512 CPU, as OPENBLAS_CORETYPE=Haswell forces); "auto" then prefers the
+ * blocked backend and `brigade info` warns. 0 otherwise or without OpenBLAS.
+ */
+int bg_knn_blas_degraded(void);
+
 /** bg_knn_backend_available - 1 if the knn backend of that name is compiled in, else 0. */
 int bg_knn_backend_available(const char *name);
 

@@ -31,11 +31,23 @@ int bg_knn_backend_available(const char *name) {
   return !strcmp(name, "naive") || !strcmp(name, "blocked") || !strcmp(name, "auto");
 }
 
-/* auto: OpenBLAS's tuned products when present, else the blocked kernel; naive is only ever a
- * baseline. Tiny dims give a product too little to amortise its packing; blocked wins there. */
+/* Whether OpenBLAS runs an AVX-512 kernel on a CPU that has AVX-512. OPENBLAS_CORETYPE=Haswell
+ * (set in some environments) forces its AVX2 kernels and halves its speed there; the blocked
+ * backend, which picks its own kernel, is then faster. */
+int bg_knn_blas_degraded(void) {
+  const char *core = bg__blas_corename();
+  if (!core || !__builtin_cpu_supports("avx512f"))
+    return 0;
+  return !strstr(core, "SkylakeX") && !strstr(core, "Cooperlake") && !strstr(core, "Sapphire");
+}
+
+/* auto: OpenBLAS's tuned products when present and running its best kernel, else the blocked
+ * kernel; naive is only ever a baseline. Tiny dims give a product too little to amortise its
+ * packing; blocked wins there too. */
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out) {
   if (!name || !strcmp(name, "auto")) {
-    *out = bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
+    *out = bg__blas_available() && d->dim >= 32 && !bg_knn_blas_degraded() ? BG__KNN_BLAS
+                                                                           : BG__KNN_BLOCKED;
     return BG_OK;
   }
   if (!strcmp(name, "naive"))

@@ -104,6 +104,13 @@ if command -v gnuplot >/dev/null; then
 fi
 expect 1 err "must end in .svg or .png" -- bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.pdf"
 
+# OPENBLAS_CORETYPE=Haswell halves OpenBLAS on an AVX-512 CPU: info says so.
+if grep -q avx512f /proc/cpuinfo && "$bin" --version | grep -q 'blas=openblas'; then
+  OPENBLAS_CORETYPE=Haswell expect 0 out 'Warning: OpenBLAS runs an AVX2 kernel' -- info
+  env -u OPENBLAS_CORETYPE "$bin" info --json | grep -q '"blas_degraded":false' && pass=$((pass + 1)) ||
+    { echo "FAIL: info warns about OpenBLAS without OPENBLAS_CORETYPE"; fail=$((fail + 1)); }
+fi
+
 # knn: argument errors, .npy round trip, refusals.
 expect 0 out '^usage: brigade knn' -- help knn
 expect 2 err "give --nb-txt, --dim and --nb-new" -- knn --nb-txt 10
