@@ -67,13 +67,8 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
 }
 
 /* Rows with more CPU-bound workers than cores: the extra threads only take turns. */
-static void explain_oversubscription(bench_result *res, const char *section,
-                                     const bench_row *best) {
-  bg_topo_t *t;
-  if (bg_topo_create(&t) != 0)
-    return;
-  unsigned cores = bg_topo_default_workers(t);
-  bg_topo_destroy(t);
+static void explain_oversubscription(bench_result *res, const char *section, const bench_row *best,
+                                     unsigned cores) {
   for (size_t i = 0; i < res->nrows; i++) {
     const bench_row *r = &res->rows[i];
     double util = r->wall.median > 0 ? r->cpu_s / r->wall.median : 0;
@@ -90,7 +85,7 @@ static void explain_oversubscription(bench_result *res, const char *section,
 }
 
 void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
-                   const char *section) {
+                   const char *section, unsigned cores) {
   const bench_row *seq = seq_row(res, section), *best = best_row(res, section);
   if (!seq || !best)
     return;
@@ -126,5 +121,5 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                    "the %s of work it could share.",
                    whole);
   explain_limits(res, w, c, section, seq, best);
-  explain_oversubscription(res, section, best);
+  explain_oversubscription(res, section, best, cores);
 }

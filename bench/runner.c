@@ -140,13 +140,7 @@ static void finish_row(bench_result *res, bench_row *row, const run_case *rc) {
 /* How many workers "auto" means for this case: the default, raised when the sequential run
  * shows the items mostly blocked (their CPU time far below their wall time), because workers
  * beyond the cores then overlap waits instead of competing for cores. */
-static unsigned auto_workers(const run_case *rc, bench_result *res) {
-  bg_topo_t *t;
-  unsigned def = 1;
-  if (bg_topo_create(&t) == 0) {
-    def = bg_topo_default_workers(t);
-    bg_topo_destroy(t);
-  }
+static unsigned auto_workers(const run_case *rc, unsigned def, bench_result *res) {
   if (rc->seq_util >= 0.5 || rc->c.n <= def)
     return def;
   double want = ceil((double)def / (rc->seq_util > 1e-3 ? rc->seq_util : 1e-3));
@@ -203,7 +197,7 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
   rc->seq_util = row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
   finish_row(res, row, rc);
   for (size_t wi = 0; wi < o->nworkers; wi++) {
-    unsigned workers = o->workers[wi] ? o->workers[wi] : auto_workers(rc, res);
+    unsigned workers = o->workers[wi] ? o->workers[wi] : auto_workers(rc, o->cores, res);
     workers = admit(rc, workers, avail, res);
     if (workers == 0)
       return refuse(rc, avail, err, cap);
@@ -265,12 +259,23 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
   if (o->progress)
     fprintf(stderr, "\r\033[K");
   if (e == 0 && res->nrows > first_row)
-    bench_explain(res, w, &c, rc.section);
+    bench_explain(res, w, &c, rc.section, o->cores);
   return e;
 }
 
-int bench_run_workload(const bench_run_opts *o, const bench_workload *w, bench_result *res,
+int bench_run_workload(const bench_run_opts *opts, const bench_workload *w, bench_result *res,
                        char *err, size_t cap) {
+  /* The core count, read once here rather than once per row: hwloc loads take milliseconds. */
+  bench_run_opts local = *opts;
+  const bench_run_opts *o = &local;
+  if (local.cores == 0) {
+    bg_topo_t *t;
+    local.cores = 1;
+    if (bg_topo_create(&t) == 0) {
+      local.cores = bg_topo_default_workers(t);
+      bg_topo_destroy(t);
+    }
+  }
   const bench_case *cases = o->lecture ? w->lecture : &w->quick;
   size_t ncases = o->lecture ? w->nlecture : 1;
   for (size_t i = 0; i < ncases; i++) {

@@ -23,6 +23,7 @@ typedef struct bench_run_opts {
   size_t n_override; /* 0: the workload's own item counts */
   double param;      /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
   int progress;      /* a progress line on stderr */
+  unsigned cores;    /* workers one per core means; 0: read from the topology */
 } bench_run_opts;
 
 /* Runs every case of one workload and appends rows and explanations to res. Returns 0;
@@ -35,6 +36,6 @@ int bench_run_workload(const bench_run_opts *o, const bench_workload *w, bench_r
 
 /* Appends the explanations of one case, computed from its rows. */
 void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
-                   const char *section);
+                   const char *section, unsigned cores);
 
 #endif

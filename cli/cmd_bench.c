@@ -99,7 +99,7 @@ static int parse_workers(const char *val, bench_run_opts *o) {
     return 0;
   }
   if (!strcmp(buf, "sweep")) {
-    unsigned top = 2 * default_workers();
+    unsigned top = 2 * o->cores;
     for (unsigned w = 1; w <= top && o->nworkers < BENCH_MAX_WORKER_COUNTS; w *= 2)
       o->workers[o->nworkers++] = w;
     return 0;
@@ -243,6 +243,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   a->out_size = 8;
   a->run.repeat = 3;
   a->run.param = -1;
+  a->run.cores = default_workers();
   a->run.progress = isatty(2);
   a->run.workers[a->run.nworkers++] = 0;
   default_backends(&a->run);

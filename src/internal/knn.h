@@ -13,9 +13,8 @@
 
 typedef enum bg__knn_kind { BG__KNN_NAIVE, BG__KNN_BLOCKED, BG__KNN_BLAS } bg__knn_kind;
 
-/* The blocked kernel works on panels of this many database vectors (16 float lanes of an
- * AVX-512 register) and this many queries at once. */
-#define BG_KNN_PANEL 16
+/* The blocked kernel works on this many queries at once, against panels of one 64-byte vector
+ * of database values (16 floats or 8 doubles). */
 #define BG_KNN_QBLOCK 8
 
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
