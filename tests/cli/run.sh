@@ -102,6 +102,11 @@ if command -v gnuplot >/dev/null; then
   expect 0 out 'Fastest' -- bench --workload prime-fixed --n 1000 --repeat 1 --workers 1,2 --plot "$tmp/p.svg"
   grep -q '<svg' "$tmp/p.svg" && pass=$((pass + 1)) || { echo "FAIL: --plot wrote no SVG"; fail=$((fail + 1)); }
 fi
+# Without gnuplot on the PATH, --plot says how to install it (exit 1, the tables still printed).
+PATH=/nonexistent "$bin" bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.svg" >/dev/null 2>"$tmp/err"
+code=$?
+[ "$code" -eq 1 ] && grep -q "apt-get install gnuplot-nox" "$tmp/err" && pass=$((pass + 1)) ||
+  { echo "FAIL: --plot without gnuplot: exit $code"; fail=$((fail + 1)); }
 expect 1 err "must end in .svg or .png" -- bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.pdf"
 
 # OPENBLAS_CORETYPE=Haswell halves OpenBLAS on an AVX-512 CPU: info says so.
@@ -158,7 +163,16 @@ import struct
 rows = [[(i * 7 + j * 3) % 11 - 5.0 for j in range(3)] for i in range(50)]
 npy(sys.argv[1] + "/ok.npy", "<f4", "(50, 3)", b"".join(struct.pack("<3f", *r) for r in rows))
 npy(sys.argv[1] + "/ok64.npy", "<f8", "(50, 3)", b"".join(struct.pack("<3d", *r) for r in rows))
+nan = [r[:] for r in rows]
+nan[7][1] = float("nan")
+npy(sys.argv[1] + "/nan.npy", "<f4", "(50, 3)", b"".join(struct.pack("<3f", *r) for r in nan))
+d = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }"
+d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
+open(sys.argv[1] + "/fortran.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + bytes(16))
 PY
+expect 2 err "the inputs contain NaN or infinity" -- knn --db "$tmp/nan.npy" --queries "$tmp/ok.npy"
+expect 2 err "Fortran-ordered array" -- knn --db "$tmp/fortran.npy" --queries "$tmp/fortran.npy"
+expect 1 err "/nonexistent/i.npy: No such file or directory" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out /nonexistent/i.npy
 expect 0 out 'nb_txt=50 dim=3 nb_new=50 k=2 metric=ip dtype=f32' -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --k 2
 expect 0 out 'dtype=f64' -- knn --db "$tmp/ok64.npy" --queries "$tmp/ok64.npy" --out "$tmp/o.npy"
 head -c 6 "$tmp/o.npy" | grep -q NUMPY && pass=$((pass + 1)) || { echo "FAIL: --out wrote no .npy"; fail=$((fail + 1)); }
