@@ -76,9 +76,15 @@ static void table_row(FILE *f, const bench_row *x) {
   chunk_text(x->chunk, chunk, sizeof chunk);
   took_text(&x->wall, took, sizeof took);
   double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
-  fprintf(f, "%-8s %-8s %5s %3u  %-27s %5.0f%% %8.1f %10.1f %8.1f ns %7.2fx %4.0f%%%s\n",
-          x->backend, x->schedule, chunk, x->workers, took, util, x->peak_mib, x->ns_per_item,
-          x->overhead_ns, x->speedup, 100 * x->efficiency, x->failed ? "  FAILED" : "");
+  /* Suites that do not measure CPU time and memory (overhead) show dashes, not zeros. */
+  char cpu[16] = "-", peak[16] = "-";
+  if (x->cpu_s > 0 || x->peak_mib > 0) {
+    snprintf(cpu, sizeof cpu, "%.0f%%", util);
+    snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
+  }
+  fprintf(f, "%-8s %-8s %5s %3u  %-27s %6s %8s %10.1f %8.1f ns %7.2fx %4.0f%%%s\n", x->backend,
+          x->schedule, chunk, x->workers, took, cpu, peak, x->ns_per_item, x->overhead_ns,
+          x->speedup, 100 * x->efficiency, x->failed ? "  FAILED" : "");
 }
 
 static void table_tail(FILE *f, const bench_result *r, const char *section) {
