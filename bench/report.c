@@ -91,6 +91,45 @@ static void table_tail(FILE *f, const bench_result *r, const char *section) {
   print_notes(f, r, section, "  > ");
 }
 
+/* The knn suite's rows: throughput against the bare sgemm and speedup over the naive loop, not
+ * over a sequential map. */
+static void ratio_text(double v, const char *fmt, double scale, char *buf, size_t cap) {
+  if (v > 0)
+    snprintf(buf, cap, fmt, v * scale);
+  else
+    snprintf(buf, cap, "-");
+}
+
+static void knn_head(FILE *f, const bench_row *x) {
+  fprintf(f, "\n== %s ==\n", x->section);
+  fprintf(f, "%-8s %3s  %-27s %8s %9s %8s %8s  %s\n", "backend", "wk", "took (median [min-max])",
+          "GFLOP/s", "vs sgemm", "vs naive", "peak MiB", "plan");
+}
+
+static void knn_row(FILE *f, const bench_row *x) {
+  char took[64], vs[16], sp[16];
+  took_text(&x->wall, took, sizeof took);
+  ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
+  ratio_text(x->speedup, "%.1fx", 1, sp, sizeof sp);
+  fprintf(f, "%-8s %3u  %-27s %8.1f %9s %8s %8.1f  %s%s\n", x->backend, x->workers, took, x->gflops,
+          vs, sp, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
+}
+
+static void md_knn_head(FILE *f, const bench_row *x) {
+  fprintf(f, "\n### %s\n\n", x->section);
+  fprintf(f, "| backend | workers | took (median [min-max]) | GFLOP/s | vs sgemm | vs naive | "
+             "peak MiB | plan |\n|---|---|---|---|---|---|---|---|\n");
+}
+
+static void md_knn_row(FILE *f, const bench_row *x) {
+  char took[64], vs[16], sp[16];
+  took_text(&x->wall, took, sizeof took);
+  ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
+  ratio_text(x->speedup, "%.1fx", 1, sp, sizeof sp);
+  fprintf(f, "| %s | %u | %s | %.1f | %s | %s | %.1f | %s |%s\n", x->backend, x->workers, took,
+          x->gflops, vs, sp, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
+}
+
 static void md_head(FILE *f, const bench_row *x) {
   fprintf(f, "\n### %s\n\n", x->section);
   fprintf(f, "| backend | schedule | workers | took (median [min-max]) | CPU %% | peak MiB | "
@@ -113,14 +152,17 @@ static void md_tail(FILE *f, const bench_result *r, const char *section) {
 
 static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
-             "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed\n");
+             "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
+             "gflops,vs_sgemm,plan\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f,
-            "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d\n",
+            "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
+            "%.3f,%.4f,\"%s\"\n",
             r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
             x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
-            x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed);
+            x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
+            x->vs_sgemm, x->plan);
   }
 }
 
@@ -152,10 +194,14 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
             ",\"workload\":\"%s\",\"backend\":\"%s\",\"schedule\":\"%s\",\"chunk\":%zu,"
             "\"workers\":%u,\"n\":%zu,\"median_s\":%.6f,\"min_s\":%.6f,\"max_s\":%.6f,"
             "\"cpu_s\":%.6f,\"sys_share\":%.4f,\"peak_mib\":%.2f,\"ns_per_item\":%.3f,"
-            "\"overhead_ns_per_item\":%.3f,\"speedup\":%.4f,\"efficiency\":%.4f,\"failed\":%s}",
+            "\"overhead_ns_per_item\":%.3f,\"speedup\":%.4f,\"efficiency\":%.4f,\"failed\":%s,"
+            "\"gflops\":%.3f,\"vs_sgemm\":%.4f,\"plan\":",
             x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n, x->wall.median,
             x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib, x->ns_per_item,
-            x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false");
+            x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false", x->gflops,
+            x->vs_sgemm);
+    json_string(f, x->plan);
+    fputc('}', f);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {
@@ -169,8 +215,11 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
 }
 
 void bench_report(FILE *f, bench_format fmt, const bench_result *r, const char *header) {
+  int knn = !strcmp(r->suite, "knn");
   static const layout table = {table_head, table_row, table_tail};
   static const layout markdown = {md_head, md_row, md_tail};
+  static const layout knn_table = {knn_head, knn_row, table_tail};
+  static const layout knn_markdown = {md_knn_head, md_knn_row, md_tail};
   switch (fmt) {
   case BENCH_CSV:
     print_csv(f, r);
@@ -180,13 +229,13 @@ void bench_report(FILE *f, bench_format fmt, const bench_result *r, const char *
     return;
   case BENCH_TABLE:
     fprintf(f, "%s\n", header);
-    grouped(f, r, &table);
+    grouped(f, r, knn ? &knn_table : &table);
     fputc('\n', f);
     print_notes(f, r, "", "");
     return;
   case BENCH_MARKDOWN:
     fprintf(f, "`%s`\n", header);
-    grouped(f, r, &markdown);
+    grouped(f, r, knn ? &knn_markdown : &markdown);
     fputc('\n', f);
     print_notes(f, r, "", "- ");
     return;

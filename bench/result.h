@@ -33,6 +33,10 @@ typedef struct bench_row {
   size_t chunks;      /* chunks the schedule handed out in the last run */
   int ran_inline;     /* the last run ran on the calling thread only */
   int failed;         /* the map reported failures or its check failed */
+  /* knn suite only (0 / "" elsewhere). */
+  double gflops;   /* 2 nb_txt dim nb_new / median */
+  double vs_sgemm; /* gflops / the bare sgemm's on the same product */
+  char plan[64];   /* the tile plan: "blocked 504x128, 2 workers, 3.9 MiB" */
 } bench_row;
 
 typedef struct bench_note {

@@ -15,18 +15,6 @@
 /* Memory brigade lets the benchmark plan for: the rest is left to the system and to error. */
 #define MEM_SAFETY 0.8
 
-/* User and system CPU time of the whole process, read together so they are consistent. */
-typedef struct cpu_sample {
-  double user, sys;
-} cpu_sample;
-
-static cpu_sample cpu_now(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (cpu_sample){(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
-                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6};
-}
-
 typedef struct run_case {
   const bench_workload *w;
   bench_case c;
@@ -71,11 +59,11 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   bench_peak_reset();
   for (unsigned r = 0; r < reps + (unsigned)warm && !bench_interrupted; r++) {
     memset(rc->out, 0, rc->c.n * rc->w->out_size);
-    cpu_sample c0 = cpu_now();
+    bench_cpu c0 = bench_cpu_now();
     double t0 = bench_now();
     rcode = bg_map(pool, &d, &rep);
     double dt = bench_now() - t0;
-    cpu_sample c1 = cpu_now();
+    bench_cpu c1 = bench_cpu_now();
     double du = c1.user - c0.user, ds = c1.sys - c0.sys;
     if (warm && r == 0)
       continue;

@@ -25,6 +25,13 @@ double bench_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+bench_cpu bench_cpu_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (bench_cpu){(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6};
+}
+
 void bench_peak_reset(void) {
   FILE *f = fopen("/proc/self/clear_refs", "w");
   if (f) {

@@ -20,6 +20,12 @@ void bench_peak_reset(void);
 /* Peak resident size in MiB (VmHWM; the lifetime ru_maxrss where that is unavailable). */
 double bench_peak_mib(void);
 
+/* User and system CPU time of the whole process, in seconds, read together. */
+typedef struct bench_cpu {
+  double user, sys;
+} bench_cpu;
+bench_cpu bench_cpu_now(void);
+
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 

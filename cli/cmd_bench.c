@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* brigade bench: the lecture's experiments on this machine (the catalogue suite), or the
- * engine's own scheduling costs (the overhead suite), with tables, explanations, CSV, JSON,
- * Markdown and plots. */
+/* brigade bench: the lecture's experiments on this machine (the catalogue suite and the knn
+ * suite), or the engine's own scheduling costs (the overhead suite), with tables,
+ * explanations, CSV, JSON, Markdown and plots. */
 #include "cli.h"
+#include "knn.h"
 #include "opts.h"
 #include "overhead.h"
 #include "plot.h"
@@ -19,14 +20,17 @@
 #include <unistd.h>
 
 void cmd_bench_help(FILE *f) {
-  fprintf(f, "usage: brigade bench [options]\n\n"
-             "Runs the lecture's workloads with a sequential loop and every parallel backend, and\n"
-             "prints, per case, median [min-max] wall time, CPU use, peak memory, speedup over\n"
-             "the sequential loop and efficiency, then sentences computed from those numbers\n"
-             "that say where the time went.\n\n"
-             "  --suite S        catalogue (default): the lecture's workloads;\n"
-             "                   overhead: per-item scheduling cost of every schedule\n"
-             "  --workload LIST  workloads to run, comma-separated (default: all):\n");
+  fprintf(f,
+          "usage: brigade bench [options]\n\n"
+          "Runs the lecture's workloads with a sequential loop and every parallel backend, and\n"
+          "prints, per case, median [min-max] wall time, CPU use, peak memory, speedup over\n"
+          "the sequential loop and efficiency, then sentences computed from those numbers\n"
+          "that say where the time went.\n\n"
+          "  --suite S        catalogue (default): the lecture's workloads;\n"
+          "                   knn: the lecture's similarity search, every knn backend beside\n"
+          "                   OpenBLAS's bare sgemm (--backends naive,blocked,blas,auto,sgemm);\n"
+          "                   overhead: per-item scheduling cost of every schedule\n"
+          "  --workload LIST  workloads to run, comma-separated (default: all):\n");
   for (size_t i = 0; i < bench_workload_count(); i++)
     fprintf(f, "                     %-12s %s\n", bench_workload_at(i)->name,
             bench_workload_at(i)->simulates);
@@ -43,6 +47,10 @@ void cmd_bench_help(FILE *f) {
          "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
          "                   cores); auto (default: one per core, more when items block)\n"
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
+         "  --max-seconds S  knn: skip a row predicted to run longer (default 5 quick, 120\n"
+         "                   lecture)\n"
+         "  --mem-budget B   knn: memory budget of every search (default: the library's; the\n"
+         "                   memory-wall case 1G, or 32M quick)\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
@@ -60,6 +68,10 @@ typedef struct bench_args {
   bench_format format;
   const char *out_path;
   const char *plot_path;
+  const char *backends; /* --backends, parsed once the suite is known */
+  bench_knn_opts knn;
+  double max_seconds;  /* knn: 0 until given */
+  uint64_t mem_budget; /* knn */
 } bench_args;
 
 /* Splits a comma-separated list in place; returns the count or -1 when it has empty items. */
@@ -177,9 +189,60 @@ static void default_backends(bench_run_opts *o) {
   }
 }
 
-static const char *const value_opts[] = {
-    "--suite",    "--workload", "--task",   "--out-size", "--n",   "--param", "--size",
-    "--backends", "--workers",  "--repeat", "--format",   "--out", "--plot",  NULL};
+static int parse_knn_backends(const char *val, bench_knn_opts *o) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", val);
+  char *items[BENCH_KNN_MAX_BACKENDS];
+  int n = split(buf, items, BENCH_KNN_MAX_BACKENDS);
+  if (n < 0)
+    return cli_usage("bench", "--backends '%s': expected names separated by commas", val);
+  o->nbackends = 0;
+  for (int i = 0; i < n; i++) {
+    if (!bench_knn_backend_known(items[i]))
+      return cli_usage("bench",
+                       "unknown knn backend '%s' (knn backends: naive, blocked, blas, auto, "
+                       "sgemm)",
+                       items[i]);
+    int blas = !strcmp(items[i], "blas") || !strcmp(items[i], "sgemm");
+    if (blas && !bg_knn_backend_available("blas"))
+      return cli_usage("bench", "'%s' needs OpenBLAS, which is not compiled into this build",
+                       items[i]);
+    static const char *const names[] = {"naive", "blocked", "blas", "auto", "sgemm"};
+    for (size_t k = 0; k < 5; k++)
+      if (!strcmp(names[k], items[i]))
+        o->backends[o->nbackends++] = names[k];
+  }
+  return 0;
+}
+
+/* The knn suite's cases are fixed (the lecture's): the catalogue's options do not apply. */
+static int knn_args(bench_args *a) {
+  const char *wrong = a->nworkloads         ? "--workload"
+                      : a->task             ? "--task"
+                      : a->run.n_override   ? "--n"
+                      : a->run.param >= 0   ? "--param"
+                      : a->run.nworkers > 1 ? "a list of --workers"
+                                            : NULL;
+  if (wrong)
+    return cli_usage("bench",
+                     "%s does not apply to --suite knn (its cases are the lecture's searches; "
+                     "give one worker count)",
+                     wrong);
+  bench_knn_opts *k = &a->knn;
+  k->workers = a->run.workers[0];
+  k->repeat = a->run.repeat;
+  k->lecture = a->run.lecture;
+  k->max_seconds = a->max_seconds > 0 ? a->max_seconds : a->run.lecture ? 120 : 5;
+  k->mem_budget = a->mem_budget;
+  k->progress = a->run.progress;
+  bench_knn_default_backends(k);
+  return a->backends ? parse_knn_backends(a->backends, k) : 0;
+}
+
+static const char *const value_opts[] = {"--suite",   "--workload",    "--task",       "--out-size",
+                                         "--n",       "--param",       "--size",       "--backends",
+                                         "--workers", "--repeat",      "--format",     "--out",
+                                         "--plot",    "--max-seconds", "--mem-budget", NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -192,8 +255,8 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
   uint64_t v;
   const char *why;
   if (!strcmp(opt, "--suite")) {
-    if (strcmp(val, "catalogue") && strcmp(val, "overhead"))
-      return cli_usage("bench", "unknown suite '%s' (suites: catalogue, overhead)", val);
+    if (strcmp(val, "catalogue") && strcmp(val, "overhead") && strcmp(val, "knn"))
+      return cli_usage("bench", "unknown suite '%s' (suites: catalogue, knn, overhead)", val);
     a->suite = val;
   } else if (!strcmp(opt, "--workload")) {
     return parse_workloads(val, a);
@@ -219,7 +282,20 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
       return cli_usage("bench", "unknown size '%s' (sizes: quick, lecture)", val);
     a->run.lecture = !strcmp(val, "lecture");
   } else if (!strcmp(opt, "--backends")) {
-    return parse_backends(val, &a->run);
+    a->backends = val;
+  } else if (!strcmp(opt, "--max-seconds")) {
+    char *end;
+    errno = 0;
+    double m = strtod(val, &end);
+    if (errno || end == val || *end || !(m > 0) || m > 1e7)
+      return cli_usage("bench", "--max-seconds '%s': expected a positive number of seconds", val);
+    a->max_seconds = m;
+  } else if (!strcmp(opt, "--mem-budget")) {
+    if (cli_parse_size(val, &v, &why) != 0)
+      return cli_usage("bench", "--mem-budget '%s': %s", val, why);
+    if (v == 0)
+      return cli_usage("bench", "--mem-budget '%s': must be more than 0 bytes", val);
+    a->mem_budget = v;
   } else if (!strcmp(opt, "--workers")) {
     return parse_workers(val, &a->run);
   } else if (!strcmp(opt, "--repeat")) {
@@ -260,6 +336,13 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (rc != 0)
       return rc;
   }
+  if (!strcmp(a->suite, "knn"))
+    return knn_args(a);
+  if (a->max_seconds > 0 || a->mem_budget)
+    return cli_usage("bench", "--max-seconds and --mem-budget apply to --suite knn only");
+  int rc = a->backends ? parse_backends(a->backends, &a->run) : 0;
+  if (rc != 0)
+    return rc;
   if (a->task && a->run.n_override == 0)
     return cli_usage("bench", "--task needs --n, the number of items to map");
   if (a->task && a->nworkloads)
@@ -286,6 +369,18 @@ static int run_overhead(const bench_args *a, bench_result *res) {
   int rc = bench_overhead(&o, res, &what);
   if (rc != 0)
     return cli_fail("bench", "%s failed: %s", what, bg_strerror(rc));
+  return CLI_OK;
+}
+
+static int run_knn(const bench_args *a, bench_result *res) {
+  char err[512];
+  int rc = bench_knn(&a->knn, res, err, sizeof err);
+  if (rc == BG_ECANCELED) {
+    fprintf(stderr, "brigade bench: interrupted\n");
+    return 130;
+  }
+  if (rc != 0)
+    return cli_fail("bench", "%s", err);
   return CLI_OK;
 }
 
@@ -334,7 +429,9 @@ int cmd_bench(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  rc = !strcmp(a.suite, "overhead") ? run_overhead(&a, res) : run_catalogue(&a, res);
+  rc = !strcmp(a.suite, "overhead") ? run_overhead(&a, res)
+       : !strcmp(a.suite, "knn")    ? run_knn(&a, res)
+                                    : run_catalogue(&a, res);
   if (rc == CLI_OK) {
     char header[256];
     snprintf(header, sizeof header, "brigade %s bench --suite %s (%s)", bg_version(), a.suite,

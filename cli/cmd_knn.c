@@ -4,6 +4,7 @@
  * for every query within a memory budget, and prints the time, GFLOP/s, the tile plan and the
  * peak memory; --out writes the indices as .npy for checking against NumPy. */
 #include "cli.h"
+#include "knn.h"
 #include "npy.h"
 #include "opts.h"
 #include "stats.h"
@@ -125,22 +126,6 @@ static int parse_args(int argc, char **argv, knn_args *a) {
   return 0;
 }
 
-/* Uniform [0, 1) values from a seeded xorshift64*, like np.random.rand. */
-static void *random_rows(uint64_t rows, uint64_t dim, bg_dtype_t t, uint64_t seed) {
-  size_t n = (size_t)(rows * dim);
-  void *v = malloc(n * (t == BG_F64 ? 8 : 4));
-  uint64_t s = seed * 0x9E3779B97F4A7C15u + 1;
-  for (size_t i = 0; v && i < n; i++) {
-    s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
-    double u = (double)((s * 0x2545F4914F6CDD1Du) >> 11) * 0x1.0p-53;
-    if (t == BG_F64)
-      ((double *)v)[i] = u;
-    else
-      ((float *)v)[i] = (float)u;
-  }
-  return v;
-}
-
 typedef struct inputs {
   void *db, *q;
 } inputs;
@@ -175,8 +160,8 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
                     "the inputs and results need %.2f GiB but only %.2f GiB are available; "
                     "use smaller sizes or --dtype f32",
                     need / 1073741824, (double)avail / 1073741824);
-  in->db = random_rows(a->nb_txt, a->dim, a->dtype, a->seed);
-  in->q = random_rows(a->nb_new, a->dim, a->dtype, a->seed + 1);
+  in->db = bench_knn_random((size_t)a->nb_txt, (size_t)a->dim, a->dtype, a->seed);
+  in->q = bench_knn_random((size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);
   if (!in->db || !in->q)
     return cli_fail("knn", "out of memory generating the inputs");
   return 0;

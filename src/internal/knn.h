@@ -35,8 +35,8 @@ typedef struct bg__knn_ctx {
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out);
 
-/* What one worker's scratch holds for a (tq, tdb) tile: the score tile for blas, the packed
- * database tile for blocked, nothing for naive. */
+/* What one worker's scratch holds for a (tq, tdb) tile: the score tile for blas; a padded
+ * query block and the packed database tile for blocked; nothing for naive. */
 uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb);
 
 /* Resolves a backend name ("auto" by shape). Return: 0, BG_ENOENT, BG_ENOTSUP. */

@@ -116,14 +116,17 @@ static void CAT(micro_generic, SFX)(const T *q, const T *panel, size_t dim, T *o
   CAT(micro, SFX)(q, panel, dim, out);
 }
 
-static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *panel) {
+/* One query tile against the database, database tile by database tile (each small enough to
+ * stay in L2 while every block of BG_KNN_QBLOCK queries of the tile passes over it). scratch
+ * holds a padded query block, then the packed database tile. */
+static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
   const bg_knn_desc_t *d = c->d;
   const T *q = d->queries, *x = d->db;
   T *keys = c->keys;
   void (*micro)(const T *, const T *, size_t, T *) =
       __builtin_cpu_supports("avx512f") ? CAT(micro_avx512, SFX) : CAT(micro_generic, SFX);
-  T qpad[BG_KNN_QBLOCK * 64];
-  T out[BG_KNN_QBLOCK * 64 / sizeof(T)];
+  T *qpad = scratch, *panel = scratch + BG_KNN_QBLOCK * d->dim;
+  T out[BG_KNN_QBLOCK * VLEN];
   for (size_t x0 = 0; x0 < d->nb_txt; x0 += c->tile_db) {
     size_t nx = d->nb_txt - x0 < c->tile_db ? d->nb_txt - x0 : c->tile_db;
     CAT(pack, SFX)(x, x0, nx, d->dim, panel);
@@ -131,34 +134,20 @@ static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *pan
     for (size_t i0 = q0; i0 < q1; i0 += BG_KNN_QBLOCK) {
       size_t nq = q1 - i0 < BG_KNN_QBLOCK ? q1 - i0 : BG_KNN_QBLOCK;
       const T *qb = q + i0 * d->dim;
-      /* A short last block repeats its first query so the kernel always runs full width;
-       * the repeats' results are ignored. Small dims only: larger ones read in place. */
-      if (nq < BG_KNN_QBLOCK && d->dim <= 64) {
+      /* A short block (the end of the queries) repeats its first query so the kernel always
+       * runs full width; the repeats' results are ignored. */
+      if (nq < BG_KNN_QBLOCK) {
         for (size_t r = 0; r < BG_KNN_QBLOCK; r++)
           memcpy(qpad + r * d->dim, q + (i0 + (r < nq ? r : 0)) * d->dim, d->dim * sizeof(T));
         qb = qpad;
       }
       for (size_t p = 0; p < npanels; p++) {
-        if (nq == BG_KNN_QBLOCK || qb == qpad) {
-          micro(qb, panel + p * d->dim * VLEN, d->dim, out);
-        } else {
-          /* A short block with a large dim: one query at a time through the generic path. */
-          for (size_t r = 0; r < nq; r++) {
-            const T *pp = panel + p * d->dim * VLEN;
-            for (size_t lane = 0; lane < VLEN; lane++) {
-              T dot = 0;
-              for (size_t t = 0; t < d->dim; t++)
-                dot += qb[r * d->dim + t] * pp[t * VLEN + lane];
-              out[r * VLEN + lane] = dot;
-            }
-          }
-        }
+        micro(qb, panel + p * d->dim * VLEN, d->dim, out);
+        size_t lanes = nx - p * VLEN < VLEN ? nx - p * VLEN : VLEN;
         for (size_t r = 0; r < nq; r++) {
           size_t i = i0 + r;
-          for (size_t lane = 0; lane < VLEN; lane++) {
+          for (size_t lane = 0; lane < lanes; lane++) {
             size_t j = x0 + p * VLEN + lane;
-            if (j >= x0 + nx)
-              break;
             CAT(fold, SFX)
             (keys + i * d->k, d->idx + i * d->k, d->k, CAT(key_of, SFX)(c, out[r * VLEN + lane], j),
              j);

@@ -23,8 +23,8 @@ uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t
   switch (kind) {
   case BG__KNN_BLAS:
     return (uint64_t)tq * tdb * e;
-  case BG__KNN_BLOCKED:
-    return (tdb + vlen - 1) / vlen * vlen * d->dim * e;
+  case BG__KNN_BLOCKED: /* a padded query block, then the packed database tile */
+    return (BG_KNN_QBLOCK + (tdb + vlen - 1) / vlen * vlen) * d->dim * e;
   default:
     return 0;
   }
@@ -45,6 +45,13 @@ static size_t clamp(size_t v, size_t lo, size_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Half of a database tile, kept a multiple of the panel width so that only the last panel of
+ * the database is ever padded. */
+static size_t halve(size_t tdb, size_t multiple, size_t lo) {
+  size_t h = tdb / 2 / multiple * multiple;
+  return h > lo ? h : lo;
+}
+
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out) {
   unsigned w = pool->workers;
@@ -54,8 +61,17 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
     budget = bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
   }
   size_t vlen = 64 / elem_size(d);
-  /* Enough query tiles for every worker to get about four, so unequal tiles balance. */
-  size_t tq = clamp((d->nb_new + 4 * (size_t)w - 1) / (4 * (size_t)w), 1, 512);
+  /* Query tiles. blas: about four per worker, so unequal tiles balance. blocked: one per
+   * worker (up to 1024 queries), because every query tile packs the whole database again, a
+   * pass over memory that cost more than the balance gained when measured (docs/PERFORMANCE.md),
+   * and in whole register blocks, so only the last tile may end in a short (padded) block. */
+  size_t tq;
+  if (kind == BG__KNN_BLOCKED) {
+    tq = clamp((d->nb_new + w - 1) / w, 1, 1024);
+    tq = (tq + BG_KNN_QBLOCK - 1) / BG_KNN_QBLOCK * BG_KNN_QBLOCK;
+  } else {
+    tq = clamp((d->nb_new + 4 * (size_t)w - 1) / (4 * (size_t)w), 1, 512);
+  }
   size_t tdb_min = kind == BG__KNN_BLOCKED ? vlen : 16, tdb;
   if (kind == BG__KNN_BLOCKED) {
     uint64_t rows = l2_bytes() / 2 / (d->dim * elem_size(d));
@@ -69,7 +85,7 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
   while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget &&
          (tdb > tdb_min || tq > 1)) {
     if (tdb > tdb_min)
-      tdb = tdb / 2 > tdb_min ? tdb / 2 : tdb_min;
+      tdb = halve(tdb, kind == BG__KNN_BLOCKED ? vlen : 1, tdb_min);
     else
       tq = tq / 2 ? tq / 2 : 1;
   }

@@ -89,8 +89,11 @@ static void check_case(bg_pool_t *pool, shape s, bg_knn_metric_t m, bg_dtype_t t
   void *gsc = malloc(s.nq * s.k * e);
   for (size_t i = 0; i < s.nq; i++)
     reference(q + i * s.dim, db, s.nb, s.dim, s.k, m, want + i * s.k, wsc + i * s.k);
-  for (size_t b = 0; b < 3; b++) {
-    if (!bg_knn_backend_available(backends[b]))
+  /* Each backend in its default plan, then in its smallest (one-query tiles, the narrowest
+   * database tiles). */
+  for (size_t run = 0; run < 6; run++) {
+    const char *be = backends[run / 2];
+    if (!bg_knn_backend_available(be))
       continue;
     bg_knn_desc_t d;
     bg_knn_desc_init(&d);
@@ -102,22 +105,35 @@ static void check_case(bg_pool_t *pool, shape s, bg_knn_metric_t m, bg_dtype_t t
     d.nb_new = s.nq;
     d.dim = s.dim;
     d.k = s.k;
-    d.backend = backends[b];
+    d.backend = be;
     d.idx = got;
     d.scores = gsc;
-    assert_int_equal(bg_knn(pool, &d, NULL), 0);
+    if (run % 2) {
+      bg_knn_plan_t least;
+      d.mem_budget = 1;
+      assert_int_equal(bg_knn_plan(pool, &d, &least), BG_ENOMEM);
+      d.mem_budget = least.min_bytes;
+    }
+    bg_knn_plan_t plan;
+    assert_int_equal(bg_knn(pool, &d, &plan), 0);
+    assert_true(!d.mem_budget || plan.bytes <= d.mem_budget);
+    if (run % 2 && !strcmp(be, "blas"))
+      assert_int_equal(plan.tile_q, 1);
+
     for (size_t i = 0; i < s.nq * s.k; i++) {
       double g = t == BG_F64 ? ((double *)gsc)[i] : ((float *)gsc)[i];
       double tol = 1e-4 * (1 + fabs(wsc[i]));
       if (fabs(g - wsc[i]) > tol)
-        fail_msg("%s %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu scores %g, want %g",
-                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k, i % s.k,
-                 i / s.k, g, wsc[i]);
+        fail_msg("%s (plan %zux%zu) %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu scores %g, "
+                 "want %g",
+                 be, plan.tile_q, plan.tile_db, bg_knn_metric_name(m), bg_dtype_name(t), s.nb,
+                 s.dim, s.k, i % s.k, i / s.k, g, wsc[i]);
       /* Exact data and an exact metric: the very same indices, ties to the lowest. */
       if (integers && m != BG_KNN_COSINE && got[i] != want[i])
-        fail_msg("%s %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu is %lld, want %lld",
-                 backends[b], bg_knn_metric_name(m), bg_dtype_name(t), s.nb, s.dim, s.k, i % s.k,
-                 i / s.k, (long long)got[i], (long long)want[i]);
+        fail_msg("%s (plan %zux%zu) %s %s nb=%zu dim=%zu k=%zu: rank %zu of query %zu is %lld, "
+                 "want %lld",
+                 be, plan.tile_q, plan.tile_db, bg_knn_metric_name(m), bg_dtype_name(t), s.nb,
+                 s.dim, s.k, i % s.k, i / s.k, (long long)got[i], (long long)want[i]);
     }
   }
   free(db), free(q), free(dbt), free(qt), free(want), free(got), free(wsc), free(gsc);

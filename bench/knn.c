@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/* The knn suite: the lecture's part-2 cases, every backend on the same seeded inputs, the bare
+ * sgemm beside them, answers cross-checked, and the sentences that explain the table. */
+#include "knn.h"
+#include "stats.h"
+#include "workload.h"
+#include "workloads/rng.h"
+
+#include "brigade.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct knn_case {
+  size_t nb_txt, dim, nb_new;
+  int wall; /* the memory-wall case: run in a small budget to show the tiling */
+} knn_case;
+
+/* The lecture's table, and the same shapes scaled down (nb_txt and nb_new by up to 10x) so the
+ * quick suite runs in seconds and its memory-wall case still needs tiles: its score matrix is
+ * 381 MiB against a 32 MiB budget. */
+static const knn_case lecture_cases[] = {{1000, 100, 100, 0},      {10000, 100, 1000, 0},
+                                         {1000000, 100, 1000, 0},  {100000, 1000, 1000, 0},
+                                         {100000, 1000, 10000, 0}, {100000, 1000, 100000, 1}};
+static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000, 0},
+                                       {100000, 100, 100, 0},  {10000, 1000, 100, 0},
+                                       {10000, 1000, 1000, 0}, {10000, 1000, 10000, 1}};
+
+#define WALL_BUDGET_LECTURE ((uint64_t)1 << 30)
+#define WALL_BUDGET_QUICK ((uint64_t)32 << 20)
+/* A row stops repeating once its timed runs have taken this long: the big cases are stable
+ * over one or two runs and the suite must not take an hour. */
+#define ROW_SECONDS 10.0
+/* The sgemm reference writes its scores in blocks of at most this size. */
+#define SGEMM_BLOCK ((uint64_t)256 << 20)
+/* Two answers that differ are both right when their scores agree to float32 rounding. */
+#define TIE_RTOL 1e-5
+
+static const char *const known[] = {"naive", "blocked", "blas", "auto", "sgemm"};
+
+int bench_knn_backend_known(const char *name) {
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (!strcmp(name, known[i]))
+      return 1;
+  return 0;
+}
+
+void bench_knn_default_backends(bench_knn_opts *o) {
+  o->nbackends = 0;
+  static const char *const order[] = {"naive", "blocked", "blas"};
+  for (size_t i = 0; i < 3; i++)
+    if (bg_knn_backend_available(order[i]))
+      o->backends[o->nbackends++] = order[i];
+  if (bg_knn_backend_available("blas"))
+    o->backends[o->nbackends++] = "sgemm";
+}
+
+void *bench_knn_random(size_t rows, size_t dim, bg_dtype_t t, uint64_t seed) {
+  size_t n = rows * dim;
+  void *v = malloc(n * (t == BG_F64 ? 8 : 4));
+  uint64_t s = bench_rng_seed(seed);
+  for (size_t i = 0; v && i < n; i++) {
+    double u = bench_rng_double(&s);
+    if (t == BG_F64)
+      ((double *)v)[i] = u;
+    else
+      ((float *)v)[i] = (float)u;
+  }
+  return v;
+}
+
+/* One case's inputs and answers. */
+typedef struct knn_run {
+  const bench_knn_opts *o;
+  knn_case c;
+  char section[BENCH_SECTION_LEN];
+  float *db, *q;
+  int64_t *idx, *ref;   /* this backend's answer; the first backend's */
+  const char *ref_name; /* NULL until a backend has answered */
+  double flops;         /* 2 nb_txt dim nb_new */
+  uint64_t budget;      /* the search's memory budget (0: the library's default) */
+  bg_knn_plan_t plan;   /* of the last search */
+  size_t near_ties;     /* queries answered differently within float32 rounding */
+} knn_run;
+
+/* GFLOP/s each backend reached on the previous case it ran, to predict the next case's time. */
+typedef struct speed_log {
+  const char *name[BENCH_KNN_MAX_BACKENDS];
+  double gflops[BENCH_KNN_MAX_BACKENDS];
+  size_t n;
+} speed_log;
+
+static double *speed_of(speed_log *l, const char *name) {
+  for (size_t i = 0; i < l->n; i++)
+    if (!strcmp(l->name[i], name))
+      return &l->gflops[i];
+  l->name[l->n] = name;
+  l->gflops[l->n] = 0;
+  return &l->gflops[l->n++];
+}
+
+static double dot64(const float *a, const float *b, size_t dim) {
+  double s = 0;
+  for (size_t t = 0; t < dim; t++)
+    s += (double)a[t] * (double)b[t];
+  return s;
+}
+
+/* Compares an answer with the first backend's. Where they differ, both vectors' exact scores
+ * must agree to float32 rounding (a near-tie that different summation orders may break either
+ * way); anything else is a wrong answer. Returns the first wrong query, or -1. */
+static long check(knn_run *r) {
+  for (size_t i = 0; i < r->c.nb_new; i++) {
+    if (r->idx[i] == r->ref[i])
+      continue;
+    if (r->idx[i] < 0 || (size_t)r->idx[i] >= r->c.nb_txt)
+      return (long)i;
+    const float *qi = r->q + i * r->c.dim;
+    double a = dot64(qi, r->db + (size_t)r->idx[i] * r->c.dim, r->c.dim);
+    double b = dot64(qi, r->db + (size_t)r->ref[i] * r->c.dim, r->c.dim);
+    if (fabs(a - b) > TIE_RTOL * (fabs(a) + fabs(b)) / 2)
+      return (long)i;
+    r->near_ties++;
+  }
+  return -1;
+}
+
+static void progress(const knn_run *r, const char *name) {
+  if (r->o->progress)
+    fprintf(stderr, "\r\033[K%s: %s ...", r->section, name);
+}
+
+/* One timed search (or sgemm product). Returns seconds, or a negative BG_E*. */
+static double once(knn_run *r, bg_pool_t *pool, const char *name) {
+  if (!strcmp(name, "sgemm")) {
+    double dt = bench_sgemm_seconds(r->db, r->c.nb_txt, r->q, r->c.nb_new, r->c.dim,
+                                    bg_pool_workers(pool), SGEMM_BLOCK);
+    return dt < 0 ? BG_ENOMEM : dt;
+  }
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = r->db, d.nb_txt = r->c.nb_txt, d.queries = r->q, d.nb_new = r->c.nb_new;
+  d.dim = r->c.dim, d.k = 1, d.backend = name, d.mem_budget = r->budget, d.idx = r->idx;
+  double t0 = bench_now();
+  int rc = bg_knn(pool, &d, &r->plan);
+  double dt = bench_now() - t0;
+  return rc != 0 ? rc : dt;
+}
+
+static void plan_text(const knn_run *r, const char *name, unsigned workers, bench_row *row) {
+  if (!strcmp(name, "sgemm")) {
+    size_t rows = (size_t)(SGEMM_BLOCK / (r->c.nb_txt * sizeof(float)));
+    rows = rows == 0 ? 1 : rows > r->c.nb_new ? r->c.nb_new : rows;
+    snprintf(row->plan, sizeof row->plan, "OpenBLAS x%u, %zux%zu blocks", workers, rows,
+             r->c.nb_txt);
+    return;
+  }
+  snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
+           r->plan.tile_db, (double)r->plan.bytes / 1048576);
+}
+
+/* Times one backend on the case and appends its row. Returns 0, BG_ECANCELED or BG_ENOMEM. */
+static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log *log,
+                        bench_result *res) {
+  double *gf = speed_of(log, name);
+  double predicted = *gf > 0 ? r->flops / (*gf * 1e9) : 0;
+  if (predicted > r->o->max_seconds) {
+    bench_note_add(res, r->section,
+                   "%s skipped: predicted %.0f s at the %.1f GFLOP/s it reached on the previous "
+                   "case (--max-seconds %.0f to run it)",
+                   name, predicted, *gf, predicted + 1);
+    return 0;
+  }
+  if (res->nrows == BENCH_MAX_ROWS)
+    return 0;
+  progress(r, name);
+  bench_row *row = &res->rows[res->nrows];
+  memset(row, 0, sizeof *row);
+  snprintf(row->section, sizeof row->section, "%s", r->section);
+  row->workload = "knn", row->backend = name, row->schedule = "-", row->n = r->c.nb_new;
+  double t[64], cpu[64], user = 0, sys = 0, total = 0;
+  unsigned got = 0;
+  bench_peak_reset();
+  /* A warm-up run when a run is short (or of unknown length): it faults in the pages and
+   * lets OpenBLAS start its threads. */
+  int warm = predicted < 1.0;
+  for (unsigned k = 0; k < r->o->repeat + (unsigned)warm && got < 64; k++) {
+    if (bench_interrupted)
+      return BG_ECANCELED;
+    bench_cpu c0 = bench_cpu_now();
+    double dt = once(r, pool, name);
+    bench_cpu c1 = bench_cpu_now();
+    if (dt < 0) {
+      bench_note_add(res, r->section, "%s failed: %s", name, bg_strerror((int)dt));
+      row->failed = 1;
+      break;
+    }
+    if (warm && k == 0)
+      continue;
+    t[got] = dt;
+    cpu[got++] = (c1.user - c0.user) + (c1.sys - c0.sys);
+    user += c1.user - c0.user, sys += c1.sys - c0.sys, total += dt;
+    if (total > ROW_SECONDS)
+      break;
+  }
+  row->peak_mib = bench_peak_mib();
+  row->workers = bg_pool_workers(pool);
+  plan_text(r, name, row->workers, row);
+  if (got == 0) {
+    res->nrows++;
+    return 0;
+  }
+  row->wall = bench_summarise(t, got);
+  row->cpu_s = bench_summarise(cpu, got).median;
+  row->sys_share = user + sys > 0 ? sys / (user + sys) : 0;
+  row->ns_per_item = row->wall.median / (double)r->c.nb_new * 1e9;
+  row->gflops = r->flops / row->wall.median / 1e9;
+  *gf = row->gflops;
+  if (strcmp(name, "sgemm")) {
+    if (!r->ref_name) {
+      memcpy(r->ref, r->idx, r->c.nb_new * sizeof *r->ref);
+      r->ref_name = name;
+    } else {
+      long bad = check(r);
+      if (bad >= 0) {
+        row->failed = 1;
+        bench_note_add(res, r->section,
+                       "CHECK FAILED on %s: query %ld's best is %lld, %s found %lld, and their "
+                       "scores differ beyond float32 rounding",
+                       name, bad, (long long)r->idx[bad], r->ref_name, (long long)r->ref[bad]);
+      }
+    }
+  }
+  res->nrows++;
+  return 0;
+}
+
+static const bench_row *row_of(const bench_result *res, size_t first, const char *name) {
+  for (size_t i = first; i < res->nrows; i++)
+    if (!strcmp(res->rows[i].backend, name) && res->rows[i].gflops > 0)
+      return &res->rows[i];
+  return NULL;
+}
+
+static const char *bytes_text(double b, char *buf, size_t cap) {
+  if (b >= 1073741824)
+    snprintf(buf, cap, "%.2f GiB", b / 1073741824);
+  else
+    snprintf(buf, cap, "%.1f MiB", b / 1048576);
+  return buf;
+}
+
+/* Fills the ratios of the case's rows (first..end) and writes its sentences. */
+static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t avail) {
+  const bench_row *naive = row_of(res, first, "naive"), *sgemm = row_of(res, first, "sgemm");
+  const bench_row *best = NULL;
+  for (size_t i = first; i < res->nrows; i++) {
+    bench_row *x = &res->rows[i];
+    if (naive && x->gflops > 0)
+      x->speedup = naive->wall.median / x->wall.median;
+    if (sgemm && x->gflops > 0)
+      x->vs_sgemm = x->gflops / sgemm->gflops;
+    if (strcmp(x->backend, "sgemm") && !x->failed && x->gflops > 0 &&
+        (!best || x->gflops > best->gflops))
+      best = x;
+  }
+  if (!best)
+    return;
+  const char *s = r->section;
+  if (sgemm)
+    bench_note_add(res, s,
+                   "%s is fastest at %.1f GFLOP/s with the top-k included: %.0f%% of OpenBLAS's "
+                   "bare sgemm on the same product (%.1f GFLOP/s, no top-k)%s",
+                   best->backend, best->gflops, 100 * best->vs_sgemm, sgemm->gflops,
+                   best->vs_sgemm >= 1
+                       ? "; it beats the bare product because the top-k is folded in while a tile "
+                         "of scores is still in cache, where sgemm writes every score to memory"
+                       : "");
+  else
+    bench_note_add(res, s, "%s is fastest at %.1f GFLOP/s with the top-k included", best->backend,
+                   best->gflops);
+  if (naive && best != naive)
+    bench_note_add(res, s,
+                   "%.1fx the naive loop: %s keeps blocks of queries and database vectors in "
+                   "registers and cache, so each value loaded from memory feeds many "
+                   "multiply-adds, where the loop reloads both vectors for every dot product",
+                   best->speedup, best->backend);
+  double work = best->wall.median;
+  if (work < 2e-3)
+    bench_note_add(res, s,
+                   "the whole search takes %.2f ms: waking workers, planning and packing are a "
+                   "visible share of it, so backends differ here by fixed costs, not arithmetic",
+                   work * 1e3);
+  char b1[32], b2[32], b3[32], b4[32];
+  double matrix = (double)r->c.nb_new * (double)r->c.nb_txt * sizeof(float);
+  double inputs = (double)(r->c.nb_txt + r->c.nb_new) * (double)r->c.dim * sizeof(float);
+  if (r->c.wall || matrix > (double)avail)
+    bench_note_add(res, s,
+                   "the score matrix NumPy's matmul (or PyTorch) would build holds %s%s; brigade "
+                   "planned %s of tiles in a budget of %s and peaked at %.0f MiB, of which %s "
+                   "are the inputs",
+                   bytes_text(matrix, b1, sizeof b1),
+                   matrix > (double)avail ? ", more than this machine has free: the lecture's "
+                                            "'Killed: 9'"
+                                          : "",
+                   bytes_text((double)r->plan.bytes, b2, sizeof b2),
+                   bytes_text((double)r->plan.budget, b3, sizeof b3), best->peak_mib,
+                   bytes_text(inputs, b4, sizeof b4));
+  if (r->near_ties)
+    bench_note_add(res, s,
+                   "%zu queries had two database vectors whose scores agree to float32 rounding; "
+                   "backends that sum in different orders may pick either, and both are correct",
+                   r->near_ties);
+}
+
+/* What the suite as a whole should say: auto's choice and OpenBLAS's kernel. */
+static void explain_run(bench_result *res) {
+  if (bg_knn_blas_degraded())
+    bench_note_add(res, "",
+                   "OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s in "
+                   "the environment?), about half its speed: blas and sgemm are held back, "
+                   "blocked is not, and auto picks blocked. Unset OPENBLAS_CORETYPE for "
+                   "OpenBLAS's best",
+                   getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "?");
+}
+
+static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64_t avail,
+                    speed_log *log, bench_result *res, char *err, size_t cap) {
+  knn_run r = {.o = o, .c = c, .flops = 2.0 * (double)c.nb_txt * (double)c.dim * (double)c.nb_new};
+  r.budget = o->mem_budget ? o->mem_budget
+             : c.wall      ? (o->lecture ? WALL_BUDGET_LECTURE : WALL_BUDGET_QUICK)
+                           : 0;
+  snprintf(r.section, sizeof r.section, "knn (%zu, %zu, %zu)%s", c.nb_txt, c.dim, c.nb_new,
+           c.wall ? " memory wall" : "");
+  double need = (double)(c.nb_txt + c.nb_new) * (double)c.dim * sizeof(float) +
+                (double)c.nb_new * 2 * sizeof(int64_t) + (double)SGEMM_BLOCK;
+  if (need > 0.8 * (double)avail) {
+    bench_note_add(res, r.section,
+                   "skipped: the inputs need %.2f GiB and only %.2f GiB are available",
+                   need / 1073741824, (double)avail / 1073741824);
+    return 0;
+  }
+  r.db = bench_knn_random(c.nb_txt, c.dim, BG_F32, 1);
+  r.q = bench_knn_random(c.nb_new, c.dim, BG_F32, 2);
+  r.idx = malloc(c.nb_new * sizeof *r.idx);
+  r.ref = malloc(c.nb_new * sizeof *r.ref);
+  int rc = 0;
+  if (!r.db || !r.q || !r.idx || !r.ref) {
+    snprintf(err, cap, "%s: out of memory allocating the inputs", r.section);
+    rc = BG_ENOMEM;
+  }
+  size_t first = res->nrows;
+  for (size_t b = 0; b < o->nbackends && rc == 0; b++)
+    rc = time_backend(&r, pool, o->backends[b], log, res);
+  if (rc == 0)
+    explain(&r, res, first, avail);
+  if (rc == 0 && r.ref_name) {
+    bg_knn_desc_t d;
+    bg_knn_desc_init(&d);
+    d.db = r.db, d.nb_txt = c.nb_txt, d.queries = r.q, d.nb_new = c.nb_new, d.dim = c.dim;
+    d.k = 1, d.idx = r.idx;
+    bg_knn_plan_t p;
+    if (bg_knn_plan(pool, &d, &p) == 0)
+      bench_note_add(res, r.section, "auto picks %s for this shape", p.backend);
+  }
+  free(r.db), free(r.q), free(r.idx), free(r.ref);
+  return rc;
+}
+
+int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap) {
+  res->suite = "knn";
+  uint64_t avail;
+  if (bg_mem_available(&avail) != 0)
+    avail = UINT64_MAX;
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.workers = o->workers;
+  bg_pool_t *pool;
+  int rc = bg_pool_create(&po, &pool);
+  if (rc != 0) {
+    snprintf(err, cap, "cannot start the workers: %s", bg_strerror(rc));
+    return rc;
+  }
+  const knn_case *cases = o->lecture ? lecture_cases : quick_cases;
+  size_t n = o->lecture ? sizeof lecture_cases / sizeof lecture_cases[0]
+                        : sizeof quick_cases / sizeof quick_cases[0];
+  speed_log log = {0};
+  for (size_t i = 0; i < n && rc == 0; i++)
+    rc = run_case(o, pool, cases[i], avail, &log, res, err, cap);
+  if (o->progress)
+    fprintf(stderr, "\r\033[K");
+  bg_pool_destroy(pool);
+  if (rc == 0)
+    explain_run(res);
+  if (rc == BG_ECANCELED)
+    snprintf(err, cap, "interrupted");
+  return rc;
+}

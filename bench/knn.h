@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* The knn suite: the lecture's part-2 table. Each case (nb_txt, dim, nb_new) runs every knn
+ * backend on the same seeded inputs, beside OpenBLAS's bare sgemm on the same product (the
+ * ceiling a top-k search can approach), checks that every backend found the same neighbours,
+ * and explains what the numbers mean: GFLOP/s against sgemm, speedup over the naive loop, and
+ * the memory the lecture's NumPy and PyTorch would have needed. */
+#ifndef BRIGADE_BENCH_KNN_H
+#define BRIGADE_BENCH_KNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/knn.h"
+#include "result.h"
+
+#define BENCH_KNN_MAX_BACKENDS 8
+
+typedef struct bench_knn_opts {
+  const char *backends[BENCH_KNN_MAX_BACKENDS]; /* naive, blocked, blas, auto, sgemm */
+  size_t nbackends;
+  unsigned workers;    /* 0: one per core */
+  unsigned repeat;     /* timed runs per row (fewer when a run is long) */
+  int lecture;         /* the lecture's sizes instead of the quick ones */
+  double max_seconds;  /* skip a row predicted to take longer than this per run */
+  uint64_t mem_budget; /* 0: each case's own (the memory-wall case: 1 GiB, quick: 32 MiB) */
+  int progress;        /* a progress line on stderr */
+} bench_knn_opts;
+
+/* The names --backends may give the knn suite, and the default list (every one compiled in). */
+int bench_knn_backend_known(const char *name);
+void bench_knn_default_backends(bench_knn_opts *o);
+
+/* Runs the suite into res. Returns 0; BG_ECANCELED after a Ctrl-C; BG_ENOMEM when a pool or
+ * an input cannot be allocated (err says which). A case whose inputs do not fit in memory is
+ * skipped with a note, not an error. */
+int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap);
+
+/* rows x dim values uniform in [0, 1) from a seeded generator, like NumPy's np.random.rand;
+ * malloc'd, NULL when out of memory. */
+void *bench_knn_random(size_t rows, size_t dim, bg_dtype_t t, uint64_t seed);
+
+/* OpenBLAS's sgemm alone on the search's product: S = Q X^T in blocks of queries whose scores
+ * fit in block_bytes, on `threads` OpenBLAS threads, nothing else. Returns the seconds taken,
+ * or -1 when OpenBLAS is not built in or the block cannot be allocated. */
+double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_t nb_new,
+                           size_t dim, unsigned threads, uint64_t block_bytes);
+
+#endif
