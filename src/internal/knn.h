@@ -13,15 +13,18 @@
 
 typedef enum bg__knn_kind { BG__KNN_NAIVE, BG__KNN_BLOCKED, BG__KNN_BLAS } bg__knn_kind;
 
-/* The blocked kernel works on this many queries at once, against panels of one 64-byte vector
- * of database values (16 floats or 8 doubles). */
-#define BG_KNN_QBLOCK 8
+/* The blocked kernel's register block: two 64-byte vectors of queries (32 floats or 16
+ * doubles) against this many database vectors, 2 x BG_KNN_RBLOCK accumulators of the 32
+ * vector registers AVX-512 has. */
+#define BG_KNN_RBLOCK 12
+#define BG_KNN_QBLOCK_BYTES 128
 
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
  * claimed with an atomic flag each (A). */
 typedef struct bg__knn_ctx {
   const bg_knn_desc_t *d; /* I */
   bg__knn_kind kind;      /* I */
+  int avx512;             /* I: run the AVX-512 build of the blocked kernel */
   size_t tile_q, tile_db; /* I */
   const void *db_norm;    /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
   void *keys;             /* I: nb_new x k running ranking keys (desc->scores or our own) */
@@ -35,8 +38,8 @@ typedef struct bg__knn_ctx {
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out);
 
-/* What one worker's scratch holds for a (tq, tdb) tile: the score tile for blas; a padded
- * query block and the packed database tile for blocked; nothing for naive. */
+/* What one worker's scratch holds for a (tq, tdb) tile: the score tile for blas; the tile's
+ * packed queries for blocked; nothing for naive. */
 uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb);
 
 /* Resolves a backend name ("auto" by shape). Return: 0, BG_ENOENT, BG_ENOTSUP. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The knn kernels, written once for a scalar type T and included once per type by
  * kernel_f32.c and kernel_f64.c (the include-twice pattern C has instead of templates).
- * Before including, define T (float or double), SFX (f32 or f64) and BLAS_GEMM.
+ * Before including, define T (float or double), IT (the signed integer of T's size, for
+ * vector comparisons), SFX (f32 or f64) and BLAS_GEMM.
  *
  * Every kernel ranks by one key, larger is better: q.x for ip, q.x / |x| for cosine (|q| is
  * the same for the whole row), 2 q.x - |x|^2 for L2 (|q|^2 is too). Database vectors are
@@ -15,7 +16,9 @@
 #define VLEN ((size_t)(64 / sizeof(T)))
 
 typedef T CAT(vec, SFX) __attribute__((vector_size(64)));
+typedef IT CAT(ivec, SFX) __attribute__((vector_size(64)));
 #define VEC CAT(vec, SFX)
+#define IVEC CAT(ivec, SFX)
 
 static inline T CAT(key_of, SFX)(const bg__knn_ctx *c, T dot, size_t j) {
   const T *norm = c->db_norm;
@@ -74,88 +77,145 @@ static void CAT(blas, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *s) {
   }
 }
 
-/* Copies database rows [x0, x0 + nx) into panels of VLEN vectors laid out dimension-major,
- * panel[p][t][lane] = x[x0 + p * VLEN + lane][t], zero-padding the last panel, so the kernel
- * reads one aligned vector per dimension. */
-static void CAT(pack, SFX)(const T *x, size_t x0, size_t nx, size_t dim, T *panel) {
-  size_t npanels = (nx + VLEN - 1) / VLEN;
-  for (size_t p = 0; p < npanels; p++) {
-    T *dst = panel + p * dim * VLEN;
-    for (size_t lane = 0; lane < VLEN; lane++) {
-      size_t j = p * VLEN + lane;
-      for (size_t t = 0; t < dim; t++)
-        dst[t * VLEN + lane] = j < nx ? x[(x0 + j) * dim + t] : 0;
+/* The blocked backend's register block: QB queries (two vectors of VLEN lanes) against RB
+ * database vectors, 2 x RB accumulators. Each dimension costs two vector loads of queries, RB
+ * broadcasts of database values and 2 x RB fused multiply-adds, so the FMA units, not the
+ * loads, set the pace. The queries are packed once per tile (their reuse is the whole
+ * database); the database is read where it lies, row by row, so it is never copied. */
+#define QB (2 * VLEN)
+#define RB BG_KNN_RBLOCK
+
+/* Packs queries [i0, i0 + nq) dimension-major, qp[t * QB + l] = q[i0 + l][t], zero-padding
+ * lanes past nq, so the kernel loads each dimension's QB query values as two vectors. */
+static void CAT(pack_queries, SFX)(const T *q, size_t i0, size_t nq, size_t dim, T *qp) {
+  for (size_t l = 0; l < QB; l++)
+    for (size_t t = 0; t < dim; t++)
+      qp[t * QB + l] = l < nq ? q[(i0 + l) * dim + t] : 0;
+}
+
+/* out[r * QB + l] = query l . database row r, for RB rows given by pointer (a short group
+ * repeats its last row; the repeats' results are ignored). */
+static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, const T *const *rows,
+                                                                  size_t dim, T *out) {
+  VEC lo[RB], hi[RB];
+  for (size_t r = 0; r < RB; r++)
+    lo[r] = hi[r] = (VEC){0};
+  for (size_t t = 0; t < dim; t++) {
+    VEC a, b;
+    memcpy(&a, qp + t * QB, sizeof a);
+    memcpy(&b, qp + t * QB + VLEN, sizeof b);
+    for (size_t r = 0; r < RB; r++) {
+      T x = rows[r][t];
+      lo[r] += a * x;
+      hi[r] += b * x;
+    }
+  }
+  for (size_t r = 0; r < RB; r++) {
+    memcpy(out + r * QB, &lo[r], sizeof lo[r]);
+    memcpy(out + r * QB + VLEN, &hi[r], sizeof hi[r]);
+  }
+}
+
+/* key_of for VLEN queries against database row j at once, lane for lane the same value; in
+ * place (a vector return value would change the ABI between the two compilations). */
+static inline __attribute__((always_inline)) void CAT(key_vec, SFX)(const bg__knn_ctx *c, VEC *v,
+                                                                    size_t j) {
+  const T *norm = c->db_norm;
+  switch (c->d->metric) {
+  case BG_KNN_COSINE:
+    *v = norm[j] > 0 ? *v / norm[j] : (VEC){0};
+    break;
+  case BG_KNN_L2:
+    *v = 2 * *v - norm[j];
+    break;
+  default:
+    break;
+  }
+}
+
+/* Folds a register block's scores into its queries' top-k. Most scores cannot enter: each
+ * row's keys are compared with the QB queries' current k-th best (thr) as vectors first, and
+ * only the lanes that win go through the scalar insertion. Rows are taken in increasing index
+ * order, so ties still go to the lowest index. */
+static inline __attribute__((always_inline)) void CAT(fold_block, SFX)(const bg__knn_ctx *c,
+                                                                       const T *out, size_t i0,
+                                                                       size_t nq, size_t j0,
+                                                                       size_t nr, T *thr) {
+  const bg_knn_desc_t *d = c->d;
+  T *keys = c->keys;
+  for (size_t r = 0; r < nr; r++) {
+    for (size_t h = 0; h < QB; h += VLEN) {
+      VEC key, t;
+      memcpy(&key, out + r * QB + h, sizeof key);
+      memcpy(&t, thr + h, sizeof t);
+      CAT(key_vec, SFX)(c, &key, j0 + r);
+      IVEC win = key > t;
+      IT any = 0;
+      for (size_t lane = 0; lane < VLEN; lane++)
+        any |= win[lane];
+      if (!any)
+        continue;
+      for (size_t lane = 0; lane < VLEN; lane++) {
+        size_t l = h + lane;
+        if (!win[lane] || l >= nq)
+          continue;
+        T *kr = keys + (i0 + l) * d->k;
+        CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[lane], j0 + r);
+        thr[l] = kr[d->k - 1];
+      }
     }
   }
 }
 
-/* BG_KNN_QBLOCK queries against one panel: the register block the whole backend is built on.
- * acc[r] holds the VLEN dot products of query r; each dimension costs one vector load, one
- * broadcast per query and BG_KNN_QBLOCK fused multiply-adds. Inlined into two wrappers: one
- * compiled for AVX-512, chosen at run time when the CPU has it, and one for any x86-64. */
-static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *q, const T *panel,
-                                                                  size_t dim, T *out) {
-  VEC acc[BG_KNN_QBLOCK];
-  for (size_t r = 0; r < BG_KNN_QBLOCK; r++)
-    acc[r] = (VEC){0};
-  for (size_t t = 0; t < dim; t++) {
-    VEC b;
-    memcpy(&b, panel + t * VLEN, sizeof b);
-    for (size_t r = 0; r < BG_KNN_QBLOCK; r++)
-      acc[r] += q[r * dim + t] * b;
+/* One query tile against the database: database tile by database tile (each small enough to
+ * stay in L2 while every query block of the tile passes over it), register block by register
+ * block. scratch holds the tile's queries packed in blocks of QB. Inlined into two wrappers:
+ * one compiled for AVX-512 with FMA, chosen at run time (c->avx512), one for any x86-64. */
+static inline __attribute__((always_inline)) void
+CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
+  const bg_knn_desc_t *d = c->d;
+  const T *x = d->db;
+  size_t nblocks = (q1 - q0 + QB - 1) / QB;
+  for (size_t b = 0; b < nblocks; b++) {
+    size_t i0 = q0 + b * QB;
+    CAT(pack_queries, SFX)
+    (d->queries, i0, q1 - i0 < QB ? q1 - i0 : QB, d->dim, scratch + b * QB * d->dim);
   }
-  memcpy(out, acc, sizeof acc);
+  T out[RB * QB], thr[QB];
+  const T *rows[RB];
+  for (size_t x0 = 0; x0 < d->nb_txt; x0 += c->tile_db) {
+    size_t x1 = d->nb_txt - x0 < c->tile_db ? d->nb_txt : x0 + c->tile_db;
+    for (size_t b = 0; b < nblocks; b++) {
+      size_t i0 = q0 + b * QB, nq = q1 - i0 < QB ? q1 - i0 : QB;
+      const T *qp = scratch + b * QB * d->dim;
+      /* Padding lanes get +inf so that nothing ever enters them. */
+      for (size_t l = 0; l < QB; l++)
+        thr[l] = l < nq ? ((T *)c->keys)[(i0 + l) * d->k + d->k - 1] : (T)INFINITY;
+      for (size_t j0 = x0; j0 < x1; j0 += RB) {
+        size_t nr = x1 - j0 < RB ? x1 - j0 : RB;
+        for (size_t r = 0; r < RB; r++)
+          rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * d->dim;
+        CAT(micro, SFX)(qp, rows, d->dim, out);
+        CAT(fold_block, SFX)(c, out, i0, nq, j0, nr, thr);
+      }
+    }
+  }
 }
 
 __attribute__((target("avx512f,fma"))) static void
-CAT(micro_avx512, SFX)(const T *q, const T *panel, size_t dim, T *out) {
-  CAT(micro, SFX)(q, panel, dim, out);
+CAT(blocked_avx512, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
+  CAT(blocked_body, SFX)(c, q0, q1, scratch);
 }
 
-static void CAT(micro_generic, SFX)(const T *q, const T *panel, size_t dim, T *out) {
-  CAT(micro, SFX)(q, panel, dim, out);
+static void CAT(blocked_generic, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
+  CAT(blocked_body, SFX)(c, q0, q1, scratch);
 }
 
-/* One query tile against the database, database tile by database tile (each small enough to
- * stay in L2 while every block of BG_KNN_QBLOCK queries of the tile passes over it). scratch
- * holds a padded query block, then the packed database tile. */
 static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  const bg_knn_desc_t *d = c->d;
-  const T *q = d->queries, *x = d->db;
-  T *keys = c->keys;
-  void (*micro)(const T *, const T *, size_t, T *) =
-      __builtin_cpu_supports("avx512f") ? CAT(micro_avx512, SFX) : CAT(micro_generic, SFX);
-  T *qpad = scratch, *panel = scratch + BG_KNN_QBLOCK * d->dim;
-  T out[BG_KNN_QBLOCK * VLEN];
-  for (size_t x0 = 0; x0 < d->nb_txt; x0 += c->tile_db) {
-    size_t nx = d->nb_txt - x0 < c->tile_db ? d->nb_txt - x0 : c->tile_db;
-    CAT(pack, SFX)(x, x0, nx, d->dim, panel);
-    size_t npanels = (nx + VLEN - 1) / VLEN;
-    for (size_t i0 = q0; i0 < q1; i0 += BG_KNN_QBLOCK) {
-      size_t nq = q1 - i0 < BG_KNN_QBLOCK ? q1 - i0 : BG_KNN_QBLOCK;
-      const T *qb = q + i0 * d->dim;
-      /* A short block (the end of the queries) repeats its first query so the kernel always
-       * runs full width; the repeats' results are ignored. */
-      if (nq < BG_KNN_QBLOCK) {
-        for (size_t r = 0; r < BG_KNN_QBLOCK; r++)
-          memcpy(qpad + r * d->dim, q + (i0 + (r < nq ? r : 0)) * d->dim, d->dim * sizeof(T));
-        qb = qpad;
-      }
-      for (size_t p = 0; p < npanels; p++) {
-        micro(qb, panel + p * d->dim * VLEN, d->dim, out);
-        size_t lanes = nx - p * VLEN < VLEN ? nx - p * VLEN : VLEN;
-        for (size_t r = 0; r < nq; r++) {
-          size_t i = i0 + r;
-          for (size_t lane = 0; lane < lanes; lane++) {
-            size_t j = x0 + p * VLEN + lane;
-            CAT(fold, SFX)
-            (keys + i * d->k, d->idx + i * d->k, d->k, CAT(key_of, SFX)(c, out[r * VLEN + lane], j),
-             j);
-          }
-        }
-      }
-    }
-  }
+  if (c->avx512)
+    CAT(blocked_avx512, SFX)(c, q0, q1, scratch);
+  else
+    CAT(blocked_generic, SFX)(c, q0, q1, scratch);
 }
 
 void CAT(bg__knn_tile, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch) {
@@ -173,6 +233,9 @@ void CAT(bg__knn_tile, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, char *sc
 }
 
 #undef VEC
+#undef IVEC
+#undef QB
+#undef RB
 #undef VLEN
 #undef CAT
 #undef CAT2

@@ -6,6 +6,7 @@
 #include "internal/knn.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void bg_knn_desc_init(bg_knn_desc_t *d) {
@@ -59,6 +60,16 @@ int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out)
   else
     return BG_ENOENT;
   return *out == BG__KNN_BLAS && !bg__blas_available() ? BG_ENOTSUP : BG_OK;
+}
+
+/* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, unless
+ * BRIGADE_KNN_ISA=generic asks for the portable build (to compare them, or to test it on an
+ * AVX-512 machine). */
+static int use_avx512(void) {
+  const char *isa = getenv("BRIGADE_KNN_ISA");
+  if (isa && !strcmp(isa, "generic"))
+    return 0;
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
 static int mul_ok(size_t a, size_t b, size_t *r) {
@@ -219,7 +230,11 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   if (!all_finite(d->db, d->nb_txt * d->dim, d->dtype) ||
       !all_finite(d->queries, d->nb_new * d->dim, d->dtype))
     return BG_EINVAL;
-  bg__knn_ctx c = {.d = d, .tile_q = p.tile_q, .tile_db = p.tile_db, .nscratch = p.workers};
+  bg__knn_ctx c = {.d = d,
+                   .tile_q = p.tile_q,
+                   .tile_db = p.tile_db,
+                   .nscratch = p.workers,
+                   .avx512 = use_avx512()};
   bg__knn_backend(d->backend, d, &c.kind);
   c.scratch_size = (size_t)bg__knn_scratch_bytes(d, c.kind, p.tile_q, p.tile_db);
   /* Keep each worker's buffer on its own cache lines. */

@@ -19,12 +19,12 @@ static size_t elem_size(const bg_knn_desc_t *d) {
 }
 
 uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb) {
-  uint64_t e = elem_size(d), vlen = 64 / e;
+  uint64_t e = elem_size(d), qb = BG_KNN_QBLOCK_BYTES / e;
   switch (kind) {
   case BG__KNN_BLAS:
     return (uint64_t)tq * tdb * e;
-  case BG__KNN_BLOCKED: /* a padded query block, then the packed database tile */
-    return (BG_KNN_QBLOCK + (tdb + vlen - 1) / vlen * vlen) * d->dim * e;
+  case BG__KNN_BLOCKED: /* the tile's queries, packed in whole blocks */
+    return (tq + qb - 1) / qb * qb * d->dim * e;
   default:
     return 0;
   }
@@ -45,13 +45,6 @@ static size_t clamp(size_t v, size_t lo, size_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Half of a database tile, kept a multiple of the panel width so that only the last panel of
- * the database is ever padded. */
-static size_t halve(size_t tdb, size_t multiple, size_t lo) {
-  size_t h = tdb / 2 / multiple * multiple;
-  return h > lo ? h : lo;
-}
-
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out) {
   unsigned w = pool->workers;
@@ -60,34 +53,33 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
     uint64_t avail;
     budget = bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
   }
-  size_t vlen = 64 / elem_size(d);
-  /* Query tiles. blas: about four per worker, so unequal tiles balance. blocked: one per
-   * worker (up to 1024 queries), because every query tile packs the whole database again, a
-   * pass over memory that cost more than the balance gained when measured (docs/PERFORMANCE.md),
-   * and in whole register blocks, so only the last tile may end in a short (padded) block. */
-  size_t tq;
-  if (kind == BG__KNN_BLOCKED) {
-    tq = clamp((d->nb_new + w - 1) / w, 1, 1024);
-    tq = (tq + BG_KNN_QBLOCK - 1) / BG_KNN_QBLOCK * BG_KNN_QBLOCK;
-  } else {
-    tq = clamp((d->nb_new + 4 * (size_t)w - 1) / (4 * (size_t)w), 1, 512);
-  }
-  size_t tdb_min = kind == BG__KNN_BLOCKED ? vlen : 16, tdb;
+  /* Query tiles: one per worker (up to 1024 queries for blocked, 512 for blas, whose score
+   * tile grows with it), because each query tile streams the whole database from memory once
+   * (and OpenBLAS packs it again), and fewer, longer passes were faster than the balance more
+   * tiles would give when measured (docs/PERFORMANCE.md). */
+  size_t tq = clamp((d->nb_new + w - 1) / w, 1, kind == BG__KNN_BLOCKED ? 1024 : 512);
+  /* Database tiles. blocked: as many rows as fill half of L2, in whole register blocks, so
+   * they stay cached while every query block of the tile passes over them; they are read in
+   * place and cost no memory. blas: 4096 columns of scores per product, halved while the
+   * score tiles do not fit the budget. */
+  size_t tdb, tdb_min;
   if (kind == BG__KNN_BLOCKED) {
     uint64_t rows = l2_bytes() / 2 / (d->dim * elem_size(d));
-    tdb = clamp(rows / vlen * vlen, vlen, 4096);
+    tdb = tdb_min = BG_KNN_RBLOCK;
+    if (rows > BG_KNN_RBLOCK)
+      tdb = clamp(rows / BG_KNN_RBLOCK * BG_KNN_RBLOCK, BG_KNN_RBLOCK, 4096);
   } else {
     tdb = 4096;
+    tdb_min = 16;
   }
   tdb = tdb < d->nb_txt ? tdb : d->nb_txt;
   tdb_min = tdb_min < tdb ? tdb_min : tdb;
   uint64_t fixed = fixed_bytes(d, w);
-  while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget &&
-         (tdb > tdb_min || tq > 1)) {
-    if (tdb > tdb_min)
-      tdb = halve(tdb, kind == BG__KNN_BLOCKED ? vlen : 1, tdb_min);
+  while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && tq > 1) {
+    if (kind == BG__KNN_BLAS && tdb > tdb_min)
+      tdb = tdb / 2 > tdb_min ? tdb / 2 : tdb_min;
     else
-      tq = tq / 2 ? tq / 2 : 1;
+      tq = tq / 2;
   }
   *out = (bg_knn_plan_t){
       .backend = kind == BG__KNN_BLAS      ? "blas"

@@ -139,12 +139,15 @@ static void check_case(bg_pool_t *pool, shape s, bg_knn_metric_t m, bg_dtype_t t
   free(db), free(q), free(dbt), free(qt), free(want), free(got), free(wsc), free(gsc);
 }
 
-static void every_backend_matches_the_reference(void **state) {
-  (void)state;
+/* Shapes that are not multiples of any tile or register block: one database vector, dim 1,
+ * k = nb_txt, several query blocks with a short last one, several database tiles (5003 x 33
+ * floats is more than half an L2 of 1 MiB). */
+static void check_shapes(void) {
   bg_pool_t *pool;
   assert_int_equal(bg_pool_create(NULL, &pool), 0);
   static const shape shapes[] = {{1, 5, 3, 1},       {37, 1, 29, 10},   {1013, 7, 29, 1},
-                                 {1013, 67, 29, 10}, {300, 130, 9, 10}, {17, 16, 17, 17}};
+                                 {1013, 67, 29, 10}, {300, 130, 9, 10}, {17, 16, 17, 17},
+                                 {5003, 33, 70, 2}};
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++)
       for (int t = 0; t < BG_DTYPE_COUNT_; t++)
@@ -152,6 +155,19 @@ static void every_backend_matches_the_reference(void **state) {
           check_case(pool, shapes[si], (bg_knn_metric_t)m, (bg_dtype_t)t, integers,
                      0x1234 + si * 31 + (uint64_t)m);
   bg_pool_destroy(pool);
+}
+
+static void every_backend_matches_the_reference(void **state) {
+  (void)state;
+  check_shapes();
+}
+
+/* The blocked kernel's portable build, which CPUs without AVX-512 run. */
+static void the_portable_kernel_matches_too(void **state) {
+  (void)state;
+  setenv("BRIGADE_KNN_ISA", "generic", 1);
+  check_shapes();
+  unsetenv("BRIGADE_KNN_ISA");
 }
 
 /* Counts bytes in use through the pool's allocator. */
@@ -265,6 +281,7 @@ static void refusals_are_clear(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_backend_matches_the_reference),
+      cmocka_unit_test(the_portable_kernel_matches_too),
       cmocka_unit_test(the_planner_keeps_to_its_budget),
       cmocka_unit_test(refusals_are_clear),
   };
