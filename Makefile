@@ -18,6 +18,7 @@ build: bootstrap
 
 bench: build
 	./$(BUILD)/brigade bench
+	./$(BUILD)/brigade bench --suite knn
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -LE slow

@@ -31,8 +31,9 @@ static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000
 #define WALL_BUDGET_LECTURE ((uint64_t)1 << 30)
 #define WALL_BUDGET_QUICK ((uint64_t)32 << 20)
 /* A row stops repeating once its timed runs have taken this long: the big cases are stable
- * over one or two runs and the suite must not take an hour. */
-#define ROW_SECONDS 10.0
+ * over one or two runs and the suite must not take an hour (nor the quick one a minute). */
+#define ROW_SECONDS_LECTURE 10.0
+#define ROW_SECONDS_QUICK 1.0
 /* The sgemm reference writes its scores in blocks of at most this size. */
 #define SGEMM_BLOCK ((uint64_t)256 << 20)
 /* Two answers that differ are both right when their scores agree to float32 rounding. */
@@ -82,7 +83,9 @@ typedef struct knn_run {
   double flops;         /* 2 nb_txt dim nb_new */
   uint64_t budget;      /* the search's memory budget (0: the library's default) */
   bg_knn_plan_t plan;   /* of the last search */
-  size_t near_ties;     /* queries answered differently within float32 rounding */
+  bg_knn_plan_t best;   /* of the fastest backend so far */
+  double best_gflops;
+  size_t near_ties; /* queries answered differently within float32 rounding */
 } knn_run;
 
 /* GFLOP/s each backend reached on the previous case it ran, to predict the next case's time. */
@@ -157,8 +160,9 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
              r->c.nb_txt);
     return;
   }
-  snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
-           r->plan.tile_db, (double)r->plan.bytes / 1048576);
+  if (r->plan.backend)
+    snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
+             r->plan.tile_db, (double)r->plan.bytes / 1048576);
 }
 
 /* Times one backend on the case and appends its row. Returns 0, BG_ECANCELED or BG_ENOMEM. */
@@ -168,9 +172,9 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
   double predicted = *gf > 0 ? r->flops / (*gf * 1e9) : 0;
   if (predicted > r->o->max_seconds) {
     bench_note_add(res, r->section,
-                   "%s skipped: predicted %.0f s at the %.1f GFLOP/s it reached on the previous "
+                   "%s skipped: predicted %.1f s at the %.1f GFLOP/s it reached on the previous "
                    "case (--max-seconds %.0f to run it)",
-                   name, predicted, *gf, predicted + 1);
+                   name, predicted, *gf, ceil(predicted));
     return 0;
   }
   if (res->nrows == BENCH_MAX_ROWS)
@@ -182,6 +186,7 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
   row->workload = "knn", row->backend = name, row->schedule = "-", row->n = r->c.nb_new;
   double t[64], cpu[64], user = 0, sys = 0, total = 0;
   unsigned got = 0;
+  memset(&r->plan, 0, sizeof r->plan);
   bench_peak_reset();
   /* A warm-up run when a run is short (or of unknown length): it faults in the pages and
    * lets OpenBLAS start its threads. */
@@ -192,6 +197,14 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     bench_cpu c0 = bench_cpu_now();
     double dt = once(r, pool, name);
     bench_cpu c1 = bench_cpu_now();
+    if (dt == BG_ENOMEM && r->plan.min_bytes) {
+      bench_note_add(res, r->section,
+                     "%s failed: the search needs at least %.1f MiB beyond its inputs but the "
+                     "budget is %.1f MiB (raise --mem-budget)",
+                     name, (double)r->plan.min_bytes / 1048576, (double)r->plan.budget / 1048576);
+      row->failed = 1;
+      break;
+    }
     if (dt < 0) {
       bench_note_add(res, r->section, "%s failed: %s", name, bg_strerror((int)dt));
       row->failed = 1;
@@ -202,7 +215,7 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     t[got] = dt;
     cpu[got++] = (c1.user - c0.user) + (c1.sys - c0.sys);
     user += c1.user - c0.user, sys += c1.sys - c0.sys, total += dt;
-    if (total > ROW_SECONDS)
+    if (total > (r->o->lecture ? ROW_SECONDS_LECTURE : ROW_SECONDS_QUICK))
       break;
   }
   row->peak_mib = bench_peak_mib();
@@ -232,6 +245,10 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
                        name, bad, (long long)r->idx[bad], r->ref_name, (long long)r->ref[bad]);
       }
     }
+  }
+  if (strcmp(name, "sgemm") && !row->failed && row->gflops > r->best_gflops) {
+    r->best = r->plan;
+    r->best_gflops = row->gflops;
   }
   res->nrows++;
   return 0;
@@ -266,6 +283,12 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
         (!best || x->gflops > best->gflops))
       best = x;
   }
+  /* auto is one of the others under another name: explain the backend it stands for. */
+  if (best && !strcmp(best->backend, "auto"))
+    for (size_t i = first; i < res->nrows; i++)
+      if (!strncmp(res->rows[i].plan, best->plan, strcspn(best->plan, " ")) &&
+          strcmp(res->rows[i].backend, "auto") && !res->rows[i].failed)
+        best = &res->rows[i];
   if (!best)
     return;
   const char *s = r->section;
@@ -305,8 +328,8 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
                    matrix > (double)avail ? ", more than this machine has free: the lecture's "
                                             "'Killed: 9'"
                                           : "",
-                   bytes_text((double)r->plan.bytes, b2, sizeof b2),
-                   bytes_text((double)r->plan.budget, b3, sizeof b3), best->peak_mib,
+                   bytes_text((double)r->best.bytes, b2, sizeof b2),
+                   bytes_text((double)r->best.budget, b3, sizeof b3), best->peak_mib,
                    bytes_text(inputs, b4, sizeof b4));
   if (r->near_ties)
     bench_note_add(res, s,
@@ -321,8 +344,7 @@ static void explain_run(bench_result *res) {
     bench_note_add(res, "",
                    "OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s in "
                    "the environment?), about half its speed: blas and sgemm are held back, "
-                   "blocked is not, and auto picks blocked. Unset OPENBLAS_CORETYPE for "
-                   "OpenBLAS's best",
+                   "blocked is not. Unset OPENBLAS_CORETYPE for OpenBLAS's best",
                    getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "?");
 }
 

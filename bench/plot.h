@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Plots through gnuplot: speedup per workload case as grouped bars, and speedup against
- * workers with the ideal line. */
+ * workers with the ideal line; for the knn suite, GFLOP/s per case and backend. */
 #ifndef BRIGADE_BENCH_PLOT_H
 #define BRIGADE_BENCH_PLOT_H
 

@@ -47,7 +47,7 @@ void cmd_bench_help(FILE *f) {
          "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
          "                   cores); auto (default: one per core, more when items block)\n"
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
-         "  --max-seconds S  knn: skip a row predicted to run longer (default 5 quick, 120\n"
+         "  --max-seconds S  knn: skip a row predicted to run longer (default 1 quick, 120\n"
          "                   lecture)\n"
          "  --mem-budget B   knn: memory budget of every search (default: the library's; the\n"
          "                   memory-wall case 1G, or 32M quick)\n"
@@ -232,7 +232,7 @@ static int knn_args(bench_args *a) {
   k->workers = a->run.workers[0];
   k->repeat = a->run.repeat;
   k->lecture = a->run.lecture;
-  k->max_seconds = a->max_seconds > 0 ? a->max_seconds : a->run.lecture ? 120 : 5;
+  k->max_seconds = a->max_seconds > 0 ? a->max_seconds : a->run.lecture ? 120 : 1;
   k->mem_budget = a->mem_budget;
   k->progress = a->run.progress;
   bench_knn_default_backends(k);

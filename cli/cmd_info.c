@@ -55,8 +55,8 @@ static void print_text(const facts *f) {
     printf("  available: unknown (%s)\n", bg_strerror(f->mem_rc));
   if (bg_knn_blas_degraded())
     printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s?),\n"
-           "  about half its speed; unset OPENBLAS_CORETYPE. brigade knn's auto uses its own\n"
-           "  blocked kernel meanwhile.\n",
+           "  about half its speed; unset OPENBLAS_CORETYPE. brigade knn's blocked backend\n"
+           "  (auto's choice here) picks its own kernel and is not affected.\n",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
   printf("Backends\n");
   for (size_t i = 0; i < bg_backend_count(); i++) {

@@ -36,7 +36,8 @@ typedef struct bg_knn_desc {
   size_t nb_new;
   size_t dim;
   size_t k;            /* neighbours per query, 1 <= k <= nb_txt */
-  const char *backend; /* "naive", "blocked", "blas" or "auto" (NULL = "auto") */
+  const char *backend; /* "naive", "blocked", "blas" or "auto" (NULL = "auto": blocked on
+                          AVX-512 CPUs, else blas where OpenBLAS is built in and dim >= 32) */
   uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available */
   int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */
   void *scores;        /* OUT: nb_new x k scores of dtype, or NULL */
@@ -86,8 +87,8 @@ const char *bg_dtype_name(bg_dtype_t t);
 
 /**
  * bg_knn_blas_degraded - 1 when OpenBLAS runs a kernel below what this CPU can do (an AVX2
- * kernel on an AVX-512 CPU, as OPENBLAS_CORETYPE=Haswell forces); "auto" then prefers the
- * blocked backend and `brigade info` warns. 0 otherwise or without OpenBLAS.
+ * kernel on an AVX-512 CPU, as OPENBLAS_CORETYPE=Haswell forces): the blas backend runs at
+ * about half speed and `brigade info` warns. 0 otherwise or without OpenBLAS.
  */
 int bg_knn_blas_degraded(void);
 

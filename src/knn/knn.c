@@ -34,7 +34,7 @@ int bg_knn_backend_available(const char *name) {
 
 /* Whether OpenBLAS runs an AVX-512 kernel on a CPU that has AVX-512. OPENBLAS_CORETYPE=Haswell
  * (set in some environments) forces its AVX2 kernels and halves its speed there; the blocked
- * backend, which picks its own kernel, is then faster. */
+ * backend, which picks its own kernel, does not depend on it. */
 int bg_knn_blas_degraded(void) {
   const char *core = bg__blas_corename();
   if (!core || !__builtin_cpu_supports("avx512f"))
@@ -42,13 +42,23 @@ int bg_knn_blas_degraded(void) {
   return !strstr(core, "SkylakeX") && !strstr(core, "Cooperlake") && !strstr(core, "Sapphire");
 }
 
-/* auto: OpenBLAS's tuned products when present and running its best kernel, else the blocked
- * kernel; naive is only ever a baseline. Tiny dims give a product too little to amortise its
- * packing; blocked wins there too. */
+/* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, unless
+ * BRIGADE_KNN_ISA=generic asks for the portable build (to compare them, or to test it on an
+ * AVX-512 machine). */
+static int use_avx512(void) {
+  const char *isa = getenv("BRIGADE_KNN_ISA");
+  if (isa && !strcmp(isa, "generic"))
+    return 0;
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+
+/* auto: the blocked kernel wherever its AVX-512 build runs: it matched or beat OpenBLAS's
+ * best sgemm alone (no top-k) on every lecture case measured (docs/PERFORMANCE.md). Without
+ * AVX-512, OpenBLAS's tuned products when present, unless the dim is too small to amortise
+ * their packing; else the portable blocked build. naive is only ever a baseline. */
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out) {
   if (!name || !strcmp(name, "auto")) {
-    *out = bg__blas_available() && d->dim >= 32 && !bg_knn_blas_degraded() ? BG__KNN_BLAS
-                                                                           : BG__KNN_BLOCKED;
+    *out = !use_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
     return BG_OK;
   }
   if (!strcmp(name, "naive"))
@@ -60,16 +70,6 @@ int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out)
   else
     return BG_ENOENT;
   return *out == BG__KNN_BLAS && !bg__blas_available() ? BG_ENOTSUP : BG_OK;
-}
-
-/* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, unless
- * BRIGADE_KNN_ISA=generic asks for the portable build (to compare them, or to test it on an
- * AVX-512 machine). */
-static int use_avx512(void) {
-  const char *isa = getenv("BRIGADE_KNN_ISA");
-  if (isa && !strcmp(isa, "generic"))
-    return 0;
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
 static int mul_ok(size_t a, size_t b, size_t *r) {

@@ -97,10 +97,40 @@ fi
   python3 "$here/validate_json.py" "$schema" "$tmp/b.json" && pass=$((pass + 1)) ||
   { echo "FAIL: bench --format json does not match $schema"; fail=$((fail + 1)); }
 
+# The knn suite: its own options are checked, the catalogue's are refused, and a short run
+# answers every case, cross-checks the backends and says what the memory wall would have cost.
+expect 2 err "unknown knn backend 'seq'" -- bench --suite knn --backends seq
+expect 2 err "--workload does not apply to --suite knn" -- bench --suite knn --workload sleep
+expect 2 err "a list of --workers does not apply to --suite knn" -- bench --suite knn --workers 1,2
+expect 2 err "apply to --suite knn only" -- bench --max-seconds 3
+expect 2 err "--max-seconds 'x': expected a positive number" -- bench --suite knn --max-seconds x
+expect 2 err "--mem-budget '0': must be more than 0 bytes" -- bench --suite knn --mem-budget 0
+expect 2 err "unknown suite 'gpu' \(suites: catalogue, knn, overhead\)" -- bench --suite gpu
+"$bin" bench --suite knn --backends naive,blocked,auto --repeat 1 --max-seconds 1 --format json \
+  >"$tmp/k.json" && python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
+  python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn"; fail=$((fail + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["suite"] == "knn"
+sections = {x["section"] for x in r["rows"]}
+assert len(sections) == 6, sections
+assert not any(x["failed"] for x in r["rows"])
+assert all(x["gflops"] > 0 for x in r["rows"])
+notes = " ".join(n["text"] for n in r["notes"])
+assert "CHECK FAILED" not in notes
+assert "naive skipped: predicted" in notes, notes
+assert "would build holds 381.5 MiB" in notes and "in a budget of 32.0 MiB" in notes, notes
+PY
+# A budget too small for any plan fails each row with the memory it would need.
+expect 0 out "blocked failed: the search needs at least .* beyond its inputs" -- \
+  bench --suite knn --backends blocked --repeat 1 --mem-budget 1K
+
 # Plots go through gnuplot when it is installed, and say how to install it when it is not.
 if command -v gnuplot >/dev/null; then
   expect 0 out 'Fastest' -- bench --workload prime-fixed --n 1000 --repeat 1 --workers 1,2 --plot "$tmp/p.svg"
   grep -q '<svg' "$tmp/p.svg" && pass=$((pass + 1)) || { echo "FAIL: --plot wrote no SVG"; fail=$((fail + 1)); }
+  expect 0 out 'knn \(1000, 100, 100\)' -- bench --suite knn --backends blocked --repeat 1 --plot "$tmp/k.svg"
+  grep -q 'GFLOP/s per case' "$tmp/k.svg" && pass=$((pass + 1)) || { echo "FAIL: knn --plot"; fail=$((fail + 1)); }
 fi
 # Without gnuplot on the PATH, --plot says how to install it (exit 1, the tables still printed).
 PATH=/nonexistent "$bin" bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.svg" >/dev/null 2>"$tmp/err"
