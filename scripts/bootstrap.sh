@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev                               # the blas knn backend
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it
+  python3-numpy                                 # ... and check brigade knn against NumPy
   clang-format                                  # make format-check
   gnuplot-nox                                   # brigade bench --plot
 )

@@ -161,8 +161,14 @@ for b in naive blocked blas; do
 done
 cmp -s "$tmp/naive.npy" "$tmp/blocked.npy" && cmp -s "$tmp/naive.npy" "$tmp/blas.npy" && pass=$((pass + 1)) ||
   { echo "FAIL: knn backends wrote different indices"; fail=$((fail + 1)); }
-if python3 -c 'import numpy' 2>/dev/null; then
-  python3 - "$tmp" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn .npy round trip with NumPy"; fail=$((fail + 1)); }
+# NumPy from Debian (the bootstrap installs python3-numpy) may sit beside another python3 on the
+# PATH that lacks it: use whichever has it.
+npy=""
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import numpy' 2>/dev/null; then npy=$py; break; fi
+done
+if [ -n "$npy" ]; then
+  "$npy" - "$tmp" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn .npy round trip with NumPy"; fail=$((fail + 1)); }
 import sys, numpy as np, subprocess
 t = sys.argv[1]
 rng = np.random.default_rng(3)
@@ -170,7 +176,7 @@ db = rng.random((500, 20), dtype=np.float32); q = rng.random((40, 20), dtype=np.
 np.save(f"{t}/db.npy", db); np.save(f"{t}/q.npy", q)
 PY
   expect 0 out 'plan: backend' -- knn --db "$tmp/db.npy" --queries "$tmp/q.npy" --k 2 --out "$tmp/i.npy"
-  python3 -c "
+  "$npy" -c "
 import numpy as np, sys
 t = '$tmp'
 db, q, got = np.load(t + '/db.npy'), np.load(t + '/q.npy'), np.load(t + '/i.npy')
