@@ -106,7 +106,7 @@ expect 2 err "apply to --suite knn only" -- bench --max-seconds 3
 expect 2 err "--max-seconds 'x': expected a positive number" -- bench --suite knn --max-seconds x
 expect 2 err "--mem-budget '0': must be more than 0 bytes" -- bench --suite knn --mem-budget 0
 expect 2 err "unknown suite 'gpu' \(suites: catalogue, knn, overhead\)" -- bench --suite gpu
-"$bin" bench --suite knn --backends naive,blocked,auto --repeat 1 --max-seconds 1 --format json \
+"$bin" bench --suite knn --backends blocked,auto --repeat 1 --max-seconds 1000 --format json \
   >"$tmp/k.json" && python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
   python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn"; fail=$((fail + 1)); }
 import json, sys
@@ -118,8 +118,18 @@ assert not any(x["failed"] for x in r["rows"])
 assert all(x["gflops"] > 0 for x in r["rows"])
 notes = " ".join(n["text"] for n in r["notes"])
 assert "CHECK FAILED" not in notes
-assert "naive skipped: predicted" in notes, notes
 assert "would build holds 381.5 MiB" in notes and "in a budget of 32.0 MiB" in notes, notes
+PY
+# Rows predicted to run past --max-seconds are skipped with their prediction; the first case has
+# no prediction, so it always runs.
+"$bin" bench --suite knn --backends naive,blocked --repeat 1 --max-seconds 0.000001 --format json \
+  >"$tmp/k.json" && python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn --max-seconds"; fail=$((fail + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert {x["section"] for x in r["rows"]} == {"knn (1000, 100, 100)"}, r["rows"]
+notes = [n["text"] for n in r["notes"]]
+assert sum(t.startswith("naive skipped: predicted") for t in notes) == 5, notes
+assert sum(t.startswith("blocked skipped: predicted") for t in notes) == 5, notes
 PY
 # A budget too small for any plan fails each row with the memory it would need.
 expect 0 out "blocked failed: the search needs at least .* beyond its inputs" -- \
