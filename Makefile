@@ -5,7 +5,7 @@ GENERATOR  := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1
 
-.PHONY: all bootstrap build bench test test-all sanitize asan tsan format format-check clean
+.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan format format-check clean
 
 all: build
 
@@ -19,6 +19,12 @@ build: bootstrap
 bench: build
 	./$(BUILD)/brigade bench
 	./$(BUILD)/brigade bench --suite knn
+
+# The catalogue with the Python frameworks beside brigade (scripts/bootstrap.sh --peers installs
+# them; mpire goes into .venv-peers).
+bench-peers: build
+	@scripts/bootstrap.sh --peers
+	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --peers python
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -LE slow

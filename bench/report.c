@@ -32,8 +32,8 @@ static void chunk_text(size_t chunk, char *buf, size_t cap) {
 /* Calls row_fn for each row and, when a new section starts or the last one ends, head_fn and
  * tail_fn, so table and Markdown share the grouping. */
 typedef struct layout {
-  void (*head)(FILE *f, const bench_row *first);
-  void (*row)(FILE *f, const bench_row *r);
+  void (*head)(FILE *f, const bench_result *r, const bench_row *first);
+  void (*row)(FILE *f, const bench_result *r, const bench_row *x);
   void (*tail)(FILE *f, const bench_result *r, const char *section);
 } layout;
 
@@ -41,8 +41,8 @@ static void grouped(FILE *f, const bench_result *r, const layout *l) {
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     if (i == 0 || strcmp(r->rows[i - 1].section, x->section) != 0)
-      l->head(f, x);
-    l->row(f, x);
+      l->head(f, r, x);
+    l->row(f, r, x);
     if (i + 1 == r->nrows || strcmp(r->rows[i + 1].section, x->section) != 0)
       l->tail(f, r, x->section);
   }
@@ -64,14 +64,20 @@ static void took_text(const bench_summary *w, char *buf, size_t cap) {
            w->max * scale);
 }
 
-static void table_head(FILE *f, const bench_row *x) {
-  fprintf(f, "\n== %s ==\n", x->section);
-  fprintf(f, "%-8s %-8s %5s %3s  %-27s %6s %8s %10s %11s %8s %5s\n", "backend", "schedule", "chunk",
-          "wk", "took (median [min-max])", "cpu%", "peak MiB", "ns/item", "overhead/it", "speedup",
-          "eff.");
+/* With peers, backend names such as py:multiprocessing need a wider column, and the table gains
+ * "vs peer": the best Python approach's median over this row's. */
+static int backend_width(const bench_result *r) {
+  return r->peers ? 18 : 8;
 }
 
-static void table_row(FILE *f, const bench_row *x) {
+static void table_head(FILE *f, const bench_result *r, const bench_row *x) {
+  fprintf(f, "\n== %s ==\n", x->section);
+  fprintf(f, "%-*s %-8s %5s %3s  %-27s %6s %8s %10s %11s %8s %5s%s\n", backend_width(r), "backend",
+          "schedule", "chunk", "wk", "took (median [min-max])", "cpu%", "peak MiB", "ns/item",
+          "overhead/it", "speedup", "eff.", r->peers ? "  vs peer" : "");
+}
+
+static void table_row(FILE *f, const bench_result *r, const bench_row *x) {
   char chunk[24], took[64];
   chunk_text(x->chunk, chunk, sizeof chunk);
   took_text(&x->wall, took, sizeof took);
@@ -79,12 +85,21 @@ static void table_row(FILE *f, const bench_row *x) {
   /* Suites that do not measure CPU time and memory (overhead) show dashes, not zeros. */
   char cpu[16] = "-", peak[16] = "-";
   if (x->cpu_s > 0 || x->peak_mib > 0) {
-    snprintf(cpu, sizeof cpu, "%.0f%%", util);
+    if (!x->external)
+      snprintf(cpu, sizeof cpu, "%.0f%%", util);
     snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
   }
-  fprintf(f, "%-8s %-8s %5s %3u  %-27s %6s %8s %10.1f %8.1f ns %7.2fx %4.0f%%%s\n", x->backend,
-          x->schedule, chunk, x->workers, took, cpu, peak, x->ns_per_item, x->overhead_ns,
-          x->speedup, 100 * x->efficiency, x->failed ? "  FAILED" : "");
+  char vs[24] = "";
+  if (r->peers && x->vs_peer > 0)
+    snprintf(vs, sizeof vs, " %8.2fx", x->vs_peer);
+  else if (r->peers)
+    snprintf(vs, sizeof vs, " %9s", "-");
+  char over[24] = "-";
+  if (!x->external)
+    snprintf(over, sizeof over, "%.1f ns", x->overhead_ns);
+  fprintf(f, "%-*s %-8s %5s %3u  %-27s %6s %8s %10.1f %11s %7.2fx %4.0f%%%s%s\n", backend_width(r),
+          x->backend, x->schedule, chunk, x->workers, took, cpu, peak, x->ns_per_item, over,
+          x->speedup, 100 * x->efficiency, vs, x->failed ? "  FAILED" : "");
 }
 
 static void table_tail(FILE *f, const bench_result *r, const char *section) {
@@ -100,13 +115,15 @@ static void ratio_text(double v, const char *fmt, double scale, char *buf, size_
     snprintf(buf, cap, "-");
 }
 
-static void knn_head(FILE *f, const bench_row *x) {
+static void knn_head(FILE *f, const bench_result *r, const bench_row *x) {
+  (void)r;
   fprintf(f, "\n== %s ==\n", x->section);
   fprintf(f, "%-8s %3s  %-27s %8s %9s %8s %8s  %s\n", "backend", "wk", "took (median [min-max])",
           "GFLOP/s", "vs sgemm", "vs naive", "peak MiB", "plan");
 }
 
-static void knn_row(FILE *f, const bench_row *x) {
+static void knn_row(FILE *f, const bench_result *r, const bench_row *x) {
+  (void)r;
   char took[64], vs[16], sp[16];
   took_text(&x->wall, took, sizeof took);
   ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
@@ -115,13 +132,15 @@ static void knn_row(FILE *f, const bench_row *x) {
           vs, sp, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
 }
 
-static void md_knn_head(FILE *f, const bench_row *x) {
+static void md_knn_head(FILE *f, const bench_result *r, const bench_row *x) {
+  (void)r;
   fprintf(f, "\n### %s\n\n", x->section);
   fprintf(f, "| backend | workers | took (median [min-max]) | GFLOP/s | vs sgemm | vs naive | "
              "peak MiB | plan |\n|---|---|---|---|---|---|---|---|\n");
 }
 
-static void md_knn_row(FILE *f, const bench_row *x) {
+static void md_knn_row(FILE *f, const bench_result *r, const bench_row *x) {
+  (void)r;
   char took[64], vs[16], sp[16];
   took_text(&x->wall, took, sizeof took);
   ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
@@ -130,18 +149,26 @@ static void md_knn_row(FILE *f, const bench_row *x) {
           x->gflops, vs, sp, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
 }
 
-static void md_head(FILE *f, const bench_row *x) {
+static void md_head(FILE *f, const bench_result *r, const bench_row *x) {
   fprintf(f, "\n### %s\n\n", x->section);
-  fprintf(f, "| backend | schedule | workers | took (median [min-max]) | CPU %% | peak MiB | "
-             "speedup | efficiency |\n|---|---|---|---|---|---|---|---|\n");
+  fprintf(f,
+          "| backend | schedule | workers | took (median [min-max]) | CPU %% | peak MiB | "
+          "speedup | efficiency |%s\n|---|---|---|---|---|---|---|---|%s\n",
+          r->peers ? " vs peer |" : "", r->peers ? "---|" : "");
 }
 
-static void md_row(FILE *f, const bench_row *x) {
+static void md_row(FILE *f, const bench_result *r, const bench_row *x) {
   double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
-  char took[64];
+  char took[64], cpu[16] = "-", vs[24] = "";
   took_text(&x->wall, took, sizeof took);
-  fprintf(f, "| %s | %s | %u | %s | %.0f%% | %.1f | %.2fx | %.0f%% |%s\n", x->backend, x->schedule,
-          x->workers, took, util, x->peak_mib, x->speedup, 100 * x->efficiency,
+  if (!x->external)
+    snprintf(cpu, sizeof cpu, "%.0f%%", util);
+  if (r->peers)
+    ratio_text(x->vs_peer, " %.2fx |", 1, vs, sizeof vs);
+  if (r->peers && x->vs_peer <= 0)
+    snprintf(vs, sizeof vs, " - |");
+  fprintf(f, "| %s | %s | %u | %s | %s | %.1f | %.2fx | %.0f%% |%s%s\n", x->backend, x->schedule,
+          x->workers, took, cpu, x->peak_mib, x->speedup, 100 * x->efficiency, vs,
           x->failed ? " FAILED" : "");
 }
 
@@ -153,16 +180,16 @@ static void md_tail(FILE *f, const bench_result *r, const char *section) {
 static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
-             "gflops,vs_sgemm,plan\n");
+             "gflops,vs_sgemm,plan,external,vs_peer\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f,
             "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
-            "%.3f,%.4f,\"%s\"\n",
+            "%.3f,%.4f,\"%s\",%d,%.4f\n",
             r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
             x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
             x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
-            x->vs_sgemm, x->plan);
+            x->vs_sgemm, x->plan, x->external, x->vs_peer);
   }
 }
 
@@ -201,7 +228,7 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
             x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false", x->gflops,
             x->vs_sgemm);
     json_string(f, x->plan);
-    fputc('}', f);
+    fprintf(f, ",\"external\":%s,\"vs_peer\":%.4f}", x->external ? "true" : "false", x->vs_peer);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

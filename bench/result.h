@@ -33,6 +33,8 @@ typedef struct bench_row {
   size_t chunks;      /* chunks the schedule handed out in the last run */
   int ran_inline;     /* the last run ran on the calling thread only */
   int failed;         /* the map reported failures or its check failed */
+  int external;       /* measured by a peer process (--peers): no CPU time or chunks */
+  double vs_peer;     /* the best peer's median / this median; 0 without peers */
   /* knn suite only (0 / "" elsewhere). */
   double gflops;   /* 2 nb_txt dim nb_new / median */
   double vs_sgemm; /* gflops / the bare sgemm's on the same product */
@@ -46,6 +48,7 @@ typedef struct bench_note {
 
 typedef struct bench_result {
   const char *suite;
+  int peers; /* peer rows were asked for: the reports add the "vs peer" column */
   bench_row rows[BENCH_MAX_ROWS];
   size_t nrows;
   bench_note notes[BENCH_MAX_NOTES];

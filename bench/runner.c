@@ -248,6 +248,12 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
     fprintf(stderr, "\r\033[K");
   if (e == 0 && res->nrows > first_row)
     bench_explain(res, w, &c, rc.section, o->cores);
+  if (e == 0 && o->peers && res->nrows > first_row) {
+    if (bench_workload_find(w->name) != w)
+      bench_note_add(res, rc.section, "Python peers not run: they cannot call a C plug-in");
+    else
+      e = bench_peers_case(o->peers, w->name, &c, o->repeat, rc.section, res);
+  }
   return e;
 }
 

@@ -5,6 +5,7 @@
 #ifndef BRIGADE_BENCH_RUNNER_H
 #define BRIGADE_BENCH_RUNNER_H
 
+#include "peers.h"
 #include "result.h"
 #include "workload.h"
 
@@ -19,11 +20,12 @@ typedef struct bench_run_opts {
   unsigned workers[BENCH_MAX_WORKER_COUNTS]; /* 0 = auto */
   size_t nworkers;
   unsigned repeat;
-  int lecture;       /* the lecture's sizes instead of the quick ones */
-  size_t n_override; /* 0: the workload's own item counts */
-  double param;      /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
-  int progress;      /* a progress line on stderr */
-  unsigned cores;    /* workers one per core means; 0: read from the topology */
+  int lecture;              /* the lecture's sizes instead of the quick ones */
+  size_t n_override;        /* 0: the workload's own item counts */
+  double param;             /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
+  int progress;             /* a progress line on stderr */
+  unsigned cores;           /* workers one per core means; 0: read from the topology */
+  const bench_peers *peers; /* run the Python frameworks on each case too; NULL: no */
 } bench_run_opts;
 
 /* Runs every case of one workload and appends rows and explanations to res. Returns 0;

@@ -51,6 +51,11 @@ void cmd_bench_help(FILE *f) {
          "                   lecture)\n"
          "  --mem-budget B   knn: memory budget of every search (default: the library's; the\n"
          "                   memory-wall case 1G, or 32M quick)\n"
+         "  --peers python   also run the Python frameworks (a loop, multiprocessing,\n"
+         "                   concurrent.futures, joblib, mpire, NumPy) on every case, in the same\n"
+         "                   tables, with a 'vs peer' column; make bench-peers installs them\n"
+         "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
+         "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
@@ -72,6 +77,8 @@ typedef struct bench_args {
   bench_knn_opts knn;
   double max_seconds;  /* knn: 0 until given */
   uint64_t mem_budget; /* knn */
+  bench_peers peers;   /* --peers python: its interpreter and scripts */
+  int with_peers;
 } bench_args;
 
 /* Splits a comma-separated list in place; returns the count or -1 when it has empty items. */
@@ -239,10 +246,10 @@ static int knn_args(bench_args *a) {
   return a->backends ? parse_knn_backends(a->backends, k) : 0;
 }
 
-static const char *const value_opts[] = {"--suite",   "--workload",    "--task",       "--out-size",
-                                         "--n",       "--param",       "--size",       "--backends",
-                                         "--workers", "--repeat",      "--format",     "--out",
-                                         "--plot",    "--max-seconds", "--mem-budget", NULL};
+static const char *const value_opts[] = {
+    "--suite",      "--workload", "--task",   "--out-size",  "--n",   "--param", "--size",
+    "--backends",   "--workers",  "--repeat", "--format",    "--out", "--plot",  "--max-seconds",
+    "--mem-budget", "--peers",    "--python", "--peers-dir", NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -283,6 +290,14 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
     a->run.lecture = !strcmp(val, "lecture");
   } else if (!strcmp(opt, "--backends")) {
     a->backends = val;
+  } else if (!strcmp(opt, "--peers")) {
+    if (strcmp(val, "python"))
+      return cli_usage("bench", "unknown peers '%s' (peers: python)", val);
+    a->with_peers = 1;
+  } else if (!strcmp(opt, "--python")) {
+    a->peers.python = val;
+  } else if (!strcmp(opt, "--peers-dir")) {
+    a->peers.dir = val;
   } else if (!strcmp(opt, "--max-seconds")) {
     char *end;
     errno = 0;
@@ -335,6 +350,19 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     int rc = parse_one(argv[i], argv[i + 1], a);
     if (rc != 0)
       return rc;
+  }
+  if (a->with_peers && strcmp(a->suite, "catalogue"))
+    return cli_usage("bench", "--peers runs with the catalogue suite only (knn peers are not "
+                              "written yet)");
+  if (!a->with_peers && (a->peers.python || a->peers.dir))
+    return cli_usage("bench", "--python and --peers-dir go with --peers python");
+  if (a->with_peers) {
+    const char *py = getenv("BRIGADE_PYTHON");
+    if (!a->peers.python)
+      a->peers.python = py && *py ? py : "python3";
+    if (!a->peers.dir)
+      a->peers.dir = BG_PEERS_DIR;
+    a->run.peers = &a->peers;
   }
   if (!strcmp(a->suite, "knn"))
     return knn_args(a);

@@ -2,7 +2,21 @@
 # Installs the Debian packages brigade needs to build and test, and only those that are
 # missing, so a second run is silent and instant. Root uses apt-get directly, others sudo; with
 # neither, it prints the command to run and fails.
+#
+# --peers also installs the Python frameworks `brigade bench --peers python` compares with:
+# Debian's NumPy, joblib, psutil, PyTorch (CPU) and faiss, and mpire (not in Debian) from the
+# Python package registry into .venv-peers, a virtual environment that sees Debian's packages.
 set -eu
+peers=0
+for arg in "$@"; do
+  case "$arg" in
+  --peers) peers=1 ;;
+  *)
+    echo "usage: scripts/bootstrap.sh [--peers]" >&2
+    exit 2
+    ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config  # the build
@@ -15,6 +29,9 @@ packages=(
   clang-format                                  # make format-check
   gnuplot-nox                                   # brigade bench --plot
 )
+if [ "$peers" -eq 1 ]; then
+  packages+=(python3-venv python3-pip python3-joblib python3-psutil python3-torch python3-faiss)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -22,7 +39,26 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+
+# The peers' virtual environment: Debian's python3 with its packages, plus mpire.
+peers_venv() {
+  local root venv
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  venv="$root/.venv-peers"
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "bootstrap: creating $venv" >&2
+    /usr/bin/python3 -m venv --system-site-packages "$venv"
+  fi
+  if ! "$venv/bin/python" -c 'import mpire' 2>/dev/null; then
+    echo "bootstrap: installing mpire into $venv" >&2
+    "$venv/bin/pip" install -q mpire >&2
+  fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  [ "$peers" -eq 1 ] && peers_venv
+  exit 0
+fi
 
 echo "bootstrap: installing ${missing[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then
@@ -37,3 +73,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${run[@]}" apt-get update -qq >&2
 "${run[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+[ "$peers" -eq 1 ] && peers_venv
+exit 0

@@ -135,6 +135,27 @@ PY
 expect 0 out "blocked failed: the search needs at least .* beyond its inputs" -- \
   bench --suite knn --backends blocked --repeat 1 --mem-budget 1K
 
+# --peers python: fake peers print fixed lines; their rows join the section with a vs peer
+# column, skipped and wrong approaches are named, a killed peer is reported as killed, a missing
+# script or interpreter is reported, and the real peers are not needed.
+fake="$here/peers"
+expect 0 out 'py:joblib +- +- +2 +1 s \[0\.9-1\.1\]' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok"
+grep -Eq '^threads .* [0-9.]+x$' "$tmp/out" && grep -q 'py:mpire skipped: mpire not installed; install with make bench-peers' "$tmp/out" &&
+  grep -q 'py:futures returned wrong results' "$tmp/out" && grep -q "the peer's timing fields are missing or malformed" "$tmp/out" &&
+  grep -q "a peer printed a line brigade cannot read: 'some chatter" "$tmp/out" &&
+  grep -q 'the best Python approach (py:joblib, 2 workers) 1 s' "$tmp/out" && pass=$((pass + 1)) ||
+  { echo "FAIL: peer rows and notes"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
+"$bin" bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --format json >"$tmp/p.json" &&
+  python3 "$here/validate_json.py" "$schema" "$tmp/p.json" && pass=$((pass + 1)) ||
+  { echo "FAIL: peer rows in JSON"; fail=$((fail + 1)); }
+expect 0 out 'the Python peer process was killed by signal 9 \(SIGKILL' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/crash"
+grep -q '^py:seq ' "$tmp/out" && pass=$((pass + 1)) || { echo "FAIL: rows before a peer crash are kept"; fail=$((fail + 1)); }
+expect 0 out 'Python peers not run: /nonexistent/catalogue.py is missing' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir /nonexistent
+expect 0 out 'Python peers not run: /nonexistent/python was not found' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python /nonexistent/python
+expect 2 err "unknown peers 'ruby'" -- bench --peers ruby
+expect 2 err "--peers runs with the catalogue suite only" -- bench --suite knn --peers python
+expect 2 err "--python and --peers-dir go with --peers python" -- bench --python python3
+
 # Plots go through gnuplot when it is installed, and say how to install it when it is not.
 if command -v gnuplot >/dev/null; then
   expect 0 out 'Fastest' -- bench --workload prime-fixed --n 1000 --repeat 1 --workers 1,2 --plot "$tmp/p.svg"
