@@ -41,11 +41,11 @@ static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000
 
 static const char *const known[] = {"naive", "blocked", "blas", "auto", "sgemm"};
 
-int bench_knn_backend_known(const char *name) {
+const char *bench_knn_backend_name(const char *name) {
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (!strcmp(name, known[i]))
-      return 1;
-  return 0;
+      return known[i];
+  return NULL;
 }
 
 void bench_knn_default_backends(bench_knn_opts *o) {

@@ -26,8 +26,9 @@ typedef struct bench_knn_opts {
   int progress;        /* a progress line on stderr */
 } bench_knn_opts;
 
-/* The names --backends may give the knn suite, and the default list (every one compiled in). */
-int bench_knn_backend_known(const char *name);
+/* The knn suite's own (static) spelling of a backend name --backends may give, or NULL; and
+ * the default list (every one compiled in). */
+const char *bench_knn_backend_name(const char *name);
 void bench_knn_default_backends(bench_knn_opts *o);
 
 /* Runs the suite into res. Returns 0; BG_ECANCELED after a Ctrl-C; BG_ENOMEM when a pool or

@@ -122,14 +122,24 @@ static void knn_head(FILE *f, const bench_result *r, const bench_row *x) {
           "GFLOP/s", "vs sgemm", "vs naive", "peak MiB", "plan");
 }
 
+/* The knn row's cells that need formatting, shared by the table and Markdown. */
+typedef struct knn_cells {
+  char took[64], vs[16], sp[16];
+} knn_cells;
+
+static knn_cells knn_cells_of(const bench_row *x) {
+  knn_cells c;
+  took_text(&x->wall, c.took, sizeof c.took);
+  ratio_text(x->vs_sgemm, "%.0f%%", 100, c.vs, sizeof c.vs);
+  ratio_text(x->speedup, "%.1fx", 1, c.sp, sizeof c.sp);
+  return c;
+}
+
 static void knn_row(FILE *f, const bench_result *r, const bench_row *x) {
   (void)r;
-  char took[64], vs[16], sp[16];
-  took_text(&x->wall, took, sizeof took);
-  ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
-  ratio_text(x->speedup, "%.1fx", 1, sp, sizeof sp);
-  fprintf(f, "%-8s %3u  %-27s %8.1f %9s %8s %8.1f  %s%s\n", x->backend, x->workers, took, x->gflops,
-          vs, sp, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
+  knn_cells c = knn_cells_of(x);
+  fprintf(f, "%-8s %3u  %-27s %8.1f %9s %8s %8.1f  %s%s\n", x->backend, x->workers, c.took,
+          x->gflops, c.vs, c.sp, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
 }
 
 static void md_knn_head(FILE *f, const bench_result *r, const bench_row *x) {
@@ -141,12 +151,9 @@ static void md_knn_head(FILE *f, const bench_result *r, const bench_row *x) {
 
 static void md_knn_row(FILE *f, const bench_result *r, const bench_row *x) {
   (void)r;
-  char took[64], vs[16], sp[16];
-  took_text(&x->wall, took, sizeof took);
-  ratio_text(x->vs_sgemm, "%.0f%%", 100, vs, sizeof vs);
-  ratio_text(x->speedup, "%.1fx", 1, sp, sizeof sp);
-  fprintf(f, "| %s | %u | %s | %.1f | %s | %s | %.1f | %s |%s\n", x->backend, x->workers, took,
-          x->gflops, vs, sp, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
+  knn_cells c = knn_cells_of(x);
+  fprintf(f, "| %s | %u | %s | %.1f | %s | %s | %.1f | %s |%s\n", x->backend, x->workers, c.took,
+          x->gflops, c.vs, c.sp, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
 }
 
 static void md_head(FILE *f, const bench_result *r, const bench_row *x) {
@@ -164,9 +171,7 @@ static void md_row(FILE *f, const bench_result *r, const bench_row *x) {
   if (!x->external)
     snprintf(cpu, sizeof cpu, "%.0f%%", util);
   if (r->peers)
-    ratio_text(x->vs_peer, " %.2fx |", 1, vs, sizeof vs);
-  if (r->peers && x->vs_peer <= 0)
-    snprintf(vs, sizeof vs, " - |");
+    snprintf(vs, sizeof vs, x->vs_peer > 0 ? " %.2fx |" : " - |", x->vs_peer);
   fprintf(f, "| %s | %s | %u | %s | %s | %.1f | %.2fx | %.0f%% |%s%s\n", x->backend, x->schedule,
           x->workers, took, cpu, x->peak_mib, x->speedup, 100 * x->efficiency, vs,
           x->failed ? " FAILED" : "");

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 /* Memory brigade lets the benchmark plan for: the rest is left to the system and to error. */
 #define MEM_SAFETY 0.8

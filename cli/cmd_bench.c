@@ -99,6 +99,17 @@ static int split(char *s, char **items, int cap) {
   return -1;
 }
 
+/* Copies an option's comma-separated value into buf and splits it; on a malformed list prints
+ * the usage error and returns -1. */
+static int split_opt(const char *opt, const char *val, char *buf, size_t size, char **items,
+                     int cap) {
+  snprintf(buf, size, "%s", val);
+  int n = split(buf, items, cap);
+  if (n < 0)
+    cli_usage("bench", "%s '%s': expected names separated by commas", opt, val);
+  return n;
+}
+
 static unsigned default_workers(void) {
   bg_topo_t *t;
   unsigned w = 1;
@@ -146,12 +157,10 @@ static int parse_workers(const char *val, bench_run_opts *o) {
 }
 
 static int parse_workloads(const char *val, bench_args *a) {
-  char buf[512];
-  snprintf(buf, sizeof buf, "%s", val);
-  char *items[32];
-  int n = split(buf, items, 32);
+  char buf[512], *items[32];
+  int n = split_opt("--workload", val, buf, sizeof buf, items, 32);
   if (n < 0)
-    return cli_usage("bench", "--workload '%s': expected names separated by commas", val);
+    return CLI_USAGE;
   for (int i = 0; i < n; i++) {
     const bench_workload *w = bench_workload_find(items[i]);
     if (!w)
@@ -163,12 +172,10 @@ static int parse_workloads(const char *val, bench_args *a) {
 }
 
 static int parse_backends(const char *val, bench_run_opts *o) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", val);
-  char *items[BENCH_MAX_BACKENDS];
-  int n = split(buf, items, BENCH_MAX_BACKENDS);
+  char buf[256], *items[BENCH_MAX_BACKENDS];
+  int n = split_opt("--backends", val, buf, sizeof buf, items, BENCH_MAX_BACKENDS);
   if (n < 0)
-    return cli_usage("bench", "--backends '%s': expected names separated by commas", val);
+    return CLI_USAGE;
   o->nbackends = 0;
   for (int i = 0; i < n; i++) {
     if (!strcmp(items[i], "seq"))
@@ -197,27 +204,22 @@ static void default_backends(bench_run_opts *o) {
 }
 
 static int parse_knn_backends(const char *val, bench_knn_opts *o) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", val);
-  char *items[BENCH_KNN_MAX_BACKENDS];
-  int n = split(buf, items, BENCH_KNN_MAX_BACKENDS);
+  char buf[256], *items[BENCH_KNN_MAX_BACKENDS];
+  int n = split_opt("--backends", val, buf, sizeof buf, items, BENCH_KNN_MAX_BACKENDS);
   if (n < 0)
-    return cli_usage("bench", "--backends '%s': expected names separated by commas", val);
+    return CLI_USAGE;
   o->nbackends = 0;
   for (int i = 0; i < n; i++) {
-    if (!bench_knn_backend_known(items[i]))
+    const char *name = bench_knn_backend_name(items[i]);
+    if (!name)
       return cli_usage("bench",
                        "unknown knn backend '%s' (knn backends: naive, blocked, blas, auto, "
                        "sgemm)",
                        items[i]);
-    int blas = !strcmp(items[i], "blas") || !strcmp(items[i], "sgemm");
+    int blas = !strcmp(name, "blas") || !strcmp(name, "sgemm");
     if (blas && !bg_knn_backend_available("blas"))
-      return cli_usage("bench", "'%s' needs OpenBLAS, which is not compiled into this build",
-                       items[i]);
-    static const char *const names[] = {"naive", "blocked", "blas", "auto", "sgemm"};
-    for (size_t k = 0; k < 5; k++)
-      if (!strcmp(names[k], items[i]))
-        o->backends[o->nbackends++] = names[k];
+      return cli_usage("bench", "'%s' needs OpenBLAS, which is not compiled into this build", name);
+    o->backends[o->nbackends++] = name;
   }
   return 0;
 }

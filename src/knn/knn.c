@@ -120,15 +120,21 @@ static int all_finite(const void *v, size_t n, bg_dtype_t t) {
   return 1;
 }
 
+/* |v|^2 of row i of a row-major array of the search's dtype, summed in double. */
+static double sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i) {
+  double s = 0;
+  for (size_t t = 0; t < d->dim; t++) {
+    double v = d->dtype == BG_F64 ? ((const double *)rows)[i * d->dim + t]
+                                  : ((const float *)rows)[i * d->dim + t];
+    s += v * v;
+  }
+  return s;
+}
+
 /* |x|^2 for L2, |x| for cosine, of database row j (in the inputs' type). */
 static void db_norms(const bg_knn_desc_t *d, void *norm) {
   for (size_t j = 0; j < d->nb_txt; j++) {
-    double s = 0;
-    for (size_t t = 0; t < d->dim; t++) {
-      double v = d->dtype == BG_F64 ? ((const double *)d->db)[j * d->dim + t]
-                                    : ((const float *)d->db)[j * d->dim + t];
-      s += v * v;
-    }
+    double s = sq_norm(d, d->db, j);
     double r = d->metric == BG_KNN_COSINE ? sqrt(s) : s;
     if (d->dtype == BG_F64)
       ((double *)norm)[j] = r;
@@ -183,12 +189,7 @@ static void finish_scores(const bg_knn_desc_t *d) {
   if (!d->scores || d->metric == BG_KNN_IP)
     return;
   for (size_t i = 0; i < d->nb_new; i++) {
-    double qq = 0;
-    for (size_t t = 0; t < d->dim; t++) {
-      double v = d->dtype == BG_F64 ? ((const double *)d->queries)[i * d->dim + t]
-                                    : ((const float *)d->queries)[i * d->dim + t];
-      qq += v * v;
-    }
+    double qq = sq_norm(d, d->queries, i);
     for (size_t r = 0; r < d->k; r++) {
       size_t at = i * d->k + r;
       double key = d->dtype == BG_F64 ? ((double *)d->scores)[at] : ((float *)d->scores)[at];

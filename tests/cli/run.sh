@@ -152,6 +152,8 @@ expect 0 out 'the Python peer process was killed by signal 9 \(SIGKILL' -- bench
 grep -q '^py:seq ' "$tmp/out" && pass=$((pass + 1)) || { echo "FAIL: rows before a peer crash are kept"; fail=$((fail + 1)); }
 expect 0 out 'Python peers not run: /nonexistent/catalogue.py is missing' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir /nonexistent
 expect 0 out 'Python peers not run: /nonexistent/python was not found' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python /nonexistent/python
+# An interpreter that exits non-zero without printing: the peer is reported as failed.
+expect 0 out 'the Python peer process failed \(exit 1\)' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python false
 expect 2 err "unknown peers 'ruby'" -- bench --peers ruby
 expect 2 err "--peers runs with the catalogue suite only" -- bench --suite knn --peers python
 expect 2 err "--python and --peers-dir go with --peers python" -- bench --python python3
