@@ -20,11 +20,12 @@ bench: build
 	./$(BUILD)/brigade bench
 	./$(BUILD)/brigade bench --suite knn
 
-# The catalogue with the Python frameworks beside brigade (scripts/bootstrap.sh --peers installs
-# them; mpire goes into .venv-peers).
+# The catalogue and the knn suite with the Python frameworks beside brigade
+# (scripts/bootstrap.sh --peers installs them; mpire goes into .venv-peers).
 bench-peers: build
 	@scripts/bootstrap.sh --peers
 	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --peers python
+	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --suite knn --peers python
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -LE slow

@@ -90,8 +90,8 @@ typedef struct knn_run {
 
 /* GFLOP/s each backend reached on the previous case it ran, to predict the next case's time. */
 typedef struct speed_log {
-  const char *name[BENCH_KNN_MAX_BACKENDS];
-  double gflops[BENCH_KNN_MAX_BACKENDS];
+  const char *name[BENCH_KNN_MAX_BACKENDS + 4]; /* the backends and the Python peers */
+  double gflops[BENCH_KNN_MAX_BACKENDS + 4];
   size_t n;
 } speed_log;
 
@@ -130,6 +130,24 @@ static long check(knn_run *r) {
   return -1;
 }
 
+/* Checks the answer in r->idx, the row's, against the first answer of the case (or makes it
+ * the reference when it is the first). */
+static void verify(knn_run *r, bench_row *row, bench_result *res) {
+  if (!r->ref_name) {
+    memcpy(r->ref, r->idx, r->c.nb_new * sizeof *r->ref);
+    r->ref_name = row->backend;
+    return;
+  }
+  long bad = check(r);
+  if (bad >= 0) {
+    row->failed = 1;
+    bench_note_add(res, r->section,
+                   "CHECK FAILED on %s: query %ld's best is %lld, %s found %lld, and their "
+                   "scores differ beyond float32 rounding",
+                   row->backend, bad, (long long)r->idx[bad], r->ref_name, (long long)r->ref[bad]);
+  }
+}
+
 static void progress(const knn_run *r, const char *name) {
   if (r->o->progress)
     fprintf(stderr, "\r\033[K%s: %s ...", r->section, name);
@@ -166,17 +184,29 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
 }
 
 /* Times one backend on the case and appends its row. Returns 0, BG_ECANCELED or BG_ENOMEM. */
+/* The seconds a row is predicted to take from its speed on the previous case (0: unknown), or
+ * -1 with a note when that is beyond --max-seconds. */
+static double predict(const knn_run *r, const char *name, const double *gf, bench_result *res) {
+  double predicted = *gf > 0 ? r->flops / (*gf * 1e9) : 0;
+  if (predicted <= r->o->max_seconds)
+    return predicted;
+  bench_note_add(res, r->section,
+                 "%s skipped: predicted %.1f s at the %.1f GFLOP/s it reached on the previous "
+                 "case (--max-seconds %.0f to run it)",
+                 name, predicted, *gf, ceil(predicted));
+  return -1;
+}
+
+static double row_seconds(const knn_run *r) {
+  return r->o->lecture ? ROW_SECONDS_LECTURE : ROW_SECONDS_QUICK;
+}
+
 static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log *log,
                         bench_result *res) {
   double *gf = speed_of(log, name);
-  double predicted = *gf > 0 ? r->flops / (*gf * 1e9) : 0;
-  if (predicted > r->o->max_seconds) {
-    bench_note_add(res, r->section,
-                   "%s skipped: predicted %.1f s at the %.1f GFLOP/s it reached on the previous "
-                   "case (--max-seconds %.0f to run it)",
-                   name, predicted, *gf, ceil(predicted));
+  double predicted = predict(r, name, gf, res);
+  if (predicted < 0)
     return 0;
-  }
   if (res->nrows == BENCH_MAX_ROWS)
     return 0;
   progress(r, name);
@@ -215,7 +245,7 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     t[got] = dt;
     cpu[got++] = (c1.user - c0.user) + (c1.sys - c0.sys);
     user += c1.user - c0.user, sys += c1.sys - c0.sys, total += dt;
-    if (total > (r->o->lecture ? ROW_SECONDS_LECTURE : ROW_SECONDS_QUICK))
+    if (total > row_seconds(r))
       break;
   }
   row->peak_mib = bench_peak_mib();
@@ -231,27 +261,43 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
   row->ns_per_item = row->wall.median / (double)r->c.nb_new * 1e9;
   row->gflops = r->flops / row->wall.median / 1e9;
   *gf = row->gflops;
-  if (strcmp(name, "sgemm")) {
-    if (!r->ref_name) {
-      memcpy(r->ref, r->idx, r->c.nb_new * sizeof *r->ref);
-      r->ref_name = name;
-    } else {
-      long bad = check(r);
-      if (bad >= 0) {
-        row->failed = 1;
-        bench_note_add(res, r->section,
-                       "CHECK FAILED on %s: query %ld's best is %lld, %s found %lld, and their "
-                       "scores differ beyond float32 rounding",
-                       name, bad, (long long)r->idx[bad], r->ref_name, (long long)r->ref[bad]);
-      }
-    }
-  }
+  if (strcmp(name, "sgemm"))
+    verify(r, row, res);
   if (strcmp(name, "sgemm") && !row->failed && row->gflops > r->best_gflops) {
     r->best = r->plan;
     r->best_gflops = row->gflops;
   }
   res->nrows++;
   return 0;
+}
+
+/* The Python peers on the same inputs: each approach's row joins the case's, its answer is
+ * checked like a backend's, and its speed predicts its next case like a backend's. */
+static int run_peers(knn_run *r, unsigned workers, speed_log *log, bench_result *res) {
+  static const char *const rows[] = {"py:numpy", "py:torch", "py:faiss"};
+  bench_peers_knn k = {
+      .db = r->db, .q = r->q, .nb_txt = r->c.nb_txt, .dim = r->c.dim, .nb_new = r->c.nb_new};
+  char why[512];
+  if (bench_peers_knn_open(&k, why, sizeof why) != 0) {
+    bench_note_add(res, r->section, "Python peers not run: %s", why);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0] && !bench_interrupted; i++) {
+    double *gf = speed_of(log, rows[i]);
+    if (predict(r, rows[i], gf, res) < 0)
+      continue;
+    progress(r, rows[i]);
+    bench_row *row = bench_peers_knn_run(r->o->peers, &k, rows[i] + 3, workers, r->o->repeat,
+                                         row_seconds(r), r->section, res, r->idx);
+    if (!row || row->failed)
+      continue;
+    row->gflops = r->flops / row->wall.median / 1e9;
+    *gf = row->gflops;
+    verify(r, row, res);
+  }
+  bench_peers_knn_close(&k);
+  bench_peers_compare(res, r->section);
+  return bench_interrupted ? BG_ECANCELED : 0;
 }
 
 static const bench_row *row_of(const bench_result *res, size_t first, const char *name) {
@@ -279,7 +325,7 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
       x->speedup = naive->wall.median / x->wall.median;
     if (sgemm && x->gflops > 0)
       x->vs_sgemm = x->gflops / sgemm->gflops;
-    if (strcmp(x->backend, "sgemm") && !x->failed && x->gflops > 0 &&
+    if (strcmp(x->backend, "sgemm") && !x->external && !x->failed && x->gflops > 0 &&
         (!best || x->gflops > best->gflops))
       best = x;
   }
@@ -376,6 +422,8 @@ static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64
   size_t first = res->nrows;
   for (size_t b = 0; b < o->nbackends && rc == 0; b++)
     rc = time_backend(&r, pool, o->backends[b], log, res);
+  if (rc == 0 && o->peers)
+    rc = run_peers(&r, bg_pool_workers(pool), log, res);
   if (rc == 0)
     explain(&r, res, first, avail);
   if (rc == 0 && r.ref_name) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "brigade/knn.h"
+#include "peers.h"
 #include "result.h"
 
 #define BENCH_KNN_MAX_BACKENDS 8
@@ -18,12 +19,13 @@
 typedef struct bench_knn_opts {
   const char *backends[BENCH_KNN_MAX_BACKENDS]; /* naive, blocked, blas, auto, sgemm */
   size_t nbackends;
-  unsigned workers;    /* 0: one per core */
-  unsigned repeat;     /* timed runs per row (fewer when a run is long) */
-  int lecture;         /* the lecture's sizes instead of the quick ones */
-  double max_seconds;  /* skip a row predicted to take longer than this per run */
-  uint64_t mem_budget; /* 0: each case's own (the memory-wall case: 1 GiB, quick: 32 MiB) */
-  int progress;        /* a progress line on stderr */
+  unsigned workers;         /* 0: one per core */
+  unsigned repeat;          /* timed runs per row (fewer when a run is long) */
+  int lecture;              /* the lecture's sizes instead of the quick ones */
+  double max_seconds;       /* skip a row predicted to take longer than this per run */
+  uint64_t mem_budget;      /* 0: each case's own (the memory-wall case: 1 GiB, quick: 32 MiB) */
+  int progress;             /* a progress line on stderr */
+  const bench_peers *peers; /* also run NumPy, PyTorch and faiss on each case; NULL: no */
 } bench_knn_opts;
 
 /* The knn suite's own (static) spelling of a backend name --backends may give, or NULL; and

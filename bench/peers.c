@@ -70,6 +70,20 @@ int bench_peers_parse(const char *line, const char *section, const char *workloa
              field(line, "fix", fix, sizeof fix) ? fix : "its package");
     return 1;
   }
+  memset(row, 0, sizeof *row);
+  snprintf(row->section, sizeof row->section, "%s", section);
+  row->workload = workload, row->backend = backend, row->schedule = "-", row->n = n;
+  row->external = 1;
+  if (!strcmp(status, "failed")) {
+    /* A peer that raised (NumPy's MemoryError at the memory wall) is a row of the table. */
+    double workers = 1;
+    number(line, "workers", &workers);
+    row->workers = workers >= 1 ? (unsigned)workers : 1;
+    row->failed = 1;
+    snprintf(note, cap, "%s failed: %s", backend,
+             field(line, "why", why, sizeof why) ? why : "no reason given");
+    return 0;
+  }
   double workers, med, mn, mx, peak;
   if (number(line, "workers", &workers) || number(line, "median", &med) ||
       number(line, "min", &mn) || number(line, "max", &mx) || number(line, "peak_mib", &peak) ||
@@ -77,14 +91,10 @@ int bench_peers_parse(const char *line, const char *section, const char *workloa
     snprintf(note, cap, "%s: the peer's timing fields are missing or malformed", backend);
     return -1;
   }
-  memset(row, 0, sizeof *row);
-  snprintf(row->section, sizeof row->section, "%s", section);
-  row->workload = workload, row->backend = backend, row->schedule = "-";
-  row->workers = (unsigned)workers, row->n = n;
+  row->workers = (unsigned)workers;
   row->wall = (bench_summary){.median = med, .min = mn, .max = mx};
   row->peak_mib = peak;
   row->ns_per_item = n ? med / (double)n * 1e9 : 0;
-  row->external = 1;
   row->failed = strcmp(status, "ok") != 0;
   if (row->failed)
     snprintf(note, cap, "%s returned wrong results (status %s)", backend, status);
@@ -132,7 +142,7 @@ static const bench_row *best(const bench_result *res, const char *section, int e
   return b;
 }
 
-static void compare(bench_result *res, const char *section) {
+void bench_peers_compare(bench_result *res, const char *section) {
   const bench_row *peer = best(res, section, 1), *ours = best(res, section, 0);
   if (!peer || !ours)
     return;
@@ -160,11 +170,64 @@ static double seq_median(const bench_result *res, const char *section) {
   return s ? s->wall.median : 0;
 }
 
+void bench_peers_run_script(const bench_peers *p, char *const *argv, const char *who,
+                            const char *section, const char *workload, size_t n,
+                            bench_result *res) {
+  FILE *out;
+  pid_t pid = spawn(argv, &out);
+  if (pid < 0) {
+    bench_note_add(res, section, "Python peers not run: cannot start %s: %s", p->python,
+                   strerror(errno));
+    return;
+  }
+  char line[1024], note[BENCH_NOTE_LEN];
+  while (fgets(line, sizeof line, out)) {
+    if (res->nrows == BENCH_MAX_ROWS)
+      break;
+    line[strcspn(line, "\n")] = '\0';
+    note[0] = '\0';
+    if (bench_peers_parse(line, section, workload, n, &res->rows[res->nrows], note, sizeof note) ==
+        0)
+      res->nrows++;
+    if (note[0])
+      bench_note_add(res, section, "%s", note);
+  }
+  fclose(out);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFSIGNALED(status))
+    bench_note_add(res, section,
+                   "%s was killed by signal %d%s; what it had not finished is missing from the "
+                   "table",
+                   who, WTERMSIG(status),
+                   WTERMSIG(status) == SIGKILL ? " (SIGKILL: the kernel's out-of-memory killer, "
+                                                 "the lecture's 'Killed: 9', or a user)"
+                                               : "");
+  else if (WEXITSTATUS(status) == 127)
+    bench_note_add(res, section, "Python peers not run: %s was not found; install python3",
+                   p->python);
+  else if (WEXITSTATUS(status) != 0)
+    bench_note_add(res, section,
+                   "%s failed (exit %d); what it had not finished is missing from the table", who,
+                   WEXITSTATUS(status));
+}
+
+const char *bench_peers_script(const bench_peers *p, const char *name, const char *section,
+                               bench_result *res, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/%s", p->dir, name);
+  if (access(buf, R_OK) == 0)
+    return buf;
+  bench_note_add(res, section, "Python peers not run: %s is missing (--peers-dir)", buf);
+  return NULL;
+}
+
 int bench_peers_case(const bench_peers *p, const char *workload, const bench_case *c,
                      unsigned repeat, const char *section, bench_result *res) {
   res->peers = 1;
   char script[4096], n[32], param[64], workers[16], reps[16];
-  snprintf(script, sizeof script, "%s/catalogue.py", p->dir);
+  if (!bench_peers_script(p, "catalogue.py", section, res, script, sizeof script))
+    return 0;
   snprintf(n, sizeof n, "%zu", c->n);
   snprintf(param, sizeof param, "%.17g", c->param);
   snprintf(workers, sizeof workers, "%u", section_workers(res, section));
@@ -182,54 +245,14 @@ int bench_peers_case(const bench_peers *p, const char *workload, const bench_cas
                   "--repeat",
                   reps,
                   NULL};
-  if (access(script, R_OK) != 0) {
-    bench_note_add(res, section, "Python peers not run: %s is missing (--peers-dir)", script);
-    return 0;
-  }
-  FILE *out;
-  pid_t pid = spawn(argv, &out);
-  if (pid < 0) {
-    bench_note_add(res, section, "Python peers not run: cannot start %s: %s", p->python,
-                   strerror(errno));
-    return 0;
-  }
-  char line[1024], note[BENCH_NOTE_LEN];
+  size_t first = res->nrows;
+  bench_peers_run_script(p, argv, "the Python peer process", section, workload, c->n, res);
   double seq = seq_median(res, section);
-  while (fgets(line, sizeof line, out)) {
-    if (res->nrows == BENCH_MAX_ROWS)
-      break;
-    bench_row *row = &res->rows[res->nrows];
-    line[strcspn(line, "\n")] = '\0';
-    note[0] = '\0';
-    int rc = bench_peers_parse(line, section, workload, c->n, row, note, sizeof note);
-    if (rc == 0) {
-      row->speedup = seq > 0 ? seq / row->wall.median : 0;
-      row->efficiency = row->speedup / row->workers;
-      res->nrows++;
-    }
-    if (note[0])
-      bench_note_add(res, section, "%s", note);
+  for (size_t i = first; i < res->nrows; i++) {
+    bench_row *row = &res->rows[i];
+    row->speedup = seq > 0 && row->wall.median > 0 ? seq / row->wall.median : 0;
+    row->efficiency = row->speedup / row->workers;
   }
-  fclose(out);
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  if (WIFSIGNALED(status))
-    bench_note_add(res, section,
-                   "the Python peer process was killed by signal %d%s; its remaining approaches "
-                   "did not run",
-                   WTERMSIG(status),
-                   WTERMSIG(status) == SIGKILL ? " (SIGKILL: the kernel's out-of-memory killer, "
-                                                 "the lecture's 'Killed: 9', or a user)"
-                                               : "");
-  else if (WEXITSTATUS(status) == 127)
-    bench_note_add(res, section, "Python peers not run: %s was not found; install python3",
-                   p->python);
-  else if (WEXITSTATUS(status) != 0)
-    bench_note_add(res, section,
-                   "the Python peer process failed (exit %d); its remaining approaches did not "
-                   "run",
-                   WEXITSTATUS(status));
-  compare(res, section);
+  bench_peers_compare(res, section);
   return bench_interrupted ? BG_ECANCELED : 0;
 }

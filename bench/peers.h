@@ -6,6 +6,8 @@
 #ifndef BRIGADE_BENCH_PEERS_H
 #define BRIGADE_BENCH_PEERS_H
 
+#include <stdint.h>
+
 #include "result.h"
 #include "workload.h"
 
@@ -25,5 +27,39 @@ int bench_peers_case(const bench_peers *p, const char *workload, const bench_cas
  * approaches become a note instead (1). Exposed for the tests. */
 int bench_peers_parse(const char *line, const char *section, const char *workload, size_t n,
                       bench_row *row, char *note, size_t cap);
+
+/* Sets each brigade row's vs_peer in section (the best correct peer's median over its own) and
+ * adds the sentence comparing the best of each side. */
+void bench_peers_compare(bench_result *res, const char *section);
+
+/* For the peer drivers (catalogue, knn): the script's path in buf, or NULL with a note when it
+ * is missing; and one peer process run to its end, its rows appended from res->nrows on, a
+ * note per skipped, failed or unreadable approach and per unclean exit (of `who`). */
+const char *bench_peers_script(const bench_peers *p, const char *name, const char *section,
+                               bench_result *res, char *buf, size_t cap);
+void bench_peers_run_script(const bench_peers *p, char *const *argv, const char *who,
+                            const char *section, const char *workload, size_t n, bench_result *res);
+
+/* One knn case for the peers (peers/python/knn.py): NumPy's matmul + argmax, PyTorch on the
+ * CPU, faiss's IndexFlatIP. */
+typedef struct bench_peers_knn {
+  const float *db, *q; /* brigade's own inputs, row-major float32 */
+  size_t nb_txt, dim, nb_new;
+  char dir[4096]; /* the private folder holding them as files; "" when closed */
+} bench_peers_knn;
+
+/* Writes the inputs to a new folder under $TMPDIR (or /tmp). Returns 0, or -1 with the reason
+ * and its fix in why (no space, not writable): the peers are then not run. */
+int bench_peers_knn_open(bench_peers_knn *k, char *why, size_t cap);
+/* Removes the folder and everything in it. */
+void bench_peers_knn_close(bench_peers_knn *k);
+
+/* Runs one approach ("numpy", "torch", "faiss") on workers threads, repeating until `repeat`
+ * runs or row_seconds have passed, and appends its row to section. Its answer (nb_new
+ * indices) goes to idx. Returns the row, failed when the peer failed or wrote no answer; or
+ * NULL when it printed no row (skipped, missing, killed: a note says which). */
+bench_row *bench_peers_knn_run(const bench_peers *p, const bench_peers_knn *k, const char *approach,
+                               unsigned workers, unsigned repeat, double row_seconds,
+                               const char *section, bench_result *res, int64_t *idx);
 
 #endif

@@ -42,14 +42,14 @@ typedef struct bar_metric {
   int gflops;
 } bar_metric;
 
-/* The best value of a backend in a section, over worker counts. */
+/* The best value of a backend in a section, over worker counts; a wrong answer has none. */
 static double best_of(const bench_result *r, const char *section, const char *backend,
                       const bar_metric *m) {
   double best = 0;
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     double v = m->gflops ? x->gflops : x->speedup;
-    if (!strcmp(x->section, section) && !strcmp(x->backend, backend) && v > best)
+    if (!strcmp(x->section, section) && !strcmp(x->backend, backend) && !x->failed && v > best)
       best = v;
   }
   return best;
@@ -69,7 +69,7 @@ static void bars(FILE *g, const bench_result *r, const char **backends, size_t n
           "set ylabel '%s'\nset yrange [0:*]\nset key top left\nplot ",
           m->title, m->ylabel);
   for (size_t b = 0; b < nb; b++)
-    fprintf(g, "%s'-' using 2:xtic(1) title '%s'", b ? ", " : "", backends[b]);
+    fprintf(g, "%s'-' using 2:xtic(1) title '%s' noenhanced", b ? ", " : "", backends[b]);
   fputc('\n', g);
   for (size_t b = 0; b < nb; b++) {
     for (size_t s = 0; s < ns; s++) {

@@ -53,6 +53,10 @@ static void grouped(FILE *f, const bench_result *r, const layout *l) {
 static void took_text(const bench_summary *w, char *buf, size_t cap) {
   double scale = 1;
   const char *unit = "s";
+  if (w->median <= 0) {
+    snprintf(buf, cap, "-"); /* a row that failed before a run completed */
+    return;
+  }
   if (w->median < 1e-3) {
     scale = 1e6;
     unit = "us";
@@ -116,15 +120,14 @@ static void ratio_text(double v, const char *fmt, double scale, char *buf, size_
 }
 
 static void knn_head(FILE *f, const bench_result *r, const bench_row *x) {
-  (void)r;
   fprintf(f, "\n== %s ==\n", x->section);
-  fprintf(f, "%-8s %3s  %-27s %8s %9s %8s %8s  %s\n", "backend", "wk", "took (median [min-max])",
-          "GFLOP/s", "vs sgemm", "vs naive", "peak MiB", "plan");
+  fprintf(f, "%-8s %3s  %-27s %8s %9s %8s%s %8s  %s\n", "backend", "wk", "took (median [min-max])",
+          "GFLOP/s", "vs sgemm", "vs naive", r->peers ? "  vs peer" : "", "peak MiB", "plan");
 }
 
 /* The knn row's cells that need formatting, shared by the table and Markdown. */
 typedef struct knn_cells {
-  char took[64], vs[16], sp[16];
+  char took[64], vs[16], sp[16], peer[16], gf[16];
 } knn_cells;
 
 static knn_cells knn_cells_of(const bench_row *x) {
@@ -132,28 +135,35 @@ static knn_cells knn_cells_of(const bench_row *x) {
   took_text(&x->wall, c.took, sizeof c.took);
   ratio_text(x->vs_sgemm, "%.0f%%", 100, c.vs, sizeof c.vs);
   ratio_text(x->speedup, "%.1fx", 1, c.sp, sizeof c.sp);
+  ratio_text(x->vs_peer, "%.2fx", 1, c.peer, sizeof c.peer);
+  ratio_text(x->gflops, "%.1f", 1, c.gf, sizeof c.gf);
   return c;
 }
 
 static void knn_row(FILE *f, const bench_result *r, const bench_row *x) {
-  (void)r;
   knn_cells c = knn_cells_of(x);
-  fprintf(f, "%-8s %3u  %-27s %8.1f %9s %8s %8.1f  %s%s\n", x->backend, x->workers, c.took,
-          x->gflops, c.vs, c.sp, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
+  char peer[24] = "";
+  if (r->peers)
+    snprintf(peer, sizeof peer, " %8s", c.peer);
+  fprintf(f, "%-8s %3u  %-27s %8s %9s %8s%s %8.1f  %s%s\n", x->backend, x->workers, c.took, c.gf,
+          c.vs, c.sp, peer, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
 }
 
 static void md_knn_head(FILE *f, const bench_result *r, const bench_row *x) {
-  (void)r;
   fprintf(f, "\n### %s\n\n", x->section);
-  fprintf(f, "| backend | workers | took (median [min-max]) | GFLOP/s | vs sgemm | vs naive | "
-             "peak MiB | plan |\n|---|---|---|---|---|---|---|---|\n");
+  fprintf(f,
+          "| backend | workers | took (median [min-max]) | GFLOP/s | vs sgemm | vs naive |%s "
+          "peak MiB | plan |\n|---|---|---|---|---|---|%s---|---|\n",
+          r->peers ? " vs peer |" : "", r->peers ? "---|" : "");
 }
 
 static void md_knn_row(FILE *f, const bench_result *r, const bench_row *x) {
-  (void)r;
   knn_cells c = knn_cells_of(x);
-  fprintf(f, "| %s | %u | %s | %.1f | %s | %s | %.1f | %s |%s\n", x->backend, x->workers, c.took,
-          x->gflops, c.vs, c.sp, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
+  char peer[24] = "";
+  if (r->peers)
+    snprintf(peer, sizeof peer, " %s |", c.peer);
+  fprintf(f, "| %s | %u | %s | %s | %s | %s |%s %.1f | %s |%s\n", x->backend, x->workers, c.took,
+          c.gf, c.vs, c.sp, peer, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
 }
 
 static void md_head(FILE *f, const bench_result *r, const bench_row *x) {

@@ -52,8 +52,9 @@ void cmd_bench_help(FILE *f) {
          "  --mem-budget B   knn: memory budget of every search (default: the library's; the\n"
          "                   memory-wall case 1G, or 32M quick)\n"
          "  --peers python   also run the Python frameworks (a loop, multiprocessing,\n"
-         "                   concurrent.futures, joblib, mpire, NumPy) on every case, in the same\n"
-         "                   tables, with a 'vs peer' column; make bench-peers installs them\n"
+         "                   concurrent.futures, joblib, mpire, NumPy; with --suite knn: NumPy,\n"
+         "                   PyTorch, faiss) on every case, in the same tables, with a 'vs peer'\n"
+         "                   column; make bench-peers installs them\n"
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
          "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
@@ -244,6 +245,7 @@ static int knn_args(bench_args *a) {
   k->max_seconds = a->max_seconds > 0 ? a->max_seconds : a->run.lecture ? 120 : 1;
   k->mem_budget = a->mem_budget;
   k->progress = a->run.progress;
+  k->peers = a->run.peers;
   bench_knn_default_backends(k);
   return a->backends ? parse_knn_backends(a->backends, k) : 0;
 }
@@ -353,9 +355,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (rc != 0)
       return rc;
   }
-  if (a->with_peers && strcmp(a->suite, "catalogue"))
-    return cli_usage("bench", "--peers runs with the catalogue suite only (knn peers are not "
-                              "written yet)");
+  if (a->with_peers && !strcmp(a->suite, "overhead"))
+    return cli_usage("bench", "--peers runs with the catalogue and knn suites (the overhead "
+                              "suite times brigade's own costs)");
   if (!a->with_peers && (a->peers.python || a->peers.dir))
     return cli_usage("bench", "--python and --peers-dir go with --peers python");
   if (a->with_peers) {

@@ -155,7 +155,23 @@ expect 0 out 'Python peers not run: /nonexistent/python was not found' -- bench 
 # An interpreter that exits non-zero without printing: the peer is reported as failed.
 expect 0 out 'the Python peer process failed \(exit 1\)' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python false
 expect 2 err "unknown peers 'ruby'" -- bench --peers ruby
-expect 2 err "--peers runs with the catalogue suite only" -- bench --suite knn --peers python
+expect 2 err "--peers runs with the catalogue and knn suites" -- bench --suite overhead --peers python
+# knn peers: the fake numpy answers the smallest case right (checked against brigade's answer)
+# and fails the others as NumPy does at the memory wall; the fake torch answers wrong; faiss is
+# skipped. Their input files live in a private folder under TMPDIR that is removed afterwards.
+mkdir -p "$tmp/knntmp"
+TMPDIR="$tmp/knntmp" expect 0 out '^py:numpy +2 +1 ms' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
+grep -Eq '^py:numpy .* FAILED$' "$tmp/out" && grep -q 'py:numpy failed: MemoryError: Unable to allocate (fake)' "$tmp/out" &&
+  grep -q 'CHECK FAILED on py:torch' "$tmp/out" && ! grep -q 'CHECK FAILED on py:numpy' "$tmp/out" &&
+  grep -q 'py:faiss skipped: faiss not installed; install with make bench-peers' "$tmp/out" &&
+  grep -q 'the best Python approach (py:numpy, 2 workers) 0.001 s' "$tmp/out" &&
+  grep -Eq '^blocked .* [0-9.]+x +[0-9.]+ +blocked' "$tmp/out" && [ -z "$(ls -A "$tmp/knntmp")" ] &&
+  pass=$((pass + 1)) || { echo "FAIL: knn peer rows, checks and notes"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
+"$bin" bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok" --format json >"$tmp/kp.json" &&
+  python3 "$here/validate_json.py" "$schema" "$tmp/kp.json" && pass=$((pass + 1)) ||
+  { echo "FAIL: knn peer rows in JSON"; fail=$((fail + 1)); }
+expect 0 out "py:numpy's process was killed by signal 9 \(SIGKILL" -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/crash"
+TMPDIR=/nonexistent expect 0 out 'Python peers not run: cannot create a folder for their inputs in /nonexistent' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
 expect 2 err "--python and --peers-dir go with --peers python" -- bench --python python3
 
 # Plots go through gnuplot when it is installed, and say how to install it when it is not.
