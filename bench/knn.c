@@ -214,6 +214,7 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
   memset(row, 0, sizeof *row);
   snprintf(row->section, sizeof row->section, "%s", r->section);
   row->workload = "knn", row->backend = name, row->schedule = "-", row->n = r->c.nb_new;
+  row->reference = !strcmp(name, "sgemm");
   double t[64], cpu[64], user = 0, sys = 0, total = 0;
   unsigned got = 0;
   memset(&r->plan, 0, sizeof r->plan);

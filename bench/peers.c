@@ -135,7 +135,7 @@ static const bench_row *best(const bench_result *res, const char *section, int e
   const bench_row *b = NULL;
   for (size_t i = 0; i < res->nrows; i++) {
     const bench_row *x = &res->rows[i];
-    if (!strcmp(x->section, section) && x->external == external && !x->failed &&
+    if (!strcmp(x->section, section) && x->external == external && !x->failed && !x->reference &&
         x->wall.median > 0 && (!b || x->wall.median < b->wall.median))
       b = x;
   }
@@ -148,7 +148,7 @@ void bench_peers_compare(bench_result *res, const char *section) {
     return;
   for (size_t i = 0; i < res->nrows; i++) {
     bench_row *x = &res->rows[i];
-    if (!strcmp(x->section, section) && !x->external && x->wall.median > 0)
+    if (!strcmp(x->section, section) && !x->external && !x->reference && x->wall.median > 0)
       x->vs_peer = peer->wall.median / x->wall.median;
   }
   bench_note_add(res, section,

@@ -34,6 +34,7 @@ typedef struct bench_row {
   int ran_inline;     /* the last run ran on the calling thread only */
   int failed;         /* the map reported failures or its check failed */
   int external;       /* measured by a peer process (--peers): no CPU time or chunks */
+  int reference;      /* a ceiling, not an approach (knn's bare sgemm): never 'best' */
   double vs_peer;     /* the best peer's median / this median; 0 without peers */
   /* knn suite only (0 / "" elsewhere). */
   double gflops;   /* 2 nb_txt dim nb_new / median */

@@ -199,7 +199,8 @@ static void default_backends(bench_run_opts *o) {
   o->nbackends = 0;
   for (size_t k = 0; k < bg_backend_count() && o->nbackends < BENCH_MAX_BACKENDS; k++) {
     bg_backend_info_t b;
-    if (bg_backend_info(k, &b) == 0 && b.usable && strcmp(b.name, "seq"))
+    /* mpi runs only when asked for (--backends mpi): it needs every rank of an mpirun. */
+    if (bg_backend_info(k, &b) == 0 && b.usable && strcmp(b.name, "seq") && strcmp(b.name, "mpi"))
       o->backends[o->nbackends++] = b.name;
   }
 }

@@ -65,7 +65,9 @@ static void print_text(const facts *f) {
     printf("  %-8s %s\n", b.name,
            !b.compiled ? "not compiled in"
            : b.usable  ? "usable"
-                       : "compiled in, unusable here");
+           : !strcmp(b.name, "mpi")
+               ? "compiled in; runs under mpirun (or brigade bench --backends mpi --ranks N)"
+               : "compiled in, unusable here");
   }
 }
 

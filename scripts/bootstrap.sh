@@ -28,6 +28,7 @@ packages=(
   python3-numpy                                 # ... and check brigade knn against NumPy
   clang-format                                  # make format-check
   gnuplot-nox                                   # brigade bench --plot
+  openmpi-bin libopenmpi-dev                    # the mpi backend and its tests (mpirun)
 )
 if [ "$peers" -eq 1 ]; then
   packages+=(python3-venv python3-pip python3-joblib python3-psutil python3-torch python3-faiss)

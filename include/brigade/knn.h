@@ -24,7 +24,7 @@ typedef enum bg_knn_metric {
 
 typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
 
-#define BG_KNN_DESC_VERSION 1u
+#define BG_KNN_DESC_VERSION 2u
 
 typedef struct bg_knn_desc {
   uint32_t version;       /* BG_KNN_DESC_VERSION, set by bg_knn_desc_init() */
@@ -41,6 +41,12 @@ typedef struct bg_knn_desc {
   uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available */
   int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */
   void *scores;        /* OUT: nb_new x k scores of dtype, or NULL */
+  /* Version 2. With a pool of the "mpi" backend, db holds this rank's slice of the database
+   * (nb_txt rows) and db_offset is the global index of its first row: rank 0's slice starts
+   * at 0 and each rank's follows the previous one's. Queries, k, dim, dtype and metric are the
+   * same on every rank; idx (global indices) and scores arrive on every rank. Ignored by the
+   * other backends. */
+  size_t db_offset;
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */

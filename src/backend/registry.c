@@ -20,6 +20,11 @@ static const entry table[] = {
 #else
     {"openmp", NULL},
 #endif
+#if BG_HAVE_MPI
+    {"mpi", &bg__backend_mpi},
+#else
+    {"mpi", NULL},
+#endif
 };
 
 enum { NENTRIES = sizeof table / sizeof table[0] };

@@ -21,9 +21,12 @@ typedef struct bg__backend_cfg {
 
 typedef struct bg__backend_ops {
   uint32_t abi;         /* BG_BACKEND_ABI */
-  const char *name;     /* "seq" "threads" "openmp" */
+  const char *name;     /* "seq" "threads" "openmp" "mpi" */
   int priority;         /* "auto" takes the highest whose probe() succeeds */
   unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
+  /* Every process of a job runs each map together (mpi): map() is called for every bg_map,
+   * empty ones included, never skipped for an inline run, and bg_knn goes to bg__knn_mpi. */
+  int collective;
   /* How long idle workers stay awake after a map, in ns; NULL or 0: they do not spin, or the
    * backend cannot say (OpenMP's runtime decides for itself). */
   uint64_t (*spin_ns)(void *state);
@@ -42,5 +45,6 @@ int bg__backend_find(const char *name, const bg__backend_ops **out);
 extern const bg__backend_ops bg__backend_seq;
 extern const bg__backend_ops bg__backend_threads;
 extern const bg__backend_ops bg__backend_openmp;
+extern const bg__backend_ops bg__backend_mpi;
 
 #endif

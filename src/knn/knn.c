@@ -3,6 +3,7 @@
  * then turn ranking keys into the metric's scores. */
 #include "brigade/error.h"
 #include "brigade/map.h"
+#include "internal/dist.h"
 #include "internal/knn.h"
 
 #include <math.h>
@@ -221,6 +222,8 @@ static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
 }
 
 int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
+  if (pool && d && pool->ops->collective)
+    return d->version >= 2 ? bg__knn_mpi(pool, d, plan) : BG_EINVAL;
   bg_knn_plan_t p;
   int rc = bg_knn_plan(pool, d, &p);
   if (rc != 0) {

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Runs an MPI test program under mpirun with N ranks on this one machine. Skips (exit 77) when
+# mpirun or the program is absent. The environment lets Open MPI run as root (CI containers)
+# and start more ranks than cores (2 and 4 ranks on a 2-core machine); see FIELD-NOTES.
+prog=$1 ranks=$2
+command -v mpirun >/dev/null 2>&1 || { echo "mpirun not found: skipped (scripts/bootstrap.sh installs openmpi-bin)"; exit 77; }
+[ -x "$prog" ] || { echo "$prog not built (no MPI at configure time): skipped"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+exec mpirun --timeout 240 -np "$ranks" "$prog"
