@@ -58,16 +58,20 @@ void bench_knn_default_backends(bench_knn_opts *o) {
     o->backends[o->nbackends++] = "sgemm";
 }
 
-void *bench_knn_random(size_t rows, size_t dim, bg_dtype_t t, uint64_t seed) {
+void *bench_knn_random(size_t first, size_t rows, size_t dim, bg_dtype_t t, uint64_t seed) {
   size_t n = rows * dim;
-  void *v = malloc(n * (t == BG_F64 ? 8 : 4));
-  uint64_t s = bench_rng_seed(seed);
-  for (size_t i = 0; v && i < n; i++) {
-    double u = bench_rng_double(&s);
-    if (t == BG_F64)
-      ((double *)v)[i] = u;
-    else
-      ((float *)v)[i] = (float)u;
+  void *v = malloc((n ? n : 1) * (t == BG_F64 ? 8 : 4));
+  /* Each row has its own stream, so a slice (an MPI rank's share) equals the same rows of
+   * the whole. */
+  for (size_t r = 0; v && r < rows; r++) {
+    uint64_t s = bench_rng_mix(bench_rng_mix(seed) + first + r) | 1; /* never 0 */
+    for (size_t j = 0; j < dim; j++) {
+      double u = bench_rng_double(&s);
+      if (t == BG_F64)
+        ((double *)v)[r * dim + j] = u;
+      else
+        ((float *)v)[r * dim + j] = (float)u;
+    }
   }
   return v;
 }
@@ -411,8 +415,8 @@ static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64
                    need / 1073741824, (double)avail / 1073741824);
     return 0;
   }
-  r.db = bench_knn_random(c.nb_txt, c.dim, BG_F32, 1);
-  r.q = bench_knn_random(c.nb_new, c.dim, BG_F32, 2);
+  r.db = bench_knn_random(0, c.nb_txt, c.dim, BG_F32, 1);
+  r.q = bench_knn_random(0, c.nb_new, c.dim, BG_F32, 2);
   r.idx = malloc(c.nb_new * sizeof *r.idx);
   r.ref = malloc(c.nb_new * sizeof *r.ref);
   int rc = 0;

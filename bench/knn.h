@@ -38,9 +38,10 @@ void bench_knn_default_backends(bench_knn_opts *o);
  * skipped with a note, not an error. */
 int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap);
 
-/* rows x dim values uniform in [0, 1) from a seeded generator, like NumPy's np.random.rand;
- * malloc'd, NULL when out of memory. */
-void *bench_knn_random(size_t rows, size_t dim, bg_dtype_t t, uint64_t seed);
+/* Rows first..first+rows-1 of a seeded rows x dim matrix of values uniform in [0, 1), like
+ * NumPy's np.random.rand; a slice equals the same rows generated whole. malloc'd, NULL when
+ * out of memory. */
+void *bench_knn_random(size_t first, size_t rows, size_t dim, bg_dtype_t t, uint64_t seed);
 
 /* OpenBLAS's sgemm alone on the search's product: S = Q X^T in blocks of queries whose scores
  * fit in block_bytes, on `threads` OpenBLAS threads, nothing else. Returns the seconds taken,

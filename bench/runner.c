@@ -52,7 +52,8 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   double t[64], cpu[64], sys = 0, user = 0;
   unsigned reps = o->repeat;
   double estimate = rc->seq_s > 0 ? rc->seq_s / workers : 0;
-  int warm = estimate < 1.0;
+  /* Ranks must run the same number of maps: under mpirun every row has its warm-up run. */
+  int warm = estimate < 1.0 || o->ranks > 1;
   bg_map_report_t rep = {0};
   int rcode = 0;
   bench_peak_reset();
@@ -71,7 +72,7 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
     cpu[k] = du + ds;
     user += du;
     sys += ds;
-    if (k == 0 && rcode == 0 && rc->w->check) {
+    if (k == 0 && rcode == 0 && rc->w->check && o->rank == 0) {
       char why[256];
       if (rc->w->check(rc->state, &rc->c, rc->out, why, sizeof why) != 0) {
         row->failed = 1;
@@ -82,7 +83,7 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
       break;
   }
   row->peak_mib = bench_peak_mib();
-  row->workers = bg_pool_workers(pool);
+  row->workers = bg_pool_workers(pool) * (strcmp(backend, "mpi") ? 1 : (o->ranks ? o->ranks : 1));
   bg_pool_destroy(pool);
   if (bench_interrupted)
     return BG_ECANCELED;
@@ -173,22 +174,34 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
   /* Even the sequential loop holds one item's memory. */
   if (admit(rc, 1, avail, res) == 0)
     return refuse(rc, avail, err, cap);
-  bench_row *row = new_row(res, rc, "seq");
-  if (!row)
-    return 0;
-  progress(o, rc, "seq", 1);
-  int e = time_row(o, rc, "seq", 1, row, res);
-  if (e != 0)
-    return e;
-  rc->seq_s = row->wall.median;
-  rc->seq_util = row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
-  finish_row(res, row, rc);
+  bench_row *row;
+  int e;
+  if (o->rank == 0) {
+    if (!(row = new_row(res, rc, "seq")))
+      return 0;
+    progress(o, rc, "seq", 1);
+    if ((e = time_row(o, rc, "seq", 1, row, res)) != 0)
+      return e;
+    rc->seq_s = row->wall.median;
+    rc->seq_util = row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
+    finish_row(res, row, rc);
+  }
+  /* The mpi backend's threads per rank: the cores shared among the ranks (all on this
+   * machine is the common case), never auto's blocking boost, which only rank 0 could judge. */
+  unsigned ranks = o->ranks ? o->ranks : 1;
+  unsigned per_rank = o->cores / ranks ? o->cores / ranks : 1;
   for (size_t wi = 0; wi < o->nworkers; wi++) {
-    unsigned workers = o->workers[wi] ? o->workers[wi] : auto_workers(rc, o->cores, res);
-    workers = admit(rc, workers, avail, res);
-    if (workers == 0)
-      return refuse(rc, avail, err, cap);
+    unsigned local = 0;
+    if (o->rank == 0) {
+      local = o->workers[wi] ? o->workers[wi] : auto_workers(rc, o->cores, res);
+      if ((local = admit(rc, local, avail, res)) == 0)
+        return refuse(rc, avail, err, cap);
+    }
     for (size_t b = 0; b < o->nbackends; b++) {
+      int mpi = !strcmp(o->backends[b], "mpi");
+      if (o->rank != 0 && !mpi)
+        continue;
+      unsigned workers = !mpi ? local : o->workers[wi] ? o->workers[wi] : per_rank;
       row = new_row(res, rc, o->backends[b]);
       if (!row)
         return 0;

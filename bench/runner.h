@@ -26,6 +26,10 @@ typedef struct bench_run_opts {
   int progress;             /* a progress line on stderr */
   unsigned cores;           /* workers one per core means; 0: read from the topology */
   const bench_peers *peers; /* run the Python frameworks on each case too; NULL: no */
+  /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every
+   * rank runs the mpi rows together; only rank 0 runs seq and the other backends, and only
+   * its result is complete. */
+  unsigned rank, ranks;
 } bench_run_opts;
 
 /* Runs every case of one workload and appends rows and explanations to res. Returns 0;

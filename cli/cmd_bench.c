@@ -12,6 +12,7 @@
 #include "runner.h"
 
 #include "brigade.h"
+#include "brigade/dist.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -57,6 +58,8 @@ void cmd_bench_help(FILE *f) {
          "                   column; make bench-peers installs them\n"
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
          "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
+         "  --ranks N        start mpirun with N ranks of this command (--backends mpi; as root\n"
+         "                   and beyond the cores too); or run it under mpirun yourself\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
@@ -80,6 +83,7 @@ typedef struct bench_args {
   uint64_t mem_budget; /* knn */
   bench_peers peers;   /* --peers python: its interpreter and scripts */
   int with_peers;
+  unsigned launch_ranks; /* --ranks N: start mpirun with N ranks of this command */
 } bench_args;
 
 /* Splits a comma-separated list in place; returns the count or -1 when it has empty items. */
@@ -172,7 +176,7 @@ static int parse_workloads(const char *val, bench_args *a) {
   return 0;
 }
 
-static int parse_backends(const char *val, bench_run_opts *o) {
+static int parse_backends(const char *val, bench_run_opts *o, unsigned launching) {
   char buf[256], *items[BENCH_MAX_BACKENDS];
   int n = split_opt("--backends", val, buf, sizeof buf, items, BENCH_MAX_BACKENDS);
   if (n < 0)
@@ -187,7 +191,14 @@ static int parse_backends(const char *val, bench_run_opts *o) {
       k++;
     if (k == bg_backend_count())
       return cli_usage("bench", "unknown backend '%s' (see 'brigade info')", items[i]);
-    if (!b.usable)
+    if (!b.compiled && !strcmp(b.name, "mpi"))
+      return cli_fail("bench", "this brigade was built without MPI: install openmpi-bin and "
+                               "libopenmpi-dev (scripts/bootstrap.sh) and rebuild");
+    if (!b.usable && !strcmp(b.name, "mpi") && !launching)
+      return cli_usage("bench", "the mpi backend runs under mpirun: add --ranks N (brigade "
+                                "starts mpirun itself) or run 'mpirun -np N brigade bench "
+                                "--backends mpi ...'");
+    if (!b.usable && strcmp(b.name, "mpi"))
       return cli_usage("bench", "backend '%s' is %s", items[i],
                        b.compiled ? "not usable on this machine" : "not compiled into this build");
     o->backends[o->nbackends++] = b.name;
@@ -252,9 +263,9 @@ static int knn_args(bench_args *a) {
 }
 
 static const char *const value_opts[] = {
-    "--suite",      "--workload", "--task",   "--out-size",  "--n",   "--param", "--size",
-    "--backends",   "--workers",  "--repeat", "--format",    "--out", "--plot",  "--max-seconds",
-    "--mem-budget", "--peers",    "--python", "--peers-dir", NULL};
+    "--suite",      "--workload", "--task",   "--out-size",  "--n",     "--param", "--size",
+    "--backends",   "--workers",  "--repeat", "--format",    "--out",   "--plot",  "--max-seconds",
+    "--mem-budget", "--peers",    "--python", "--peers-dir", "--ranks", NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -303,6 +314,10 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
     a->peers.python = val;
   } else if (!strcmp(opt, "--peers-dir")) {
     a->peers.dir = val;
+  } else if (!strcmp(opt, "--ranks")) {
+    if (cli_parse_count(val, 1, 1024, &v, &why) != 0)
+      return cli_usage("bench", "--ranks '%s': %s (expected 1..1024)", val, why);
+    a->launch_ranks = (unsigned)v;
   } else if (!strcmp(opt, "--max-seconds")) {
     char *end;
     errno = 0;
@@ -369,11 +384,15 @@ static int parse_args(int argc, char **argv, bench_args *a) {
       a->peers.dir = BG_PEERS_DIR;
     a->run.peers = &a->peers;
   }
+  if (a->launch_ranks && strcmp(a->suite, "catalogue"))
+    return cli_usage("bench", "--ranks runs the catalogue on the mpi backend only");
+  if (a->launch_ranks && !a->backends)
+    a->backends = "mpi";
   if (!strcmp(a->suite, "knn"))
     return knn_args(a);
   if (a->max_seconds > 0 || a->mem_budget)
     return cli_usage("bench", "--max-seconds and --mem-budget apply to --suite knn only");
-  int rc = a->backends ? parse_backends(a->backends, &a->run) : 0;
+  int rc = a->backends ? parse_backends(a->backends, &a->run, a->launch_ranks) : 0;
   if (rc != 0)
     return rc;
   if (a->task && a->run.n_override == 0)
@@ -444,11 +463,62 @@ static int run_catalogue(const bench_args *a, bench_result *res) {
   return CLI_OK;
 }
 
+/* --ranks N outside mpirun: runs `mpirun -np N <this program> bench <the same options but
+ * --ranks>`, with the settings Open MPI needs to run as root and with more ranks than cores. */
+static int launch_mpirun(int argc, char **argv, unsigned ranks) {
+  char exe[4096], np[16];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0)
+    return cli_fail("bench", "--ranks: cannot find this program's path: %s", strerror(errno));
+  exe[len] = '\0';
+  snprintf(np, sizeof np, "%u", ranks);
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  if (!args)
+    return cli_fail("bench", "out of memory");
+  int n = 0, backends = 0;
+  args[n++] = "mpirun", args[n++] = "-np", args[n++] = np, args[n++] = exe, args[n++] = "bench";
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--ranks")) {
+      i++;
+      continue;
+    }
+    backends |= !strcmp(argv[i], "--backends");
+    args[n++] = argv[i];
+  }
+  if (!backends)
+    args[n++] = "--backends", args[n++] = "mpi";
+  if (geteuid() == 0) {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  }
+  setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+  fflush(NULL);
+  execvp("mpirun", args);
+  int err = errno;
+  free(args);
+  if (err == ENOENT)
+    return cli_fail("bench", "--ranks needs mpirun, which is not installed: apt-get install "
+                             "openmpi-bin (or scripts/bootstrap.sh)");
+  return cli_fail("bench", "--ranks: cannot run mpirun: %s", strerror(err));
+}
+
 int cmd_bench(int argc, char **argv) {
   bench_args a;
   int rc = parse_args(argc, argv, &a);
   if (rc != 0)
     return rc;
+  int mpi = 0;
+  for (size_t i = 0; i < a.run.nbackends; i++)
+    mpi |= !strcmp(a.run.backends[i], "mpi");
+  a.run.ranks = 1;
+  if (mpi && bg_dist_world(&a.run.rank, &a.run.ranks) != 0)
+    return cli_fail("bench", "MPI did not start");
+  if (a.launch_ranks && a.run.ranks == 1)
+    return launch_mpirun(argc, argv, a.launch_ranks);
+  /* Under mpirun only rank 0 reports; the other ranks take part in the mpi rows. */
+  if (a.run.rank != 0) {
+    a.out_path = "/dev/null", a.plot_path = NULL, a.run.progress = 0, a.run.peers = NULL;
+  }
   FILE *out = stdout;
   if (a.out_path && !(out = fopen(a.out_path, "w")))
     return cli_usage("bench", "--out '%s': cannot write: %s", a.out_path, strerror(errno));

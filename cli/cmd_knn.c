@@ -10,6 +10,7 @@
 #include "stats.h"
 
 #include "brigade.h"
+#include "brigade/dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,16 @@ static int parse_args(int argc, char **argv, knn_args *a) {
 
 typedef struct inputs {
   void *db, *q;
+  unsigned rank, ranks; /* under mpirun: this rank's share of the database */
+  size_t first, rows;   /* the rows of the database this process searches */
 } inputs;
+
+/* Rank r's share of n rows: the first n % ranks ranks get one more. */
+static void share(size_t n, unsigned r, unsigned ranks, size_t *first, size_t *rows) {
+  size_t q = n / ranks, extra = n % ranks;
+  *first = r * q + (r < extra ? r : extra);
+  *rows = q + (r < extra);
+}
 
 static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
   char err[512];
@@ -150,18 +160,22 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
     }
     a->nb_txt = db.rows, a->nb_new = q.rows, a->dim = db.cols, a->dtype = db.dtype;
     in->db = db.data, in->q = q.data;
+    /* Each rank reads the whole file and searches its share of the rows. */
+    share(db.rows, in->rank, in->ranks, &in->first, &in->rows);
     return 0;
   }
   double e = a->dtype == BG_F64 ? 8 : 4;
-  double need = ((double)a->nb_txt + (double)a->nb_new) * (double)a->dim * e +
+  share((size_t)a->nb_txt, in->rank, in->ranks, &in->first, &in->rows);
+  double need = ((double)in->rows + (double)a->nb_new) * (double)a->dim * e +
                 (double)a->nb_new * (double)a->k * (8 + e);
   if (need > 0.8 * (double)avail)
     return cli_fail("knn",
                     "the inputs and results need %.2f GiB but only %.2f GiB are available; "
                     "use smaller sizes or --dtype f32",
                     need / 1073741824, (double)avail / 1073741824);
-  in->db = bench_knn_random((size_t)a->nb_txt, (size_t)a->dim, a->dtype, a->seed);
-  in->q = bench_knn_random((size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);
+  /* Each rank generates only its rows; together they are the rows one process would make. */
+  in->db = bench_knn_random(in->first, in->rows, (size_t)a->dim, a->dtype, a->seed);
+  in->q = bench_knn_random(0, (size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);
   if (!in->db || !in->q)
     return cli_fail("knn", "out of memory generating the inputs");
   return 0;
@@ -171,6 +185,7 @@ static int search(const knn_args *a, const inputs *in) {
   bg_pool_opts_t po;
   bg_pool_opts_init(&po);
   po.workers = (unsigned)a->workers;
+  po.backend = in->ranks > 1 ? "mpi" : NULL;
   bg_pool_t *pool;
   int rc = bg_pool_create(&po, &pool);
   if (rc != 0)
@@ -178,7 +193,10 @@ static int search(const knn_args *a, const inputs *in) {
   int64_t *idx = malloc((size_t)(a->nb_new * a->k) * sizeof *idx);
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
-  d.dtype = a->dtype, d.metric = a->metric, d.db = in->db, d.nb_txt = (size_t)a->nb_txt;
+  size_t e = a->dtype == BG_F64 ? 8 : 4;
+  int whole = a->db_path != NULL; /* a file was read whole; generated inputs are the slice */
+  d.dtype = a->dtype, d.metric = a->metric, d.nb_txt = in->rows, d.db_offset = in->first;
+  d.db = (const char *)in->db + (whole ? in->first * (size_t)a->dim * e : 0);
   d.queries = in->q, d.nb_new = (size_t)a->nb_new, d.dim = (size_t)a->dim, d.k = (size_t)a->k;
   d.backend = a->backend, d.mem_budget = a->budget, d.idx = idx;
   bg_knn_plan_t plan = {0};
@@ -187,6 +205,12 @@ static int search(const knn_args *a, const inputs *in) {
   double dt = bench_now() - t0;
   char b1[32], b2[32];
   int code = CLI_OK;
+  if (in->rank != 0 && rc == 0) {
+    /* Every rank holds the answer; rank 0 reports it. */
+    free(idx);
+    bg_pool_destroy(pool);
+    return CLI_OK;
+  }
   if (rc == BG_ENOMEM && plan.min_bytes)
     code =
         cli_fail("knn",
@@ -205,6 +229,10 @@ static int search(const knn_args *a, const inputs *in) {
     printf("brigade knn: nb_txt=%llu dim=%llu nb_new=%llu k=%llu metric=%s dtype=%s\n",
            (unsigned long long)a->nb_txt, (unsigned long long)a->dim, (unsigned long long)a->nb_new,
            (unsigned long long)a->k, bg_knn_metric_name(a->metric), bg_dtype_name(a->dtype));
+    if (in->ranks > 1)
+      printf("distributed: %u ranks, rank 0 searched rows 0..%zu of %llu (the plan below is "
+             "its own)\n",
+             in->ranks, in->rows, (unsigned long long)a->nb_txt);
     printf("plan: backend %s, %u workers, tiles of %zu queries x %zu vectors, %s planned "
            "(budget %s)\n",
            plan.backend, plan.workers, plan.tile_q, plan.tile_db,
@@ -230,7 +258,10 @@ int cmd_knn(int argc, char **argv) {
   uint64_t avail = 0;
   if (bg_mem_available(&avail) != 0)
     avail = UINT64_MAX;
-  inputs in = {0};
+  inputs in = {.ranks = 1};
+  /* Under mpirun every rank runs this command: each searches a share of the database. */
+  if (bg_dist_world(&in.rank, &in.ranks) != 0)
+    in.rank = 0, in.ranks = 1;
   rc = load_inputs(&a, avail, &in);
   if (rc == 0)
     rc = search(&a, &in);

@@ -4,6 +4,7 @@
 #ifndef BRIGADE_H
 #define BRIGADE_H
 
+#include "brigade/dist.h"
 #include "brigade/error.h"
 #include "brigade/knn.h"
 #include "brigade/map.h"

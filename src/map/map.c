@@ -174,7 +174,7 @@ static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r)
     p->last_end_ns = bg__now_ns();
   }
   summarise(p, d->n, r);
-  r->ran_inline = partial.ran_inline || p->workers == 1;
+  r->ran_inline = partial.ran_inline || (p->workers == 1 && !p->ops->collective);
   r->chunks = partial.chunks;
   for (unsigned w = 0; w < p->workers; w++)
     r->chunks += p->slots[w].chunks;
