@@ -472,11 +472,14 @@ static int launch_mpirun(int argc, char **argv, unsigned ranks) {
     return cli_fail("bench", "--ranks: cannot find this program's path: %s", strerror(errno));
   exe[len] = '\0';
   snprintf(np, sizeof np, "%u", ranks);
-  char **args = calloc((size_t)argc + 8, sizeof *args);
+  char **args = calloc((size_t)argc + 10, sizeof *args);
   if (!args)
     return cli_fail("bench", "out of memory");
   int n = 0, backends = 0;
-  args[n++] = "mpirun", args[n++] = "-np", args[n++] = np, args[n++] = exe, args[n++] = "bench";
+  /* Open MPI binds each rank to one core by default (np <= 2): a rank's threads would then
+   * share that core. The ranks divide the cores among themselves instead. */
+  args[n++] = "mpirun", args[n++] = "-np", args[n++] = np, args[n++] = "--bind-to";
+  args[n++] = "none", args[n++] = exe, args[n++] = "bench";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--ranks")) {
       i++;
