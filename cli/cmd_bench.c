@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void cmd_bench_help(FILE *f) {
@@ -496,13 +497,30 @@ static int launch_mpirun(int argc, char **argv, unsigned ranks) {
   }
   setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
   fflush(NULL);
-  execvp("mpirun", args);
-  int err = errno;
+  pid_t pid = fork();
+  if (pid == 0) {
+    execvp("mpirun", args);
+    _exit(errno == ENOENT ? 127 : 126);
+  }
   free(args);
-  if (err == ENOENT)
+  if (pid < 0)
+    return cli_fail("bench", "--ranks: cannot start mpirun: %s", strerror(errno));
+  /* A Ctrl-C reaches mpirun and its ranks from the terminal; this process only reports. */
+  signal(SIGINT, SIG_IGN);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return CLI_OK;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
     return cli_fail("bench", "--ranks needs mpirun, which is not installed: apt-get install "
                              "openmpi-bin (or scripts/bootstrap.sh)");
-  return cli_fail("bench", "--ranks: cannot run mpirun: %s", strerror(err));
+  if (WIFSIGNALED(status))
+    return cli_fail("bench", "mpirun was killed by signal %d", WTERMSIG(status));
+  return cli_fail("bench",
+                  "the MPI job failed (mpirun exit %d): a rank failed or died, and MPI ends "
+                  "the whole job when one rank dies; mpirun's message above names the rank",
+                  WEXITSTATUS(status));
 }
 
 int cmd_bench(int argc, char **argv) {

@@ -19,7 +19,7 @@
 typedef struct mpi_state {
   bg_pool_t *local;     /* I: this rank's threads */
   MPI_Comm comm;        /* I: a duplicate of MPI_COMM_WORLD, private to the pool */
-  MPI_Win counter;      /* I: one uint64 on rank 0: the next item to hand out */
+  MPI_Win counter;      /* I: one uint64 on rank 0: items handed out, over all maps */
   uint64_t *next;       /* I: its memory (rank 0), NULL elsewhere */
   int rank, size;       /* I */
   bg_allocator_t alloc; /* I */
@@ -106,6 +106,12 @@ static int mpi_init(const bg__backend_cfg *cfg, void **state) {
   MPI_Comm_size(s->comm, &s->size);
   MPI_Win_allocate(s->rank == 0 ? sizeof(uint64_t) : 0, sizeof(uint64_t), MPI_INFO_NULL, s->comm,
                    &s->next, &s->counter);
+  if (s->rank == 0) {
+    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, s->counter);
+    *s->next = 0;
+    MPI_Win_unlock(0, s->counter);
+  }
+  MPI_Barrier(s->comm);
   *state = s;
   return BG_OK;
 }
@@ -125,6 +131,7 @@ static void mpi_fini(void *state) {
 /* What every rank must agree on before a map, from rank 0's description. */
 typedef struct shape {
   uint64_t n, in_size, out_size, has_in, has_out;
+  uint64_t base; /* the counter's value before this map: it only grows, never reset */
 } shape;
 
 /* A chunk as the local pool sees it: items b.. of the whole map, their indices shifted. */
@@ -194,6 +201,7 @@ static int take_chunks(mpi_state *s, const bg_map_desc_t *d, const shape *sh, co
   for (;;) {
     MPI_Fetch_and_op(&grab, &b, MPI_UINT64_T, 0, 0, MPI_SUM, s->counter);
     MPI_Win_flush(0, s->counter);
+    b -= sh->base;
     if (b >= n)
       break;
     uint64_t e = b + grab < n ? b + grab : n;
@@ -275,8 +283,15 @@ static void mpi_map(void *state, bg__job *job) {
   const bg_map_desc_t *d = job->d;
   for (unsigned w = 0; w < job->workers; w++)
     bg__wstat_reset(&job->stats[w]);
-  shape sh = {d->n, d->in_size, d->out_size, d->in != NULL, d->out != NULL};
-  MPI_Bcast(&sh, 5, MPI_UINT64_T, 0, s->comm);
+  shape sh = {d->n, d->in_size, d->out_size, d->in != NULL, d->out != NULL, 0};
+  if (s->rank == 0) {
+    /* No rank touches the counter now (the last map ended with collectives): read it. */
+    uint64_t none = 0;
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, s->counter);
+    MPI_Fetch_and_op(&none, &sh.base, MPI_UINT64_T, 0, 0, MPI_NO_OP, s->counter);
+    MPI_Win_unlock_all(s->counter);
+  }
+  MPI_Bcast(&sh, 6, MPI_UINT64_T, 0, s->comm);
   /* Every rank must map the same items: a mismatch fails the map everywhere, never hangs. */
   uint64_t n = d->n, lo, hi;
   MPI_Allreduce(&n, &lo, 1, MPI_UINT64_T, MPI_MIN, s->comm);
@@ -303,12 +318,6 @@ static void mpi_map(void *state, bg__job *job) {
     if (copy)
       in = copy;
   }
-  if (s->rank == 0) {
-    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, s->counter);
-    *s->next = 0;
-    MPI_Win_unlock(0, s->counter);
-  }
-  MPI_Barrier(s->comm);
   rank_run r = {.first_failed = UINT64_MAX};
   int rc = take_chunks(s, d, &sh, in, &r);
   free(copy);

@@ -192,6 +192,8 @@ if "$bin" --version | grep -q 'mpi=on'; then
         mpirun -np 3 "$bin" knn --nb-txt 10007 --dim 33 --nb-new 70 --k 4 --out "$tmp/three.npy" >"$tmp/out" &&
       grep -q 'distributed: 3 ranks' "$tmp/out" && cmp -s "$tmp/one.npy" "$tmp/three.npy" && pass=$((pass + 1)) ||
       { echo "FAIL: knn under mpirun -np 3 equals one process"; fail=$((fail + 1)); }
+    # mpirun missing: --ranks says how to install it.
+    PATH=/nonexistent expect 1 err '--ranks needs mpirun, which is not installed' -- bench --workload prime-range --ranks 2
     export ASAN_OPTIONS="$saved_asan"
   fi
 fi
