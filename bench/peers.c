@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,11 +171,11 @@ static double seq_median(const bench_result *res, const char *section) {
   return s ? s->wall.median : 0;
 }
 
-void bench_peers_run_script(const bench_peers *p, char *const *argv, const char *who,
+void bench_peers_run_script(const bench_peers *p, const bench_peers_cmd *cmd, const char *who,
                             const char *section, const char *workload, size_t n,
                             bench_result *res) {
   FILE *out;
-  pid_t pid = spawn(argv, &out);
+  pid_t pid = spawn(cmd->argv, &out);
   if (pid < 0) {
     bench_note_add(res, section, "Python peers not run: cannot start %s: %s", p->python,
                    strerror(errno));
@@ -213,40 +214,47 @@ void bench_peers_run_script(const bench_peers *p, char *const *argv, const char 
                    WEXITSTATUS(status));
 }
 
-const char *bench_peers_script(const bench_peers *p, const char *name, const char *section,
-                               bench_result *res, char *buf, size_t cap) {
-  snprintf(buf, cap, "%s/%s", p->dir, name);
-  if (access(buf, R_OK) == 0)
-    return buf;
-  bench_note_add(res, section, "Python peers not run: %s is missing (--peers-dir)", buf);
-  return NULL;
+int bench_peers_cmd_init(bench_peers_cmd *c, const bench_peers *p, const char *script,
+                         const char *section, bench_result *res) {
+  memset(c, 0, sizeof *c);
+  c->argv[c->argc++] = (char *)p->python;
+  bench_peers_cmd_arg(c, NULL, "%s/%s", p->dir, script);
+  if (access(c->argv[1], R_OK) == 0)
+    return 0;
+  bench_note_add(res, section, "Python peers not run: %s is missing (--peers-dir)", c->argv[1]);
+  return -1;
+}
+
+void bench_peers_cmd_arg(bench_peers_cmd *c, const char *opt, const char *fmt, ...) {
+  /* The buffers are sized for the peers' few options; a full one drops the option (the peer
+   * then refuses its command line, which is reported like any failed peer). */
+  if (c->argc + 2 >= BENCH_PEERS_MAX_ARGS)
+    return;
+  if (opt)
+    c->argv[c->argc++] = (char *)opt;
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(c->buf + c->used, sizeof c->buf - c->used, fmt, ap);
+  va_end(ap);
+  if (len < 0 || (size_t)len >= sizeof c->buf - c->used)
+    return;
+  c->argv[c->argc++] = c->buf + c->used;
+  c->used += (size_t)len + 1;
 }
 
 int bench_peers_case(const bench_peers *p, const char *workload, const bench_case *c,
                      unsigned repeat, const char *section, bench_result *res) {
   res->peers = 1;
-  char script[4096], n[32], param[64], workers[16], reps[16];
-  if (!bench_peers_script(p, "catalogue.py", section, res, script, sizeof script))
+  bench_peers_cmd cmd;
+  if (bench_peers_cmd_init(&cmd, p, "catalogue.py", section, res) != 0)
     return 0;
-  snprintf(n, sizeof n, "%zu", c->n);
-  snprintf(param, sizeof param, "%.17g", c->param);
-  snprintf(workers, sizeof workers, "%u", section_workers(res, section));
-  snprintf(reps, sizeof reps, "%u", repeat);
-  char *argv[] = {(char *)p->python,
-                  script,
-                  "--workload",
-                  (char *)workload,
-                  "--n",
-                  n,
-                  "--param",
-                  param,
-                  "--workers",
-                  workers,
-                  "--repeat",
-                  reps,
-                  NULL};
+  bench_peers_cmd_arg(&cmd, "--workload", "%s", workload);
+  bench_peers_cmd_arg(&cmd, "--n", "%zu", c->n);
+  bench_peers_cmd_arg(&cmd, "--param", "%.17g", c->param);
+  bench_peers_cmd_arg(&cmd, "--workers", "%u", section_workers(res, section));
+  bench_peers_cmd_arg(&cmd, "--repeat", "%u", repeat);
   size_t first = res->nrows;
-  bench_peers_run_script(p, argv, "the Python peer process", section, workload, c->n, res);
+  bench_peers_run_script(p, &cmd, "the Python peer process", section, workload, c->n, res);
   double seq = seq_median(res, section);
   for (size_t i = first; i < res->nrows; i++) {
     bench_row *row = &res->rows[i];

@@ -32,12 +32,25 @@ int bench_peers_parse(const char *line, const char *section, const char *workloa
  * adds the sentence comparing the best of each side. */
 void bench_peers_compare(bench_result *res, const char *section);
 
-/* For the peer drivers (catalogue, knn): the script's path in buf, or NULL with a note when it
- * is missing; and one peer process run to its end, its rows appended from res->nrows on, a
- * note per skipped, failed or unreadable approach and per unclean exit (of `who`). */
-const char *bench_peers_script(const bench_peers *p, const char *name, const char *section,
-                               bench_result *res, char *buf, size_t cap);
-void bench_peers_run_script(const bench_peers *p, char *const *argv, const char *who,
+/* A peer's command line: the interpreter, the script, then options. */
+#define BENCH_PEERS_MAX_ARGS 32
+typedef struct bench_peers_cmd {
+  char *argv[BENCH_PEERS_MAX_ARGS]; /* NULL-terminated */
+  int argc;
+  char buf[8192]; /* the formatted values */
+  size_t used;
+} bench_peers_cmd;
+
+/* Starts the command for script (in p->dir): 0, or -1 with a note in section when the script
+ * is missing. Then appends "opt value" with value printf-formatted (opt NULL: the value only). */
+int bench_peers_cmd_init(bench_peers_cmd *c, const bench_peers *p, const char *script,
+                         const char *section, bench_result *res);
+void bench_peers_cmd_arg(bench_peers_cmd *c, const char *opt, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Runs one peer process to its end: its rows are appended from res->nrows on, with a note per
+ * skipped, failed or unreadable approach and per unclean exit (of `who`). */
+void bench_peers_run_script(const bench_peers *p, const bench_peers_cmd *cmd, const char *who,
                             const char *section, const char *workload, size_t n, bench_result *res);
 
 /* One knn case for the peers (peers/python/knn.py): NumPy's matmul + argmax, PyTorch on the

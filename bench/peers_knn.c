@@ -5,6 +5,7 @@
  * each peak is its own), and writes its answer back as raw int64s. */
 #include "peers.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +29,6 @@ static int write_file(const char *dir, const char *name, const void *data, size_
     return -1;
   }
   return 0;
-}
-
-static void remove_file(const char *dir, const char *name) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  unlink(path);
 }
 
 int bench_peers_knn_open(bench_peers_knn *k, char *why, size_t cap) {
@@ -66,10 +61,16 @@ int bench_peers_knn_open(bench_peers_knn *k, char *why, size_t cap) {
 void bench_peers_knn_close(bench_peers_knn *k) {
   if (!k->dir[0])
     return;
-  static const char *const files[] = {"db.f32", "queries.f32", "numpy.i64", "torch.i64",
-                                      "faiss.i64"};
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-    remove_file(k->dir, files[i]);
+  /* Whatever is in the folder goes: the inputs, the answers, anything a peer left. */
+  DIR *d = opendir(k->dir);
+  for (struct dirent *e; d && (e = readdir(d));) {
+    char path[4400];
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+        snprintf(path, sizeof path, "%s/%s", k->dir, e->d_name) < (int)sizeof path)
+      unlink(path);
+  }
+  if (d)
+    closedir(d);
   rmdir(k->dir);
   k->dir[0] = '\0';
 }
@@ -91,38 +92,21 @@ bench_row *bench_peers_knn_run(const bench_peers *p, const bench_peers_knn *k, c
                                unsigned workers, unsigned repeat, double row_seconds,
                                const char *section, bench_result *res, int64_t *idx) {
   res->peers = 1;
-  char script[4096], nb_txt[32], dim[32], nb_new[32], wk[16], reps[16], secs[32];
-  if (!bench_peers_script(p, "knn.py", section, res, script, sizeof script))
+  bench_peers_cmd cmd;
+  if (bench_peers_cmd_init(&cmd, p, "knn.py", section, res) != 0)
     return NULL;
-  snprintf(nb_txt, sizeof nb_txt, "%zu", k->nb_txt);
-  snprintf(dim, sizeof dim, "%zu", k->dim);
-  snprintf(nb_new, sizeof nb_new, "%zu", k->nb_new);
-  snprintf(wk, sizeof wk, "%u", workers);
-  snprintf(reps, sizeof reps, "%u", repeat);
-  snprintf(secs, sizeof secs, "%g", row_seconds);
-  char *argv[] = {(char *)p->python,
-                  script,
-                  "--approach",
-                  (char *)approach,
-                  "--inputs",
-                  (char *)k->dir,
-                  "--nb-txt",
-                  nb_txt,
-                  "--dim",
-                  dim,
-                  "--nb-new",
-                  nb_new,
-                  "--workers",
-                  wk,
-                  "--repeat",
-                  reps,
-                  "--row-seconds",
-                  secs,
-                  NULL};
+  bench_peers_cmd_arg(&cmd, "--approach", "%s", approach);
+  bench_peers_cmd_arg(&cmd, "--inputs", "%s", k->dir);
+  bench_peers_cmd_arg(&cmd, "--nb-txt", "%zu", k->nb_txt);
+  bench_peers_cmd_arg(&cmd, "--dim", "%zu", k->dim);
+  bench_peers_cmd_arg(&cmd, "--nb-new", "%zu", k->nb_new);
+  bench_peers_cmd_arg(&cmd, "--workers", "%u", workers);
+  bench_peers_cmd_arg(&cmd, "--repeat", "%u", repeat);
+  bench_peers_cmd_arg(&cmd, "--row-seconds", "%g", row_seconds);
   char who[64];
   snprintf(who, sizeof who, "py:%s's process", approach);
   size_t first = res->nrows;
-  bench_peers_run_script(p, argv, who, section, "knn", k->nb_new, res);
+  bench_peers_run_script(p, &cmd, who, section, "knn", k->nb_new, res);
   bench_row *row = NULL;
   for (size_t i = first; i < res->nrows; i++)
     if (!strcmp(res->rows[i].backend + 3, approach))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A fake knn peer in plain Python (no NumPy needed): numpy answers the smallest case right and
-fails the others the way NumPy fails at the memory wall; torch answers wrong; faiss is skipped.
-It writes its answers where brigade asked, in brigade's format."""
+fails the others the way NumPy fails at the memory wall; torch answers wrong; faiss claims a
+time but writes no answer, only a stray file brigade must still clean up. Answers go where
+brigade asked, in brigade's format."""
 import argparse
 import array
 import operator
@@ -30,7 +31,9 @@ def answer(ids):
 
 line = f"peer\tapproach={a.approach}\tworkers={a.workers}"
 if a.approach == "faiss":
-    print(f"peer\tapproach=faiss\tstatus=skipped\twhy=faiss not installed\tfix=make bench-peers")
+    with open(os.path.join(a.inputs, "faiss-scratch.tmp"), "w") as f:
+        f.write("left behind")
+    print(f"{line}\tmedian=0.001\tmin=0.001\tmax=0.001\tpeak_mib=1.0\tstatus=ok")
 elif a.approach == "torch":
     answer([0] * a.nb_new)
     print(f"{line}\tmedian=0.0005\tmin=0.0005\tmax=0.0005\tpeak_mib=1.0\tstatus=ok")
