@@ -202,6 +202,9 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
       if (o->rank != 0 && !mpi)
         continue;
       unsigned workers = !mpi ? local : o->workers[wi] ? o->workers[wi] : per_rank;
+      /* Each rank holds its own threads' items: the same memory check, per rank. */
+      if (mpi && (workers = admit(rc, workers, avail, res)) == 0)
+        return refuse(rc, avail, err, cap);
       row = new_row(res, rc, o->backends[b]);
       if (!row)
         return 0;

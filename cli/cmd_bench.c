@@ -425,16 +425,20 @@ static int run_overhead(const bench_args *a, bench_result *res) {
   return CLI_OK;
 }
 
+/* A suite's status as the command's exit code: 130 after a Ctrl-C (saying what was cleaned
+ * up), 1 with the suite's reason, or 0. */
+static int suite_status(int rc, const char *err, const char *interrupted) {
+  if (rc == BG_ECANCELED) {
+    fprintf(stderr, "brigade bench: %s\n", interrupted);
+    return 130;
+  }
+  return rc != 0 ? cli_fail("bench", "%s", err) : CLI_OK;
+}
+
 static int run_knn(const bench_args *a, bench_result *res) {
   char err[512];
   int rc = bench_knn(&a->knn, res, err, sizeof err);
-  if (rc == BG_ECANCELED) {
-    fprintf(stderr, "brigade bench: interrupted\n");
-    return 130;
-  }
-  if (rc != 0)
-    return cli_fail("bench", "%s", err);
-  return CLI_OK;
+  return suite_status(rc, err, "interrupted");
 }
 
 static int run_catalogue(const bench_args *a, bench_result *res) {
@@ -455,13 +459,7 @@ static int run_catalogue(const bench_args *a, bench_result *res) {
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
   if (a->task)
     bench_plugin_unload(&plugin);
-  if (rc == BG_ECANCELED) {
-    fprintf(stderr, "brigade bench: interrupted; temporary files were removed\n");
-    return 130;
-  }
-  if (rc != 0)
-    return cli_fail("bench", "%s", err);
-  return CLI_OK;
+  return suite_status(rc, err, "interrupted; temporary files were removed");
 }
 
 /* --ranks N outside mpirun: runs `mpirun -np N <this program> bench <the same options but
@@ -534,15 +532,19 @@ int cmd_bench(int argc, char **argv) {
   a.run.ranks = 1;
   if (mpi && bg_dist_world(&a.run.rank, &a.run.ranks) != 0)
     return cli_fail("bench", "MPI did not start");
-  if (a.launch_ranks && a.run.ranks == 1)
-    return launch_mpirun(argc, argv, a.launch_ranks);
   /* Under mpirun only rank 0 reports; the other ranks take part in the mpi rows. */
-  if (a.run.rank != 0) {
-    a.out_path = "/dev/null", a.plot_path = NULL, a.run.progress = 0, a.run.peers = NULL;
-  }
+  int reports = a.run.rank == 0;
+  if (!reports)
+    a.out_path = NULL, a.plot_path = NULL, a.run.progress = 0, a.run.peers = NULL;
+  /* --out is checked before anything runs, mpirun's ranks included. */
   FILE *out = stdout;
   if (a.out_path && !(out = fopen(a.out_path, "w")))
     return cli_usage("bench", "--out '%s': cannot write: %s", a.out_path, strerror(errno));
+  if (a.launch_ranks && a.run.ranks == 1) {
+    if (out != stdout)
+      fclose(out);
+    return launch_mpirun(argc, argv, a.launch_ranks);
+  }
   bench_result *res = calloc(1, sizeof *res);
   if (!res) {
     if (out != stdout)
@@ -556,7 +558,7 @@ int cmd_bench(int argc, char **argv) {
   rc = !strcmp(a.suite, "overhead") ? run_overhead(&a, res)
        : !strcmp(a.suite, "knn")    ? run_knn(&a, res)
                                     : run_catalogue(&a, res);
-  if (rc == CLI_OK) {
+  if (rc == CLI_OK && reports) {
     char header[256];
     snprintf(header, sizeof header, "brigade %s bench --suite %s (%s)", bg_version(), a.suite,
              bg_build_options());

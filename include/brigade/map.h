@@ -27,7 +27,8 @@ typedef int (*bg_task_fn)(void *out, const void *in, size_t i, void *ctx);
 enum bg_map_flags {
   BG_MAP_NOWAIT = 1u << 0, /* fail with BG_EBUSY instead of waiting for a busy pool */
   BG_MAP_HALT = 1u << 1,   /* stop handing out work after the first failure */
-  /* The mpi backend: results on every rank (each must pass out), not only on rank 0. */
+  /* The mpi backend: results on every rank, not only on rank 0. Every rank passes out; one
+   * that does not fails the map on every rank (first_code BG_EINVAL). */
   BG_MAP_ALL_RANKS = 1u << 2,
 };
 

@@ -150,7 +150,8 @@ static int run_shifted(void *out, const void *in, size_t i, void *ctx) {
 typedef struct rank_run {
   uint64_t *chunks; /* pairs */
   size_t nchunks, cap;
-  char *results;
+  char *results; /* ranks other than 0: their results, packed */
+  size_t packed; /* items in results */
   uint64_t ok, failed, first_failed;
   int first_code;
 } rank_run;
@@ -195,7 +196,6 @@ static int take_chunks(mpi_state *s, const bg_map_desc_t *d, const shape *sh, co
   /* A chunk has at least one item per local worker, or the rank's threads would idle. */
   uint64_t workers = bg_pool_workers(s->local), grab = want > workers ? want : workers;
   uint64_t b, stop = n;
-  size_t packed = 0;
   int rc = BG_OK;
   MPI_Win_lock_all(MPI_MODE_NOCHECK, s->counter);
   for (;;) {
@@ -209,14 +209,14 @@ static int take_chunks(mpi_state *s, const bg_map_desc_t *d, const shape *sh, co
     if (sh->has_out && s->rank == 0) {
       out = (char *)d->out + b * sh->out_size;
     } else if (sh->has_out) {
-      char *grown = realloc(r->results, (packed + (e - b)) * sh->out_size);
+      char *grown = realloc(r->results, (r->packed + (e - b)) * sh->out_size);
       if (!grown) {
         rc = BG_ENOMEM;
         break;
       }
       r->results = grown;
-      out = grown + packed * sh->out_size;
-      packed += e - b;
+      out = grown + r->packed * sh->out_size;
+      r->packed += e - b;
     }
     if ((rc = note_chunk(r, b, e)) != 0)
       break;
@@ -246,36 +246,42 @@ static int take_chunks(mpi_state *s, const bg_map_desc_t *d, const shape *sh, co
   return rc;
 }
 
-/* Brings every rank's packed results to rank 0's out, in item order, one message per rank. */
-static void collect(mpi_state *s, const bg_map_desc_t *d, const shape *sh, const rank_run *r) {
-  uint64_t mine = r->nchunks;
-  uint64_t *counts = s->rank == 0 ? calloc((size_t)s->size, sizeof *counts) : NULL;
-  MPI_Gather(&mine, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, 0, s->comm);
-  if (s->rank != 0) {
-    send_bytes(r->chunks, r->nchunks * 2 * sizeof(uint64_t), 0, s->comm);
-    size_t items = 0;
-    for (size_t i = 0; i < r->nchunks; i++)
-      items += r->chunks[2 * i + 1] - r->chunks[2 * i];
-    send_bytes(r->results, items * sh->out_size, 0, s->comm);
-    return;
+/* Brings every rank's packed results to rank 0's out, in item order, one message per rank.
+ * Rank 0 sizes its receive buffers for the largest sender before anyone sends, so running out
+ * of memory there is known to every rank (BG_ENOMEM everywhere) instead of a hang. */
+static int collect(mpi_state *s, const bg_map_desc_t *d, const shape *sh, const rank_run *r) {
+  uint64_t mine[2] = {r->nchunks, r->packed}, most[2];
+  MPI_Reduce(mine, most, 2, MPI_UINT64_T, MPI_MAX, 0, s->comm);
+  uint64_t *counts = NULL, *chunks = NULL;
+  char *results = NULL;
+  int ok = 1;
+  if (s->rank == 0) {
+    counts = malloc(2 * (size_t)s->size * sizeof *counts);
+    chunks = malloc(most[0] * 2 * sizeof *chunks + 1);
+    results = malloc(most[1] * sh->out_size + 1);
+    ok = counts && chunks && results;
   }
-  for (int from = 1; from < s->size; from++) {
-    uint64_t *chunks = malloc(counts[from] * 2 * sizeof *chunks + 1);
-    recv_bytes(chunks, counts[from] * 2 * sizeof *chunks, from, s->comm);
-    size_t items = 0;
-    for (uint64_t i = 0; i < counts[from]; i++)
-      items += chunks[2 * i + 1] - chunks[2 * i];
-    char *results = malloc(items * sh->out_size + 1);
-    recv_bytes(results, items * sh->out_size, from, s->comm);
-    const char *p = results;
-    for (uint64_t i = 0; i < counts[from]; i++) {
-      size_t len = (chunks[2 * i + 1] - chunks[2 * i]) * sh->out_size;
-      memcpy((char *)d->out + chunks[2 * i] * sh->out_size, p, len);
-      p += len;
+  MPI_Bcast(&ok, 1, MPI_INT, 0, s->comm);
+  if (ok) {
+    MPI_Gather(mine, 2, MPI_UINT64_T, counts, 2, MPI_UINT64_T, 0, s->comm);
+    if (s->rank != 0) {
+      send_bytes(r->chunks, r->nchunks * 2 * sizeof *r->chunks, 0, s->comm);
+      send_bytes(r->results, r->packed * sh->out_size, 0, s->comm);
     }
-    free(chunks), free(results);
+    for (int from = 1; s->rank == 0 && from < s->size; from++) {
+      uint64_t nchunks = counts[2 * from];
+      recv_bytes(chunks, nchunks * 2 * sizeof *chunks, from, s->comm);
+      recv_bytes(results, counts[2 * from + 1] * sh->out_size, from, s->comm);
+      const char *p = results;
+      for (uint64_t i = 0; i < nchunks; i++) {
+        size_t len = (chunks[2 * i + 1] - chunks[2 * i]) * sh->out_size;
+        memcpy((char *)d->out + chunks[2 * i] * sh->out_size, p, len);
+        p += len;
+      }
+    }
   }
-  free(counts);
+  free(counts), free(chunks), free(results);
+  return ok ? BG_OK : BG_ENOMEM;
 }
 
 static void mpi_map(void *state, bg__job *job) {
@@ -297,7 +303,8 @@ static void mpi_map(void *state, bg__job *job) {
   MPI_Allreduce(&n, &lo, 1, MPI_UINT64_T, MPI_MIN, s->comm);
   MPI_Allreduce(&n, &hi, 1, MPI_UINT64_T, MPI_MAX, s->comm);
   int local_ok = lo == hi && (!sh.has_in || !d->in || d->in_size == sh.in_size) &&
-                 (!sh.has_out || !d->out || d->out_size == sh.out_size);
+                 (!sh.has_out || !d->out || d->out_size == sh.out_size) &&
+                 (!sh.has_out || d->out || !(d->flags & BG_MAP_ALL_RANKS));
   /* When a rank has no inputs of its own, rank 0's are sent to every other rank once. */
   char *copy = NULL;
   const char *in = d->in;
@@ -327,17 +334,13 @@ static void mpi_map(void *state, bg__job *job) {
   MPI_Allreduce(&r.first_failed, &first, 1, MPI_UINT64_T, MPI_MIN, s->comm);
   int code = r.first_failed == first && first != UINT64_MAX ? r.first_code : INT_MIN, first_code;
   MPI_Allreduce(&code, &first_code, 1, MPI_INT, MPI_MAX, s->comm);
-  if (sh.has_out && !all[2])
-    collect(s, d, &sh, &r);
-  if (sh.has_out && !all[2] && (d->flags & BG_MAP_ALL_RANKS)) {
-    int have = d->out != NULL, everyone;
-    MPI_Allreduce(&have, &everyone, 1, MPI_INT, MPI_MIN, s->comm);
-    if (everyone)
-      bcast_bytes(d->out, sh.n * sh.out_size, s->comm);
-  }
+  if (sh.has_out && !all[2] && collect(s, d, &sh, &r) != 0)
+    all[2] = 1;
+  if (sh.has_out && !all[2] && (d->flags & BG_MAP_ALL_RANKS))
+    bcast_bytes(d->out, sh.n * sh.out_size, s->comm);
   free(r.chunks), free(r.results);
   if (all[2]) {
-    /* A rank ran out of memory: nothing is trusted, every item counts as failed. */
+    /* A rank (or rank 0 gathering) ran out of memory: every item counts as failed. */
     st->failed = d->n, st->first_failed = 0, st->first_code = BG_ENOMEM;
     return;
   }

@@ -57,11 +57,12 @@ static int agree(MPI_Comm comm, int size, const bg_knn_desc_t *d, uint64_t *tota
   MPI_Allreduce(mine, hi, NFIELDS, MPI_UINT64_T, MPI_MAX, comm);
   uint64_t slice[2] = {d->db_offset, d->nb_txt};
   uint64_t *all = malloc(2 * (size_t)size * sizeof *all);
-  int ok = all != NULL;
-  MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
-  if (!ok) {
+  /* A rank's own bad pointers fail every rank, before anything waits on that rank. */
+  int mine_ok[2] = {d->idx && (d->db || !d->nb_txt) && d->queries, all != NULL}, both[2];
+  MPI_Allreduce(mine_ok, both, 2, MPI_INT, MPI_MIN, comm);
+  if (!both[0] || !both[1]) {
     free(all);
-    return BG_ENOMEM;
+    return both[0] ? BG_ENOMEM : BG_EINVAL;
   }
   MPI_Allgather(slice, 2, MPI_UINT64_T, all, 2, MPI_UINT64_T, comm);
   int rc = memcmp(lo, hi, sizeof lo) ? BG_EINVAL : BG_OK;
@@ -179,8 +180,6 @@ int bg__knn_mpi(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  if (!d->idx || (!d->db && d->nb_txt) || !d->queries)
-    return BG_EINVAL; /* every rank checks the same thing, so every rank returns here */
   uint64_t total;
   int rc = agree(comm, size, d, &total);
   if (rc != 0)

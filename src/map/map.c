@@ -163,7 +163,6 @@ static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r)
   bg_map_report_t partial = {0};
   if (p->ops->collective) {
     /* Every rank takes part, even in an empty map; the backend schedules across ranks. */
-    bg__sched_init(&p->sched, p->schedule, 0, d->n, p->workers, p->chunk, 0, p->slots);
     p->ops->map(p->bstate, &job);
     p->last_end_ns = bg__now_ns();
   } else if (p->schedule == BG_SCHED_AUTO) {

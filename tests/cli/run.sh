@@ -193,6 +193,12 @@ if "$bin" --version | grep -q 'mpi=on'; then
         mpirun -np 3 "$bin" knn --nb-txt 10007 --dim 33 --nb-new 70 --k 4 --out "$tmp/three.npy" >"$tmp/out" &&
       grep -q 'distributed: 3 ranks' "$tmp/out" && cmp -s "$tmp/one.npy" "$tmp/three.npy" && pass=$((pass + 1)) ||
       { echo "FAIL: knn under mpirun -np 3 equals one process"; fail=$((fail + 1)); }
+    # A job mpirun cannot start (4 ranks on fewer cores, oversubscription refused) or a bad
+    # --out: said before or after, never a hang.
+    if [ "$(nproc)" -lt 4 ]; then
+      OMPI_MCA_rmaps_base_oversubscribe=0 expect 1 err 'the MPI job failed \(mpirun exit [0-9]+\)' -- bench --workload prime-range --ranks 4
+    fi
+    expect 2 err "--out '/nonexistent/r.txt': cannot write" -- bench --workload prime-range --ranks 2 --out /nonexistent/r.txt
     # mpirun missing: --ranks says how to install it.
     PATH=/nonexistent "$bin" bench --workload prime-range --ranks 2 >/dev/null 2>"$tmp/err"
     code=$?

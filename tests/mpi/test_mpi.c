@@ -112,6 +112,12 @@ static void inputs_and_results(bg_pool_t *mpi) {
   for (size_t i = 0; rank == 0 && i < n; i++)
     bad += out[i] != in[i] * in[i] + i;
   CHECK(bad == 0);
+  /* Results for every rank, but one rank has nowhere to put them: refused on every rank. */
+  d.flags = BG_MAP_ALL_RANKS;
+  d.out = rank == ranks - 1 ? NULL : out;
+  bg_map_report_t r;
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+  CHECK(r.first_code == BG_EINVAL);
   free(in), free(out);
 }
 
@@ -212,6 +218,10 @@ static void knn_equals_single(bg_pool_t *mpi, bg_pool_t *local) {
   d.db = db, d.nb_txt = 10, d.db_offset = 10 * rank + 1, d.queries = q, d.nb_new = 3, d.dim = 4;
   d.k = 1, d.idx = idx;
   CHECK(bg_knn(mpi, &d, NULL) == BG_EINVAL);
+  /* One rank without a place for the answer: every rank is refused, none waits. */
+  d.db_offset = 10 * rank, d.idx = rank == 0 ? NULL : idx;
+  CHECK(bg_knn(mpi, &d, NULL) == BG_EINVAL);
+  d.idx = idx;
   /* k beyond the whole database is refused; beyond one slice it is not. */
   d.db_offset = 10 * rank, d.k = 10 * ranks + 1;
   CHECK(bg_knn(mpi, &d, NULL) == BG_EINVAL);
