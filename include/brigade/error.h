@@ -21,7 +21,9 @@ extern "C" {
   XX(ETASK, -7, "one or more tasks failed")                                                        \
   XX(EBUSY, -8, "resource busy")                                                                   \
   XX(ERANGE, -9, "size or count out of range")                                                     \
-  XX(ENOENT, -10, "no such backend, file or entry")
+  XX(ENOENT, -10, "no such backend, file or entry")                                                \
+  XX(ECRASH, -11, "a task's worker process died (a signal or an exit)")                            \
+  XX(ETIMEDOUT, -12, "a task ran past its timeout")
 
 typedef enum bg_status {
 #define BG__ERR_ENUM(name, value, msg) BG_##name = (value),

@@ -32,7 +32,37 @@ enum bg_map_flags {
   BG_MAP_ALL_RANKS = 1u << 2,
 };
 
-#define BG_MAP_DESC_VERSION 1u
+/* What became of one item. A map fills an array of these when the description asks for it. */
+typedef enum bg_item_state {
+  BG_ITEM_PENDING = 0, /* not run: BG_MAP_HALT, Ctrl-C, or the map stopped before it */
+  BG_ITEM_OK,          /* the function returned 0 */
+  BG_ITEM_FAILED,      /* the function returned a non-zero code (in code) */
+  BG_ITEM_CRASHED,     /* its worker process died of a signal (code: the signal number) */
+  BG_ITEM_EXITED,      /* its worker process called exit() (code: the exit status) */
+  BG_ITEM_TIMEOUT,     /* it ran past desc->timeout_ms and its worker was killed */
+} bg_item_state_t;
+
+typedef struct bg_item_status {
+  int32_t state;     /* bg_item_state_t */
+  int32_t code;      /* see the states above; 0 for BG_ITEM_OK and BG_ITEM_PENDING */
+  uint32_t attempts; /* how many times the item ran (1 + retries used) */
+} bg_item_status_t;
+
+/** bg_item_state_name - "ok", "failed", "crashed", ...; "?" for a value outside the enum. */
+const char *bg_item_state_name(int state);
+
+/**
+ * bg_progress_fn - called while a map runs, at most every desc->progress_ms.
+ * @done: items finished so far (succeeded or failed).
+ * @total: desc->n.
+ *
+ * Called from one worker or the supervising parent at a time, never concurrently, and once
+ * more with done == total (or the final count) when the map ends. Must be quick: it runs
+ * between chunks.
+ */
+typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
+
+#define BG_MAP_DESC_VERSION 2u
 
 typedef struct bg_map_desc {
   uint32_t version; /* BG_MAP_DESC_VERSION, set by bg_map_desc_init() */
@@ -44,18 +74,25 @@ typedef struct bg_map_desc {
   void *out;       /* NULL: results are not kept */
   size_t out_size; /* bytes per result when @out is set */
   unsigned flags;  /* enum bg_map_flags */
+  /* Version 2. */
+  bg_item_status_t *status; /* optional: n entries, what became of each item */
+  uint32_t timeout_ms;      /* per item; 0: none. Only backends that isolate tasks (procs) */
+  uint32_t retries;         /* run a failed item again, up to this many times */
+  bg_progress_fn progress;  /* optional */
+  void *progress_ud;
+  uint32_t progress_ms; /* 0: 100 ms */
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d and set its version. */
 void bg_map_desc_init(bg_map_desc_t *d);
 
-#define BG_MAP_REPORT_VERSION 1u
+#define BG_MAP_REPORT_VERSION 2u
 
 /* What happened during one map. Written by bg_map() whenever the map ran (0 or BG_ETASK). */
 typedef struct bg_map_report {
   uint32_t version;       /* BG_MAP_REPORT_VERSION */
   size_t n_ok;            /* items whose function returned 0 */
-  size_t n_failed;        /* items whose function returned non-zero */
+  size_t n_failed;        /* items that failed, however (crashes and timeouts included) */
   size_t n_skipped;       /* items not run because BG_MAP_HALT stopped the map */
   size_t first_failed;    /* lowest failed index, SIZE_MAX when none failed */
   int first_code;         /* what the function returned for first_failed */
@@ -65,6 +102,13 @@ typedef struct bg_map_report {
   bg_schedule_t schedule; /* the schedule used */
   size_t chunks;          /* chunks handed out */
   size_t chunk_last;      /* the last chunk size auto, steal or guided chose */
+  /* Version 2. */
+  size_t n_crashed;       /* failed items whose worker process died (signal or exit) */
+  size_t n_timeout;       /* failed items that ran past the timeout */
+  size_t n_retries;       /* extra attempts made under desc->retries */
+  size_t workers_started; /* worker processes started (procs: replacements included) */
+  int interrupted;        /* 1 if SIGINT or SIGTERM stopped the map (procs) */
+  double imbalance;       /* the busiest worker's busy time over the mean, minus 1 */
 } bg_map_report_t;
 
 /**
@@ -79,11 +123,40 @@ typedef struct bg_map_report {
  * Two threads may call bg_map on one pool at once: the second waits for the first to finish,
  * or fails with BG_EBUSY under BG_MAP_NOWAIT.
  *
- * Return: 0; BG_ETASK if any item failed (see @report); BG_EINVAL (NULL pool, desc or fn,
- * wrong version, in without in_size, out without out_size); BG_ERANGE (n * size overflows);
- * BG_EBUSY (BG_MAP_NOWAIT and the pool is in use).
+ * On the procs backend each task runs in a forked worker process: a task that crashes, exits or
+ * runs past desc->timeout_ms kills only its worker, which is replaced; the item is reported
+ * (BG_ITEM_CRASHED, _EXITED, _TIMEOUT) and every other item still runs. SIGINT or SIGTERM
+ * during such a map stops it: the workers are killed and reaped, the shared memory unmapped,
+ * the results finished so far delivered, and bg_map returns BG_ECANCELED.
+ *
+ * Return: 0; BG_ETASK if any item failed (see @report); BG_ECANCELED (interrupted; @report
+ * says what finished); BG_EINVAL (NULL pool, desc or fn, wrong version, in without in_size,
+ * out without out_size); BG_ERANGE (n * size overflows); BG_EBUSY (BG_MAP_NOWAIT and the pool
+ * is in use); BG_ENOTSUP (timeout_ms on a backend that cannot stop a running task); BG_ENOMEM
+ * (procs: no memory for the shared results). Workers that cannot be forked or whose init
+ * callback fails make their items fail (BG_ITEM_EXITED), not the call.
  */
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report);
+
+/* What one worker did during the last map (joblib's verbose output, mpire's insights). */
+typedef struct bg_worker_insight {
+  size_t items;        /* items it finished, failed ones included */
+  size_t failed;       /* of which failed */
+  uint64_t startup_ns; /* from the map's start to its first chunk (procs: the fork included) */
+  uint64_t busy_ns;    /* from its first chunk until it found no more work */
+  uint64_t idle_ns;    /* the rest of the map's wall time: waiting for the slowest worker */
+  unsigned started;    /* procs: processes started for it, replacements included */
+} bg_worker_insight_t;
+
+/**
+ * bg_map_insights - per-worker figures of the pool's last map.
+ * @out: @cap entries; worker w goes to out[w].
+ *
+ * Waits for a map running on the pool to finish. The openmp and mpi backends run their own
+ * loops and leave start-up and busy times at 0.
+ * Return: the pool's worker count (entries beyond @cap are not written), or BG_EINVAL.
+ */
+int bg_map_insights(bg_pool_t *pool, bg_worker_insight_t *out, unsigned cap);
 
 #ifdef __cplusplus
 }

@@ -33,17 +33,39 @@ typedef struct bg_allocator {
   void *ud;
 } bg_allocator_t;
 
-#define BG_POOL_OPTS_VERSION 1u
+/**
+ * bg_worker_init_fn - runs once in each worker before its first task (multiprocessing's
+ * initializer, mpire's worker_init): on the worker's own thread, or in the worker process.
+ * @w: the worker's index, 0 .. workers-1.
+ * @ctx: opts->worker_ctx.
+ * @state: OUT: the worker's state; tasks read it with bg_worker_state().
+ *
+ * Return: 0; anything else stops the worker (threads: bg_pool_create fails with BG_ETASK;
+ * procs: the items it would have run fail with BG_ITEM_EXITED).
+ */
+typedef int (*bg_worker_init_fn)(unsigned w, void *ctx, void **state);
+
+/** bg_worker_exit_fn - runs once in each worker after its last task, with its state. */
+typedef void (*bg_worker_exit_fn)(unsigned w, void *ctx, void *state);
+
+#define BG_POOL_OPTS_VERSION 2u
 
 typedef struct bg_pool_opts {
   uint32_t version;                /* BG_POOL_OPTS_VERSION, set by bg_pool_opts_init() */
-  const char *backend;             /* "seq", "threads", "openmp" or "auto" (NULL = "auto") */
+  const char *backend;             /* "seq" "threads" "procs" "procs-copy" "openmp" "mpi" "auto" */
   unsigned workers;                /* 0: bg_topo_default_workers() (physical cores) */
   bg_schedule_t schedule;          /* default BG_SCHED_AUTO */
   size_t chunk;                    /* 0: the schedule's own default */
   int pin;                         /* nonzero: pin worker w >= 1 to core w (the caller is not) */
   const bg_topo_t *topo;           /* optional, borrowed during bg_pool_create() only */
   const bg_allocator_t *allocator; /* optional; copied; NULL means malloc and free */
+  /* Version 2: the worker lifecycle (seq, threads, procs; openmp and mpi say BG_ENOTSUP). */
+  bg_worker_init_fn worker_init; /* optional */
+  bg_worker_exit_fn worker_exit; /* optional */
+  void *worker_ctx;
+  /* A worker that has run this many items is replaced (procs: a new process; threads: its
+   * exit and init callbacks run again, giving it fresh state). 0: never. */
+  size_t max_tasks;
 } bg_pool_opts_t;
 
 /** bg_pool_opts_init - fill @o with the defaults listed above. */
@@ -54,7 +76,11 @@ void bg_pool_opts_init(bg_pool_opts_t *o);
  * @o: options; NULL means all defaults.
  * @out: OUT: the pool, written only on success.
  *
- * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096);
+ * The procs backends fork their worker processes at each map, so that they see the caller's
+ * memory as it is then (copy-on-write, nothing serialised): creating such a pool is cheap.
+ *
+ * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096, a lifecycle
+ * callback on a backend without one: BG_ENOTSUP); BG_ETASK (a worker's init callback failed);
  * BG_ENOENT (no backend of that name); BG_ENOTSUP (backend not compiled in); BG_EUNAVAIL
  * (backend cannot run here); BG_ENOMEM; BG_ESYS (threads could not be started).
  * The caller destroys the pool with bg_pool_destroy(). Thread-safe.
@@ -67,6 +93,15 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out);
  * Must not be called while a map is running on the pool or from inside one of its tasks.
  */
 void bg_pool_destroy(bg_pool_t *p);
+
+/**
+ * bg_worker_state - the state the calling worker's init callback returned; NULL outside a
+ * task or when the pool has no init callback.
+ */
+void *bg_worker_state(void);
+
+/** bg_worker_id - the calling worker's index inside a task; -1 outside any task. */
+int bg_worker_id(void);
 
 /** bg_pool_workers - the number of workers, the calling thread counted as worker 0. */
 unsigned bg_pool_workers(const bg_pool_t *p);

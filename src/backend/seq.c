@@ -29,6 +29,7 @@ const bg__backend_ops bg__backend_seq = {
     .name = "seq",
     .priority = 0,
     .max_workers = 1,
+    .lifecycle = 1,
     .probe = seq_probe,
     .init = seq_init,
     .map = seq_map,

@@ -53,6 +53,8 @@ struct tpool {
   _Atomic unsigned pending; /* A: workers that have not finished the current job */
   _Atomic int shutdown;     /* A: set under lock */
   _Atomic unsigned started; /* A: workers that finished start-up (pinning) */
+  bg__life *life;           /* I: the pool's lifecycle, or NULL */
+  _Atomic int init_failed;  /* A: a worker's init callback failed */
 };
 
 static void *tp_alloc(tpool *tp, size_t n) {
@@ -98,8 +100,13 @@ static uint64_t wait_for_work(tpool *tp, uint64_t seen) {
 static void *worker_main(void *arg) {
   targ *a = arg;
   tpool *tp = a->tp;
+  bg__life *l = tp->life;
   if (tp->pin)
     bg_topo_pin_thread(tp->topo, a->w);
+  /* The init callback runs on the worker's own thread, so thread-local resources it makes
+   * belong to the thread that will use them. */
+  if (l && l->init && l->init(a->w, l->ctx, &l->state[a->w]) != 0)
+    bg_atomic_store_relaxed(&tp->init_failed, 1);
   bg_atomic_add_relaxed(&tp->started, 1);
   finish_one(tp);
   uint64_t seen = 0;
@@ -110,6 +117,8 @@ static void *worker_main(void *arg) {
     bg__job_work(tp->job, a->w);
     finish_one(tp);
   }
+  if (l && l->exit)
+    l->exit(a->w, l->ctx, l->state[a->w]);
   return NULL;
 }
 
@@ -155,12 +164,16 @@ static int threads_init(const bg__backend_cfg *cfg, void **state) {
   tpool *tp = cfg->alloc->alloc(sizeof *tp, cfg->alloc->ud);
   if (!tp)
     return BG_ENOMEM;
-  *tp = (tpool){
-      .nthreads = cfg->workers - 1, .alloc = *cfg->alloc, .pin = cfg->pin, .topo = cfg->topo};
+  *tp = (tpool){.nthreads = cfg->workers - 1,
+                .alloc = *cfg->alloc,
+                .pin = cfg->pin,
+                .topo = cfg->topo,
+                .life = cfg->life};
   atomic_init(&tp->gen, 0);
   atomic_init(&tp->pending, tp->nthreads);
   atomic_init(&tp->shutdown, 0);
   atomic_init(&tp->started, 0);
+  atomic_init(&tp->init_failed, 0);
   int rc = BG_ESYS;
   if (pthread_mutex_init(&tp->lock, NULL) != 0)
     goto fail_lock;
@@ -188,6 +201,11 @@ static int threads_init(const bg__backend_cfg *cfg, void **state) {
   /* Every worker has pinned itself before init returns, so the borrowed topology may go. */
   wait_done(tp);
   tp->topo = NULL;
+  if (bg_atomic_load_relaxed(&tp->init_failed)) {
+    stop_threads(tp, tp->nthreads);
+    rc = BG_ETASK;
+    goto fail_arrays;
+  }
   *state = tp;
   return BG_OK;
 
@@ -235,6 +253,7 @@ const bg__backend_ops bg__backend_threads = {
     .abi = BG_BACKEND_ABI,
     .name = "threads",
     .priority = 20,
+    .lifecycle = 1,
     .max_workers = 0,
     .spin_ns = threads_spin_ns,
     .probe = threads_probe,

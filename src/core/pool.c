@@ -5,6 +5,7 @@
 #include "internal/clock.h"
 #include "internal/pool_impl.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,7 +56,7 @@ static void let_workers_park(const bg_pool_t *p) {
  * with cold set, each after the workers have parked. */
 static uint64_t calibrate(bg_pool_t *p, int cold) {
   /* A collective backend's dispatch is its ranks' messages: nothing a local probe measures. */
-  if (p->workers < 2 || p->ops->collective)
+  if (p->workers < 2 || p->ops->collective || p->ops->isolated)
     return 0;
   bg_map_desc_t d;
   bg_map_desc_init(&d);
@@ -76,8 +77,6 @@ static uint64_t calibrate(bg_pool_t *p, int cold) {
 }
 
 static int check_opts(const bg_pool_opts_t *o) {
-  if (o->version == 0 || o->version > BG_POOL_OPTS_VERSION)
-    return BG_EINVAL;
   if ((unsigned)o->schedule >= BG_SCHED_COUNT_ || o->workers > MAX_WORKERS)
     return BG_EINVAL;
   if (o->allocator && (!o->allocator->alloc || !o->allocator->free))
@@ -103,14 +102,76 @@ static int size_pool(const bg_pool_opts_t *o, const bg__backend_ops *ops, unsign
   return BG_OK;
 }
 
-int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
-  bg_pool_opts_t defaults;
-  if (!o) {
-    bg_pool_opts_init(&defaults);
-    o = &defaults;
+/* The lifecycle block: callbacks, and per-worker state and task counts. NULL when the
+ * options ask for none. */
+static int life_create(const bg_pool_opts_t *o, const bg_allocator_t *a, unsigned workers,
+                       bg__life **out) {
+  *out = NULL;
+  if (!o->worker_init && !o->worker_exit && !o->max_tasks)
+    return BG_OK;
+  bg__life *l = bg__pool_alloc(a, sizeof *l);
+  void **state = bg__pool_alloc(a, workers * sizeof *state);
+  size_t *tasks = bg__pool_alloc(a, workers * sizeof *tasks);
+  if (!l || !state || !tasks) {
+    bg__pool_free(a, tasks);
+    bg__pool_free(a, state);
+    bg__pool_free(a, l);
+    return BG_ENOMEM;
   }
+  memset(state, 0, workers * sizeof *state);
+  memset(tasks, 0, workers * sizeof *tasks);
+  *l = (bg__life){.init = o->worker_init,
+                  .exit = o->worker_exit,
+                  .ctx = o->worker_ctx,
+                  .max_tasks = o->max_tasks,
+                  .state = state,
+                  .tasks = tasks};
+  *out = l;
+  return BG_OK;
+}
+
+static void life_destroy(const bg_allocator_t *a, bg__life *l) {
+  if (!l)
+    return;
+  bg__pool_free(a, l->tasks);
+  bg__pool_free(a, l->state);
+  bg__pool_free(a, l);
+}
+
+/* Worker 0 of an in-process backend is whichever thread calls bg_map: its state is made here,
+ * on the thread that creates the pool. */
+static int life_start0(const bg_pool_t *p) {
+  bg__life *l = p->life;
+  if (!l || p->ops->isolated || !l->init)
+    return BG_OK;
+  return l->init(0, l->ctx, &l->state[0]) == 0 ? BG_OK : BG_ETASK;
+}
+
+static void life_stop0(const bg_pool_t *p) {
+  bg__life *l = p->life;
+  if (l && !p->ops->isolated && l->exit)
+    l->exit(0, l->ctx, l->state[0]);
+}
+
+/* Copies the caller's options into a current-version struct; a version-1 caller's struct ends
+ * before the lifecycle fields, which stay zero. */
+static int opts_upgrade(const bg_pool_opts_t *o, bg_pool_opts_t *v) {
+  if (o->version == 0 || o->version > BG_POOL_OPTS_VERSION)
+    return BG_EINVAL;
+  memset(v, 0, sizeof *v);
+  memcpy(v, o, o->version == 1 ? offsetof(bg_pool_opts_t, worker_init) : sizeof *v);
+  return BG_OK;
+}
+
+int bg_pool_create(const bg_pool_opts_t *user, bg_pool_t **out) {
+  bg_pool_opts_t opts;
   if (!out)
     return BG_EINVAL;
+  if (!user)
+    bg_pool_opts_init(&opts);
+  else if (opts_upgrade(user, &opts) != 0)
+    return BG_EINVAL;
+  const bg_pool_opts_t *o = &opts;
   int rc = check_opts(o);
   if (rc != 0)
     return rc;
@@ -118,6 +179,8 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
   rc = bg__backend_find(o->backend, &ops);
   if (rc != 0)
     return rc;
+  if ((o->worker_init || o->worker_exit || o->max_tasks) && !ops->lifecycle)
+    return BG_ENOTSUP;
   const bg_allocator_t *a = o->allocator ? o->allocator : &bg__sys_allocator;
   unsigned workers;
   const bg_topo_t *topo;
@@ -140,13 +203,20 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
   p->stats = bg__pool_alloc(a, workers * sizeof *p->stats);
   if (!p->slots || !p->stats)
     goto fail_arrays;
-  rc = bg__sched_slots_init(p->slots, workers);
+  rc = life_create(o, a, workers, &p->life);
   if (rc != 0)
     goto fail_arrays;
+  rc = bg__sched_slots_init(p->slots, workers);
+  if (rc != 0)
+    goto fail_slots;
   rc = BG_ESYS;
   if (pthread_mutex_init(&p->map_lock, NULL) != 0)
     goto fail_lock;
-  bg__backend_cfg cfg = {.workers = workers, .pin = o->pin, .topo = topo, .alloc = &p->alloc};
+  rc = life_start0(p);
+  if (rc != 0)
+    goto fail_life0;
+  bg__backend_cfg cfg = {
+      .workers = workers, .pin = o->pin, .topo = topo, .alloc = &p->alloc, .life = p->life};
   rc = ops->init(&cfg, &p->bstate);
   if (rc != 0)
     goto fail_backend;
@@ -159,9 +229,13 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out) {
   return BG_OK;
 
 fail_backend:
+  life_stop0(p);
+fail_life0:
   pthread_mutex_destroy(&p->map_lock);
 fail_lock:
   bg__sched_slots_fini(p->slots, workers);
+fail_slots:
+  life_destroy(a, p->life);
 fail_arrays:
   bg__pool_free(a, p->stats);
   bg__pool_free(a, p->slots);
@@ -175,9 +249,11 @@ void bg_pool_destroy(bg_pool_t *p) {
   if (!p)
     return;
   p->ops->fini(p->bstate);
+  life_stop0(p);
   pthread_mutex_destroy(&p->map_lock);
   bg__sched_slots_fini(p->slots, p->workers);
   bg_allocator_t a = p->alloc;
+  life_destroy(&a, p->life);
   bg__pool_free(&a, p->stats);
   bg__pool_free(&a, p->slots);
   bg__pool_free(&a, p);

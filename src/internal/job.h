@@ -20,15 +20,78 @@ typedef struct bg__wstat {
   size_t failed;                    /* O */
   size_t first_failed;              /* O: lowest failed index seen by this worker */
   int first_code;                   /* O */
+  size_t retries;                   /* O: extra attempts under desc->retries */
+  size_t crashed;                   /* O: procs: items whose worker process died */
+  size_t timeouts;                  /* O: procs: items killed by the timeout */
+  unsigned started;                 /* O: procs: worker processes started */
+  uint64_t startup_ns;              /* O: from the map's start to the worker's first chunk */
+  uint64_t busy_ns;                 /* O: from its first chunk to running out of work */
 } bg__wstat;
 
+/* The pool's worker lifecycle (bg_pool_opts_t version 2). I: immutable; O: entry w is used by
+ * worker w only. */
+typedef struct bg__life {
+  bg_worker_init_fn init; /* I */
+  bg_worker_exit_fn exit; /* I */
+  void *ctx;              /* I */
+  size_t max_tasks;       /* I: 0 = never recycle */
+  void **state;           /* O: per worker */
+  size_t *tasks;          /* O: per worker, items run since its state was made */
+} bg__life;
+
+/* Progress reporting shared by the workers of one map. A: atomic. */
+typedef struct bg__progress {
+  bg_progress_fn fn;
+  void *ud;
+  size_t total;
+  uint64_t interval_ns;
+  _Alignas(BG_CACHELINE) _Atomic size_t done; /* A */
+  _Atomic uint64_t next_ns;                   /* A: when the next call is due */
+  _Atomic int busy;                           /* A: 1 while one worker calls fn */
+} bg__progress;
+
 typedef struct bg__job {
-  const bg_map_desc_t *d; /* I */
-  bg__sched *sched;       /* I */
-  bg__wstat *stats;       /* I: one per worker */
-  unsigned workers;       /* I */
-  bool halt_on_error;     /* I */
+  const bg_map_desc_t *d;   /* I: a version-2 copy of the caller's description */
+  bg__sched *sched;         /* I */
+  bg__wstat *stats;         /* I: one per worker */
+  unsigned workers;         /* I */
+  bool halt_on_error;       /* I */
+  bg_item_status_t *status; /* I: where per-item outcomes go, or NULL */
+  bg__life *life;           /* I: NULL when the pool has no lifecycle */
+  bg__progress *progress;   /* I: NULL when nobody listens */
+  uint64_t t0_ns;           /* I: when the map started, for start-up times */
+  int rc;                   /* set by a backend that could not run the map (BG_ENOMEM ...) */
+  int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */
 } bg__job;
+
+/* Records item i's outcome after @attempts runs that ended in @rc. */
+static inline void bg__job_record(bg__job *j, bg__wstat *st, size_t i, int rc, uint32_t attempts) {
+  st->retries += attempts - 1;
+  if (j->status)
+    j->status[i] = (bg_item_status_t){rc ? BG_ITEM_FAILED : BG_ITEM_OK, rc, attempts};
+  if (rc == 0) {
+    st->ok++;
+    return;
+  }
+  st->failed++;
+  if (i < st->first_failed) {
+    st->first_failed = i;
+    st->first_code = rc;
+  }
+}
+
+/* Runs item i once, and again while it fails and retries are left. */
+static inline int bg__job_call(const bg_map_desc_t *d, void *out, const void *in, size_t i,
+                               uint32_t *attempts) {
+  int rc = d->fn(out, in, i, d->ctx);
+  uint32_t a = 1;
+  while (rc != 0 && a <= d->retries) {
+    rc = d->fn(out, in, i, d->ctx);
+    a++;
+  }
+  *attempts = a;
+  return rc;
+}
 
 /* Runs items [b, e) as worker w and records their outcomes. Inline, because OpenMP's native
  * loops call it once per item. The caller must be between bg__task_enter() and
@@ -39,17 +102,20 @@ static inline void bg__job_run_range(bg__job *j, unsigned w, size_t b, size_t e)
   const char *in = d->in;
   char *out = d->out;
   for (size_t i = b; i < e; i++) {
-    int rc = d->fn(out ? out + i * d->out_size : NULL, in ? in + i * d->in_size : NULL, i, d->ctx);
-    if (rc == 0) {
+    void *o = out ? out + i * d->out_size : NULL;
+    const void *x = in ? in + i * d->in_size : NULL;
+    int rc = d->fn(o, x, i, d->ctx);
+    if (rc == 0 && !j->status) {
       st->ok++;
       continue;
     }
-    st->failed++;
-    if (i < st->first_failed) {
-      st->first_failed = i;
-      st->first_code = rc;
+    uint32_t attempts = 1;
+    while (rc != 0 && attempts <= d->retries) {
+      rc = d->fn(o, x, i, d->ctx);
+      attempts++;
     }
-    if (j->halt_on_error) {
+    bg__job_record(j, st, i, rc, attempts);
+    if (rc != 0 && j->halt_on_error) {
       bg__sched_halt(j->sched);
       break;
     }
@@ -62,8 +128,22 @@ static inline void bg__job_run_range(bg__job *j, unsigned w, size_t b, size_t e)
 void bg__task_enter(void);
 void bg__task_leave(void);
 
-/* Asks the scheduler for chunks as worker w and runs them until none is left. */
+/* Asks the scheduler for chunks as worker w and runs them until none is left, recycling the
+ * worker's state under max_tasks and reporting progress between chunks. */
 void bg__job_work(bg__job *j, unsigned w);
+
+/* Runs one chunk as worker w: recycling its state under max_tasks, then reporting progress. */
+void bg__job_run_chunk(bg__job *j, unsigned w, size_t b, size_t e);
+
+/* Makes the calling thread worker w of the job for bg_worker_id() and bg_worker_state();
+ * returns the previous id (and state through @old_state) for bg__worker_set to restore. */
+int bg__job_as_worker(const bg__job *j, unsigned w, void **old_state);
+
+/* Adds @n finished items to the map's progress and calls the listener when one is due. */
+void bg__progress_add(bg__progress *p, size_t n);
+
+/* Sets what bg_worker_id() and bg_worker_state() say on this thread; returns the old id. */
+int bg__worker_set(int w, void *state, void **old_state);
 
 /* True while the calling thread is inside a task of any pool; bg_map then runs inline. */
 bool bg__in_task(void);

@@ -36,6 +36,8 @@ struct bg_pool {
   bg__wstat *stats;                  /* L: workers entries */
   bg__cost history[BG_POOL_HISTORY]; /* L */
   unsigned history_next;             /* L: round-robin replacement */
+  bg__life *life;                    /* I: NULL without lifecycle callbacks */
+  uint64_t last_wall_ns;             /* L: the last map's wall time, for bg_map_insights */
 };
 
 /* Allocation through the pool's allocator, aligned for the cache-line structs it holds. */

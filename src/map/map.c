@@ -6,6 +6,7 @@
 #include "internal/clock.h"
 #include "internal/pool_impl.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -14,12 +15,31 @@ void bg_map_desc_init(bg_map_desc_t *d) {
   d->version = BG_MAP_DESC_VERSION;
 }
 
+static const char *const state_names[] = {"pending", "ok",     "failed",
+                                          "crashed", "exited", "timeout"};
+
+const char *bg_item_state_name(int state) {
+  return state >= 0 && (size_t)state < sizeof state_names / sizeof state_names[0]
+             ? state_names[state]
+             : "?";
+}
+
+/* Copies the caller's description into a current-version struct; a version-1 caller's
+ * struct ends before the status field, and what follows stays zero. */
+static int desc_upgrade(const bg_map_desc_t *d, bg_map_desc_t *v) {
+  if (d->version == 0 || d->version > BG_MAP_DESC_VERSION)
+    return BG_EINVAL;
+  memset(v, 0, sizeof *v);
+  memcpy(v, d, d->version == 1 ? offsetof(bg_map_desc_t, status) : sizeof *v);
+  return BG_OK;
+}
+
 /* Index ranges this large could wrap the shared counters (a worker may advance one by a
  * whole chunk past the end), and no machine holds that many results anyway. */
 #define MAX_ITEMS (SIZE_MAX / 4)
 
 static int check_desc(const bg_map_desc_t *d) {
-  if (d->version == 0 || d->version > BG_MAP_DESC_VERSION || !d->fn)
+  if (!d->fn)
     return BG_EINVAL;
   if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0))
     return BG_EINVAL;
@@ -83,10 +103,12 @@ static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, double dispatch_ns, 
                                 double *ns_item) {
   size_t n = job->d->n, done = 0, c = 1;
   uint64_t t0 = bg__now_ns();
+  void *old_state;
+  int old_w = bg__job_as_worker(job, 0, &old_state);
   bg__task_enter();
   while (done < n) {
     size_t e = n - done < c ? n : done + c;
-    bg__job_run_range(job, 0, done, e);
+    bg__job_run_chunk(job, 0, done, e);
     done = e;
     (*chunks)++;
     if (bg_atomic_load_relaxed(&job->sched->halt))
@@ -99,24 +121,38 @@ static size_t run_inline_prefix(bg_pool_t *p, bg__job *job, double dispatch_ns, 
       c *= 2;
   }
   bg__task_leave();
+  bg__worker_set(old_w, old_state, NULL);
   return done;
 }
 
-static void summarise(const bg_pool_t *p, size_t n, bg_map_report_t *r) {
+/* Adds up the workers' statistics. The imbalance is how far the busiest worker's time lies
+ * above the mean of the workers that ran: 0 for a perfect split. */
+static void summarise(const bg__wstat *stats, unsigned workers, size_t n, bg_map_report_t *r) {
   memset(r, 0, sizeof *r);
   r->version = BG_MAP_REPORT_VERSION;
   r->first_failed = SIZE_MAX;
-  for (unsigned w = 0; w < p->workers; w++) {
-    const bg__wstat *s = &p->stats[w];
+  uint64_t busiest = 0, busy = 0;
+  for (unsigned w = 0; w < workers; w++) {
+    const bg__wstat *s = &stats[w];
     r->n_ok += s->ok;
     r->n_failed += s->failed;
+    r->n_crashed += s->crashed;
+    r->n_timeout += s->timeouts;
+    r->n_retries += s->retries;
+    r->workers_started += s->started;
     r->workers += s->ok + s->failed > 0;
+    if (s->ok + s->failed > 0) {
+      busy += s->busy_ns;
+      busiest = s->busy_ns > busiest ? s->busy_ns : busiest;
+    }
     if (s->first_failed < r->first_failed) {
       r->first_failed = s->first_failed;
       r->first_code = s->first_code;
     }
   }
   r->n_skipped = n - r->n_ok - r->n_failed;
+  if (r->workers > 1 && busy > 0)
+    r->imbalance = (double)busiest * r->workers / (double)busy - 1.0;
 }
 
 /* The auto schedule: inline while the map looks too small to parallelise, then the adaptive
@@ -126,6 +162,7 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   const bg__cost *known = cost_find(p, d->fn);
   size_t done = 0, inline_chunks = 0;
   double ns_item = known ? known->ns_per_item : 0;
+  uint64_t t_inline = bg__now_ns();
   bg__sched_init(&p->sched, BG_SCHED_AUTO, 0, d->n, p->workers, p->chunk, 0, p->slots);
   /* With no history a map is parallel from the start: probing on the caller first would cost
    * a whole item when items are long (a 1 s task would double a 25-item map's time). */
@@ -134,6 +171,7 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   if (p->workers < 2 || d->n == 1 ||
       (known && !parallel_pays(p, ns_item * (double)d->n, dispatch_ns)))
     done = run_inline_prefix(p, job, dispatch_ns, &inline_chunks, &ns_item);
+  job->stats[0].busy_ns = done ? bg__now_ns() - t_inline : 0;
   r->ran_inline = done == d->n;
   if (done < d->n && !bg_atomic_load_relaxed(&p->sched.halt)) {
     size_t chunk0 = ns_item > 0 ? (size_t)(BG_SCHED_TARGET_NS / ns_item) : 1;
@@ -152,28 +190,32 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   r->chunks += inline_chunks;
 }
 
-static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r) {
-  bg__job job = {.d = d,
-                 .sched = &p->sched,
-                 .stats = p->stats,
-                 .workers = p->workers,
-                 .halt_on_error = (d->flags & BG_MAP_HALT) != 0};
+static void map_locked(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
+  const bg_map_desc_t *d = job->d;
   for (unsigned w = 0; w < p->workers; w++)
     bg__wstat_reset(&p->stats[w]);
   bg_map_report_t partial = {0};
   if (p->ops->collective) {
     /* Every rank takes part, even in an empty map; the backend schedules across ranks. */
-    p->ops->map(p->bstate, &job);
-    p->last_end_ns = bg__now_ns();
+    p->ops->map(p->bstate, job);
+  } else if (p->ops->isolated) {
+    /* Tasks never run on the caller: a crash must not take the caller's process with it. Each
+     * chunk costs the worker a message, so auto means guided: few, shrinking chunks. */
+    bg_schedule_t k = p->schedule == BG_SCHED_AUTO ? BG_SCHED_GUIDED : p->schedule;
+    if (d->n > 0) {
+      bg__sched_init(&p->sched, k, 0, d->n, p->workers, p->chunk, 0, p->slots);
+      p->ops->map(p->bstate, job);
+    }
   } else if (p->schedule == BG_SCHED_AUTO) {
-    map_auto(p, &job, &partial);
+    map_auto(p, job, &partial);
   } else if (d->n > 0) {
     bg__sched_init(&p->sched, p->schedule, 0, d->n, p->workers, p->chunk, 0, p->slots);
-    p->ops->map(p->bstate, &job);
-    p->last_end_ns = bg__now_ns();
+    p->ops->map(p->bstate, job);
   }
-  summarise(p, d->n, r);
-  r->ran_inline = partial.ran_inline || (p->workers == 1 && !p->ops->collective);
+  p->last_end_ns = bg__now_ns();
+  summarise(p->stats, p->workers, d->n, r);
+  r->ran_inline =
+      partial.ran_inline || (p->workers == 1 && !p->ops->collective && !p->ops->isolated);
   r->chunks = partial.chunks;
   for (unsigned w = 0; w < p->workers; w++)
     r->chunks += p->slots[w].chunks;
@@ -182,41 +224,54 @@ static void map_locked(bg_pool_t *p, const bg_map_desc_t *d, bg_map_report_t *r)
 
 /* A map from inside a task: run everything on this thread with private bookkeeping, leaving
  * the pool (which may be the very one running the outer map) untouched. */
-static void map_nested(const bg_map_desc_t *d, bg_map_report_t *r) {
+static void map_nested(bg__job *job, bg_map_report_t *r) {
+  const bg_map_desc_t *d = job->d;
   bg__sched_slot slot;
   bg__sched s;
   bg__wstat st;
   bg__sched_init(&s, BG_SCHED_AUTO, 0, d->n, 1, 0, 0, &slot);
   bg__wstat_reset(&st);
-  bg__job job = {.d = d,
-                 .sched = &s,
-                 .stats = &st,
-                 .workers = 1,
-                 .halt_on_error = (d->flags & BG_MAP_HALT) != 0};
-  bg__job_run_range(&job, 0, 0, d->n);
-  memset(r, 0, sizeof *r);
-  r->version = BG_MAP_REPORT_VERSION;
-  r->n_ok = st.ok;
-  r->n_failed = st.failed;
-  r->n_skipped = d->n - st.ok - st.failed;
-  r->first_failed = st.first_failed;
-  r->first_code = st.first_code;
-  r->workers = d->n > 0;
+  job->sched = &s;
+  job->stats = &st;
+  job->workers = 1;
+  bg__job_run_range(job, 0, 0, d->n);
+  summarise(&st, 1, d->n, r);
   r->ran_inline = 1;
   r->chunks = d->n > 0;
   r->chunk_last = d->n;
 }
 
-int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report) {
-  if (!pool || !d)
+int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) {
+  bg_map_desc_t desc;
+  if (!pool || !user || desc_upgrade(user, &desc) != 0)
     return BG_EINVAL;
+  const bg_map_desc_t *d = &desc;
   int rc = check_desc(d);
   if (rc != 0)
     return rc;
+  if (d->timeout_ms && !pool->ops->isolated)
+    return BG_ENOTSUP;
   uint64_t t0 = bg__now_ns();
+  if (d->status)
+    memset(d->status, 0, d->n * sizeof *d->status);
+  bg__progress prog = {.fn = d->progress,
+                       .ud = d->progress_ud,
+                       .total = d->n,
+                       .interval_ns = (uint64_t)(d->progress_ms ? d->progress_ms : 100) * 1000000u};
+  atomic_init(&prog.done, 0);
+  atomic_init(&prog.next_ns, t0 + prog.interval_ns);
+  atomic_init(&prog.busy, 0);
+  bg__job job = {.d = d,
+                 .sched = &pool->sched,
+                 .stats = pool->stats,
+                 .workers = pool->workers,
+                 .halt_on_error = (d->flags & BG_MAP_HALT) != 0,
+                 .status = d->status,
+                 .progress = d->progress ? &prog : NULL,
+                 .t0_ns = t0};
   bg_map_report_t r;
   if (bg__in_task()) {
-    map_nested(d, &r);
+    map_nested(&job, &r);
   } else {
     if (d->flags & BG_MAP_NOWAIT) {
       if (pthread_mutex_trylock(&pool->map_lock) != 0)
@@ -224,12 +279,41 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report) {
     } else {
       pthread_mutex_lock(&pool->map_lock);
     }
-    map_locked(pool, d, &r);
+    job.life = pool->life;
+    map_locked(pool, &job, &r);
+    pool->last_wall_ns = bg__now_ns() - t0;
     pthread_mutex_unlock(&pool->map_lock);
   }
+  if (job.rc != 0)
+    return job.rc;
   r.schedule = pool->schedule;
   r.wall_ns = bg__now_ns() - t0;
+  r.interrupted = job.interrupted;
+  if (d->progress)
+    d->progress(r.n_ok + r.n_failed, d->n, d->progress_ud);
   if (report)
     *report = r;
+  if (job.interrupted)
+    return BG_ECANCELED;
   return r.n_failed ? BG_ETASK : BG_OK;
+}
+
+int bg_map_insights(bg_pool_t *pool, bg_worker_insight_t *out, unsigned cap) {
+  if (!pool || (!out && cap))
+    return BG_EINVAL;
+  pthread_mutex_lock(&pool->map_lock);
+  unsigned n = pool->workers < cap ? pool->workers : cap;
+  for (unsigned w = 0; w < n; w++) {
+    const bg__wstat *s = &pool->stats[w];
+    uint64_t used = s->startup_ns + s->busy_ns;
+    out[w] =
+        (bg_worker_insight_t){.items = s->ok + s->failed,
+                              .failed = s->failed,
+                              .startup_ns = s->startup_ns,
+                              .busy_ns = s->busy_ns,
+                              .idle_ns = pool->last_wall_ns > used ? pool->last_wall_ns - used : 0,
+                              .started = s->started};
+  }
+  pthread_mutex_unlock(&pool->map_lock);
+  return (int)pool->workers;
 }

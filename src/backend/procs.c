@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: MIT */
+/* The procs backends: tasks run in forked worker processes, so a task that crashes, exits or
+ * hangs takes only its worker with it. Workers are forked at each map and so see the caller's
+ * memory as it is then, copy-on-write: inputs and the context are never serialised. The
+ * caller's thread only supervises: it hands out chunks on each worker's socket, waits in
+ * poll() for replies, deaths, timeouts and Ctrl-C, and replaces dead workers. Two transports:
+ *  - procs: results go to a shared anonymous mapping and are copied out as chunks finish; a
+ *    worker's slot in that mapping says which item it runs, so after a crash the items before
+ *    it are kept, the culprit is named, and the rest of the chunk is re-run item by item;
+ *  - procs-copy: items and results travel on the socket (what Python's pools do with pickles),
+ *    to show what serialization costs; after a crash the whole rest of the chunk is re-run.
+ * The mapping is anonymous, so nothing can outlive the map in /dev/shm. */
+#define _GNU_SOURCE
+#include "brigade/error.h"
+#include "brigade/topo.h"
+#include "internal/backend.h"
+#include "internal/clock.h"
+#include "internal/interrupt.h"
+#include "internal/procs.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The copy transport sends at most this many bytes of items or results per message. */
+#define COPY_CHUNK_BYTES ((size_t)1 << 20)
+/* After this many workers in a row die before running anything, the map gives up on the rest
+ * (an init callback that always fails would otherwise fork forever). */
+#define START_FAILURES_MAX 3
+/* How long a worker told to quit may take (its exit callback) before it is killed. */
+#define QUIT_GRACE_MS 5000
+/* The longest poll(): the loop wakes at least this often to look at timeouts and progress. */
+#define POLL_MAX_MS 100
+
+typedef struct pstate {
+  unsigned workers; /* I */
+  int copy;         /* I */
+  bg__life *life;   /* I */
+  bg_allocator_t alloc;
+} pstate;
+
+/* One worker seen from the parent. */
+typedef struct kid {
+  pid_t pid;      /* 0: no process */
+  int fd;         /* the parent's end of its socket */
+  int busy;       /* it has a chunk */
+  int timed_out;  /* the parent killed it for running past the timeout */
+  size_t b, e;    /* the chunk it runs */
+  uint32_t prior; /* attempts its single re-run item had before */
+  size_t rest_b;  /* the part of a scheduler chunk not sent yet */
+  size_t rest_e;
+  size_t tasks;     /* items sent to this process */
+  uint64_t sent_ns; /* when the chunk was sent */
+} kid;
+
+typedef struct redo {
+  size_t i;
+  uint32_t attempts;
+} redo;
+
+/* One map. */
+typedef struct run {
+  pstate *ps;
+  bg__job *job;
+  const bg_map_desc_t *d;
+  char *arena;
+  size_t arena_len;
+  bg__pslot *slots;
+  bg__wstat *sst; /* the workers' own counts (shm transport) */
+  char *out;      /* shared results (shm transport) */
+  bg_item_status_t *status;
+  kid *kids;
+  redo *q; /* items to run one by one, FIFO */
+  size_t qhead, qlen, qcap;
+  int halted;
+  int start_failures;
+  bg__interrupt guard;
+} run;
+
+static size_t align_up(size_t x) {
+  return (x + BG_CACHELINE - 1) & ~(size_t)(BG_CACHELINE - 1);
+}
+
+/* The shared arena: slots, the workers' counts, and (shm transport) statuses and results. */
+static int arena_map(run *R) {
+  const bg_map_desc_t *d = R->d;
+  unsigned W = R->ps->workers;
+  size_t off_sst = align_up(W * sizeof(bg__pslot));
+  size_t off_status = off_sst + align_up(W * sizeof(bg__wstat));
+  size_t off_out = off_status;
+  if (!R->ps->copy && d->status)
+    off_out += align_up(d->n * sizeof(bg_item_status_t));
+  size_t len = off_out + (!R->ps->copy && d->out ? d->n * d->out_size : 0);
+  uint64_t avail;
+  if (bg_mem_available(&avail) == 0 && len > avail)
+    return BG_ENOMEM;
+  void *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (a == MAP_FAILED)
+    return BG_ENOMEM;
+  R->arena = a;
+  R->arena_len = len;
+  R->slots = (bg__pslot *)(void *)R->arena;
+  R->sst = (bg__wstat *)(void *)(R->arena + off_sst);
+  for (unsigned w = 0; w < W; w++)
+    bg__wstat_reset(&R->sst[w]);
+  R->status =
+      !R->ps->copy && d->status ? (bg_item_status_t *)(void *)(R->arena + off_status) : NULL;
+  R->out = !R->ps->copy && d->out ? R->arena + off_out : NULL;
+  /* A failed item's result stays what the caller had, as on the in-process backends. */
+  if (R->out)
+    memcpy(R->out, d->out, d->n * d->out_size);
+  return BG_OK;
+}
+
+static int push_redo(run *R, size_t i, uint32_t attempts) {
+  if (R->qhead + R->qlen == R->qcap) {
+    if (R->qhead > 0) {
+      memmove(R->q, R->q + R->qhead, R->qlen * sizeof *R->q);
+      R->qhead = 0;
+    } else {
+      size_t cap = R->qcap ? 2 * R->qcap : 64;
+      redo *q = realloc(R->q, cap * sizeof *q);
+      if (!q)
+        return BG_ENOMEM;
+      R->q = q;
+      R->qcap = cap;
+    }
+  }
+  R->q[R->qhead + R->qlen++] = (redo){i, attempts};
+  return BG_OK;
+}
+
+/* Records a failure the worker could not record itself: it died on item i. */
+static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts) {
+  bg__wstat *st = &R->job->stats[w];
+  st->failed++;
+  st->retries += attempts > 1 ? attempts - 1 : 0;
+  if (state == BG_ITEM_TIMEOUT)
+    st->timeouts++;
+  else
+    st->crashed++;
+  if (i < st->first_failed) {
+    st->first_failed = i;
+    st->first_code = state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH;
+  }
+  if (R->d->status)
+    R->d->status[i] = (bg_item_status_t){state, code, attempts};
+  if (R->job->progress)
+    bg__progress_add(R->job->progress, 1);
+  if (R->job->halt_on_error)
+    R->halted = 1;
+}
+
+/* Queues items [b, e) to be run one by one. If memory for the queue runs out, they fail. */
+static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts) {
+  for (size_t i = b; i < e; i++)
+    if (push_redo(R, i, attempts) != 0)
+      fail_item(R, w, i, BG_ITEM_EXITED, -1, attempts);
+}
+
+/* Delivers the results and statuses of items [b, end) that a shm worker finished. */
+static void deliver_shm(run *R, size_t b, size_t end) {
+  const bg_map_desc_t *d = R->d;
+  if (d->out)
+    memcpy((char *)d->out + b * d->out_size, R->out + b * d->out_size, (end - b) * d->out_size);
+  if (d->status)
+    memcpy(d->status + b, R->status + b, (end - b) * sizeof *d->status);
+  if (R->job->progress)
+    bg__progress_add(R->job->progress, end - b);
+}
+
+/* The items a worker may take next: what is left of its last scheduler chunk, a queued re-run,
+ * or a new chunk, cut to the copy transport's message size and the max_tasks quota. */
+static int next_range(run *R, unsigned w, kid *k) {
+  const bg_map_desc_t *d = R->d;
+  size_t cap = SIZE_MAX;
+  if (R->ps->copy) {
+    size_t per = d->in_size > d->out_size ? d->in_size : d->out_size;
+    cap = per ? COPY_CHUNK_BYTES / per : SIZE_MAX;
+    cap = cap ? cap : 1;
+  }
+  const bg__life *l = R->ps->life;
+  if (l && l->max_tasks) {
+    size_t left = l->max_tasks - k->tasks; /* feed() retires a worker whose quota is spent */
+    cap = left < cap ? left : cap;
+  }
+  k->prior = 0;
+  if (R->halted)
+    return 0;
+  if (k->rest_b == k->rest_e && R->qlen > 0) {
+    redo r = R->q[R->qhead++];
+    R->qlen--;
+    k->b = r.i;
+    k->e = r.i + 1;
+    k->prior = r.attempts;
+    return 1;
+  }
+  if (k->rest_b == k->rest_e) {
+    bg__range r;
+    if (!bg__sched_next(R->job->sched, w, &r))
+      return 0;
+    k->rest_b = r.begin;
+    k->rest_e = r.end;
+  }
+  k->b = k->rest_b;
+  k->e = k->rest_e - k->rest_b > cap ? k->rest_b + cap : k->rest_e;
+  k->rest_b = k->e;
+  return 1;
+}
+
+static void close_kid(kid *k) {
+  if (k->fd >= 0)
+    close(k->fd);
+  k->fd = -1;
+  k->pid = 0;
+  k->busy = 0;
+  k->tasks = 0;
+}
+
+/* Reaps a worker that is gone or must go: its whole process group is killed first, so that
+ * nothing it started lives on. Returns its wait status. */
+static int reap(kid *k) {
+  int status = 0;
+  kill(-k->pid, SIGKILL);
+  kill(k->pid, SIGKILL);
+  while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  close_kid(k);
+  return status;
+}
+
+static int spawn(run *R, unsigned w) {
+  kid *k = &R->kids[w];
+  bg__pslot *s = &R->slots[w];
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return BG_ESYS;
+  atomic_store(&s->cur, SIZE_MAX);
+  atomic_store(&s->running, 0);
+  atomic_store(&s->ready_ns, 0);
+  bg__pchild c = {.d = R->d,
+                  .w = w,
+                  .fd = sv[1],
+                  .copy = R->ps->copy,
+                  .halt = R->job->halt_on_error,
+                  .slot = s,
+                  .stats = &R->sst[w],
+                  .out = R->out,
+                  .status = R->status,
+                  .life = R->ps->life,
+                  .parent = (long)getpid()};
+  /* Buffered output would otherwise be written once by the parent and again by a worker that
+   * calls exit(). */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return BG_ESYS;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    /* Other workers' sockets stay with the parent only, so each sees EOF when it should. */
+    for (unsigned j = 0; j < R->ps->workers; j++)
+      if (R->kids[j].fd >= 0)
+        close(R->kids[j].fd);
+    setpgid(0, 0);
+    bg__procs_child(&c);
+  }
+  close(sv[1]);
+  setpgid(pid, pid);
+  k->pid = pid;
+  k->fd = sv[0];
+  k->tasks = 0;
+  k->timed_out = 0;
+  R->job->stats[w].started++;
+  return BG_OK;
+}
+
+static int send_chunk(run *R, kid *k) {
+  const bg_map_desc_t *d = R->d;
+  bg__pcmd m = {.op = BG__PCMD_RUN, .b = k->b, .e = k->e, .prior = k->prior};
+  k->busy = 1;
+  k->sent_ns = bg__now_ns();
+  k->tasks += k->e - k->b;
+  if (bg__sock_send(k->fd, &m, sizeof m) != 0)
+    return -1;
+  if (R->ps->copy && d->in &&
+      bg__sock_send(k->fd, (const char *)d->in + k->b * d->in_size, (k->e - k->b) * d->in_size))
+    return -1;
+  return 0;
+}
+
+/* Every item not yet handed out fails the same way: the workers cannot be started. */
+static void fail_rest(run *R, int state, int code) {
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    kid *k = &R->kids[w];
+    for (size_t i = k->rest_b; i < k->rest_e; i++)
+      fail_item(R, w, i, state, code, 0);
+    k->rest_b = k->rest_e = 0;
+    bg__range r;
+    while (bg__sched_next(R->job->sched, w, &r))
+      for (size_t i = r.begin; i < r.end; i++)
+        fail_item(R, w, i, state, code, 0);
+  }
+  for (; R->qlen > 0; R->qlen--, R->qhead++)
+    fail_item(R, 0, R->q[R->qhead].i, state, code, R->q[R->qhead].attempts);
+  R->halted = 1;
+}
+
+/* The time worker w has spent on its current chunk: from when it was sent or, for a process
+ * still starting then, from when it was ready. */
+static uint64_t chunk_ns(const run *R, unsigned w) {
+  const kid *k = &R->kids[w];
+  uint64_t ready = atomic_load_explicit(&R->slots[w].ready_ns, memory_order_acquire);
+  uint64_t from = ready > k->sent_ns ? ready : k->sent_ns, now = bg__now_ns();
+  return now > from ? now - from : 0;
+}
+
+/* The first process of slot w: its time from the map's start to being ready. */
+static void note_startup(run *R, unsigned w) {
+  uint64_t t = atomic_load_explicit(&R->slots[w].ready_ns, memory_order_acquire);
+  bg__wstat *st = &R->job->stats[w];
+  if (t && st->startup_ns == 0 && t > R->job->t0_ns)
+    st->startup_ns = t - R->job->t0_ns;
+}
+
+/* A worker is gone: say why, keep what it finished, blame the item it was running (or run it
+ * again under retries), and queue the rest of its chunk to be run item by item. */
+static void on_death(run *R, unsigned w) {
+  kid *k = &R->kids[w];
+  bg__pslot *s = &R->slots[w];
+  int timed_out = k->timed_out, busy = k->busy, ready = atomic_load(&s->ready_ns) != 0;
+  note_startup(R, w);
+  int status = reap(k);
+  int state = BG_ITEM_EXITED, code = 0;
+  if (timed_out) {
+    state = BG_ITEM_TIMEOUT;
+    code = (int)R->d->timeout_ms;
+  } else if (WIFSIGNALED(status)) {
+    state = BG_ITEM_CRASHED;
+    code = WTERMSIG(status);
+  } else if (WIFEXITED(status)) {
+    code = WEXITSTATUS(status);
+  }
+  R->start_failures = ready ? 0 : R->start_failures + 1;
+  if (!busy)
+    return;
+  size_t cur = atomic_load_explicit(&s->cur, memory_order_acquire);
+  int running = atomic_load_explicit(&s->running, memory_order_acquire);
+  if (cur < k->b || cur > k->e)
+    cur = k->b, running = 0;
+  R->job->stats[w].busy_ns += chunk_ns(R, w);
+  if (R->ps->copy)
+    requeue(R, w, k->b, cur, k->prior); /* they ran, but their results went down with it */
+  else if (cur > k->b)
+    deliver_shm(R, k->b, cur);
+  size_t from = cur;
+  if (running) {
+    uint32_t attempts = k->prior + 1;
+    if (attempts <= R->d->retries) {
+      requeue(R, w, cur, cur + 1, attempts); /* the worker that reruns it counts the retry */
+    } else {
+      fail_item(R, w, cur, state, code, attempts);
+    }
+    from = cur + 1;
+  }
+  requeue(R, w, from, k->e, running ? 0 : k->prior);
+  if (!ready && R->start_failures >= START_FAILURES_MAX)
+    fail_rest(R, state, code);
+}
+
+/* Reads a copy worker's outcomes and results for items [r->b, r->end). A failed item's result
+ * is left as the caller had it, as on the in-process backends: with failures in the chunk the
+ * results go through a scratch buffer and only the successful ones are copied. */
+static int recv_copy(run *R, unsigned w, const bg__preply *r) {
+  const bg_map_desc_t *d = R->d;
+  kid *k = &R->kids[w];
+  size_t n = (size_t)(r->end - r->b), os = d->out_size;
+  bg__poutcome *oc = malloc((n ? n : 1) * sizeof *oc);
+  char *tmp = NULL;
+  int rc = -1;
+  if (!oc || bg__sock_recv(k->fd, oc, n * sizeof *oc) != 0)
+    goto out;
+  if (d->out) {
+    char *dst = (char *)d->out + r->b * os;
+    if (r->nfailed == 0) {
+      if (bg__sock_recv(k->fd, dst, n * os) != 0)
+        goto out;
+    } else {
+      tmp = malloc(n * os);
+      if (!tmp || bg__sock_recv(k->fd, tmp, n * os) != 0)
+        goto out;
+      for (size_t j = 0; j < n; j++)
+        if (oc[j].code == 0)
+          memcpy(dst + j * os, tmp + j * os, os);
+    }
+  }
+  for (size_t j = 0; j < n; j++)
+    bg__job_record(R->job, &R->job->stats[w], r->b + j, oc[j].code, oc[j].attempts);
+  if (R->job->progress)
+    bg__progress_add(R->job->progress, n);
+  rc = 0;
+out:
+  free(tmp);
+  free(oc);
+  return rc;
+}
+
+/* Reads one reply. Return: 0, or -1 when the worker is gone. */
+static int on_reply(run *R, unsigned w) {
+  kid *k = &R->kids[w];
+  bg__preply r;
+  if (bg__sock_recv(k->fd, &r, sizeof r) != 0)
+    return -1;
+  if (r.b != k->b || r.end < r.b || r.end > k->e)
+    return -1;
+  if (R->ps->copy) {
+    if (recv_copy(R, w, &r) != 0)
+      return -1;
+  } else {
+    deliver_shm(R, r.b, r.end);
+  }
+  R->job->stats[w].busy_ns += chunk_ns(R, w);
+  note_startup(R, w);
+  R->start_failures = 0;
+  k->busy = 0;
+  if (r.nfailed && R->job->halt_on_error)
+    R->halted = 1;
+  return 0;
+}
+
+/* Tells an idle worker to finish and waits for it, killing it after a grace period. */
+static void retire(kid *k) {
+  bg__pcmd m = {.op = BG__PCMD_QUIT};
+  if (bg__sock_send(k->fd, &m, sizeof m) == 0) {
+    struct pollfd p = {.fd = k->fd, .events = POLLIN};
+    char c;
+    /* EOF on the socket: the worker has run its exit callback and is exiting. */
+    if (poll(&p, 1, QUIT_GRACE_MS) == 1)
+      while (recv(k->fd, &c, 1, 0) < 0 && errno == EINTR)
+        ;
+  }
+  int status;
+  pid_t pid = k->pid;
+  if (waitpid(pid, &status, WNOHANG) == pid) {
+    close_kid(k);
+    return;
+  }
+  reap(k);
+}
+
+/* Gives every idle worker its next chunk, starting or replacing processes as needed. */
+static void feed(run *R) {
+  const bg__life *l = R->ps->life;
+  for (unsigned w = 0; w < R->ps->workers && !R->halted; w++) {
+    kid *k = &R->kids[w];
+    if (k->busy)
+      continue;
+    if (k->pid && l && l->max_tasks && k->tasks >= l->max_tasks)
+      retire(k);
+    if (!next_range(R, w, k))
+      continue;
+    if (!k->pid && spawn(R, w) != 0) {
+      requeue(R, w, k->b, k->e, k->prior);
+      R->start_failures++;
+      if (R->start_failures >= START_FAILURES_MAX)
+        fail_rest(R, BG_ITEM_EXITED, -1);
+      continue;
+    }
+    if (send_chunk(R, k) != 0)
+      on_death(R, w);
+  }
+}
+
+/* Kills the workers that have run past the timeout; returns the ms until the next deadline. */
+static int watch_timeouts(run *R) {
+  uint64_t limit = (uint64_t)R->d->timeout_ms * 1000000u, now = bg__now_ns();
+  int wait_ms = POLL_MAX_MS;
+  if (!limit)
+    return wait_ms;
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    kid *k = &R->kids[w];
+    bg__pslot *s = &R->slots[w];
+    if (!k->busy || k->timed_out || !atomic_load_explicit(&s->running, memory_order_acquire))
+      continue;
+    uint64_t t0 = atomic_load_explicit(&s->t0_ns, memory_order_relaxed);
+    if (now - t0 >= limit) {
+      k->timed_out = 1;
+      kill(-k->pid, SIGKILL);
+      kill(k->pid, SIGKILL);
+      continue;
+    }
+    uint64_t left = (t0 + limit - now) / 1000000u + 1;
+    wait_ms = left < (uint64_t)wait_ms ? (int)left : wait_ms;
+  }
+  return wait_ms;
+}
+
+/* Waits for replies and deaths, handling each. */
+static void wait_events(run *R, int wait_ms) {
+  unsigned W = R->ps->workers;
+  struct pollfd pf[W];
+  unsigned who[W], n = 0;
+  for (unsigned w = 0; w < W; w++) {
+    if (!R->kids[w].busy)
+      continue;
+    pf[n] = (struct pollfd){.fd = R->kids[w].fd, .events = POLLIN};
+    who[n++] = w;
+  }
+  if (poll(pf, n, wait_ms) <= 0)
+    return; /* a timeout, or EINTR from Ctrl-C: the loop looks at both */
+  for (unsigned j = 0; j < n; j++) {
+    if (!pf[j].revents)
+      continue;
+    if (!(pf[j].revents & POLLIN) || on_reply(R, who[j]) != 0)
+      on_death(R, who[j]);
+  }
+}
+
+static int any_busy(const run *R) {
+  for (unsigned w = 0; w < R->ps->workers; w++)
+    if (R->kids[w].busy)
+      return 1;
+  return 0;
+}
+
+/* The workers' own counts (shm transport) join those the parent kept; start-up is the first
+ * process's time from the map's start to being ready. */
+static void merge_stats(run *R) {
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    bg__wstat *st = &R->job->stats[w];
+    const bg__wstat *c = &R->sst[w];
+    st->ok += c->ok;
+    st->failed += c->failed;
+    st->retries += c->retries;
+    if (c->first_failed < st->first_failed) {
+      st->first_failed = c->first_failed;
+      st->first_code = c->first_code;
+    }
+  }
+}
+
+/* Ctrl-C: every worker is killed at once. What a shm worker finished of its chunk is kept. */
+static void stop_all(run *R) {
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    kid *k = &R->kids[w];
+    if (!k->pid)
+      continue;
+    int busy = k->busy;
+    size_t b = k->b, cur = atomic_load_explicit(&R->slots[w].cur, memory_order_acquire);
+    reap(k);
+    if (busy && !R->ps->copy && cur > b && cur <= k->e)
+      deliver_shm(R, b, cur);
+  }
+}
+
+static void procs_map(void *state, bg__job *job) {
+  pstate *ps = state;
+  run R = {.ps = ps, .job = job, .d = job->d};
+  kid kids[ps->workers];
+  for (unsigned w = 0; w < ps->workers; w++)
+    kids[w] = (kid){.fd = -1};
+  R.kids = kids;
+  job->rc = arena_map(&R);
+  if (job->rc != 0)
+    return;
+  bg__interrupt_begin(&R.guard);
+  for (;;) {
+    if (bg__interrupted(&R.guard)) {
+      job->interrupted = 1;
+      break;
+    }
+    feed(&R);
+    if (!any_busy(&R))
+      break;
+    wait_events(&R, watch_timeouts(&R));
+  }
+  if (job->interrupted) {
+    stop_all(&R);
+  } else {
+    for (unsigned w = 0; w < ps->workers; w++)
+      if (kids[w].pid)
+        retire(&kids[w]);
+  }
+  merge_stats(&R);
+  bg__interrupt_end(&R.guard);
+  munmap(R.arena, R.arena_len);
+  free(R.q);
+}
+
+static int procs_probe(void) {
+  return BG_OK;
+}
+
+static int init_common(const bg__backend_cfg *cfg, void **state, int copy) {
+  pstate *ps = cfg->alloc->alloc(sizeof *ps, cfg->alloc->ud);
+  if (!ps)
+    return BG_ENOMEM;
+  *ps = (pstate){.workers = cfg->workers, .copy = copy, .life = cfg->life, .alloc = *cfg->alloc};
+  *state = ps;
+  return BG_OK;
+}
+
+static int procs_init(const bg__backend_cfg *cfg, void **state) {
+  return init_common(cfg, state, 0);
+}
+
+static int procs_copy_init(const bg__backend_cfg *cfg, void **state) {
+  return init_common(cfg, state, 1);
+}
+
+static void procs_fini(void *state) {
+  pstate *ps = state;
+  ps->alloc.free(ps, ps->alloc.ud);
+}
+
+const bg__backend_ops bg__backend_procs = {
+    .abi = BG_BACKEND_ABI,
+    .name = "procs",
+    .priority = 5,
+    .isolated = 1,
+    .lifecycle = 1,
+    .probe = procs_probe,
+    .init = procs_init,
+    .map = procs_map,
+    .fini = procs_fini,
+};
+
+const bg__backend_ops bg__backend_procs_copy = {
+    .abi = BG_BACKEND_ABI,
+    .name = "procs-copy",
+    .priority = 4,
+    .isolated = 1,
+    .lifecycle = 1,
+    .probe = procs_probe,
+    .init = procs_copy_init,
+    .map = procs_map,
+    .fini = procs_fini,
+};

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/* A procs worker process: the loop between fork and _exit. It never returns into the caller's
+ * code: everything after its last command is its exit callback and _exit, so the parent's
+ * atexit handlers and stdio buffers are not run twice. */
+#define _GNU_SOURCE
+#include "internal/clock.h"
+#include "internal/procs.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int bg__sock_send(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return -1;
+    p += k;
+    len -= (size_t)k;
+  }
+  return 0;
+}
+
+int bg__sock_recv(int fd, void *buf, size_t len) {
+  char *p = buf;
+  while (len > 0) {
+    ssize_t k = recv(fd, p, len, 0);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return -1;
+    p += k;
+    len -= (size_t)k;
+  }
+  return 0;
+}
+
+/* Runs items [b, e) with their items at in (item b first) and their results at out. Returns
+ * where it stopped: e, or one past a failure when BG_MAP_HALT is set. */
+static size_t run(const bg__pchild *c, const bg__pcmd *m, const char *in, char *out,
+                  bg__poutcome *oc, size_t *nfailed) {
+  const bg_map_desc_t *d = c->d;
+  bg__job job = {.d = d, .status = c->status};
+  size_t i = m->b;
+  while (i < m->e) {
+    size_t k = i - m->b;
+    if (d->timeout_ms)
+      atomic_store_explicit(&c->slot->t0_ns, bg__now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&c->slot->cur, i, memory_order_relaxed);
+    atomic_store_explicit(&c->slot->running, 1, memory_order_release);
+    uint32_t attempts;
+    int rc = bg__job_call(d, out ? out + k * d->out_size : NULL, in ? in + k * d->in_size : NULL, i,
+                          &attempts);
+    atomic_store_explicit(&c->slot->running, 0, memory_order_release);
+    attempts += m->prior;
+    if (oc)
+      oc[k] = (bg__poutcome){rc, attempts};
+    else
+      bg__job_record(&job, c->stats, i, rc, attempts);
+    i++;
+    if (rc != 0) {
+      ++*nfailed;
+      if (c->halt)
+        break;
+    }
+  }
+  atomic_store_explicit(&c->slot->cur, i, memory_order_release);
+  return i;
+}
+
+/* Grows *buf to at least n bytes. */
+static int reserve(char **buf, size_t *cap, size_t n) {
+  if (n <= *cap)
+    return 0;
+  char *p = realloc(*buf, n);
+  if (!p)
+    return -1;
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+/* Serves commands; returns when told to quit or when the parent is gone. */
+static void serve(const bg__pchild *c) {
+  const bg_map_desc_t *d = c->d;
+  char *buf = NULL;
+  size_t cap = 0;
+  bg__pcmd m;
+  while (bg__sock_recv(c->fd, &m, sizeof m) == 0 && m.op == BG__PCMD_RUN) {
+    size_t n = (size_t)(m.e - m.b), nfailed = 0, end;
+    if (!c->copy) {
+      end = run(c, &m, d->in ? (const char *)d->in + m.b * d->in_size : NULL,
+                c->out ? c->out + m.b * d->out_size : NULL, NULL, &nfailed);
+      bg__preply r = {m.b, end, nfailed};
+      if (bg__sock_send(c->fd, &r, sizeof r) != 0)
+        break;
+      continue;
+    }
+    /* One buffer: the outcomes, then the results, then the items as they arrive. */
+    size_t isz = d->in ? n * d->in_size : 0, osz = d->out ? n * d->out_size : 0;
+    size_t ocsz = n * sizeof(bg__poutcome);
+    if (reserve(&buf, &cap, ocsz + osz + isz) != 0)
+      _exit(127);
+    bg__poutcome *oc = (bg__poutcome *)buf;
+    char *out = d->out ? buf + ocsz : NULL, *in = d->in ? buf + ocsz + osz : NULL;
+    if (in && bg__sock_recv(c->fd, in, isz) != 0)
+      break;
+    end = run(c, &m, in, out, oc, &nfailed);
+    bg__preply r = {m.b, end, nfailed};
+    size_t ran = (size_t)(end - m.b);
+    if (bg__sock_send(c->fd, &r, sizeof r) != 0 ||
+        bg__sock_send(c->fd, oc, ran * sizeof *oc) != 0 ||
+        (out && bg__sock_send(c->fd, out, ran * d->out_size) != 0))
+      break;
+  }
+  free(buf);
+}
+
+/* Signals whose inherited handlers a worker drops. The parent's Ctrl-C handler is not the
+ * worker's: the parent decides when workers stop. A crash must end the worker: an inherited
+ * handler for SIGSEGV or SIGABRT (a test framework's, a crash reporter's) could longjmp back
+ * into the caller's code, and the worker would go on running the caller's program. */
+static const int default_sigs[] = {SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+_Noreturn void bg__procs_child(const bg__pchild *c) {
+  for (size_t i = 0; i < sizeof default_sigs / sizeof default_sigs[0]; i++)
+    signal(default_sigs[i], SIG_DFL);
+  /* A worker whose parent dies is killed by the kernel rather than left unsupervised. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if ((long)getppid() != c->parent)
+    _exit(0);
+  void *state = NULL;
+  if (c->life && c->life->init && c->life->init(c->w, c->life->ctx, &state) != 0)
+    _exit(BG__PROCS_INIT_FAILED);
+  bg__worker_set((int)c->w, state, NULL);
+  bg__task_enter();
+  atomic_store_explicit(&c->slot->ready_ns, bg__now_ns(), memory_order_release);
+  serve(c);
+  bg__task_leave();
+  if (c->life && c->life->exit)
+    c->life->exit(c->w, c->life->ctx, state);
+  /* What the tasks printed is flushed; the parent flushed its own buffers before the fork,
+   * so nothing is written twice. */
+  fflush(NULL);
+  _exit(0);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* What the procs backend's supervising parent and its forked workers share: the messages on
+ * each worker's socket and the slots in the shared arena through which the parent sees which
+ * item a worker is running (to name the culprit of a crash and to enforce timeouts). */
+#ifndef BRIGADE_INTERNAL_PROCS_H
+#define BRIGADE_INTERNAL_PROCS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/job.h"
+
+/* A worker's exit status when its init callback failed. */
+#define BG__PROCS_INIT_FAILED 125
+
+/* One per worker in the shared arena, on its own cache line. W: written by the worker
+ * process; the parent resets it before each fork and reads it (acquire) at any time. */
+typedef struct bg__pslot {
+  _Alignas(BG_CACHELINE) _Atomic size_t cur; /* W: the item running or next to run */
+  _Atomic int running;                       /* W: 1 while inside the task function */
+  _Atomic uint64_t t0_ns;                    /* W: when item cur started (with a timeout) */
+  _Atomic uint64_t ready_ns;                 /* W: when the process was ready for work */
+} bg__pslot;
+
+enum { BG__PCMD_RUN = 1, BG__PCMD_QUIT = 2 };
+
+/* Parent to worker: run items [b, e). prior: attempts the single item of a re-run already
+ * had. The copy transport sends (e - b) * in_size bytes of items after it. */
+typedef struct bg__pcmd {
+  uint64_t op, b, e;
+  uint32_t prior, pad;
+} bg__pcmd;
+
+/* Worker to parent: items [b, end) ran (end < e when BG_MAP_HALT stopped it), nfailed of them
+ * failed. The copy transport sends (end - b) outcomes and then (end - b) * out_size bytes of
+ * results after it. */
+typedef struct bg__preply {
+  uint64_t b, end, nfailed;
+} bg__preply;
+
+typedef struct bg__poutcome {
+  int32_t code;
+  uint32_t attempts;
+} bg__poutcome;
+
+/* Everything a worker process needs, set up by the parent before fork (the child reads its
+ * own copy-on-write view of it). */
+typedef struct bg__pchild {
+  const bg_map_desc_t *d;
+  unsigned w;
+  int fd;                   /* the worker's end of its socket */
+  int copy;                 /* 1: items and results travel on the socket */
+  int halt;                 /* BG_MAP_HALT */
+  bg__pslot *slot;          /* shared */
+  bg__wstat *stats;         /* shared: this worker's outcome counts (shm transport) */
+  char *out;                /* shared: results of every item (shm transport), or NULL */
+  bg_item_status_t *status; /* shared: per-item outcomes (shm transport), or NULL */
+  const bg__life *life;     /* or NULL */
+  long parent;              /* the parent's pid, to notice it died before prctl */
+} bg__pchild;
+
+/* The worker's whole life: init callback, commands until QUIT or the parent goes, exit
+ * callback, _exit. */
+_Noreturn void bg__procs_child(const bg__pchild *c);
+
+/* Whole-buffer socket I/O that retries short transfers and EINTR and never raises SIGPIPE.
+ * Return: 0, or -1 (the peer is gone or the call failed). */
+int bg__sock_send(int fd, const void *buf, size_t len);
+int bg__sock_recv(int fd, void *buf, size_t len);
+
+#endif

@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/* The procs backends: results equal seq's on both transports; a 10,000-item map in which
+ * chosen items segfault, abort, exit and hang delivers every other result and names each
+ * failed item and its cause; retries; BG_MAP_HALT; Ctrl-C (SIGINT from a timer) stops a map
+ * cleanly; and after every map no child process and no shared mapping is left behind. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "brigade.h"
+
+static const char *const transports[] = {"procs", "procs-copy"};
+
+static bg_pool_t *make_pool(const char *backend, unsigned workers) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = backend;
+  o.workers = workers;
+  bg_pool_t *p = NULL;
+  assert_int_equal(bg_pool_create(&o, &p), 0);
+  return p;
+}
+
+/* Lines of /proc/self/maps that are shared anonymous memory: how our arena shows. */
+static int shared_mappings(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  assert_non_null(f);
+  char line[512];
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    n += strstr(line, "/dev/zero (deleted)") != NULL || strstr(line, "SYSV") != NULL;
+  fclose(f);
+  return n;
+}
+
+/* No child of this process is left, running or zombie. */
+static void assert_no_children(void) {
+  errno = 0;
+  assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+  assert_int_equal(errno, ECHILD);
+}
+
+/* out = in * 3 + i: checks both the item bytes and the index. */
+static int triple(void *out, const void *in, size_t i, void *ctx) {
+  (void)ctx;
+  *(uint64_t *)out = *(const uint64_t *)in * 3 + i;
+  return 0;
+}
+
+static void test_results_equal_seq(void **st) {
+  (void)st;
+  size_t sizes[] = {0, 1, 7, 1000, 100003};
+  int maps = shared_mappings();
+  for (size_t t = 0; t < 2; t++) {
+    bg_pool_t *p = make_pool(transports[t], 3);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+      size_t n = sizes[s];
+      uint64_t *in = malloc((n + 1) * sizeof *in), *out = calloc(n + 1, sizeof *out);
+      for (size_t i = 0; i < n; i++)
+        in[i] = i * 7919u;
+      bg_map_desc_t d;
+      bg_map_desc_init(&d);
+      d.fn = triple;
+      d.n = n;
+      d.in = in;
+      d.in_size = sizeof *in;
+      d.out = out;
+      d.out_size = sizeof *out;
+      bg_map_report_t r;
+      assert_int_equal(bg_map(p, &d, &r), 0);
+      assert_int_equal(r.n_ok, n);
+      assert_int_equal(r.ran_inline, 0);
+      for (size_t i = 0; i < n; i++)
+        assert_int_equal(out[i], in[i] * 3 + i);
+      free(in);
+      free(out);
+    }
+    bg_pool_destroy(p);
+  }
+  assert_no_children();
+  assert_int_equal(shared_mappings(), maps);
+}
+
+/* The chosen culprits of the 10,000-item map. */
+enum { N_BIG = 10000, I_SEGV = 17, I_ABORT = 4242, I_EXIT = 5000, I_HANG = 7777, I_FAIL = 9001 };
+
+static int misbehave(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  switch (i) {
+  case I_SEGV:
+    raise(SIGSEGV);
+    break;
+  case I_ABORT:
+    abort();
+  case I_EXIT:
+    exit(7);
+  case I_HANG:
+    for (;;)
+      pause();
+  case I_FAIL:
+    return 42;
+  default:
+    break;
+  }
+  *(uint64_t *)out = i * i;
+  return 0;
+}
+
+static void run_misbehaving(const char *backend) {
+  int maps = shared_mappings();
+  bg_pool_t *p = make_pool(backend, 2);
+  uint64_t *out = calloc(N_BIG, sizeof *out);
+  bg_item_status_t *status = malloc(N_BIG * sizeof *status);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = misbehave;
+  d.n = N_BIG;
+  d.out = out;
+  d.out_size = sizeof *out;
+  d.status = status;
+  d.timeout_ms = 300;
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  assert_int_equal(r.n_failed, 5);
+  assert_int_equal(r.n_ok, N_BIG - 5);
+  assert_int_equal(r.n_skipped, 0);
+  assert_int_equal(r.n_crashed, 3); /* segfault, abort, exit */
+  assert_int_equal(r.n_timeout, 1);
+  assert_int_equal(r.first_failed, I_SEGV);
+  assert_int_equal(r.first_code, BG_ECRASH);
+  /* Four workers died and were replaced. */
+  assert_true(r.workers_started >= 2 + 4);
+  for (size_t i = 0; i < N_BIG; i++) {
+    switch (i) {
+    case I_SEGV:
+      assert_int_equal(status[i].state, BG_ITEM_CRASHED);
+      assert_int_equal(status[i].code, SIGSEGV);
+      break;
+    case I_ABORT:
+      assert_int_equal(status[i].state, BG_ITEM_CRASHED);
+      assert_int_equal(status[i].code, SIGABRT);
+      break;
+    case I_EXIT:
+      assert_int_equal(status[i].state, BG_ITEM_EXITED);
+      assert_int_equal(status[i].code, 7);
+      break;
+    case I_HANG:
+      assert_int_equal(status[i].state, BG_ITEM_TIMEOUT);
+      assert_int_equal(status[i].code, 300);
+      break;
+    case I_FAIL:
+      assert_int_equal(status[i].state, BG_ITEM_FAILED);
+      assert_int_equal(status[i].code, 42);
+      break;
+    default:
+      if (status[i].state != BG_ITEM_OK || out[i] != (uint64_t)i * i)
+        fail_msg("%s: item %zu: state %s, result %llu", backend, i,
+                 bg_item_state_name(status[i].state), (unsigned long long)out[i]);
+      assert_int_equal(status[i].attempts, 1);
+    }
+  }
+  free(out);
+  free(status);
+  bg_pool_destroy(p);
+  assert_no_children();
+  assert_int_equal(shared_mappings(), maps);
+}
+
+static void test_misbehaving_shm(void **st) {
+  (void)st;
+  run_misbehaving("procs");
+}
+
+static void test_misbehaving_copy(void **st) {
+  (void)st;
+  run_misbehaving("procs-copy");
+}
+
+/* Crashes the first time it runs an item whose marker file does not exist yet: a transient
+ * fault, gone on the retry. The marker outlives the crashed process. */
+static int crash_once(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  char path[256];
+  snprintf(path, sizeof path, "%s/%zu", (const char *)ctx, i);
+  if (i % 10 == 3) {
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd >= 0) {
+      close(fd);
+      raise(SIGKILL);
+    }
+  }
+  *(size_t *)out = i + 1;
+  return 0;
+}
+
+static void test_retries(void **st) {
+  (void)st;
+  for (size_t t = 0; t < 2; t++) {
+    char dir[] = "/tmp/bg-retry-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    bg_pool_t *p = make_pool(transports[t], 2);
+    size_t n = 40, out[40];
+    bg_item_status_t status[40];
+    bg_map_desc_t d;
+    bg_map_desc_init(&d);
+    d.fn = crash_once;
+    d.ctx = dir;
+    d.n = n;
+    d.out = out;
+    d.out_size = sizeof *out;
+    d.status = status;
+    d.retries = 1;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), 0);
+    assert_int_equal(r.n_ok, n);
+    assert_int_equal(r.n_retries, 4);
+    for (size_t i = 0; i < n; i++) {
+      assert_int_equal(out[i], i + 1);
+      assert_int_equal(status[i].attempts, i % 10 == 3 ? 2 : 1);
+      char path[300];
+      snprintf(path, sizeof path, "%s/%zu", dir, i);
+      unlink(path);
+    }
+    rmdir(dir);
+    bg_pool_destroy(p);
+  }
+  assert_no_children();
+}
+
+/* Fails its first two calls, then succeeds: retries inside the worker. A procs worker counts
+ * from the value the counter had when it was forked. */
+static int flaky_calls;
+
+static int flaky(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  int calls = ++flaky_calls;
+  *(size_t *)out = i;
+  return calls <= 2 ? 5 : 0;
+}
+
+static void test_retries_of_returned_failures(void **st) {
+  (void)st;
+  const char *backends[] = {"seq", "threads", "procs", "procs-copy"};
+  for (size_t b = 0; b < 4; b++) {
+    bg_pool_t *p = make_pool(backends[b], 1);
+    size_t out[4];
+    bg_item_status_t status[4];
+    bg_map_desc_t d;
+    bg_map_desc_init(&d);
+    d.fn = flaky;
+    d.n = 4;
+    d.out = out;
+    d.out_size = sizeof *out;
+    d.status = status;
+    d.retries = 1;
+    bg_map_report_t r;
+    /* One worker: item 0 fails twice (attempts 2, failed), the others succeed at once. */
+    flaky_calls = 0;
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    assert_int_equal(status[0].state, BG_ITEM_FAILED);
+    assert_int_equal(status[0].code, 5);
+    assert_int_equal(status[0].attempts, 2);
+    assert_int_equal(r.n_retries, 1);
+    for (size_t i = 1; i < 4; i++)
+      assert_int_equal(status[i].state, BG_ITEM_OK);
+    bg_pool_destroy(p);
+  }
+  assert_no_children();
+}
+
+static int fail_at_100(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)ctx;
+  if (i == 100)
+    raise(SIGSEGV);
+  return 0;
+}
+
+static void test_halt(void **st) {
+  (void)st;
+  for (size_t t = 0; t < 2; t++) {
+    bg_pool_t *p = make_pool(transports[t], 2);
+    bg_map_desc_t d;
+    bg_map_desc_init(&d);
+    d.fn = fail_at_100;
+    d.n = 1000000;
+    d.flags = BG_MAP_HALT;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    assert_int_equal(r.n_failed, 1);
+    assert_int_equal(r.first_failed, 100);
+    assert_true(r.n_skipped > 0);
+    bg_pool_destroy(p);
+  }
+  assert_no_children();
+}
+
+static int sleepy(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  struct timespec ts = {0, 2000000};
+  nanosleep(&ts, NULL);
+  *(size_t *)out = i + 1;
+  return 0;
+}
+
+static volatile sig_atomic_t app_saw_sigint;
+
+static void app_handler(int sig) {
+  (void)sig;
+  app_saw_sigint = 1;
+}
+
+/* A timer sends SIGINT to this process 150 ms into a 2 s map. */
+static void test_sigint(void **st) {
+  (void)st;
+  for (size_t t = 0; t < 2; t++) {
+    int maps = shared_mappings();
+    struct sigaction sa = {.sa_handler = app_handler}, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    app_saw_sigint = 0;
+    bg_pool_t *p = make_pool(transports[t], 2);
+    size_t n = 2000;
+    size_t *out = calloc(n, sizeof *out);
+    bg_item_status_t *status = malloc(n * sizeof *status);
+    timer_t timer;
+    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGINT};
+    assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
+    struct itimerspec when = {.it_value = {0, 150000000}};
+    assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
+    bg_map_desc_t d;
+    bg_map_desc_init(&d);
+    d.fn = sleepy;
+    d.n = n;
+    d.out = out;
+    d.out_size = sizeof *out;
+    d.status = status;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), BG_ECANCELED);
+    timer_delete(timer);
+    assert_int_equal(r.interrupted, 1);
+    assert_true(r.n_skipped > 0);
+    assert_true(r.n_ok + r.n_skipped == n);
+    /* The application's own handler still heard the Ctrl-C. */
+    assert_int_equal(app_saw_sigint, 1);
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (status[i].state == BG_ITEM_OK) {
+        assert_int_equal(out[i], i + 1);
+        ok++;
+      } else {
+        assert_int_equal(status[i].state, BG_ITEM_PENDING);
+      }
+    }
+    assert_int_equal(ok, r.n_ok);
+    free(out);
+    free(status);
+    bg_pool_destroy(p);
+    sigaction(SIGINT, &old, NULL);
+    assert_no_children();
+    assert_int_equal(shared_mappings(), maps);
+  }
+}
+
+static int inner_square(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  *(size_t *)out = i * i;
+  return 0;
+}
+
+/* A bg_map inside a procs task runs inline in the worker process. */
+static int outer(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  size_t sq[8];
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = inner_square;
+  d.n = 8;
+  d.out = sq;
+  d.out_size = sizeof *sq;
+  bg_map_report_t r;
+  if (bg_map(ctx, &d, &r) != 0 || !r.ran_inline)
+    return 1;
+  *(size_t *)out = sq[7] + i;
+  return 0;
+}
+
+static void test_nested(void **st) {
+  (void)st;
+  bg_pool_t *p = make_pool("procs", 2);
+  size_t out[10];
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = outer;
+  d.ctx = p;
+  d.n = 10;
+  d.out = out;
+  d.out_size = sizeof *out;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  for (size_t i = 0; i < 10; i++)
+    assert_int_equal(out[i], 49 + i);
+  bg_pool_destroy(p);
+}
+
+static void test_refusals(void **st) {
+  (void)st;
+  bg_pool_t *p = make_pool("threads", 2);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = inner_square;
+  d.n = 3;
+  d.timeout_ms = 10;
+  assert_int_equal(bg_map(p, &d, NULL), BG_ENOTSUP);
+  bg_pool_destroy(p);
+  /* A version-1 description (no status, timeout or retries fields) still works. */
+  p = make_pool("procs", 2);
+  size_t out[3];
+  d.timeout_ms = 0;
+  d.out = out;
+  d.out_size = sizeof *out;
+  d.version = 1;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  assert_int_equal(out[2], 4);
+  d.version = 3;
+  assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  bg_pool_destroy(p);
+  assert_string_equal(bg_item_state_name(BG_ITEM_TIMEOUT), "timeout");
+  assert_string_equal(bg_item_state_name(99), "?");
+  assert_string_equal(bg_errname(BG_ECRASH), "BG_ECRASH");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_results_equal_seq),
+      cmocka_unit_test(test_misbehaving_shm),
+      cmocka_unit_test(test_misbehaving_copy),
+      cmocka_unit_test(test_retries),
+      cmocka_unit_test(test_retries_of_returned_failures),
+      cmocka_unit_test(test_halt),
+      cmocka_unit_test(test_sigint),
+      cmocka_unit_test(test_nested),
+      cmocka_unit_test(test_refusals),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
