@@ -56,7 +56,7 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
     double bytes = w->bytes_read(c);
     bench_note_add(res, section,
                    "Memory streaming: %.1f GB/s with one worker, %.1f GB/s with %u. No copy or "
-                   "serialization happens: the workers read the array in place.",
+                   "serialization happens on threads and openmp: they read the array in place.",
                    bytes / seq->wall.median / 1e9, bytes / best->wall.median / 1e9, best->workers);
   }
   if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers)
@@ -64,6 +64,34 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
                    "The %u workers were busy %.0f%% of the time: the rest went to waiting (for "
                    "memory, the kernel or each other).",
                    best->workers, 100 * util_best);
+}
+
+/* What worker processes cost beside threads: the fork and a message per chunk (procs), and
+ * on top of that sending every item and result through a socket (procs-copy), which is what
+ * Python's process pools do with pickles. */
+static void explain_processes(bench_result *res, const bench_workload *w, const bench_case *c,
+                              const char *section) {
+  const bench_row *th = bench_find_row(res, section, "threads", "auto");
+  const bench_row *pr = bench_find_row(res, section, "procs", "auto");
+  const bench_row *cp = bench_find_row(res, section, "procs-copy", "auto");
+  char a[32], b[32];
+  if (th && pr && !th->failed && !pr->failed && pr->wall.median > 1.1 * th->wall.median)
+    bench_note_add(res, section,
+                   "Processes cost %s more than threads here: every map forks %u workers (the "
+                   "fork copies the caller's page tables: more memory, slower fork) and each "
+                   "chunk is a message on a socket; in exchange a crashing item takes only its "
+                   "worker.",
+                   human(pr->wall.median - th->wall.median, a, sizeof a), pr->workers);
+  if (pr && cp && !pr->failed && !cp->failed && w->items && w->bytes_read &&
+      cp->wall.median > pr->wall.median) {
+    double extra = cp->wall.median - pr->wall.median, bytes = w->bytes_read(c);
+    bench_note_add(res, section,
+                   "Serialization: procs-copy sent the %.0f MB of items through sockets, %s "
+                   "more than procs, whose workers read them copy-on-write (%.1f GB/s of "
+                   "copying, %s in all): the price Python's pools pay by pickling every chunk.",
+                   bytes / 1e6, human(extra, a, sizeof a), bytes / extra / 1e9,
+                   human(cp->wall.median, b, sizeof b));
+  }
 }
 
 /* Rows with more CPU-bound workers than cores: the extra threads only take turns. */
@@ -121,5 +149,6 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                    "the %s of work it could share.",
                    whole);
   explain_limits(res, w, c, section, seq, best);
+  explain_processes(res, w, c, section);
   explain_oversubscription(res, section, best, cores);
 }

@@ -71,7 +71,12 @@ static void took_text(const bench_summary *w, char *buf, size_t cap) {
 /* With peers, backend names such as py:multiprocessing need a wider column, and the table gains
  * "vs peer": the best Python approach's median over this row's. */
 static int backend_width(const bench_result *r) {
-  return r->peers ? 18 : 8;
+  int w = r->peers ? 18 : 10;
+  for (size_t i = 0; i < r->nrows; i++) {
+    int len = (int)strlen(r->rows[i].backend);
+    w = len > w ? len : w;
+  }
+  return w;
 }
 
 static void table_head(FILE *f, const bench_result *r, const bench_row *x) {
@@ -243,7 +248,8 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
             x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false", x->gflops,
             x->vs_sgemm);
     json_string(f, x->plan);
-    fprintf(f, ",\"external\":%s,\"vs_peer\":%.4f}", x->external ? "true" : "false", x->vs_peer);
+    fprintf(f, ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u}",
+            x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

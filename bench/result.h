@@ -36,6 +36,8 @@ typedef struct bench_row {
   int external;       /* measured by a peer process (--peers): no CPU time or chunks */
   int reference;      /* a ceiling, not an approach (knn's bare sgemm): never 'best' */
   double vs_peer;     /* the best peer's median / this median; 0 without peers */
+  double imbalance;   /* the busiest worker's busy time over the mean, minus 1 (last run) */
+  unsigned restarts;  /* procs: worker processes started beyond one per worker (last run) */
   /* knn suite only (0 / "" elsewhere). */
   double gflops;   /* 2 nb_txt dim nb_new / median */
   double vs_sgemm; /* gflops / the bare sgemm's on the same product */

@@ -24,10 +24,24 @@ typedef struct run_case {
   double seq_util; /* CPU time / wall time of the seq row */
 } run_case;
 
-static void progress(const bench_run_opts *o, const run_case *rc, const char *backend,
-                     unsigned workers) {
-  if (o->progress)
-    fprintf(stderr, "\r\033[K%s: %s, %u workers ...", rc->section, backend, workers);
+/* One note per row: what each worker of the last run did, and how uneven that was. */
+static void insights_note(bench_result *res, const run_case *rc, const char *backend,
+                          bg_pool_t *pool, const bg_map_report_t *rep) {
+  bg_worker_insight_t in[16];
+  int n = bg_map_insights(pool, in, 16);
+  if (n <= 0)
+    return;
+  char text[BENCH_NOTE_LEN];
+  size_t len = (size_t)snprintf(text, sizeof text, "insights, %s x%d (imbalance %.1f%%):", backend,
+                                n, rep->imbalance * 100);
+  for (int w = 0; w < n && w < 16 && len < sizeof text; w++)
+    len += (size_t)snprintf(
+        text + len, sizeof text - len, " w%d %zu items, start %.2f ms, busy %.3f s, idle %.3f s%s",
+        w, in[w].items, (double)in[w].startup_ns * 1e-6, (double)in[w].busy_ns * 1e-9,
+        (double)in[w].idle_ns * 1e-9, w + 1 < n ? ";" : "");
+  if (n > 16 && len < sizeof text)
+    snprintf(text + len, sizeof text - len, " (first 16 of %d)", n);
+  bench_note_add(res, rc->section, "%s", text);
 }
 
 /* Times one (backend, workers) row. Returns 0 or a BG_E* from pool creation. */
@@ -49,6 +63,17 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   d.out = rc->out;
   d.out_size = rc->w->out_size;
   d.flags = BG_MAP_HALT;
+  bg_progress_bar_t *bar = NULL;
+  if (o->progress && o->rank == 0) {
+    char label[BENCH_SECTION_LEN + 48];
+    snprintf(label, sizeof label, "%s: %s x%u", rc->section, backend, bg_pool_workers(pool));
+    if (bg_progress_bar_create(label, -1, BG_PROGRESS_CLEAR, &bar) == 0) {
+      d.progress = bg_progress_bar_update;
+      d.progress_ud = bar;
+    }
+  }
+  if (rc->w->items && rc->w->setup)
+    d.in = rc->w->items(rc->state, &rc->c, &d.in_size);
   double t[64], cpu[64], sys = 0, user = 0;
   unsigned reps = o->repeat;
   double estimate = rc->seq_s > 0 ? rc->seq_s / workers : 0;
@@ -84,6 +109,13 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   }
   row->peak_mib = bench_peak_mib();
   row->workers = bg_pool_workers(pool) * (strcmp(backend, "mpi") ? 1 : (o->ranks ? o->ranks : 1));
+  row->imbalance = rep.imbalance;
+  row->restarts = rep.workers_started > bg_pool_workers(pool)
+                      ? (unsigned)(rep.workers_started - bg_pool_workers(pool))
+                      : 0;
+  if (o->insights && o->rank == 0 && !bench_interrupted)
+    insights_note(res, rc, backend, pool, &rep);
+  bg_progress_bar_destroy(bar);
   bg_pool_destroy(pool);
   if (bench_interrupted)
     return BG_ECANCELED;
@@ -179,7 +211,6 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
   if (o->rank == 0) {
     if (!(row = new_row(res, rc, "seq")))
       return 0;
-    progress(o, rc, "seq", 1);
     if ((e = time_row(o, rc, "seq", 1, row, res)) != 0)
       return e;
     rc->seq_s = row->wall.median;
@@ -208,7 +239,6 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
       row = new_row(res, rc, o->backends[b]);
       if (!row)
         return 0;
-      progress(o, rc, o->backends[b], workers);
       e = time_row(o, rc, o->backends[b], workers, row, res);
       if (e != 0) {
         snprintf(err, cap, "%s: backend %s: %s", rc->section, o->backends[b], bg_strerror(e));

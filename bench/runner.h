@@ -23,7 +23,8 @@ typedef struct bench_run_opts {
   int lecture;              /* the lecture's sizes instead of the quick ones */
   size_t n_override;        /* 0: the workload's own item counts */
   double param;             /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
-  int progress;             /* a progress line on stderr */
+  int progress;             /* a progress bar on stderr */
+  int insights;             /* a note per row with each worker's items, busy, idle, start-up */
   unsigned cores;           /* workers one per core means; 0: read from the topology */
   const bench_peers *peers; /* run the Python frameworks on each case too; NULL: no */
   /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every

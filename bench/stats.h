@@ -20,7 +20,7 @@ void bench_peak_reset(void);
 /* Peak resident size in MiB (VmHWM; the lifetime ru_maxrss where that is unavailable). */
 double bench_peak_mib(void);
 
-/* User and system CPU time of the whole process, in seconds, read together. */
+/* User and system CPU time of this process and its reaped children, in seconds. */
 typedef struct bench_cpu {
   double user, sys;
 } bench_cpu;

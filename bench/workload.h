@@ -28,6 +28,10 @@ typedef struct bench_workload {
   int (*setup)(const bench_case *c, void **state, char *err, size_t cap);
   void (*teardown)(void *state);
   bg_task_fn fn;
+  /* The items as one array of equal records, passed as the map's `in` (so the procs-copy
+   * transport has to send them, as Python's pools pickle them); NULL, or a NULL return: the
+   * items are the indices and the task finds its data through the context. */
+  const void *(*items)(void *state, const bench_case *c, size_t *in_size);
   /* Checks the results of a complete map; 0, or -1 with a reason. NULL: nothing to check. */
   int (*check)(void *state, const bench_case *c, const void *out, char *err, size_t cap);
   uint64_t (*item_bytes)(const bench_case *c);  /* memory one running item needs, or NULL */

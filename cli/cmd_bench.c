@@ -45,7 +45,10 @@ void cmd_bench_help(FILE *f) {
          "                   alloc item, doubles in the mean's array (with --n: one case)\n"
          "  --size S         quick (default; the whole catalogue in about a minute) or lecture\n"
          "                   (the lecture's sizes: minutes, and several GiB for alloc)\n"
-         "  --backends LIST  parallel backends to compare with seq (default: all usable)\n"
+         "  --backends LIST  parallel backends to compare with seq (default: all usable):\n"
+         "                   threads, procs (forked workers, shared-memory results),\n"
+         "                   procs-copy (items and results through pipes, as Python's\n"
+         "                   pools pickle them), openmp; mpi with --ranks\n"
          "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
          "                   cores); auto (default: one per core, more when items block)\n"
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
@@ -61,6 +64,8 @@ void cmd_bench_help(FILE *f) {
          "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
          "  --ranks N        start mpirun with N ranks of this command (--backends mpi; as root\n"
          "                   and beyond the cores too); or run it under mpirun yourself\n"
+         "  --insights       per row, what each worker did in the last run: items, start-up,\n"
+         "                   busy and idle time, and the imbalance between workers\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
@@ -364,6 +369,11 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     return cli_usage("bench", "the environment variable BG_THREADS='%s' is not a worker count",
                      env);
   for (int i = 1; i < argc; i += 2) {
+    if (!strcmp(argv[i], "--insights")) {
+      a->run.insights = 1;
+      i--; /* a flag: no value follows */
+      continue;
+    }
     if (!is_value_opt(argv[i]))
       return cli_usage("bench", "unknown option '%s'", argv[i]);
     if (i + 1 >= argc)

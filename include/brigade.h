@@ -9,6 +9,7 @@
 #include "brigade/knn.h"
 #include "brigade/map.h"
 #include "brigade/pool.h"
+#include "brigade/progress.h"
 #include "brigade/topo.h"
 #include "brigade/version.h"
 

@@ -76,6 +76,14 @@ expect 0 out 'the first, item 7, returned 7' -- bench --task "$plugin:fail_on_se
   [ -s "$tmp/sweep.csv" ] && grep -q ',prime-fixed,threads,auto,0,4,' "$tmp/sweep.csv" && pass=$((pass + 1)) ||
   { echo "FAIL: --out with --workers sweep wrote no 4-worker row"; fail=$((fail + 1)); }
 
+# The process backends and --insights: a note per row with each worker's figures; procs-copy
+# pays for sending the chunks, and the explanation says so.
+expect 0 out 'insights, procs x2 \(imbalance [0-9.]+%\): w0 [0-9]+ items, start [0-9.]+ ms, busy' -- \
+  bench --workload prime-fixed --n 2000 --repeat 1 --backends procs --workers 2 --insights
+expect 0 out 'Serialization: procs-copy sent the 80 MB of items through sockets' -- \
+  bench --workload chunk-mean --repeat 1 --backends procs,procs-copy --workers 2
+expect 2 err "unknown option '--insight'" -- bench --insight
+
 # No temporary directory is left behind, even when every item fails (Ctrl-C stops all items).
 before=$(ls -d "${TMPDIR:-/tmp}"/brigade-disk-* 2>/dev/null | wc -l)
 setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 >/dev/null 2>"$tmp/int" &

@@ -326,6 +326,53 @@ static void test_insights(void **st) {
   }
 }
 
+static void test_progress_bar(void **st) {
+  (void)st;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  bg_progress_bar_t *quiet, *bar;
+  assert_int_equal(bg_progress_bar_create("q", fds[1], 0, &quiet), 0);
+  assert_int_equal(bg_progress_bar_active(quiet), 0); /* a pipe is not a terminal */
+  assert_int_equal(bg_progress_bar_create("map", fds[1], BG_PROGRESS_FORCE, &bar), 0);
+  assert_int_equal(bg_progress_bar_active(bar), 1);
+  assert_int_equal(bg_progress_bar_create("x", -1, 0, NULL), BG_EINVAL);
+  char line[256];
+  bg_progress_bar_format(bar, 2500, 10000, 5.0, line, sizeof line);
+  assert_string_equal(line, "map [######..................] 2500/10000  25% 500/s 00:05 elapsed, "
+                            "00:15 left");
+  bg_progress_bar_format(bar, 3000000, 3000000, 3725.0, line, sizeof line);
+  assert_non_null(strstr(line, "100% 805/s 1:02:05 elapsed, 00:00 left"));
+  bg_progress_bar_format(bar, 0, 10, 0, line, sizeof line);
+  assert_non_null(strstr(line, "0/10   0% 0/s 00:00 elapsed, --:-- left"));
+  bg_progress_bar_format(bar, 50000, 100000, 1.0, line, sizeof line);
+  assert_non_null(strstr(line, "50.0k/s"));
+  /* Used as a map's listener: the quiet bar writes nothing, the forced one redraws. */
+  bg_pool_t *p = NULL;
+  assert_int_equal(bg_pool_create(NULL, &p), 0);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = slow_item;
+  d.n = 2000;
+  d.progress = bg_progress_bar_update;
+  d.progress_ud = quiet;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  d.progress_ud = bar;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  bg_pool_destroy(p);
+  bg_progress_bar_destroy(quiet);
+  bg_progress_bar_destroy(bar);
+  bg_progress_bar_destroy(NULL);
+  close(fds[1]);
+  char buf[4096];
+  ssize_t got = read(fds[0], buf, sizeof buf - 1);
+  assert_true(got > 0);
+  buf[got] = '\0';
+  assert_non_null(strstr(buf, "\rmap [########################] 2000/2000 100%"));
+  assert_null(strstr(buf, "q ["));
+  assert_int_equal(buf[got - 1], '\n');
+  close(fds[0]);
+}
+
 int main(void) {
   sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (sh == MAP_FAILED)
@@ -334,7 +381,7 @@ int main(void) {
       cmocka_unit_test(test_state_persists),    cmocka_unit_test(test_max_tasks),
       cmocka_unit_test(test_init_failure),      cmocka_unit_test(test_init_failure_everywhere),
       cmocka_unit_test(test_lifecycle_refused), cmocka_unit_test(test_progress),
-      cmocka_unit_test(test_insights),
+      cmocka_unit_test(test_insights),          cmocka_unit_test(test_progress_bar),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
