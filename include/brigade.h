@@ -10,6 +10,7 @@
 #include "brigade/map.h"
 #include "brigade/pool.h"
 #include "brigade/progress.h"
+#include "brigade/shared.h"
 #include "brigade/topo.h"
 #include "brigade/version.h"
 

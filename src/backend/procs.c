@@ -17,6 +17,7 @@
 #include "internal/clock.h"
 #include "internal/interrupt.h"
 #include "internal/procs.h"
+#include "internal/shared.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -97,7 +98,9 @@ static int arena_map(run *R) {
   size_t off_out = off_status;
   if (!R->ps->copy && d->status)
     off_out += align_up(d->n * sizeof(bg_item_status_t));
-  size_t len = off_out + (!R->ps->copy && d->out ? d->n * d->out_size : 0);
+  /* Results that already lie in a shared array are written there by the workers directly. */
+  int direct = !R->ps->copy && d->out && bg__shared_contains(d->out, d->n * d->out_size);
+  size_t len = off_out + (!R->ps->copy && d->out && !direct ? d->n * d->out_size : 0);
   uint64_t avail;
   if (bg_mem_available(&avail) == 0 && len > avail)
     return BG_ENOMEM;
@@ -112,9 +115,9 @@ static int arena_map(run *R) {
     bg__wstat_reset(&R->sst[w]);
   R->status =
       !R->ps->copy && d->status ? (bg_item_status_t *)(void *)(R->arena + off_status) : NULL;
-  R->out = !R->ps->copy && d->out ? R->arena + off_out : NULL;
+  R->out = direct ? d->out : !R->ps->copy && d->out ? R->arena + off_out : NULL;
   /* A failed item's result stays what the caller had, as on the in-process backends. */
-  if (R->out)
+  if (R->out && !direct)
     memcpy(R->out, d->out, d->n * d->out_size);
   return BG_OK;
 }
@@ -168,7 +171,7 @@ static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts) {
 /* Delivers the results and statuses of items [b, end) that a shm worker finished. */
 static void deliver_shm(run *R, size_t b, size_t end) {
   const bg_map_desc_t *d = R->d;
-  if (d->out)
+  if (d->out && R->out != d->out)
     memcpy((char *)d->out + b * d->out_size, R->out + b * d->out_size, (end - b) * d->out_size);
   if (d->status)
     memcpy(d->status + b, R->status + b, (end - b) * sizeof *d->status);
@@ -377,39 +380,23 @@ static void on_death(run *R, unsigned w) {
     fail_rest(R, state, code);
 }
 
-/* Reads a copy worker's outcomes and results for items [r->b, r->end). A failed item's result
- * is left as the caller had it, as on the in-process backends: with failures in the chunk the
- * results go through a scratch buffer and only the successful ones are copied. */
+/* Reads a copy worker's outcomes and results for items [r->b, r->end). */
 static int recv_copy(run *R, unsigned w, const bg__preply *r) {
   const bg_map_desc_t *d = R->d;
   kid *k = &R->kids[w];
-  size_t n = (size_t)(r->end - r->b), os = d->out_size;
+  size_t n = (size_t)(r->end - r->b);
   bg__poutcome *oc = malloc((n ? n : 1) * sizeof *oc);
-  char *tmp = NULL;
   int rc = -1;
   if (!oc || bg__sock_recv(k->fd, oc, n * sizeof *oc) != 0)
     goto out;
-  if (d->out) {
-    char *dst = (char *)d->out + r->b * os;
-    if (r->nfailed == 0) {
-      if (bg__sock_recv(k->fd, dst, n * os) != 0)
-        goto out;
-    } else {
-      tmp = malloc(n * os);
-      if (!tmp || bg__sock_recv(k->fd, tmp, n * os) != 0)
-        goto out;
-      for (size_t j = 0; j < n; j++)
-        if (oc[j].code == 0)
-          memcpy(dst + j * os, tmp + j * os, os);
-    }
-  }
+  if (d->out && bg__sock_recv(k->fd, (char *)d->out + r->b * d->out_size, n * d->out_size) != 0)
+    goto out;
   for (size_t j = 0; j < n; j++)
     bg__job_record(R->job, &R->job->stats[w], r->b + j, oc[j].code, oc[j].attempts);
   if (R->job->progress)
     bg__progress_add(R->job->progress, n);
   rc = 0;
 out:
-  free(tmp);
   free(oc);
   return rc;
 }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -112,6 +113,10 @@ static void serve(const bg__pchild *c) {
     char *out = d->out ? buf + ocsz : NULL, *in = d->in ? buf + ocsz + osz : NULL;
     if (in && bg__sock_recv(c->fd, in, isz) != 0)
       break;
+    /* A task that fails without writing leaves the caller's value, as on the other backends:
+     * the worker's copy-on-write view of the caller's results holds it. */
+    if (out)
+      memcpy(out, (const char *)d->out + m.b * d->out_size, osz);
     end = run(c, &m, in, out, oc, &nfailed);
     bg__preply r = {m.b, end, nfailed};
     size_t ran = (size_t)(end - m.b);
