@@ -78,7 +78,9 @@ typedef struct run {
   char *out;      /* shared results (shm transport) */
   bg_item_status_t *status;
   kid *kids;
-  redo *q; /* items to run one by one, FIFO */
+  struct pollfd *pf; /* workers entries, for poll() */
+  unsigned *who;     /* pf[j] is worker who[j] */
+  redo *q;           /* items to run one by one, FIFO */
   size_t qhead, qlen, qcap;
   int halted;
   int start_failures;
@@ -493,9 +495,8 @@ static int watch_timeouts(run *R) {
 
 /* Waits for replies and deaths, handling each. */
 static void wait_events(run *R, int wait_ms) {
-  unsigned W = R->ps->workers;
-  struct pollfd pf[W];
-  unsigned who[W], n = 0;
+  unsigned W = R->ps->workers, n = 0, *who = R->who;
+  struct pollfd *pf = R->pf;
   for (unsigned w = 0; w < W; w++) {
     if (!R->kids[w].busy)
       continue;
@@ -552,13 +553,26 @@ static void stop_all(run *R) {
 static void procs_map(void *state, bg__job *job) {
   pstate *ps = state;
   run R = {.ps = ps, .job = job, .d = job->d};
-  kid kids[ps->workers];
+  kid *kids = malloc(ps->workers * sizeof *kids);
+  R.pf = malloc(ps->workers * sizeof *R.pf);
+  R.who = malloc(ps->workers * sizeof *R.who);
+  if (!kids || !R.pf || !R.who) {
+    free(R.who);
+    free(R.pf);
+    free(kids);
+    job->rc = BG_ENOMEM;
+    return;
+  }
   for (unsigned w = 0; w < ps->workers; w++)
     kids[w] = (kid){.fd = -1};
   R.kids = kids;
   job->rc = arena_map(&R);
-  if (job->rc != 0)
+  if (job->rc != 0) {
+    free(R.who);
+    free(R.pf);
+    free(kids);
     return;
+  }
   bg__interrupt_begin(&R.guard);
   for (;;) {
     if (bg__interrupted(&R.guard)) {
@@ -581,6 +595,9 @@ static void procs_map(void *state, bg__job *job) {
   bg__interrupt_end(&R.guard);
   munmap(R.arena, R.arena_len);
   free(R.q);
+  free(R.who);
+  free(R.pf);
+  free(kids);
 }
 
 static int procs_probe(void) {
