@@ -28,32 +28,42 @@ typedef struct bcase {
   size_t chunk;
   const char *label; /* the row's name when it differs from the backend's */
   int bar;           /* draw a progress bar (forced, to /dev/null) */
+  int shared;        /* results in a shared array (bg_shared_create) */
 } bcase;
 
 static const bcase overhead_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0, NULL, 0},
-    {"threads", BG_SCHED_AUTO, 0, NULL, 0},
-    {"threads", BG_SCHED_STATIC, 0, NULL, 0},
-    {"threads", BG_SCHED_DYNAMIC, 0, NULL, 0},
-    {"threads", BG_SCHED_GUIDED, 0, NULL, 0},
-    {"threads", BG_SCHED_STEAL, 0, NULL, 0},
-    {"openmp", BG_SCHED_AUTO, 0, NULL, 0},
-    {"openmp", BG_SCHED_STATIC, 0, NULL, 0},
-    {"openmp", BG_SCHED_DYNAMIC, 0, NULL, 0},
-    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0},
-    {"openmp", BG_SCHED_STEAL, 0, NULL, 0},
-    {"procs", BG_SCHED_AUTO, 0, NULL, 0},
-    {"threads", BG_SCHED_AUTO, 0, "threads+bar", 1},
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_AUTO, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_STATIC, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_DYNAMIC, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_GUIDED, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_STEAL, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_AUTO, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_STATIC, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_DYNAMIC, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_STEAL, 0, NULL, 0, 0},
+    {"procs", BG_SCHED_AUTO, 0, NULL, 0, 0},
+    {"procs", BG_SCHED_AUTO, 0, "procs+shared", 0, 1},
+    {"threads", BG_SCHED_AUTO, 0, "threads+bar", 1, 0},
+};
+
+/* What one chunk costs a procs worker: the same trivial items as two chunks (static) and as one
+ * message each (dynamic, chunk 1). */
+static const bcase message_cases[] = {
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},
+    {"procs", BG_SCHED_STATIC, 0, NULL, 0, 0},
+    {"procs", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
 };
 
 static const bcase speedup_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0, NULL, 0},         {"threads", BG_SCHED_AUTO, 0, NULL, 0},
-    {"threads", BG_SCHED_STATIC, 0, NULL, 0},     {"threads", BG_SCHED_GUIDED, 0, NULL, 0},
-    {"threads", BG_SCHED_STEAL, 0, NULL, 0},      {"threads", BG_SCHED_DYNAMIC, 1, NULL, 0},
-    {"threads", BG_SCHED_DYNAMIC, 16, NULL, 0},   {"threads", BG_SCHED_DYNAMIC, 256, NULL, 0},
-    {"threads", BG_SCHED_DYNAMIC, 4096, NULL, 0}, {"openmp", BG_SCHED_AUTO, 0, NULL, 0},
-    {"openmp", BG_SCHED_STATIC, 0, NULL, 0},      {"openmp", BG_SCHED_DYNAMIC, 1, NULL, 0},
-    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0},
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},         {"threads", BG_SCHED_AUTO, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_STATIC, 0, NULL, 0, 0},     {"threads", BG_SCHED_GUIDED, 0, NULL, 0, 0},
+    {"threads", BG_SCHED_STEAL, 0, NULL, 0, 0},      {"threads", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
+    {"threads", BG_SCHED_DYNAMIC, 16, NULL, 0, 0},   {"threads", BG_SCHED_DYNAMIC, 256, NULL, 0, 0},
+    {"threads", BG_SCHED_DYNAMIC, 4096, NULL, 0, 0}, {"openmp", BG_SCHED_AUTO, 0, NULL, 0, 0},
+    {"openmp", BG_SCHED_STATIC, 0, NULL, 0, 0},      {"openmp", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
+    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0, 0},
 };
 
 static int usable(const char *backend) {
@@ -78,6 +88,13 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
   if (rc != 0)
     return rc;
   bg_map_desc_t dd = *d;
+  bg_shared_t *sh = NULL;
+  if (c->shared && (rc = bg_shared_create(d->n * d->out_size, NULL, &sh)) != 0) {
+    bg_pool_destroy(pool);
+    return rc;
+  }
+  if (sh)
+    dd.out = bg_shared_data(sh);
   bg_progress_bar_t *bar = NULL;
   int null_fd = -1;
   if (c->bar && (null_fd = open("/dev/null", O_WRONLY)) >= 0 &&
@@ -93,6 +110,7 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
       t[r - 1] = bench_now() - t0;
   }
   bg_progress_bar_destroy(bar);
+  bg_shared_destroy(sh);
   if (null_fd >= 0)
     close(null_fd);
   row->backend = c->label ? c->label : c->backend;
@@ -187,6 +205,27 @@ static void note_dispatch(bench_result *res, unsigned workers) {
   bg_pool_destroy(p);
 }
 
+/* The parent's cost per chunk message, from the procs rows of the messages section. */
+static void note_messages(bench_result *res, size_t n) {
+  const bench_row *whole = NULL, *one = NULL;
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (strcmp(r->section, "procs-messages") || strcmp(r->backend, "procs"))
+      continue;
+    if (r->chunk == 1)
+      one = r;
+    else
+      whole = r;
+  }
+  if (whole && one && n)
+    bench_note_add(res, "",
+                   "messages: procs ran %zu trivial items in %.2f ms as one message each and "
+                   "%.2f ms as two chunks: %.1f us of the parent's time per chunk message with "
+                   "%u workers (why auto is guided on procs)",
+                   n, one->wall.median * 1e3, whole->wall.median * 1e3,
+                   (one->wall.median - whole->wall.median) / (double)n * 1e6, one->workers);
+}
+
 int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what) {
   res->suite = "overhead";
   size_t *out = malloc(o->n_trivial * sizeof *out);
@@ -223,11 +262,19 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
                    "(target <= 1%%): one atomic add and one clock read per chunk",
                    100 * (tb->wall.median / ta->wall.median - 1), o->n_trivial);
   const bench_row *pa = bench_find_row(res, "overhead", "procs", "auto");
-  if (ta && pa)
+  const bench_row *ps = bench_find_row(res, "overhead", "procs+shared", "auto");
+  if (ta && pa && ps)
     bench_note_add(res, "",
-                   "processes: procs/auto took %.2f ms for the same map, %.1fx threads/auto: "
-                   "forking the workers and one message per chunk",
-                   pa->wall.median * 1e3, pa->wall.median / ta->wall.median);
+                   "processes: procs/auto took %.2f ms for the same map, %.1fx threads/auto; "
+                   "%.2f ms with the results in a shared array (no copy into and out of the "
+                   "workers' arena): the rest is forking and first-touching shared pages",
+                   pa->wall.median * 1e3, pa->wall.median / ta->wall.median, ps->wall.median * 1e3);
+  d.n = o->n_messages;
+  rc = run_section(o, "procs-messages", message_cases,
+                   sizeof message_cases / sizeof message_cases[0], &d, res, what);
+  if (rc != 0)
+    goto done;
+  note_messages(res, o->n_messages);
   d.fn = bench_prime_fixed;
   d.ctx = &fixed_number;
   d.n = o->n_fixed;

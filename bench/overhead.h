@@ -9,12 +9,13 @@
 #include "result.h"
 
 typedef struct bench_overhead_opts {
-  unsigned workers; /* 0: the default worker count */
-  unsigned repeat;  /* timed runs per case, after one warm-up */
-  size_t n_trivial; /* items in the overhead section */
-  size_t n_fixed;   /* items of prime-fixed */
-  size_t n_range;   /* items of prime-range */
-  int progress;     /* print a progress line on stderr */
+  unsigned workers;  /* 0: the default worker count */
+  unsigned repeat;   /* timed runs per case, after one warm-up */
+  size_t n_trivial;  /* items in the overhead section */
+  size_t n_fixed;    /* items of prime-fixed */
+  size_t n_messages; /* items of the procs-messages section, one message each */
+  size_t n_range;    /* items of prime-range */
+  int progress;      /* print a progress line on stderr */
 } bench_overhead_opts;
 
 /* Runs the suite. Returns 0, or a negative BG_E* when a pool cannot be created or a map fails

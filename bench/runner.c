@@ -289,8 +289,6 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
   if (w->teardown)
     w->teardown(rc.state);
   free(rc.out);
-  if (o->progress)
-    fprintf(stderr, "\r\033[K");
   if (e == 0 && res->nrows > first_row)
     bench_explain(res, w, &c, rc.section, o->cores);
   if (e == 0 && o->peers && res->nrows > first_row) {

@@ -426,6 +426,7 @@ static int run_overhead(const bench_args *a, bench_result *res) {
                            .repeat = a->run.repeat,
                            .n_trivial = 10000000,
                            .n_fixed = 100000,
+                           .n_messages = 20000,
                            .n_range = 1000000,
                            .progress = a->run.progress};
   const char *what = "";

@@ -32,11 +32,14 @@
 
 /* The copy transport sends at most this many bytes of items or results per message. */
 #define COPY_CHUNK_BYTES ((size_t)1 << 20)
-/* After this many workers in a row die before running anything, the map gives up on the rest
- * (an init callback that always fails would otherwise fork forever). */
+/* After this many processes of one worker in a row die before being ready, the map stops
+ * starting that worker (an init callback that always fails would otherwise fork forever); its
+ * items go to the others, and when no worker can start, they fail. */
 #define START_FAILURES_MAX 3
 /* How long a worker told to quit may take (its exit callback) before it is killed. */
 #define QUIT_GRACE_MS 5000
+/* Arenas this large are checked against the memory available before they are mapped. */
+#define ARENA_CHECK_BYTES ((size_t)16 << 20)
 /* The longest poll(): the loop wakes at least this often to look at timeouts and progress. */
 #define POLL_MAX_MS 100
 
@@ -57,12 +60,16 @@ typedef struct kid {
   uint32_t prior; /* attempts its single re-run item had before */
   size_t rest_b;  /* the part of a scheduler chunk not sent yet */
   size_t rest_e;
-  size_t tasks;     /* items sent to this process */
-  uint64_t sent_ns; /* when the chunk was sent */
+  size_t tasks;       /* items sent to this process */
+  uint64_t sent_ns;   /* when the chunk was sent */
+  int start_failures; /* processes in a row that died before being ready */
+  int gave_up;        /* no more processes for this worker in this map */
 } kid;
 
+/* Items to hand out again: [b, e), in chunks, before any new chunk of the scheduler. attempts:
+ * what each had already (a single re-run item's count). */
 typedef struct redo {
-  size_t i;
+  size_t b, e;
   uint32_t attempts;
 } redo;
 
@@ -80,10 +87,9 @@ typedef struct run {
   kid *kids;
   struct pollfd *pf; /* workers entries, for poll() */
   unsigned *who;     /* pf[j] is worker who[j] */
-  redo *q;           /* items to run one by one, FIFO */
+  redo *q;           /* FIFO */
   size_t qhead, qlen, qcap;
   int halted;
-  int start_failures;
   bg__interrupt guard;
 } run;
 
@@ -103,8 +109,10 @@ static int arena_map(run *R) {
   /* Results that already lie in a shared array are written there by the workers directly. */
   int direct = !R->ps->copy && d->out && bg__shared_contains(d->out, d->n * d->out_size);
   size_t len = off_out + (!R->ps->copy && d->out && !direct ? d->n * d->out_size : 0);
+  /* The check reads /proc and the cgroup files: below ARENA_CHECK_BYTES an arena is within
+   * any safety margin and the reads would only add to every map's cost. */
   uint64_t avail;
-  if (bg_mem_available(&avail) == 0 && len > avail)
+  if (len >= ARENA_CHECK_BYTES && bg_mem_available(&avail) == 0 && len > avail)
     return BG_ENOMEM;
   void *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (a == MAP_FAILED)
@@ -124,7 +132,7 @@ static int arena_map(run *R) {
   return BG_OK;
 }
 
-static int push_redo(run *R, size_t i, uint32_t attempts) {
+static int push_redo(run *R, size_t b, size_t e, uint32_t attempts) {
   if (R->qhead + R->qlen == R->qcap) {
     if (R->qhead > 0) {
       memmove(R->q, R->q + R->qhead, R->qlen * sizeof *R->q);
@@ -138,23 +146,19 @@ static int push_redo(run *R, size_t i, uint32_t attempts) {
       R->qcap = cap;
     }
   }
-  R->q[R->qhead + R->qlen++] = (redo){i, attempts};
+  R->q[R->qhead + R->qlen++] = (redo){b, e, attempts};
   return BG_OK;
 }
 
 /* Records a failure the worker could not record itself: it died on item i. */
 static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts) {
   bg__wstat *st = &R->job->stats[w];
-  st->failed++;
+  bg__wstat_fail(st, i, state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH);
   st->retries += attempts > 1 ? attempts - 1 : 0;
   if (state == BG_ITEM_TIMEOUT)
     st->timeouts++;
   else
     st->crashed++;
-  if (i < st->first_failed) {
-    st->first_failed = i;
-    st->first_code = state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH;
-  }
   if (R->d->status)
     R->d->status[i] = (bg_item_status_t){state, code, attempts};
   if (R->job->progress)
@@ -163,11 +167,15 @@ static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_
     R->halted = 1;
 }
 
-/* Queues items [b, e) to be run one by one. If memory for the queue runs out, they fail. */
-static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts) {
-  for (size_t i = b; i < e; i++)
-    if (push_redo(R, i, attempts) != 0)
-      fail_item(R, w, i, BG_ITEM_EXITED, -1, attempts);
+/* Queues items [b, e) to be handed out again: as one range (one_by_one 0), or one entry per
+ * item, so that each runs alone and a second bad item in a dead worker's chunk is found and
+ * named too. Items the queue has no memory for fail. */
+static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts, int one_by_one) {
+  size_t step = one_by_one ? 1 : e - b;
+  for (size_t i = b; i < e; i += step)
+    if (push_redo(R, i, i + step, attempts) != 0)
+      for (size_t j = i; j < i + step; j++)
+        fail_item(R, w, j, BG_ITEM_EXITED, -1, attempts);
 }
 
 /* Delivers the results and statuses of items [b, end) that a shm worker finished. */
@@ -200,11 +208,13 @@ static int next_range(run *R, unsigned w, kid *k) {
   if (R->halted)
     return 0;
   if (k->rest_b == k->rest_e && R->qlen > 0) {
-    redo r = R->q[R->qhead++];
-    R->qlen--;
-    k->b = r.i;
-    k->e = r.i + 1;
-    k->prior = r.attempts;
+    redo *r = &R->q[R->qhead];
+    k->b = r->b;
+    k->e = r->e - r->b > cap ? r->b + cap : r->e;
+    k->prior = r->attempts;
+    r->b = k->e;
+    if (r->b == r->e)
+      R->qhead++, R->qlen--;
     return 1;
   }
   if (k->rest_b == k->rest_e) {
@@ -316,8 +326,30 @@ static void fail_rest(run *R, int state, int code) {
         fail_item(R, w, i, state, code, 0);
   }
   for (; R->qlen > 0; R->qlen--, R->qhead++)
-    fail_item(R, 0, R->q[R->qhead].i, state, code, R->q[R->qhead].attempts);
+    for (size_t i = R->q[R->qhead].b; i < R->q[R->qhead].e; i++)
+      fail_item(R, 0, i, state, code, R->q[R->qhead].attempts);
   R->halted = 1;
+}
+
+/* One more process of worker w died before being ready (or could not be forked). After
+ * START_FAILURES_MAX in a row the worker is given up for this map: what it holds goes to the
+ * others (under the static schedule, the rest of its own block too, which nobody else would
+ * take); when every worker is given up, the remaining items fail with this cause. */
+static void start_failed(run *R, unsigned w, int state, int code) {
+  kid *k = &R->kids[w];
+  if (++k->start_failures < START_FAILURES_MAX)
+    return;
+  k->gave_up = 1;
+  if (k->rest_b < k->rest_e)
+    requeue(R, w, k->rest_b, k->rest_e, 0, 0);
+  k->rest_b = k->rest_e = 0;
+  bg__range r;
+  while (R->job->sched->kind == BG_SCHED_STATIC && bg__sched_next(R->job->sched, w, &r))
+    requeue(R, w, r.begin, r.end, 0, 0);
+  for (unsigned j = 0; j < R->ps->workers; j++)
+    if (!R->kids[j].gave_up)
+      return;
+  fail_rest(R, state, code);
 }
 
 /* The time worker w has spent on its current chunk: from when it was sent or, for a process
@@ -355,31 +387,36 @@ static void on_death(run *R, unsigned w) {
   } else if (WIFEXITED(status)) {
     code = WEXITSTATUS(status);
   }
-  R->start_failures = ready ? 0 : R->start_failures + 1;
-  if (!busy)
+  if (ready)
+    k->start_failures = 0;
+  if (!busy) {
+    if (!ready)
+      start_failed(R, w, state, code);
     return;
+  }
   size_t cur = atomic_load_explicit(&s->cur, memory_order_acquire);
   int running = atomic_load_explicit(&s->running, memory_order_acquire);
   if (cur < k->b || cur > k->e)
     cur = k->b, running = 0;
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   if (R->ps->copy)
-    requeue(R, w, k->b, cur, k->prior); /* they ran, but their results went down with it */
+    requeue(R, w, k->b, cur, k->prior, 0); /* they ran, but their results went down with it */
   else if (cur > k->b)
     deliver_shm(R, k->b, cur);
   size_t from = cur;
   if (running) {
     uint32_t attempts = k->prior + 1;
     if (attempts <= R->d->retries) {
-      requeue(R, w, cur, cur + 1, attempts); /* the worker that reruns it counts the retry */
+      requeue(R, w, cur, cur + 1, attempts, 1); /* the worker that reruns it counts the retry */
     } else {
       fail_item(R, w, cur, state, code, attempts);
     }
     from = cur + 1;
   }
-  requeue(R, w, from, k->e, running ? 0 : k->prior);
-  if (!ready && R->start_failures >= START_FAILURES_MAX)
-    fail_rest(R, state, code);
+  /* Before being ready it ran nothing: its chunk goes back whole. */
+  requeue(R, w, from, k->e, running ? 0 : k->prior, ready);
+  if (!ready)
+    start_failed(R, w, state, code);
 }
 
 /* Reads a copy worker's outcomes and results for items [r->b, r->end). */
@@ -419,7 +456,6 @@ static int on_reply(run *R, unsigned w) {
   }
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   note_startup(R, w);
-  R->start_failures = 0;
   k->busy = 0;
   if (r.nfailed && R->job->halt_on_error)
     R->halted = 1;
@@ -451,17 +487,15 @@ static void feed(run *R) {
   const bg__life *l = R->ps->life;
   for (unsigned w = 0; w < R->ps->workers && !R->halted; w++) {
     kid *k = &R->kids[w];
-    if (k->busy)
+    if (k->busy || k->gave_up)
       continue;
     if (k->pid && l && l->max_tasks && k->tasks >= l->max_tasks)
       retire(k);
     if (!next_range(R, w, k))
       continue;
     if (!k->pid && spawn(R, w) != 0) {
-      requeue(R, w, k->b, k->e, k->prior);
-      R->start_failures++;
-      if (R->start_failures >= START_FAILURES_MAX)
-        fail_rest(R, BG_ITEM_EXITED, -1);
+      requeue(R, w, k->b, k->e, k->prior, 0);
+      start_failed(R, w, BG_ITEM_EXITED, -1);
       continue;
     }
     if (send_chunk(R, k) != 0)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int bg__sock_send(int fd, const void *buf, size_t len) {
-  const char *p = buf;
+/* Moves len bytes through the socket either way, retrying short transfers and EINTR. */
+static int sock_io(int fd, char *p, size_t len, int sending) {
   while (len > 0) {
-    ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+    ssize_t k = sending ? send(fd, p, len, MSG_NOSIGNAL) : recv(fd, p, len, 0);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -29,18 +30,13 @@ int bg__sock_send(int fd, const void *buf, size_t len) {
   return 0;
 }
 
+int bg__sock_send(int fd, const void *buf, size_t len) {
+  /* send() only reads the buffer; the cast lets one loop serve both directions. */
+  return sock_io(fd, (char *)(uintptr_t)buf, len, 1);
+}
+
 int bg__sock_recv(int fd, void *buf, size_t len) {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t k = recv(fd, p, len, 0);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return -1;
-    p += k;
-    len -= (size_t)k;
-  }
-  return 0;
+  return sock_io(fd, buf, len, 0);
 }
 
 /* Runs items [b, e) with their items at in (item b first) and their results at out. Returns

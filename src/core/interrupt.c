@@ -53,9 +53,9 @@ bool bg__interrupted(const bg__interrupt *g) {
 
 void bg__interrupt_end(bg__interrupt *g) {
   (void)g;
+  int resend = 0;
   pthread_mutex_lock(&lock);
   if (--users == 0) {
-    int resend = 0;
     for (int i = 0; i < NSIGS; i++) {
       if (!installed[i])
         continue;
@@ -67,8 +67,9 @@ void bg__interrupt_end(bg__interrupt *g) {
           saved[i].sa_handler != SIG_DFL && saved[i].sa_handler != SIG_IGN)
         resend = sigs[i];
     }
-    if (resend)
-      raise(resend);
   }
   pthread_mutex_unlock(&lock);
+  /* Outside the lock: the application's handler may itself start a map. */
+  if (resend)
+    raise(resend);
 }

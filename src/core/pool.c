@@ -4,6 +4,7 @@
 #include "brigade/error.h"
 #include "internal/clock.h"
 #include "internal/pool_impl.h"
+#include "internal/upgrade.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -153,23 +154,14 @@ static void life_stop0(const bg_pool_t *p) {
     l->exit(0, l->ctx, l->state[0]);
 }
 
-/* Copies the caller's options into a current-version struct; a version-1 caller's struct ends
- * before the lifecycle fields, which stay zero. */
-static int opts_upgrade(const bg_pool_opts_t *o, bg_pool_opts_t *v) {
-  if (o->version == 0 || o->version > BG_POOL_OPTS_VERSION)
-    return BG_EINVAL;
-  memset(v, 0, sizeof *v);
-  memcpy(v, o, o->version == 1 ? offsetof(bg_pool_opts_t, worker_init) : sizeof *v);
-  return BG_OK;
-}
-
 int bg_pool_create(const bg_pool_opts_t *user, bg_pool_t **out) {
   bg_pool_opts_t opts;
   if (!out)
     return BG_EINVAL;
   if (!user)
     bg_pool_opts_init(&opts);
-  else if (opts_upgrade(user, &opts) != 0)
+  else if (bg__upgrade(&opts, user, user->version, BG_POOL_OPTS_VERSION,
+                       offsetof(bg_pool_opts_t, worker_init), sizeof opts) != 0)
     return BG_EINVAL;
   const bg_pool_opts_t *o = &opts;
   int rc = check_opts(o);

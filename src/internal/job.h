@@ -64,20 +64,24 @@ typedef struct bg__job {
   int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */
 } bg__job;
 
+/* Counts a failure of item i with @code, keeping the lowest failed index. */
+static inline void bg__wstat_fail(bg__wstat *st, size_t i, int code) {
+  st->failed++;
+  if (i < st->first_failed) {
+    st->first_failed = i;
+    st->first_code = code;
+  }
+}
+
 /* Records item i's outcome after @attempts runs that ended in @rc. */
 static inline void bg__job_record(bg__job *j, bg__wstat *st, size_t i, int rc, uint32_t attempts) {
   st->retries += attempts - 1;
   if (j->status)
     j->status[i] = (bg_item_status_t){rc ? BG_ITEM_FAILED : BG_ITEM_OK, rc, attempts};
-  if (rc == 0) {
+  if (rc == 0)
     st->ok++;
-    return;
-  }
-  st->failed++;
-  if (i < st->first_failed) {
-    st->first_failed = i;
-    st->first_code = rc;
-  }
+  else
+    bg__wstat_fail(st, i, rc);
 }
 
 /* Runs item i once, and again while it fails and retries are left. */

@@ -5,6 +5,7 @@
 #include "brigade/error.h"
 #include "internal/clock.h"
 #include "internal/pool_impl.h"
+#include "internal/upgrade.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,16 +23,6 @@ const char *bg_item_state_name(int state) {
   return state >= 0 && (size_t)state < sizeof state_names / sizeof state_names[0]
              ? state_names[state]
              : "?";
-}
-
-/* Copies the caller's description into a current-version struct; a version-1 caller's
- * struct ends before the status field, and what follows stays zero. */
-static int desc_upgrade(const bg_map_desc_t *d, bg_map_desc_t *v) {
-  if (d->version == 0 || d->version > BG_MAP_DESC_VERSION)
-    return BG_EINVAL;
-  memset(v, 0, sizeof *v);
-  memcpy(v, d, d->version == 1 ? offsetof(bg_map_desc_t, status) : sizeof *v);
-  return BG_OK;
 }
 
 /* Index ranges this large could wrap the shared counters (a worker may advance one by a
@@ -243,7 +234,9 @@ static void map_nested(bg__job *job, bg_map_report_t *r) {
 
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) {
   bg_map_desc_t desc;
-  if (!pool || !user || desc_upgrade(user, &desc) != 0)
+  if (!pool || !user ||
+      bg__upgrade(&desc, user, user->version, BG_MAP_DESC_VERSION, offsetof(bg_map_desc_t, status),
+                  sizeof desc) != 0)
     return BG_EINVAL;
   const bg_map_desc_t *d = &desc;
   int rc = check_desc(d);

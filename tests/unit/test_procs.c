@@ -321,21 +321,22 @@ static void app_handler(int sig) {
   app_saw_sigint = 1;
 }
 
-/* A timer sends SIGINT to this process 150 ms into a 2 s map. */
+/* A timer sends SIGINT (procs) or SIGTERM (procs-copy) to this process 150 ms into a 2 s map. */
 static void test_sigint(void **st) {
   (void)st;
   for (size_t t = 0; t < 2; t++) {
+    int sig = t ? SIGTERM : SIGINT;
     int maps = shared_mappings();
     struct sigaction sa = {.sa_handler = app_handler}, old;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    sigaction(sig, &sa, &old);
     app_saw_sigint = 0;
     bg_pool_t *p = make_pool(transports[t], 2);
     size_t n = 2000;
     size_t *out = calloc(n, sizeof *out);
     bg_item_status_t *status = malloc(n * sizeof *status);
     timer_t timer;
-    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGINT};
+    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig};
     assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
     struct itimerspec when = {.it_value = {0, 150000000}};
     assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
@@ -352,7 +353,7 @@ static void test_sigint(void **st) {
     assert_int_equal(r.interrupted, 1);
     assert_true(r.n_skipped > 0);
     assert_true(r.n_ok + r.n_skipped == n);
-    /* The application's own handler still heard the Ctrl-C. */
+    /* The application's own handler still heard the signal. */
     assert_int_equal(app_saw_sigint, 1);
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
@@ -367,10 +368,42 @@ static void test_sigint(void **st) {
     free(out);
     free(status);
     bg_pool_destroy(p);
-    sigaction(SIGINT, &old, NULL);
+    sigaction(sig, &old, NULL);
     assert_no_children();
     assert_int_equal(shared_mappings(), maps);
   }
+}
+
+/* A background job starts with SIGINT ignored: a map there must not be stopped by one. */
+static void test_sigint_ignored(void **st) {
+  (void)st;
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGINT, &ign, &old);
+  bg_pool_t *p = make_pool("procs", 2);
+  size_t n = 200, out[200];
+  timer_t timer;
+  struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGINT};
+  assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
+  struct itimerspec when = {.it_value = {0, 50000000}};
+  assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = sleepy;
+  d.n = n;
+  d.out = out;
+  d.out_size = sizeof *out;
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  timer_delete(timer);
+  assert_int_equal(r.n_ok, n);
+  assert_int_equal(r.interrupted, 0);
+  struct sigaction now;
+  sigaction(SIGINT, NULL, &now);
+  assert_true(now.sa_handler == SIG_IGN);
+  bg_pool_destroy(p);
+  sigaction(SIGINT, &old, NULL);
+  assert_no_children();
 }
 
 static int inner_square(void *out, const void *in, size_t i, void *ctx) {
@@ -449,6 +482,7 @@ int main(void) {
       cmocka_unit_test(test_retries_of_returned_failures),
       cmocka_unit_test(test_halt),
       cmocka_unit_test(test_sigint),
+      cmocka_unit_test(test_sigint_ignored),
       cmocka_unit_test(test_nested),
       cmocka_unit_test(test_refusals),
   };
