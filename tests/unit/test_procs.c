@@ -467,6 +467,10 @@ static void test_refusals(void **st) {
   assert_int_equal(out[2], 4);
   d.version = 3;
   assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  /* Shared memory for 32 TiB of results is refused before anything is mapped or copied. */
+  d.version = BG_MAP_DESC_VERSION;
+  d.n = (size_t)1 << 42;
+  assert_int_equal(bg_map(p, &d, NULL), BG_ENOMEM);
   bg_pool_destroy(p);
   assert_string_equal(bg_item_state_name(BG_ITEM_TIMEOUT), "timeout");
   assert_string_equal(bg_item_state_name(99), "?");

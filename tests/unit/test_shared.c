@@ -47,6 +47,31 @@ static void map_into(const char *backend, const uint64_t *in, uint64_t *out, siz
   bg_pool_destroy(p);
 }
 
+/* Fails unless the worker writes item i at base + i: its results go where the caller put them. */
+static int written_in_place(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  return out == (uint64_t *)ctx + i ? 0 : 1;
+}
+
+static int run_where(uint64_t *out, size_t n, uint64_t *base) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = "procs";
+  o.workers = 2;
+  bg_pool_t *p;
+  assert_int_equal(bg_pool_create(&o, &p), 0);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = written_in_place;
+  d.ctx = base;
+  d.n = n;
+  d.out = out;
+  d.out_size = sizeof *out;
+  int rc = bg_map(p, &d, NULL);
+  bg_pool_destroy(p);
+  return rc;
+}
+
 static void test_anonymous(void **st) {
   (void)st;
   size_t n = 300000;
@@ -66,11 +91,16 @@ static void test_anonymous(void **st) {
       if (out[i] != (i + 3) * (i + 3) * (i + 3))
         fail_msg("%s: item %zu is %llu", backends[b], i, (unsigned long long)out[i]);
   }
-  /* A slice of a shared array is shared too; one that runs past its end is not used in
-   * place (the map still works through the arena). */
+  /* A slice of a shared array is shared too. */
   memset(out, 0, n * 8);
   map_into("procs", NULL, out + 10, n - 10);
   assert_true(out[10 + 5] == 125 && out[9] == 0);
+  /* In place means the workers' out pointers are the array's own addresses; results in
+   * private memory go through the arena instead. */
+  assert_int_equal(run_where(out, n, out), 0);
+  uint64_t *priv = malloc(n * 8);
+  assert_int_equal(run_where(priv, n, priv), BG_ETASK);
+  free(priv);
   assert_int_equal(bg_shared_sync(out_s), 0);
   bg_shared_destroy(in_s);
   bg_shared_destroy(out_s);
