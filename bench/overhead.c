@@ -27,43 +27,35 @@ typedef struct bcase {
   bg_schedule_t schedule;
   size_t chunk;
   const char *label; /* the row's name when it differs from the backend's */
-  int bar;           /* draw a progress bar (forced, to /dev/null) */
   int shared;        /* results in a shared array (bg_shared_create) */
 } bcase;
 
 static const bcase overhead_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_AUTO, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_STATIC, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_DYNAMIC, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_GUIDED, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_STEAL, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_AUTO, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_STATIC, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_DYNAMIC, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_STEAL, 0, NULL, 0, 0},
-    {"procs", BG_SCHED_AUTO, 0, NULL, 0, 0},
-    {"procs", BG_SCHED_AUTO, 0, "procs+shared", 0, 1},
-    {"threads", BG_SCHED_AUTO, 0, "threads+bar", 1, 0},
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0},           {"threads", BG_SCHED_AUTO, 0, NULL, 0},
+    {"threads", BG_SCHED_STATIC, 0, NULL, 0},       {"threads", BG_SCHED_DYNAMIC, 0, NULL, 0},
+    {"threads", BG_SCHED_GUIDED, 0, NULL, 0},       {"threads", BG_SCHED_STEAL, 0, NULL, 0},
+    {"openmp", BG_SCHED_AUTO, 0, NULL, 0},          {"openmp", BG_SCHED_STATIC, 0, NULL, 0},
+    {"openmp", BG_SCHED_DYNAMIC, 0, NULL, 0},       {"openmp", BG_SCHED_GUIDED, 0, NULL, 0},
+    {"openmp", BG_SCHED_STEAL, 0, NULL, 0},         {"procs", BG_SCHED_AUTO, 0, NULL, 0},
+    {"procs", BG_SCHED_AUTO, 0, "procs+shared", 1},
 };
 
 /* What one chunk costs a procs worker: the same trivial items as two chunks (static) and as one
  * message each (dynamic, chunk 1). */
 static const bcase message_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},
-    {"procs", BG_SCHED_STATIC, 0, NULL, 0, 0},
-    {"procs", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0},
+    {"procs", BG_SCHED_STATIC, 0, NULL, 0},
+    {"procs", BG_SCHED_DYNAMIC, 1, NULL, 0},
 };
 
 static const bcase speedup_cases[] = {
-    {"seq", BG_SCHED_STATIC, 0, NULL, 0, 0},         {"threads", BG_SCHED_AUTO, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_STATIC, 0, NULL, 0, 0},     {"threads", BG_SCHED_GUIDED, 0, NULL, 0, 0},
-    {"threads", BG_SCHED_STEAL, 0, NULL, 0, 0},      {"threads", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
-    {"threads", BG_SCHED_DYNAMIC, 16, NULL, 0, 0},   {"threads", BG_SCHED_DYNAMIC, 256, NULL, 0, 0},
-    {"threads", BG_SCHED_DYNAMIC, 4096, NULL, 0, 0}, {"openmp", BG_SCHED_AUTO, 0, NULL, 0, 0},
-    {"openmp", BG_SCHED_STATIC, 0, NULL, 0, 0},      {"openmp", BG_SCHED_DYNAMIC, 1, NULL, 0, 0},
-    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0, 0},
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0},         {"threads", BG_SCHED_AUTO, 0, NULL, 0},
+    {"threads", BG_SCHED_STATIC, 0, NULL, 0},     {"threads", BG_SCHED_GUIDED, 0, NULL, 0},
+    {"threads", BG_SCHED_STEAL, 0, NULL, 0},      {"threads", BG_SCHED_DYNAMIC, 1, NULL, 0},
+    {"threads", BG_SCHED_DYNAMIC, 16, NULL, 0},   {"threads", BG_SCHED_DYNAMIC, 256, NULL, 0},
+    {"threads", BG_SCHED_DYNAMIC, 4096, NULL, 0}, {"openmp", BG_SCHED_AUTO, 0, NULL, 0},
+    {"openmp", BG_SCHED_STATIC, 0, NULL, 0},      {"openmp", BG_SCHED_DYNAMIC, 1, NULL, 0},
+    {"openmp", BG_SCHED_GUIDED, 0, NULL, 0},
 };
 
 static int usable(const char *backend) {
@@ -95,13 +87,6 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
   }
   if (sh)
     dd.out = bg_shared_data(sh);
-  bg_progress_bar_t *bar = NULL;
-  int null_fd = -1;
-  if (c->bar && (null_fd = open("/dev/null", O_WRONLY)) >= 0 &&
-      bg_progress_bar_create("overhead", null_fd, BG_PROGRESS_FORCE, &bar) == 0) {
-    dd.progress = bg_progress_bar_update;
-    dd.progress_ud = bar;
-  }
   double t[64];
   for (unsigned r = 0; r <= repeat && rc == 0; r++) {
     double t0 = bench_now();
@@ -109,10 +94,7 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
     if (r > 0)
       t[r - 1] = bench_now() - t0;
   }
-  bg_progress_bar_destroy(bar);
   bg_shared_destroy(sh);
-  if (null_fd >= 0)
-    close(null_fd);
   row->backend = c->label ? c->label : c->backend;
   row->schedule = bg_schedule_name(c->schedule);
   row->chunk = c->chunk;
@@ -205,6 +187,48 @@ static void note_dispatch(bench_result *res, unsigned workers) {
   bg_pool_destroy(p);
 }
 
+/* What a progress bar costs: maps with and without one, alternating on one pool so both see the
+ * machine in the same state, compared by their medians (separate rows, run a second apart,
+ * differed by up to 17% on this shared machine, far beyond the effect). */
+#define BAR_PAIRS 15
+
+static void note_bar(bench_result *res, const bench_overhead_opts *o, const bg_map_desc_t *d) {
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.backend = "threads";
+  po.workers = o->workers;
+  bg_pool_t *pool;
+  int fd = open("/dev/null", O_WRONLY);
+  bg_progress_bar_t *bar = NULL;
+  if (fd < 0 || bg_pool_create(&po, &pool) != 0) {
+    if (fd >= 0)
+      close(fd);
+    return;
+  }
+  bg_map_desc_t with = *d;
+  if (bg_progress_bar_create("overhead", fd, BG_PROGRESS_FORCE, &bar) == 0) {
+    with.progress = bg_progress_bar_update;
+    with.progress_ud = bar;
+    double t[2][BAR_PAIRS];
+    bg_map(pool, d, NULL); /* warm-up: auto learns the item cost */
+    for (int k = 0; k < BAR_PAIRS; k++)
+      for (int b = 0; b < 2; b++) {
+        double t0 = bench_now();
+        bg_map(pool, b ? &with : d, NULL);
+        t[b][k] = bench_now() - t0;
+      }
+    double bare = bench_summarise(t[0], BAR_PAIRS).median;
+    double drawn = bench_summarise(t[1], BAR_PAIRS).median;
+    bench_note_add(res, "",
+                   "progress: %zu trivial items on threads/auto, %d maps each way alternating: "
+                   "%.3f ms bare, %.3f ms with a progress bar (%+.2f%%; target <= 1%%)",
+                   d->n, BAR_PAIRS, bare * 1e3, drawn * 1e3, 100 * (drawn / bare - 1));
+  }
+  bg_progress_bar_destroy(bar);
+  bg_pool_destroy(pool);
+  close(fd);
+}
+
 /* The parent's cost per chunk message, from the procs rows of the messages section. */
 static void note_messages(bench_result *res, size_t n) {
   const bench_row *whole = NULL, *one = NULL;
@@ -255,12 +279,7 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
     bench_note_add(res, "",
                    "overhead: threads/auto %.1f ns per item beyond the work (target <= 50)",
                    ta->overhead_ns);
-  const bench_row *tb = bench_find_row(res, "overhead", "threads+bar", "auto");
-  if (ta && tb)
-    bench_note_add(res, "",
-                   "progress: a progress bar on threads/auto costs %+.2f%% on %zu trivial items "
-                   "(target <= 1%%): one atomic add and one clock read per chunk",
-                   100 * (tb->wall.median / ta->wall.median - 1), o->n_trivial);
+  note_bar(res, o, &d);
   const bench_row *pa = bench_find_row(res, "overhead", "procs", "auto");
   const bench_row *ps = bench_find_row(res, "overhead", "procs+shared", "auto");
   if (ta && pa && ps)
