@@ -48,7 +48,7 @@ void bg__task_leave(void) {
 }
 
 void bg__progress_add(bg__progress *p, size_t n) {
-  size_t done = bg_atomic_add_relaxed(&p->done, n) + n;
+  bg_atomic_add_relaxed(&p->done, n);
   uint64_t now = bg__now_ns();
   if (now < bg_atomic_load_relaxed(&p->next_ns))
     return;
@@ -57,7 +57,9 @@ void bg__progress_add(bg__progress *p, size_t n) {
   if (!atomic_compare_exchange_strong(&p->busy, &idle, 1))
     return;
   bg_atomic_store_relaxed(&p->next_ns, now + p->interval_ns);
-  p->fn(done, p->total, p->ud);
+  /* Read now, not before the flag was taken: another worker may have reported a larger count
+   * in between, and the listener must never see the count go back. */
+  p->fn(bg_atomic_load_relaxed(&p->done), p->total, p->ud);
   atomic_store(&p->busy, 0);
 }
 
