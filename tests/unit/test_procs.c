@@ -314,6 +314,16 @@ static int sleepy(void *out, const void *in, size_t i, void *ctx) {
   return 0;
 }
 
+/* Sends @sig to this process @ns nanoseconds from now (no thread: a POSIX timer). */
+static timer_t signal_in(int sig, long ns) {
+  timer_t timer;
+  struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig};
+  assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
+  struct itimerspec when = {.it_value = {0, ns}};
+  assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
+  return timer;
+}
+
 static volatile sig_atomic_t app_saw_sigint;
 
 static void app_handler(int sig) {
@@ -335,11 +345,7 @@ static void test_sigint(void **st) {
     size_t n = 2000;
     size_t *out = calloc(n, sizeof *out);
     bg_item_status_t *status = malloc(n * sizeof *status);
-    timer_t timer;
-    struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig};
-    assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
-    struct itimerspec when = {.it_value = {0, 150000000}};
-    assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
+    timer_t timer = signal_in(sig, 150000000);
     bg_map_desc_t d;
     bg_map_desc_init(&d);
     d.fn = sleepy;
@@ -382,11 +388,7 @@ static void test_sigint_ignored(void **st) {
   sigaction(SIGINT, &ign, &old);
   bg_pool_t *p = make_pool("procs", 2);
   size_t n = 200, out[200];
-  timer_t timer;
-  struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGINT};
-  assert_int_equal(timer_create(CLOCK_MONOTONIC, &ev, &timer), 0);
-  struct itimerspec when = {.it_value = {0, 50000000}};
-  assert_int_equal(timer_settime(timer, 0, &when, NULL), 0);
+  timer_t timer = signal_in(SIGINT, 50000000);
   bg_map_desc_t d;
   bg_map_desc_init(&d);
   d.fn = sleepy;

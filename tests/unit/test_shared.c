@@ -25,7 +25,9 @@ static int cube(void *out, const void *in, size_t i, void *ctx) {
   return i == 77 ? 9 : 0; /* one failure: its result is still written, as on threads */
 }
 
-static void map_into(const char *backend, const uint64_t *in, uint64_t *out, size_t n) {
+/* Runs fn on a two-worker pool of @backend over n items into out. */
+static int map_with(const char *backend, bg_task_fn fn, void *ctx, const uint64_t *in,
+                    uint64_t *out, size_t n, bg_map_report_t *r) {
   bg_pool_opts_t o;
   bg_pool_opts_init(&o);
   o.backend = backend;
@@ -34,17 +36,23 @@ static void map_into(const char *backend, const uint64_t *in, uint64_t *out, siz
   assert_int_equal(bg_pool_create(&o, &p), 0);
   bg_map_desc_t d;
   bg_map_desc_init(&d);
-  d.fn = cube;
+  d.fn = fn;
+  d.ctx = ctx;
   d.n = n;
   d.in = in;
   d.in_size = in ? sizeof *in : 0;
   d.out = out;
   d.out_size = sizeof *out;
+  int rc = bg_map(p, &d, r);
+  bg_pool_destroy(p);
+  return rc;
+}
+
+static void map_into(const char *backend, const uint64_t *in, uint64_t *out, size_t n) {
   bg_map_report_t r;
-  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  assert_int_equal(map_with(backend, cube, NULL, in, out, n, &r), BG_ETASK);
   assert_int_equal(r.n_failed, 1);
   assert_int_equal(r.first_failed, 77);
-  bg_pool_destroy(p);
 }
 
 /* Fails unless the worker writes item i at base + i: its results go where the caller put them. */
@@ -54,22 +62,7 @@ static int written_in_place(void *out, const void *in, size_t i, void *ctx) {
 }
 
 static int run_where(uint64_t *out, size_t n, uint64_t *base) {
-  bg_pool_opts_t o;
-  bg_pool_opts_init(&o);
-  o.backend = "procs";
-  o.workers = 2;
-  bg_pool_t *p;
-  assert_int_equal(bg_pool_create(&o, &p), 0);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = written_in_place;
-  d.ctx = base;
-  d.n = n;
-  d.out = out;
-  d.out_size = sizeof *out;
-  int rc = bg_map(p, &d, NULL);
-  bg_pool_destroy(p);
-  return rc;
+  return map_with("procs", written_in_place, base, NULL, out, n, NULL);
 }
 
 static void test_anonymous(void **st) {
