@@ -6,6 +6,7 @@
 
 #include "brigade/dist.h"
 #include "brigade/error.h"
+#include "brigade/future.h"
 #include "brigade/knn.h"
 #include "brigade/map.h"
 #include "brigade/pool.h"

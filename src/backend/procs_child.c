@@ -130,13 +130,17 @@ static void serve(const bg__pchild *c) {
  * into the caller's code, and the worker would go on running the caller's program. */
 static const int default_sigs[] = {SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
-_Noreturn void bg__procs_child(const bg__pchild *c) {
+void bg__procs_child_setup(long parent) {
   for (size_t i = 0; i < sizeof default_sigs / sizeof default_sigs[0]; i++)
     signal(default_sigs[i], SIG_DFL);
   /* A worker whose parent dies is killed by the kernel rather than left unsupervised. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if ((long)getppid() != c->parent)
+  if ((long)getppid() != parent)
     _exit(0);
+}
+
+_Noreturn void bg__procs_child(const bg__pchild *c) {
+  bg__procs_child_setup(c->parent);
   void *state = NULL;
   if (c->life && c->life->init && c->life->init(c->w, c->life->ctx, &state) != 0)
     _exit(BG__PROCS_INIT_FAILED);

@@ -146,6 +146,10 @@ int bg__job_as_worker(const bg__job *j, unsigned w, void **old_state);
 /* Adds @n finished items to the map's progress and calls the listener when one is due. */
 void bg__progress_add(bg__progress *p, size_t n);
 
+/* Gives worker w fresh state: its exit callback, then its init callback again. A failed init
+ * leaves it without state (NULL), which its tasks can see. */
+void bg__life_recycle(bg__life *l, unsigned w);
+
 /* Sets what bg_worker_id() and bg_worker_state() say on this thread; returns the old id. */
 int bg__worker_set(int w, void *state, void **old_state);
 

@@ -59,6 +59,11 @@ typedef struct bg__pchild {
   long parent;              /* the parent's pid, to notice it died before prctl */
 } bg__pchild;
 
+/* What every worker process does first: drop the caller's handlers for Ctrl-C and crash
+ * signals, ask to be killed with its parent, and leave at once if the parent (@parent) is
+ * already gone. */
+void bg__procs_child_setup(long parent);
+
 /* The worker's whole life: init callback, commands until QUIT or the parent goes, exit
  * callback, _exit. */
 _Noreturn void bg__procs_child(const bg__pchild *c);

@@ -63,9 +63,7 @@ void bg__progress_add(bg__progress *p, size_t n) {
   atomic_store(&p->busy, 0);
 }
 
-/* Gives worker w fresh state: its exit callback, then its init callback again. A failed init
- * leaves it without state (NULL), which its tasks can see. */
-static void recycle(bg__life *l, unsigned w) {
+void bg__life_recycle(bg__life *l, unsigned w) {
   if (l->exit)
     l->exit(w, l->ctx, l->state[w]);
   l->state[w] = NULL;
@@ -80,7 +78,7 @@ static void run_with_quota(bg__job *j, unsigned w, size_t b, size_t e) {
   bg__life *l = j->life;
   while (b < e) {
     if (l->tasks[w] >= l->max_tasks)
-      recycle(l, w);
+      bg__life_recycle(l, w);
     size_t take = l->max_tasks - l->tasks[w];
     size_t stop = e - b < take ? e : b + take;
     bg__job_run_range(j, w, b, stop);
