@@ -85,14 +85,16 @@ expect 0 out 'Serialization: procs-copy sent the 80 MB of items through sockets'
 expect 2 err "unknown option '--insight'" -- bench --insight
 
 # No temporary directory is left behind, even when every item fails (Ctrl-C stops all items).
-before=$(ls -d "${TMPDIR:-/tmp}"/brigade-disk-* 2>/dev/null | wc -l)
-setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 >/dev/null 2>"$tmp/int" &
+# A private TMPDIR: other tests running at the same time (ctest -j) make their own.
+mkdir -p "$tmp/tmpdir"
+before=$(ls -d "$tmp/tmpdir"/brigade-disk-* 2>/dev/null | wc -l)
+TMPDIR="$tmp/tmpdir" setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 >/dev/null 2>"$tmp/int" &
 pid=$!
 sleep 1
 kill -INT "$pid"
 wait "$pid"
 code=$?
-after=$(ls -d "${TMPDIR:-/tmp}"/brigade-disk-* 2>/dev/null | wc -l)
+after=$(ls -d "$tmp/tmpdir"/brigade-disk-* 2>/dev/null | wc -l)
 if [ "$code" -eq 130 ] && [ "$after" -eq "$before" ] && grep -q 'interrupted' "$tmp/int"; then
   pass=$((pass + 1))
 else
