@@ -5,6 +5,7 @@
 #define BRIGADE_H
 
 #include "brigade/dist.h"
+#include "brigade/cache.h"
 #include "brigade/error.h"
 #include "brigade/future.h"
 #include "brigade/knn.h"

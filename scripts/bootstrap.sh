@@ -22,6 +22,7 @@ packages=(
   build-essential cmake ninja-build pkg-config  # the build
   libhwloc-dev                                  # topology
   libcmocka-dev                                 # unit tests
+  libxxhash-dev                                 # the memo cache: keys and checksums
   libopenblas-dev                               # the blas knn backend
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it

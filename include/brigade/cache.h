@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* A disk cache of task results (joblib.Memory's idea): an entry is keyed by the task's
+ * identity and its input bytes, written atomically, checked on every read (a damaged entry is
+ * recomputed, never returned), and the folder is kept under a size cap by evicting the least
+ * recently used entries. Several threads and processes may share one folder. */
+#ifndef BRIGADE_CACHE_H
+#define BRIGADE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/map.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bg_cache bg_cache_t;
+
+/**
+ * bg_cache_open - use @dir as a cache, creating it (one level) if missing.
+ * @max_bytes: the folder's size cap; 0: no cap. Each process writing to the folder may overshoot
+ *             it by an eighth of the cap before it looks at the folder again.
+ *
+ * Return: 0; BG_EINVAL (NULL or empty dir, NULL out); BG_ENOENT (the parent folder does not
+ * exist); BG_ESYS (not a folder, not writable, or another system error: errno says which);
+ * BG_ENOMEM.
+ */
+int bg_cache_open(const char *dir, uint64_t max_bytes, bg_cache_t **out);
+
+/** bg_cache_close - free the handle (the entries stay on disk); NULL is a no-op. */
+void bg_cache_close(bg_cache_t *c);
+
+/**
+ * bg_cache_get - look up the result of @task on @in.
+ * @task: the task's identity, such as "prime-count/v2": change it when the function changes,
+ *        since C cannot hash a function's code the way joblib hashes Python source.
+ * @out: @out_size bytes, written only on a hit.
+ *
+ * Return: 0 (hit); BG_ENOENT (miss: absent, or damaged and then removed); BG_EINVAL.
+ */
+int bg_cache_get(bg_cache_t *c, const char *task, const void *in, size_t in_size, void *out,
+                 size_t out_size);
+
+/**
+ * bg_cache_put - store the result of @task on @in, replacing any entry for the same key.
+ * The entry is written to a temporary file and renamed into place, so readers see the whole
+ * entry or none; then the folder is trimmed to the cap if it may have grown past it.
+ *
+ * Return: 0; BG_ERANGE (the entry alone is larger than the cap: not stored); BG_ESYS (the
+ * write failed, for example a full disk: nothing is left behind); BG_EINVAL; BG_ENOMEM.
+ */
+int bg_cache_put(bg_cache_t *c, const char *task, const void *in, size_t in_size, const void *out,
+                 size_t out_size);
+
+/* What a handle has seen, counted across the processes forked from its owner after open. */
+typedef struct bg_cache_stats {
+  uint64_t hits;
+  uint64_t misses;    /* corrupt entries included */
+  uint64_t corrupt;   /* entries that failed their check and were removed */
+  uint64_t stores;    /* entries written */
+  uint64_t evictions; /* entries removed to keep the folder under the cap */
+  uint64_t bytes;     /* the folder's size at its last scan plus what was stored since */
+} bg_cache_stats_t;
+
+/** bg_cache_stats - the counters above. Return: 0 or BG_EINVAL. */
+int bg_cache_stats(const bg_cache_t *c, bg_cache_stats_t *out);
+
+/** bg_cache_clear - remove every entry. Return: 0, BG_ESYS or BG_EINVAL. */
+int bg_cache_clear(bg_cache_t *c);
+
+/* A task wrapped in the cache, for bg_map on any backend: set desc.fn = bg_memo_task and
+ * desc.ctx to one of these. The key is the task name and the item's bytes (or its index when
+ * the map has no items); only results of calls that returned 0 are stored. */
+typedef struct bg_memo {
+  bg_cache_t *cache;
+  const char *task; /* the identity, as for bg_cache_get */
+  bg_task_fn fn;    /* the task computed on a miss */
+  void *ctx;        /* its ctx */
+  size_t in_size;   /* the map's in_size (ignored when the map has no items) */
+  size_t out_size;  /* the map's out_size */
+} bg_memo_t;
+
+/** bg_memo_task - a bg_task_fn: the cached result, or fn's, which is then stored. */
+int bg_memo_task(void *out, const void *in, size_t i, void *memo);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/* The memo cache: a cached map returns results identical to the computed ones without running
+ * the task again (threads and procs); a damaged or truncated entry is removed and recomputed,
+ * never returned; the folder stays under its cap, least recently used entries going first;
+ * four processes writing and reading one folder at once only ever read correct results and
+ * leave no temporary file; bad arguments are refused. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "brigade.h"
+
+static char root[256];
+
+static int setup(void **st) {
+  (void)st;
+  snprintf(root, sizeof root, "%s/bg-cache-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  return mkdtemp(root) ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_of(char *buf, size_t cap, const char *name) {
+  snprintf(buf, cap, "%s/%s", root, name);
+}
+
+static bg_cache_t *open_cache(const char *name, uint64_t max) {
+  char dir[300];
+  path_of(dir, sizeof dir, name);
+  bg_cache_t *c = NULL;
+  assert_int_equal(bg_cache_open(dir, max, &c), 0);
+  return c;
+}
+
+/* Files in a folder whose names start with @prefix ("": the entries), and their total size. */
+static size_t count_files(const char *name, const char *prefix, uint64_t *bytes) {
+  char dir[300];
+  path_of(dir, sizeof dir, name);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  size_t n = 0;
+  if (bytes)
+    *bytes = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    /* "": the entries, which are the names not starting with a dot. */
+    int match = *prefix ? strncmp(e->d_name, prefix, strlen(prefix)) == 0 : e->d_name[0] != '.';
+    if (!match)
+      continue;
+    n++;
+    struct stat st;
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (bytes && stat(p, &st) == 0)
+      *bytes += (uint64_t)st.st_size;
+  }
+  closedir(d);
+  return n;
+}
+
+static atomic_int calls;
+
+/* A task worth caching: a sum that depends on the item's bytes and its index. */
+static int work(void *out, const void *in, size_t i, void *ctx) {
+  (void)ctx;
+  atomic_fetch_add(&calls, 1);
+  uint64_t x = *(const uint64_t *)in, acc = 0;
+  for (uint64_t k = 0; k < 1000; k++)
+    acc += (x * 2654435761u + k) % 1000003;
+  ((uint64_t *)out)[0] = acc;
+  ((uint64_t *)out)[1] = x;
+  return i == 13 ? 5 : 0; /* a failure: never stored */
+}
+
+enum { N_ITEMS = 400 };
+
+static void map_memo(const char *backend, bg_memo_t *m, const uint64_t *in, uint64_t (*out)[2],
+                     size_t *failed) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = backend;
+  o.workers = 2;
+  bg_pool_t *p = NULL;
+  assert_int_equal(bg_pool_create(&o, &p), 0);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = bg_memo_task;
+  d.ctx = m;
+  d.n = N_ITEMS;
+  d.in = in;
+  d.in_size = sizeof *in;
+  d.out = out;
+  d.out_size = sizeof *out;
+  bg_map_report_t r = {.version = BG_MAP_REPORT_VERSION};
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  *failed = r.n_failed;
+  bg_pool_destroy(p);
+}
+
+static void test_identical_results(void **st) {
+  (void)st;
+  static uint64_t in[N_ITEMS], plain[N_ITEMS][2], first[N_ITEMS][2], second[N_ITEMS][2];
+  for (size_t i = 0; i < N_ITEMS; i++) {
+    in[i] = i * 7919 + 1;
+    assert_int_equal(work(plain[i], &in[i], i, NULL), i == 13 ? 5 : 0);
+  }
+  const char *backends[] = {"threads", "procs"};
+  for (int b = 0; b < 2; b++) {
+    bg_cache_t *c = open_cache(backends[b], 0);
+    bg_memo_t m = {c, "work/v1", work, NULL, sizeof(uint64_t), sizeof first[0]};
+    size_t failed;
+    atomic_store(&calls, 0);
+    map_memo(backends[b], &m, in, first, &failed);
+    assert_int_equal(failed, 1);
+    bg_cache_stats_t s;
+    assert_int_equal(bg_cache_stats(c, &s), 0);
+    assert_int_equal(s.misses, N_ITEMS);
+    assert_int_equal(s.stores, N_ITEMS - 1);
+    assert_int_equal(s.hits, 0);
+    /* The second map computes only the item that failed. */
+    memset(second, 0, sizeof second);
+    atomic_store(&calls, 0);
+    map_memo(backends[b], &m, in, second, &failed);
+    assert_int_equal(failed, 1);
+    assert_int_equal(bg_cache_stats(c, &s), 0);
+    assert_int_equal(s.hits, N_ITEMS - 1);
+    if (b == 0)
+      assert_int_equal(atomic_load(&calls), 1);
+    for (size_t i = 0; i < N_ITEMS; i++) {
+      assert_memory_equal(first[i], plain[i], sizeof plain[i]);
+      assert_memory_equal(second[i], plain[i], sizeof plain[i]);
+    }
+    /* Another task name, same inputs: nothing shared. */
+    bg_memo_t other = m;
+    other.task = "work/v2";
+    uint64_t r[2];
+    assert_int_equal(bg_cache_get(c, other.task, &in[0], sizeof in[0], r, sizeof r), BG_ENOENT);
+    assert_int_equal(count_files(backends[b], ".tmp-", NULL), 0);
+    bg_cache_close(c);
+  }
+}
+
+/* Damages the entry for (task, key): flips a byte of the result, or cuts the file short. */
+static void damage(const char *name, int cut) {
+  char dir[300], p[600];
+  path_of(dir, sizeof dir, name);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && !strstr(e->d_name, ".bgm"))
+    ;
+  assert_non_null(e);
+  snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+  closedir(d);
+  struct stat st;
+  assert_int_equal(stat(p, &st), 0);
+  if (cut) {
+    assert_int_equal(truncate(p, st.st_size - 3), 0);
+    return;
+  }
+  int fd = open(p, O_RDWR);
+  assert_true(fd >= 0);
+  unsigned char b;
+  assert_int_equal(pread(fd, &b, 1, st.st_size - 1), 1);
+  b ^= 0x40;
+  assert_int_equal(pwrite(fd, &b, 1, st.st_size - 1), 1);
+  close(fd);
+}
+
+static void test_corrupt_entry(void **st) {
+  (void)st;
+  for (int cut = 0; cut < 2; cut++) {
+    const char *name = cut ? "cut" : "flip";
+    bg_cache_t *c = open_cache(name, 0);
+    uint64_t key = 42, val[2] = {0xdeadbeef, 7}, got[2] = {1, 2};
+    assert_int_equal(bg_cache_put(c, "t", &key, sizeof key, val, sizeof val), 0);
+    assert_int_equal(bg_cache_get(c, "t", &key, sizeof key, got, sizeof got), 0);
+    assert_memory_equal(got, val, sizeof val);
+    damage(name, cut);
+    memset(got, 0x5a, sizeof got);
+    assert_int_equal(bg_cache_get(c, "t", &key, sizeof key, got, sizeof got), BG_ENOENT);
+    assert_int_equal(got[0], 0x5a5a5a5a5a5a5a5aull); /* nothing of the damaged entry */
+    bg_cache_stats_t s;
+    assert_int_equal(bg_cache_stats(c, &s), 0);
+    assert_int_equal(s.corrupt, 1);
+    assert_int_equal(count_files(name, "", NULL), 0); /* removed */
+    /* Through the memo: recomputed, stored again, then a hit. */
+    bg_memo_t m = {c, "t", work, NULL, sizeof key, sizeof got};
+    atomic_store(&calls, 0);
+    assert_int_equal(bg_memo_task(got, &key, 0, &m), 0);
+    uint64_t want[2];
+    assert_int_equal(work(want, &key, 0, NULL), 0);
+    assert_memory_equal(got, want, sizeof want);
+    damage(name, cut);
+    memset(got, 0, sizeof got);
+    assert_int_equal(bg_memo_task(got, &key, 0, &m), 0);
+    assert_memory_equal(got, want, sizeof want);
+    assert_int_equal(atomic_load(&calls), 3);
+    assert_int_equal(bg_memo_task(got, &key, 0, &m), 0);
+    assert_int_equal(atomic_load(&calls), 3);
+    bg_cache_close(c);
+  }
+}
+
+static void test_eviction(void **st) {
+  (void)st;
+  enum { VAL = 1000, CAP = 20000 };
+  static char val[VAL];
+  bg_cache_t *c = open_cache("cap", CAP);
+  uint64_t keep = 0;
+  memset(val, 'k', sizeof val);
+  assert_int_equal(bg_cache_put(c, "t", &keep, sizeof keep, val, sizeof val), 0);
+  for (uint64_t k = 1; k <= 200; k++) {
+    memset(val, (int)k, sizeof val);
+    assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, val, sizeof val), 0);
+    /* Used all along: the least recently used entries go, not this one. */
+    assert_int_equal(bg_cache_get(c, "t", &keep, sizeof keep, val, sizeof val), 0);
+    assert_int_equal(val[0], 'k');
+    uint64_t bytes;
+    count_files("cap", "", &bytes);
+    assert_true(bytes <= CAP + CAP / 8);
+  }
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_true(s.evictions >= 150);
+  /* The newest survived, the oldest did not. */
+  uint64_t k = 200, old = 1;
+  assert_int_equal(bg_cache_get(c, "t", &k, sizeof k, val, sizeof val), 0);
+  assert_int_equal((unsigned char)val[0], 200);
+  assert_int_equal(bg_cache_get(c, "t", &old, sizeof old, val, sizeof val), BG_ENOENT);
+  /* An entry larger than the cap is refused, not stored. */
+  static char big[CAP + 1];
+  assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, big, sizeof big), BG_ERANGE);
+  assert_int_equal(bg_cache_clear(c), 0);
+  assert_int_equal(count_files("cap", "", NULL), 0);
+  bg_cache_close(c);
+  /* Reopened on a folder over its (new, smaller) cap: trimmed at open. */
+  c = open_cache("cap", CAP);
+  for (uint64_t j = 0; j < 15; j++)
+    assert_int_equal(bg_cache_put(c, "t", &j, sizeof j, val, sizeof val), 0);
+  bg_cache_close(c);
+  c = open_cache("cap", 5000);
+  uint64_t bytes;
+  count_files("cap", "", &bytes);
+  assert_true(bytes <= 5000);
+  bg_cache_close(c);
+}
+
+/* What writer @w stores for key k: a function of k alone, so every writer agrees. */
+static void value_of(uint64_t k, uint64_t *v, size_t n) {
+  for (size_t j = 0; j < n; j++)
+    v[j] = k * 1000003 + j;
+}
+
+enum { WRITERS = 4, KEYS = 64, ROUNDS = 600, WORDS = 64 };
+
+static void test_concurrent_writers(void **st) {
+  (void)st;
+  bg_cache_close(open_cache("shared", 0)); /* creates the folder */
+  pid_t kids[WRITERS];
+  for (int w = 0; w < WRITERS; w++) {
+    kids[w] = fork();
+    assert_true(kids[w] >= 0);
+    if (kids[w] != 0)
+      continue;
+    /* Each process has its own handle on the folder, as separate programs would. */
+    char dir[300];
+    path_of(dir, sizeof dir, "shared");
+    bg_cache_t *c = NULL;
+    if (bg_cache_open(dir, 12 * (WORDS * 8 + 64), &c) != 0)
+      _exit(10);
+    srand((unsigned)w + 1);
+    int bad = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+      uint64_t k = (uint64_t)rand() % KEYS, v[WORDS], want[WORDS];
+      value_of(k, want, WORDS);
+      int rc = bg_cache_get(c, "shared", &k, sizeof k, v, sizeof v);
+      if (rc == 0 && memcmp(v, want, sizeof v) != 0)
+        bad = 1;
+      if (rc != 0 && rc != BG_ENOENT)
+        bad = 2;
+      if (rc != 0 && bg_cache_put(c, "shared", &k, sizeof k, want, sizeof want) != 0)
+        bad = 3;
+    }
+    bg_cache_stats_t s;
+    bg_cache_stats(c, &s);
+    bg_cache_close(c);
+    _exit(bad ? 10 + bad : s.corrupt ? 20 : s.hits ? 0 : 30);
+  }
+  for (int w = 0; w < WRITERS; w++) {
+    int status;
+    assert_int_equal(waitpid(kids[w], &status, 0), kids[w]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  assert_int_equal(count_files("shared", ".tmp-", NULL), 0);
+  uint64_t bytes;
+  size_t n = count_files("shared", "", &bytes);
+  assert_true(n > 0);
+  assert_true(bytes <= 12 * (WORDS * 8 + 64) * (1 + WRITERS / 8.0));
+  /* Every entry left is whole and right. */
+  bg_cache_t *c = open_cache("shared", 0);
+  for (uint64_t k = 0; k < KEYS; k++) {
+    uint64_t v[WORDS], want[WORDS];
+    value_of(k, want, WORDS);
+    if (bg_cache_get(c, "shared", &k, sizeof k, v, sizeof v) == 0)
+      assert_memory_equal(v, want, sizeof v);
+  }
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.corrupt, 0);
+  bg_cache_close(c);
+}
+
+static void test_refusals(void **st) {
+  (void)st;
+  bg_cache_t *c = NULL;
+  char p[300];
+  assert_int_equal(bg_cache_open(NULL, 0, &c), BG_EINVAL);
+  assert_int_equal(bg_cache_open("", 0, &c), BG_EINVAL);
+  assert_int_equal(bg_cache_open(root, 0, NULL), BG_EINVAL);
+  path_of(p, sizeof p, "missing/parent");
+  assert_int_equal(bg_cache_open(p, 0, &c), BG_ENOENT);
+  path_of(p, sizeof p, "a-file");
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fclose(f);
+  assert_int_equal(bg_cache_open(p, 0, &c), BG_ESYS);
+  assert_null(c);
+  c = open_cache("refuse", 0);
+  uint64_t k = 1, v = 2;
+  assert_int_equal(bg_cache_get(NULL, "t", &k, sizeof k, &v, sizeof v), BG_EINVAL);
+  assert_int_equal(bg_cache_get(c, NULL, &k, sizeof k, &v, sizeof v), BG_EINVAL);
+  assert_int_equal(bg_cache_get(c, "t", NULL, 8, &v, sizeof v), BG_EINVAL);
+  assert_int_equal(bg_cache_get(c, "t", &k, sizeof k, NULL, 8), BG_EINVAL);
+  assert_int_equal(bg_cache_put(NULL, "t", &k, sizeof k, &v, sizeof v), BG_EINVAL);
+  assert_int_equal(bg_cache_put(c, "t", NULL, 8, &v, sizeof v), BG_EINVAL);
+  assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, NULL, 8), BG_EINVAL);
+  assert_int_equal(bg_cache_stats(NULL, NULL), BG_EINVAL);
+  assert_int_equal(bg_cache_clear(NULL), BG_EINVAL);
+  /* Empty input and result are keys and values like any other. */
+  assert_int_equal(bg_cache_put(c, "empty", NULL, 0, NULL, 0), 0);
+  assert_int_equal(bg_cache_get(c, "empty", NULL, 0, NULL, 0), 0);
+  /* Same key, another result size: a miss, not a damaged entry. */
+  assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, &v, sizeof v), 0);
+  uint32_t small;
+  assert_int_equal(bg_cache_get(c, "t", &k, sizeof k, &small, sizeof small), BG_ENOENT);
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.corrupt, 0);
+  bg_cache_close(c);
+  bg_cache_close(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_identical_results), cmocka_unit_test(test_corrupt_entry),
+      cmocka_unit_test(test_eviction),          cmocka_unit_test(test_concurrent_writers),
+      cmocka_unit_test(test_refusals),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
