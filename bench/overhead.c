@@ -5,6 +5,7 @@
  * this virtual machine first-touching memory costs about 20 us per page and would drown what
  * is being measured. */
 #include "overhead.h"
+#include "comforts.h"
 #include "workloads/prime.h"
 
 #include "brigade.h"
@@ -294,6 +295,8 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   if (rc != 0)
     goto done;
   note_messages(res, o->n_messages);
+  bench_note_futures(res, o->workers, o->n_messages);
+  bench_note_cache(res, o->workers, o->n_cache);
   d.fn = bench_prime_fixed;
   d.ctx = &fixed_number;
   d.n = o->n_fixed;

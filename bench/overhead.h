@@ -15,6 +15,7 @@ typedef struct bench_overhead_opts {
   size_t n_fixed;    /* items of prime-fixed */
   size_t n_messages; /* items of the procs-messages section, one message each */
   size_t n_range;    /* items of prime-range */
+  size_t n_cache;    /* items of the cache note (half a millisecond each) */
   int progress;      /* print a progress line on stderr */
 } bench_overhead_opts;
 

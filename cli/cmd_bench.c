@@ -427,6 +427,7 @@ static int run_overhead(const bench_args *a, bench_result *res) {
                            .n_trivial = 10000000,
                            .n_fixed = 100000,
                            .n_messages = 20000,
+                           .n_cache = 400,
                            .n_range = 1000000,
                            .progress = a->run.progress};
   const char *what = "";
