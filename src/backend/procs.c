@@ -254,15 +254,11 @@ static int reap(kid *k) {
 static int spawn(run *R, unsigned w) {
   kid *k = &R->kids[w];
   bg__pslot *s = &R->slots[w];
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    return BG_ESYS;
   atomic_store(&s->cur, SIZE_MAX);
   atomic_store(&s->running, 0);
   atomic_store(&s->ready_ns, 0);
   bg__pchild c = {.d = R->d,
                   .w = w,
-                  .fd = sv[1],
                   .copy = R->ps->copy,
                   .halt = R->job->halt_on_error,
                   .slot = s,
@@ -271,17 +267,12 @@ static int spawn(run *R, unsigned w) {
                   .status = R->status,
                   .life = R->ps->life,
                   .parent = (long)getpid()};
-  /* Buffered output would otherwise be written once by the parent and again by a worker that
-   * calls exit(). */
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(sv[0]);
-    close(sv[1]);
+  int fd;
+  pid_t pid = (pid_t)bg__fork_socket(&fd);
+  if (pid < 0)
     return BG_ESYS;
-  }
   if (pid == 0) {
-    close(sv[0]);
+    c.fd = fd;
     /* Other workers' sockets stay with the parent only, so each sees EOF when it should. */
     for (unsigned j = 0; j < R->ps->workers; j++)
       if (R->kids[j].fd >= 0)
@@ -289,10 +280,9 @@ static int spawn(run *R, unsigned w) {
     setpgid(0, 0);
     bg__procs_child(&c);
   }
-  close(sv[1]);
   setpgid(pid, pid);
   k->pid = pid;
-  k->fd = sv[0];
+  k->fd = fd;
   k->tasks = 0;
   k->timed_out = 0;
   R->job->stats[w].started++;

@@ -39,6 +39,24 @@ int bg__sock_recv(int fd, void *buf, size_t len) {
   return sock_io(fd, buf, len, 0);
 }
 
+long bg__fork_socket(int *mine) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return -1;
+  /* Buffered output would otherwise be written once by the parent and again by a child that
+   * calls exit(). */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return -1;
+  }
+  close(sv[pid == 0 ? 0 : 1]);
+  *mine = sv[pid == 0 ? 1 : 0];
+  return (long)pid;
+}
+
 /* Runs items [b, e) with their items at in (item b first) and their results at out. Returns
  * where it stopped: e, or one past a failure when BG_MAP_HALT is set. */
 static size_t run(const bg__pchild *c, const bg__pcmd *m, const char *in, char *out,

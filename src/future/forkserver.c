@@ -71,32 +71,27 @@ static int recv_rep(int sock, fsrep *rep, int *fd) {
 
 /* In the server: forks worker w with a new socket; the server keeps no end of it. */
 static void serve_spawn(int ctl, const bg__xchild *tmpl, unsigned w) {
-  int sv[2];
   fsrep rep = {-1, 0};
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    send_rep(ctl, &rep, -1);
-    return;
-  }
   long server = (long)getpid();
-  pid_t pid = fork();
+  int fd;
+  pid_t pid = (pid_t)bg__fork_socket(&fd);
   if (pid == 0) {
     close(ctl);
-    close(sv[0]);
     setpgid(0, 0);
     bg__xchild c = *tmpl;
     c.w = w;
-    c.fd = sv[1];
+    c.fd = fd;
     c.parent = server;
     bg__exec_child(&c);
   }
-  close(sv[1]);
   if (pid > 0) {
     /* Both sides set the group, so a kill of the group cannot come before it exists. */
     setpgid(pid, pid);
     rep.pid = pid;
   }
-  send_rep(ctl, &rep, pid > 0 ? sv[0] : -1);
-  close(sv[0]);
+  send_rep(ctl, &rep, pid > 0 ? fd : -1);
+  if (pid > 0)
+    close(fd);
 }
 
 _Noreturn static void serve(int ctl, const bg__xchild *tmpl) {
@@ -119,30 +114,23 @@ _Noreturn static void serve(int ctl, const bg__xchild *tmpl) {
 }
 
 int bg__forkserver_start(bg__forkserver *fs, const bg__xchild *tmpl) {
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+  /* The server writes nothing, so buffered output copied into it (flushed first) is never
+   * written twice. */
+  int fd;
+  pid_t pid = (pid_t)bg__fork_socket(&fd);
+  if (pid < 0)
     return BG_ESYS;
-  /* The server writes nothing, so buffered output copied into it is never written twice. */
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(sv[0]);
-    close(sv[1]);
-    return BG_ESYS;
-  }
   if (pid == 0) {
-    close(sv[0]);
     /* Its own process group, so a Ctrl-C at the terminal is the caller's to handle, and no
      * parent-death signal: that follows the creating thread, which may end before the
      * executor does. The server leaves when its control socket closes instead. It reaps its
      * workers, so SIGCHLD must not be ignored. */
     setpgid(0, 0);
     signal(SIGCHLD, SIG_DFL);
-    serve(sv[1], tmpl);
+    serve(fd, tmpl);
   }
-  close(sv[1]);
   fs->pid = pid;
-  fs->fd = sv[0];
+  fs->fd = fd;
   return BG_OK;
 }
 

@@ -73,4 +73,9 @@ _Noreturn void bg__procs_child(const bg__pchild *c);
 int bg__sock_send(int fd, const void *buf, size_t len);
 int bg__sock_recv(int fd, void *buf, size_t len);
 
+/* Flushes stdio, makes a socket pair and forks. Return: the child's pid in the parent, 0 in
+ * the child, -1 on failure (nothing left open). *mine: this side's end of the socket; the
+ * other side's is closed here. */
+long bg__fork_socket(int *mine);
+
 #endif
