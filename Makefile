@@ -52,10 +52,10 @@ tsan: bootstrap
 	cd build-tsan && TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" ctest --output-on-failure -L "stress|unit"
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
 
 format-check: bootstrap
-	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' '*.cu')
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

@@ -22,11 +22,13 @@ typedef struct facts {
   bg_topo_t *topo;
   uint64_t mem;
   int mem_rc;
+  bg_gpu_info_t gpu;
+  int gpu_rc;
 } facts;
 
 static void print_text(const facts *f) {
   const bg_topo_t *t = f->topo;
-  char buf[32];
+  char buf[32], gbuf[32];
   printf("brigade %s (%s)\n\n", bg_version(), bg_build_options());
   printf("CPU\n");
   printf("  Number of logical cores: %u\n", bg_topo_pus_total(t));
@@ -58,6 +60,14 @@ static void print_text(const facts *f) {
            "  about half its speed; unset OPENBLAS_CORETYPE. brigade knn's blocked backend\n"
            "  (auto's choice here) picks its own kernel and is not affected.\n",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+  printf("GPU\n");
+  if (f->gpu_rc == 0)
+    printf("  %s (compute capability %d.%d), %s free of %s%s\n", f->gpu.name, f->gpu.cc_major,
+           f->gpu.cc_minor, cli_bytes(f->gpu.free_bytes, buf, sizeof buf),
+           cli_bytes(f->gpu.total_bytes, gbuf, sizeof gbuf),
+           f->gpu.devices > 1 ? " (device 0 of several)" : "");
+  else
+    printf("  No GPU detected (%s)\n", f->gpu.why);
   printf("Backends\n");
   for (size_t i = 0; i < bg_backend_count(); i++) {
     bg_backend_info_t b;
@@ -71,7 +81,16 @@ static void print_text(const facts *f) {
   }
 }
 
-static void print_json(const facts *f) {
+/* Makes a short driver-supplied string safe inside JSON quotes: quotes, backslashes and
+ * control characters become spaces (device names and CUDA's messages have none in practice). */
+static char *json_safe(char *s) {
+  for (char *p = s; *p; p++)
+    if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+      *p = ' ';
+  return s;
+}
+
+static void print_json(facts *f) {
   const bg_topo_t *t = f->topo;
   printf("{\"version\":\"%s\",\"build\":\"%s\",", bg_version(), bg_build_options());
   printf("\"cpu\":{\"logical_total\":%u,\"physical_total\":%u,\"logical_usable\":%u,"
@@ -87,6 +106,15 @@ static void print_json(const facts *f) {
     printf("%llu", (unsigned long long)f->mem);
   else
     printf("null");
+  printf("},\"gpu\":{\"detected\":%s,", f->gpu_rc == 0 ? "true" : "false");
+  if (f->gpu_rc == 0)
+    printf("\"name\":\"%s\",\"compute_capability\":\"%d.%d\",\"total_bytes\":%llu,"
+           "\"free_bytes\":%llu,\"devices\":%d",
+           json_safe(f->gpu.name), f->gpu.cc_major, f->gpu.cc_minor,
+           (unsigned long long)f->gpu.total_bytes, (unsigned long long)f->gpu.free_bytes,
+           f->gpu.devices);
+  else
+    printf("\"why\":\"%s\"", json_safe(f->gpu.why));
   printf("},\"backends\":[");
   for (size_t i = 0; i < bg_backend_count(); i++) {
     bg_backend_info_t b;
@@ -110,6 +138,7 @@ int cmd_info(int argc, char **argv) {
   if (rc != 0)
     return cli_fail("info", "cannot read the machine's topology: %s", bg_strerror(rc));
   f.mem_rc = bg_mem_available(&f.mem);
+  f.gpu_rc = bg_gpu_query(&f.gpu);
   if (json)
     print_json(&f);
   else

@@ -27,7 +27,7 @@ void cmd_knn_help(FILE *f) {
           "                                    or raw little-endian rows with --raw --dim D\n"
           "  --k K              neighbours per query (default 1)\n"
           "  --metric M         ip (default), cosine or l2\n"
-          "  --backend B        auto (default), naive, blocked or blas\n"
+          "  --backend B        auto (default), naive, blocked, blas or cuda (a GPU)\n"
           "  --dtype T          f32 (default) or f64 (random inputs and --raw files)\n"
           "  --mem-budget B     bytes brigade may allocate beyond inputs and results, e.g. 512M\n"
           "                     (default: half the memory available)\n"
@@ -49,6 +49,26 @@ static int parse_count(const char *opt, const char *val, uint64_t max, uint64_t 
   if (cli_parse_count(val, 1, max, out, &why) != 0)
     return cli_usage("knn", "%s '%s': %s", opt, val, why);
   return 0;
+}
+
+/* --backend cuda cannot run here: say why, and what runs instead. */
+static int cuda_unusable(void) {
+  bg_gpu_info_t g;
+  int rc = bg_gpu_query(&g);
+  if (rc == BG_ENOTSUP)
+    return cli_usage("knn",
+                     "backend 'cuda' is not compiled into this build (%s); --backend auto "
+                     "runs on the CPU",
+                     g.why);
+  if (rc == BG_EUNAVAIL)
+    return cli_fail("knn",
+                    "--backend cuda: No GPU detected (%s; %s); --backend auto runs on the "
+                    "CPU",
+                    g.why, bg_errname(rc));
+  return cli_fail("knn",
+                  "--backend cuda: the cuda knn kernel is not in this build yet (found %s); "
+                  "--backend auto runs on the CPU",
+                  g.name);
 }
 
 static int parse_one(const char *opt, const char *val, knn_args *a) {
@@ -86,8 +106,11 @@ static int parse_one(const char *opt, const char *val, knn_args *a) {
   }
   if (!strcmp(opt, "--backend")) {
     if (strcmp(val, "auto") && strcmp(val, "naive") && strcmp(val, "blocked") &&
-        strcmp(val, "blas"))
-      return cli_usage("knn", "unknown backend '%s' (backends: auto, naive, blocked, blas)", val);
+        strcmp(val, "blas") && strcmp(val, "cuda"))
+      return cli_usage("knn", "unknown backend '%s' (backends: auto, naive, blocked, blas, cuda)",
+                       val);
+    if (!strcmp(val, "cuda"))
+      return cuda_unusable();
     if (!bg_knn_backend_available(val))
       return cli_usage("knn", "backend '%s' is not compiled into this build (no OpenBLAS)", val);
     a->backend = val;

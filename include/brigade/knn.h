@@ -36,8 +36,8 @@ typedef struct bg_knn_desc {
   size_t nb_new;
   size_t dim;
   size_t k;            /* neighbours per query, 1 <= k <= nb_txt */
-  const char *backend; /* "naive", "blocked", "blas" or "auto" (NULL = "auto": blocked on
-                          AVX-512 CPUs, else blas where OpenBLAS is built in and dim >= 32) */
+  const char *backend; /* "naive", "blocked", "blas", "cuda" or "auto" (NULL = "auto": blocked
+                          on AVX-512 CPUs, else blas where OpenBLAS is built in and dim >= 32) */
   uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available */
   int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */
   void *scores;        /* OUT: nb_new x k scores of dtype, or NULL */
@@ -71,7 +71,8 @@ typedef struct bg_knn_plan {
  *
  * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype or
  * version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend); BG_ENOTSUP
- * (backend not compiled in, e.g. blas without OpenBLAS); BG_ENOMEM (the budget cannot hold even
+ * (backend not compiled in, e.g. blas without OpenBLAS, cuda without CUDA); BG_EUNAVAIL (cuda:
+ * no GPU or driver on this machine; bg_gpu_query says why); BG_ENOMEM (the budget cannot hold even
  * the smallest plan). NaN inputs are found by bg_knn(), which reads them.
  */
 int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);

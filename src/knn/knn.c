@@ -2,6 +2,7 @@
 /* bg_knn: validate, plan, allocate within the plan, run one task per query tile on the pool,
  * then turn ranking keys into the metric's scores. */
 #include "brigade/error.h"
+#include "brigade/gpu.h"
 #include "brigade/map.h"
 #include "internal/dist.h"
 #include "internal/knn.h"
@@ -57,6 +58,15 @@ static int use_avx512(void) {
  * best sgemm alone (no top-k) on every lecture case measured (docs/PERFORMANCE.md). Without
  * AVX-512, OpenBLAS's tuned products when present, unless the dim is too small to amortise
  * their packing; else the portable blocked build. naive is only ever a baseline. */
+/* Why "cuda" cannot run: not built (no nvcc at configure), no device or driver here (the
+ * lecture's fallback is the caller's: auto stays on the CPU), or, with a GPU, because its
+ * kernel has not been written yet (issue 6: it needs a GPU to be developed against). */
+static int cuda_refusal(void) {
+  bg_gpu_info_t g;
+  int rc = bg_gpu_query(&g);
+  return rc == BG_ENOTSUP || rc == BG_EUNAVAIL ? rc : BG_ENOTSUP;
+}
+
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out) {
   if (!name || !strcmp(name, "auto")) {
     *out = !use_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
@@ -68,6 +78,8 @@ int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out)
     *out = BG__KNN_BLOCKED;
   else if (!strcmp(name, "blas"))
     *out = BG__KNN_BLAS;
+  else if (!strcmp(name, "cuda"))
+    return cuda_refusal();
   else
     return BG_ENOENT;
   return *out == BG__KNN_BLAS && !bg__blas_available() ? BG_ENOTSUP : BG_OK;

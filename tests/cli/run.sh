@@ -35,6 +35,18 @@ expect 0 out '^usage: brigade bench' -- help bench
 expect 0 out '^usage: brigade bench' -- bench --help
 expect 2 err "unknown command 'nope'" -- help nope
 expect 0 out 'Number of logical cores: [0-9]+' -- info
+# The GPU: without one (or without CUDA in the build) info says so and --backend cuda fails
+# with the reason and the way out; with one, tests/gpu takes over.
+if "$bin" info | grep -q '^  No GPU detected'; then
+  expect 0 out '"gpu":\{"detected":false,"why":"[^"]+"\}' -- info --json
+  if "$bin" --version | grep -q 'cuda=off'; then
+    expect 2 err "backend 'cuda' is not compiled into this build" -- knn --backend cuda
+  else
+    expect 1 err 'No GPU detected .*--backend auto runs on the CPU' -- knn --backend cuda
+  fi
+else
+  expect 0 out '^GPU$' -- info
+fi
 expect 0 out 'Number of physical cores: [0-9]+' -- info
 expect 0 out 'threads +usable' -- info
 expect 0 out '"physical_total":[0-9]+' -- info --json

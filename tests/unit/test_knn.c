@@ -237,6 +237,39 @@ static void the_planner_keeps_to_its_budget(void **state) {
   bg_pool_destroy(pool);
 }
 
+/* The lecture's fallback: with no GPU (every CI machine), "cuda" fails with the reason and
+ * auto answers on the CPU. On a machine with a GPU this is tests/gpu's business. */
+static void without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu(void **state) {
+  (void)state;
+  bg_gpu_info_t g;
+  int rc = bg_gpu_query(&g);
+  if (rc == 0)
+    skip();
+  assert_true(rc == BG_EUNAVAIL || rc == BG_ENOTSUP);
+  assert_true(strlen(g.why) > 0);
+  assert_int_equal(g.devices, 0);
+  assert_int_equal(bg_gpu_query(NULL), BG_EINVAL);
+  bg_pool_t *pool;
+  assert_int_equal(bg_pool_create(NULL, &pool), 0);
+  float db[8] = {1, 2, 3, 4, 5, 6, 7, 8}, q[4] = {1, 0, 0, 1};
+  int64_t idx[2] = {-5, -5};
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = 4, d.queries = q, d.nb_new = 2, d.dim = 2, d.k = 1, d.idx = idx;
+  d.backend = "cuda";
+  bg_knn_plan_t plan;
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), rc);
+  assert_int_equal(bg_knn(pool, &d, NULL), rc);
+  assert_int_equal(idx[0], -5); /* nothing written */
+  assert_false(bg_knn_backend_available("cuda"));
+  d.backend = "auto";
+  assert_int_equal(bg_knn(pool, &d, &plan), 0);
+  assert_string_not_equal(plan.backend, "cuda");
+  assert_int_equal(idx[0], 3);
+  assert_int_equal(idx[1], 3);
+  bg_pool_destroy(pool);
+}
+
 static void refusals_are_clear(void **state) {
   (void)state;
   bg_pool_t *pool;
@@ -284,6 +317,7 @@ int main(void) {
       cmocka_unit_test(the_portable_kernel_matches_too),
       cmocka_unit_test(the_planner_keeps_to_its_budget),
       cmocka_unit_test(refusals_are_clear),
+      cmocka_unit_test(without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

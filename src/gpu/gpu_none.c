@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* A build without CUDA (no nvcc, or -DBRIGADE_WITH_CUDA=OFF): no GPU can be used. */
+#include "brigade/error.h"
+#include "brigade/gpu.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int bg_gpu_query(bg_gpu_info_t *out) {
+  if (!out)
+    return BG_EINVAL;
+  memset(out, 0, sizeof *out);
+  snprintf(out->why, sizeof out->why, "this build has no CUDA (nvcc was not found at configure)");
+  return BG_ENOTSUP;
+}
