@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,8 +190,9 @@ static int list_entries(const bg_cache_t *c, ent **out, size_t *count, uint64_t 
 }
 
 /* Scans the folder under its lock; removes the least recently used entries until it is
- * under @target bytes (UINT64_MAX: none). Return: 0 or BG_ESYS. */
-static int trim(bg_cache_t *c, uint64_t target) {
+ * under @target bytes (UINT64_MAX: none), counted as evictions when @evicting. Return: 0 or
+ * BG_ESYS. */
+static int trim(bg_cache_t *c, uint64_t target, bool evicting) {
   int lk = openat(c->dfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lk < 0 || flock(lk, LOCK_EX) != 0) {
     if (lk >= 0)
@@ -204,7 +206,7 @@ static int trim(bg_cache_t *c, uint64_t target) {
   if (rc == 0 && total > target) {
     qsort(v, n, sizeof *v, older);
     for (size_t i = 0; i < n && total > target; i++) {
-      if (unlinkat(c->dfd, v[i].name, 0) == 0)
+      if (unlinkat(c->dfd, v[i].name, 0) == 0 && evicting)
         atomic_fetch_add(&c->n->evictions, 1);
       total -= v[i].size;
     }
@@ -224,7 +226,7 @@ static void trim_if_due(bg_cache_t *c, uint64_t added) {
   uint64_t bytes = atomic_fetch_add(&c->n->bytes, added) + added;
   uint64_t since = atomic_fetch_add(&c->n->since_scan, added) + added;
   if (max && (bytes > max || since > max / 8))
-    trim(c, bytes > max ? max - max / 8 : max);
+    trim(c, bytes > max ? max - max / 8 : max, true);
 }
 
 int bg_cache_put(bg_cache_t *c, const char *task, const void *in, size_t in_size, const void *out,
@@ -297,7 +299,7 @@ int bg_cache_open(const char *dir, uint64_t max_bytes, bg_cache_t **out) {
   }
   memset(n, 0, sizeof *n);
   *c = (bg_cache_t){.dfd = dfd, .max_bytes = max_bytes, .n = n};
-  int rc = trim(c, max_bytes ? max_bytes : UINT64_MAX);
+  int rc = trim(c, max_bytes ? max_bytes : UINT64_MAX, true);
   if (rc != 0) {
     bg_cache_close(c);
     return rc;
@@ -326,9 +328,5 @@ int bg_cache_stats(const bg_cache_t *c, bg_cache_stats_t *out) {
 int bg_cache_clear(bg_cache_t *c) {
   if (!c)
     return BG_EINVAL;
-  uint64_t ev = atomic_load(&c->n->evictions);
-  int rc = trim(c, 0);
-  /* Clearing is not eviction. */
-  atomic_store(&c->n->evictions, ev);
-  return rc;
+  return trim(c, 0, false);
 }

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_WORKERS 4096u
 #define CALIBRATION_RUNS 3
 
 static const char *const sched_names[BG_SCHED_COUNT_] = {"auto", "static", "dynamic", "guided",
@@ -78,7 +77,7 @@ static uint64_t calibrate(bg_pool_t *p, int cold) {
 }
 
 static int check_opts(const bg_pool_opts_t *o) {
-  if ((unsigned)o->schedule >= BG_SCHED_COUNT_ || o->workers > MAX_WORKERS)
+  if ((unsigned)o->schedule >= BG_SCHED_COUNT_ || o->workers > BG__MAX_WORKERS)
     return BG_EINVAL;
   if (o->allocator && (!o->allocator->alloc || !o->allocator->free))
     return BG_EINVAL;

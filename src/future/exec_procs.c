@@ -11,7 +11,6 @@
 #include "internal/future.h"
 #include "internal/procs.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -193,9 +192,10 @@ static void wait_events(pstate *ps) {
   int ms = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000u + 1);
   if (poll(pf, n, ms) < 0)
     return;
+  /* Drain the wake-ups; the queue itself is read under the mutex in assign(). */
   uint64_t v;
-  if (pf[0].revents && read(ps->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
-    return;
+  ssize_t drained = pf[0].revents ? read(ps->evfd, &v, sizeof v) : 0;
+  (void)drained;
   now = bg__now_ns();
   for (unsigned i = 1; i < n; i++) {
     xkid *k = &ps->kids[who[i]];
@@ -279,9 +279,9 @@ static void procs_wake(bg_executor_t *ex, bool all) {
   (void)all;
   pstate *ps = ex->impl;
   uint64_t one = 1;
-  /* A full counter already wakes the manager. */
-  if (write(ps->evfd, &one, sizeof one) < 0)
-    return;
+  /* A failed write means a full counter, which already wakes the manager. */
+  ssize_t written = write(ps->evfd, &one, sizeof one);
+  (void)written;
 }
 
 static void procs_stop(bg_executor_t *ex) {

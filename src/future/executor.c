@@ -5,12 +5,11 @@
 #include "brigade/error.h"
 #include "brigade/topo.h"
 #include "internal/future.h"
+#include "internal/pool_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define MAX_WORKERS 4096u
 
 void bg_executor_opts_init(bg_executor_opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -26,15 +25,6 @@ static int pick_ops(const char *name, const bg__exec_ops **ops) {
   else
     return BG_ENOENT;
   return BG_OK;
-}
-
-static unsigned default_workers(void) {
-  bg_topo_t *t = NULL;
-  if (bg_topo_create(&t) != 0)
-    return 1;
-  unsigned n = bg_topo_default_workers(t);
-  bg_topo_destroy(t);
-  return n ? n : 1;
 }
 
 static int init_sync(bg_executor_t *ex) {
@@ -72,8 +62,16 @@ int bg_executor_create(const bg_executor_opts_t *o, bg_executor_t **out) {
     return rc;
   if (opts.timeout_ms && ops == &bg__exec_threads)
     return BG_ENOTSUP;
-  if (opts.workers > MAX_WORKERS)
+  if (opts.workers > BG__MAX_WORKERS)
     return BG_ERANGE;
+  unsigned workers = opts.workers;
+  if (!workers) {
+    bg_topo_t *t;
+    if ((rc = bg_topo_create(&t)) != 0)
+      return rc;
+    workers = bg_topo_default_workers(t);
+    bg_topo_destroy(t);
+  }
   bg_executor_t *ex = calloc(1, sizeof *ex);
   if (!ex)
     return BG_ENOMEM;
@@ -82,7 +80,7 @@ int bg_executor_create(const bg_executor_opts_t *o, bg_executor_t **out) {
     return rc;
   }
   ex->refs = 1;
-  ex->workers = opts.workers ? opts.workers : default_workers();
+  ex->workers = workers;
   ex->timeout_ms = opts.timeout_ms;
   ex->ops = ops;
   if ((rc = ops->start(ex, &opts)) != 0) {
@@ -113,11 +111,10 @@ void bg_executor_destroy(bg_executor_t *ex, unsigned flags) {
   }
   ex->ops->wake(ex, true);
   pthread_mutex_unlock(&ex->mu);
+  /* The workers leave only once the queue is empty (procs: or fail what is left when no
+   * worker can start), so every future has finished or been dropped by now. */
   ex->ops->stop(ex);
   pthread_mutex_lock(&ex->mu);
-  /* The workers drained the queue; whatever is left was cancelled. */
-  while (bg__exec_pop(ex))
-    ;
   bool last = --ex->refs == 0;
   pthread_mutex_unlock(&ex->mu);
   if (last)

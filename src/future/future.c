@@ -18,7 +18,8 @@ struct bg_completion {
   unsigned char *taken;
 };
 
-bool bg__deadline(int64_t timeout_ms, struct timespec *ts) {
+/* An absolute CLOCK_MONOTONIC deadline @timeout_ms from now; timeout_ms < 0: none. */
+static bool deadline(int64_t timeout_ms, struct timespec *ts) {
   if (timeout_ms < 0)
     return false;
   clock_gettime(CLOCK_MONOTONIC, ts);
@@ -58,7 +59,7 @@ static bg_executor_t *common_executor(bg_future_t *const *fs, size_t n) {
 static int wait_locked(bg_executor_t *ex, bg_future_t *const *fs, size_t n,
                        const unsigned char *taken, bool all, int64_t timeout_ms, size_t *index) {
   struct timespec ts;
-  bool timed = bg__deadline(timeout_ms, &ts);
+  bool timed = deadline(timeout_ms, &ts);
   for (;;) {
     size_t first = SIZE_MAX, open = 0;
     for (size_t i = 0; i < n; i++) {

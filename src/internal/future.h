@@ -69,7 +69,4 @@ bool bg__future_unref(bg_future_t *f);
 /* Frees a stopped executor whose references are gone. */
 void bg__exec_free(bg_executor_t *ex);
 
-/* An absolute CLOCK_MONOTONIC deadline @timeout_ms from now; timeout_ms < 0: none. */
-bool bg__deadline(int64_t timeout_ms, struct timespec *ts);
-
 #endif

@@ -12,6 +12,9 @@
 #include "internal/sched.h"
 
 /* How many task functions the auto schedule remembers the per-item cost of. */
+/* The most workers a pool or an executor may ask for. */
+#define BG__MAX_WORKERS 4096u
+
 #define BG_POOL_HISTORY 8
 
 typedef struct bg__cost {
