@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -329,6 +331,33 @@ static void test_concurrent_writers(void **st) {
   bg_cache_close(c);
 }
 
+/* A store that cannot be written (here: a file size limit, as a full disk would) fails with
+ * BG_ESYS and leaves neither the entry nor its temporary file. */
+static void test_failed_store(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("full", 0);
+  static char big[4096];
+  uint64_t k = 9;
+  struct rlimit old, lim;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  lim = (struct rlimit){1000, old.rlim_max};
+  void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  int rc = bg_cache_put(c, "t", &k, sizeof k, big, sizeof big);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, was);
+  assert_int_equal(rc, BG_ESYS);
+  assert_int_equal(count_files("full", ".tmp-", NULL), 0);
+  assert_int_equal(count_files("full", "", NULL), 0);
+  assert_int_equal(bg_cache_get(c, "t", &k, sizeof k, big, sizeof big), BG_ENOENT);
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.stores, 0);
+  /* The limit gone, the same store works. */
+  assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, big, sizeof big), 0);
+  bg_cache_close(c);
+}
+
 static void test_refusals(void **st) {
   (void)st;
   bg_cache_t *c = NULL;
@@ -373,7 +402,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_identical_results), cmocka_unit_test(test_corrupt_entry),
       cmocka_unit_test(test_eviction),          cmocka_unit_test(test_concurrent_writers),
-      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_failed_store),      cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -360,6 +361,62 @@ static void test_init_failure(void **st) {
   assert_no_children();
 }
 
+/* Init succeeds until the marker file exists: a worker that dies after that cannot be
+ * replaced. */
+static int init_until_marked(unsigned w, void *ctx, void **state) {
+  (void)w;
+  *state = NULL;
+  return access((const char *)ctx, F_OK) == 0 ? -1 : 0;
+}
+
+static int crash(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i, (void)ctx;
+  raise(SIGSEGV);
+  return 0;
+}
+
+/* The last worker dies and no replacement can start: the queued tasks fail the way the
+ * replacements did (exit 125), they do not wait forever, and destroy still returns. */
+static void test_no_worker_left(void **st) {
+  (void)st;
+  char marker[] = "/tmp/bg-future-marker-XXXXXX";
+  int fd = mkstemp(marker);
+  assert_true(fd >= 0);
+  close(fd);
+  unlink(marker);
+  bg_executor_opts_t o;
+  bg_executor_opts_init(&o);
+  o.backend = "procs";
+  o.workers = 1;
+  o.worker_init = init_until_marked;
+  o.worker_ctx = marker;
+  bg_executor_t *ex = NULL;
+  assert_int_equal(bg_executor_create(&o, &ex), 0);
+  fd = open(marker, O_CREAT | O_WRONLY, 0600);
+  assert_true(fd >= 0);
+  close(fd);
+  bg_future_t *f = NULL, *later[2];
+  bg_item_status_t s;
+  assert_int_equal(bg_submit(ex, crash, NULL, NULL, 0, 0, &f), 0);
+  assert_int_equal(bg_future_wait(f, BG_WAIT_FOREVER), 0);
+  assert_int_equal(bg_future_result(f, NULL, &s), BG_ECRASH);
+  assert_int_equal(s.state, BG_ITEM_CRASHED);
+  assert_int_equal(s.code, SIGSEGV);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(bg_submit(ex, mark, NULL, NULL, 0, 0, &later[i]), 0);
+  assert_int_equal(bg_future_wait_all(later, 2, BG_WAIT_FOREVER), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(bg_future_result(later[i], NULL, &s), BG_ECRASH);
+    assert_int_equal(s.state, BG_ITEM_EXITED);
+    assert_int_equal(s.code, 125);
+    bg_future_release(later[i]);
+  }
+  bg_future_release(f);
+  bg_executor_destroy(ex, 0);
+  unlink(marker);
+  assert_no_children();
+}
+
 static void test_destroy_pending(void **st) {
   (void)st;
   for (size_t b = 0; b < 2; b++) {
@@ -438,8 +495,8 @@ int main(void) {
       cmocka_unit_test(test_results),         cmocka_unit_test(test_wait_timeout),
       cmocka_unit_test(test_cancel),          cmocka_unit_test(test_wait_any_and_as_completed),
       cmocka_unit_test(test_procs_isolation), cmocka_unit_test(test_worker_state),
-      cmocka_unit_test(test_init_failure),    cmocka_unit_test(test_destroy_pending),
-      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_init_failure),    cmocka_unit_test(test_no_worker_left),
+      cmocka_unit_test(test_destroy_pending), cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
