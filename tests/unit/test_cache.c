@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static char root[256];
@@ -95,17 +97,8 @@ enum { N_ITEMS = 400 };
 
 static void map_memo(const char *backend, bg_memo_t *m, const uint64_t *in, uint64_t (*out)[2],
                      size_t *failed) {
-  bg_pool_opts_t o;
-  bg_pool_opts_init(&o);
-  o.backend = backend;
-  o.workers = 2;
-  bg_pool_t *p = NULL;
-  assert_int_equal(bg_pool_create(&o, &p), 0);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = bg_memo_task;
-  d.ctx = m;
-  d.n = N_ITEMS;
+  bg_pool_t *p = tk_pool(backend, 2);
+  bg_map_desc_t d = tk_desc(bg_memo_task, m, N_ITEMS, NULL, 0);
   d.in = in;
   d.in_size = sizeof *in;
   d.out = out;

@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static const char *const backends[] = {"threads", "procs"};
@@ -34,12 +36,6 @@ static bg_executor_t *make(const char *backend, unsigned workers, uint32_t timeo
   assert_int_equal(bg_executor_create(&o, &ex), 0);
   assert_int_equal(bg_executor_workers(ex), workers);
   return ex;
-}
-
-static void assert_no_children(void) {
-  errno = 0;
-  assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-  assert_int_equal(errno, ECHILD);
 }
 
 static void sleep_ms(long ms) {
@@ -93,7 +89,7 @@ static void test_results(void **st) {
       bg_future_release(fs[i]);
     }
     bg_executor_destroy(ex, 0);
-    assert_no_children();
+    tk_assert_no_children();
   }
 }
 
@@ -256,7 +252,7 @@ static void test_procs_isolation(void **st) {
   bg_future_release(a);
   bg_future_release(b);
   bg_executor_destroy(ex, 0);
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 /* Worker state: init gives each worker a counter; each task returns its worker, the counter's
@@ -337,7 +333,7 @@ static void test_worker_state(void **st) {
         assert_int_not_equal(res[i][2], res[i - 2][2]);
     }
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static int init_fails_on_1(unsigned w, void *ctx, void **state) {
@@ -358,7 +354,7 @@ static void test_init_failure(void **st) {
     assert_int_equal(bg_executor_create(&o, &ex), BG_ETASK);
     assert_null(ex);
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 /* Init succeeds until the marker file exists: a worker that dies after that cannot be
@@ -414,7 +410,7 @@ static void test_no_worker_left(void **st) {
   bg_future_release(f);
   bg_executor_destroy(ex, 0);
   unlink(marker);
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static void test_destroy_pending(void **st) {
@@ -438,7 +434,7 @@ static void test_destroy_pending(void **st) {
         bg_future_release(fs[i]);
     }
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static void test_refusals(void **st) {

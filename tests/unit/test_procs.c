@@ -19,19 +19,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static const char *const transports[] = {"procs", "procs-copy"};
-
-static bg_pool_t *make_pool(const char *backend, unsigned workers) {
-  bg_pool_opts_t o;
-  bg_pool_opts_init(&o);
-  o.backend = backend;
-  o.workers = workers;
-  bg_pool_t *p = NULL;
-  assert_int_equal(bg_pool_create(&o, &p), 0);
-  return p;
-}
 
 /* Lines of /proc/self/maps that are shared anonymous memory: how our arena shows. */
 static int shared_mappings(void) {
@@ -43,13 +35,6 @@ static int shared_mappings(void) {
     n += strstr(line, "/dev/zero (deleted)") != NULL || strstr(line, "SYSV") != NULL;
   fclose(f);
   return n;
-}
-
-/* No child of this process is left, running or zombie. */
-static void assert_no_children(void) {
-  errno = 0;
-  assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-  assert_int_equal(errno, ECHILD);
 }
 
 /* out = in * 3 + i: checks both the item bytes and the index. */
@@ -64,16 +49,13 @@ static void test_results_equal_seq(void **st) {
   size_t sizes[] = {0, 1, 7, 1000, 100003};
   int maps = shared_mappings();
   for (size_t t = 0; t < 2; t++) {
-    bg_pool_t *p = make_pool(transports[t], 3);
+    bg_pool_t *p = tk_pool(transports[t], 3);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       size_t n = sizes[s];
       uint64_t *in = malloc((n + 1) * sizeof *in), *out = calloc(n + 1, sizeof *out);
       for (size_t i = 0; i < n; i++)
         in[i] = i * 7919u;
-      bg_map_desc_t d;
-      bg_map_desc_init(&d);
-      d.fn = triple;
-      d.n = n;
+      bg_map_desc_t d = tk_desc(triple, NULL, n, NULL, 0);
       d.in = in;
       d.in_size = sizeof *in;
       d.out = out;
@@ -89,7 +71,7 @@ static void test_results_equal_seq(void **st) {
     }
     bg_pool_destroy(p);
   }
-  assert_no_children();
+  tk_assert_no_children();
   assert_int_equal(shared_mappings(), maps);
 }
 
@@ -120,15 +102,10 @@ static int misbehave(void *out, const void *in, size_t i, void *ctx) {
 
 static void run_misbehaving(const char *backend) {
   int maps = shared_mappings();
-  bg_pool_t *p = make_pool(backend, 2);
+  bg_pool_t *p = tk_pool(backend, 2);
   uint64_t *out = calloc(N_BIG, sizeof *out);
   bg_item_status_t *status = malloc(N_BIG * sizeof *status);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = misbehave;
-  d.n = N_BIG;
-  d.out = out;
-  d.out_size = sizeof *out;
+  bg_map_desc_t d = tk_desc(misbehave, NULL, N_BIG, out, sizeof *out);
   d.status = status;
   d.timeout_ms = 300;
   bg_map_report_t r;
@@ -174,7 +151,7 @@ static void run_misbehaving(const char *backend) {
   free(out);
   free(status);
   bg_pool_destroy(p);
-  assert_no_children();
+  tk_assert_no_children();
   assert_int_equal(shared_mappings(), maps);
 }
 
@@ -210,16 +187,10 @@ static void test_retries(void **st) {
   for (size_t t = 0; t < 2; t++) {
     char dir[] = "/tmp/bg-retry-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    bg_pool_t *p = make_pool(transports[t], 2);
+    bg_pool_t *p = tk_pool(transports[t], 2);
     size_t n = 40, out[40];
     bg_item_status_t status[40];
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = crash_once;
-    d.ctx = dir;
-    d.n = n;
-    d.out = out;
-    d.out_size = sizeof *out;
+    bg_map_desc_t d = tk_desc(crash_once, dir, n, out, sizeof *out);
     d.status = status;
     d.retries = 1;
     bg_map_report_t r;
@@ -236,7 +207,7 @@ static void test_retries(void **st) {
     rmdir(dir);
     bg_pool_destroy(p);
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 /* Fails its first two calls, then succeeds: retries inside the worker. A procs worker counts
@@ -254,15 +225,10 @@ static void test_retries_of_returned_failures(void **st) {
   (void)st;
   const char *backends[] = {"seq", "threads", "procs", "procs-copy"};
   for (size_t b = 0; b < 4; b++) {
-    bg_pool_t *p = make_pool(backends[b], 1);
+    bg_pool_t *p = tk_pool(backends[b], 1);
     size_t out[4];
     bg_item_status_t status[4];
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = flaky;
-    d.n = 4;
-    d.out = out;
-    d.out_size = sizeof *out;
+    bg_map_desc_t d = tk_desc(flaky, NULL, 4, out, sizeof *out);
     d.status = status;
     d.retries = 1;
     bg_map_report_t r;
@@ -277,7 +243,7 @@ static void test_retries_of_returned_failures(void **st) {
       assert_int_equal(status[i].state, BG_ITEM_OK);
     bg_pool_destroy(p);
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static int fail_at_100(void *out, const void *in, size_t i, void *ctx) {
@@ -290,11 +256,8 @@ static int fail_at_100(void *out, const void *in, size_t i, void *ctx) {
 static void test_halt(void **st) {
   (void)st;
   for (size_t t = 0; t < 2; t++) {
-    bg_pool_t *p = make_pool(transports[t], 2);
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = fail_at_100;
-    d.n = 1000000;
+    bg_pool_t *p = tk_pool(transports[t], 2);
+    bg_map_desc_t d = tk_desc(fail_at_100, NULL, 1000000, NULL, 0);
     d.flags = BG_MAP_HALT;
     bg_map_report_t r;
     assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
@@ -303,7 +266,7 @@ static void test_halt(void **st) {
     assert_true(r.n_skipped > 0);
     bg_pool_destroy(p);
   }
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static int sleepy(void *out, const void *in, size_t i, void *ctx) {
@@ -341,17 +304,12 @@ static void test_sigint(void **st) {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, &old);
     app_saw_sigint = 0;
-    bg_pool_t *p = make_pool(transports[t], 2);
+    bg_pool_t *p = tk_pool(transports[t], 2);
     size_t n = 2000;
     size_t *out = calloc(n, sizeof *out);
     bg_item_status_t *status = malloc(n * sizeof *status);
     timer_t timer = signal_in(sig, 150000000);
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = sleepy;
-    d.n = n;
-    d.out = out;
-    d.out_size = sizeof *out;
+    bg_map_desc_t d = tk_desc(sleepy, NULL, n, out, sizeof *out);
     d.status = status;
     bg_map_report_t r;
     assert_int_equal(bg_map(p, &d, &r), BG_ECANCELED);
@@ -375,7 +333,7 @@ static void test_sigint(void **st) {
     free(status);
     bg_pool_destroy(p);
     sigaction(sig, &old, NULL);
-    assert_no_children();
+    tk_assert_no_children();
     assert_int_equal(shared_mappings(), maps);
   }
 }
@@ -386,15 +344,10 @@ static void test_sigint_ignored(void **st) {
   struct sigaction ign = {.sa_handler = SIG_IGN}, old;
   sigemptyset(&ign.sa_mask);
   sigaction(SIGINT, &ign, &old);
-  bg_pool_t *p = make_pool("procs", 2);
+  bg_pool_t *p = tk_pool("procs", 2);
   size_t n = 200, out[200];
   timer_t timer = signal_in(SIGINT, 50000000);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = sleepy;
-  d.n = n;
-  d.out = out;
-  d.out_size = sizeof *out;
+  bg_map_desc_t d = tk_desc(sleepy, NULL, n, out, sizeof *out);
   bg_map_report_t r;
   assert_int_equal(bg_map(p, &d, &r), 0);
   timer_delete(timer);
@@ -405,7 +358,7 @@ static void test_sigint_ignored(void **st) {
   assert_true(now.sa_handler == SIG_IGN);
   bg_pool_destroy(p);
   sigaction(SIGINT, &old, NULL);
-  assert_no_children();
+  tk_assert_no_children();
 }
 
 static int inner_square(void *out, const void *in, size_t i, void *ctx) {
@@ -418,12 +371,7 @@ static int inner_square(void *out, const void *in, size_t i, void *ctx) {
 static int outer(void *out, const void *in, size_t i, void *ctx) {
   (void)in;
   size_t sq[8];
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = inner_square;
-  d.n = 8;
-  d.out = sq;
-  d.out_size = sizeof *sq;
+  bg_map_desc_t d = tk_desc(inner_square, NULL, 8, sq, sizeof *sq);
   bg_map_report_t r;
   if (bg_map(ctx, &d, &r) != 0 || !r.ran_inline)
     return 1;
@@ -433,15 +381,9 @@ static int outer(void *out, const void *in, size_t i, void *ctx) {
 
 static void test_nested(void **st) {
   (void)st;
-  bg_pool_t *p = make_pool("procs", 2);
+  bg_pool_t *p = tk_pool("procs", 2);
   size_t out[10];
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = outer;
-  d.ctx = p;
-  d.n = 10;
-  d.out = out;
-  d.out_size = sizeof *out;
+  bg_map_desc_t d = tk_desc(outer, p, 10, out, sizeof *out);
   assert_int_equal(bg_map(p, &d, NULL), 0);
   for (size_t i = 0; i < 10; i++)
     assert_int_equal(out[i], 49 + i);
@@ -450,16 +392,13 @@ static void test_nested(void **st) {
 
 static void test_refusals(void **st) {
   (void)st;
-  bg_pool_t *p = make_pool("threads", 2);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = inner_square;
-  d.n = 3;
+  bg_pool_t *p = tk_pool("threads", 2);
+  bg_map_desc_t d = tk_desc(inner_square, NULL, 3, NULL, 0);
   d.timeout_ms = 10;
   assert_int_equal(bg_map(p, &d, NULL), BG_ENOTSUP);
   bg_pool_destroy(p);
   /* A version-1 description (no status, timeout or retries fields) still works. */
-  p = make_pool("procs", 2);
+  p = tk_pool("procs", 2);
   size_t out[3];
   d.timeout_ms = 0;
   d.out = out;

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static int cube(void *out, const void *in, size_t i, void *ctx) {
@@ -28,17 +30,8 @@ static int cube(void *out, const void *in, size_t i, void *ctx) {
 /* Runs fn on a two-worker pool of @backend over n items into out. */
 static int map_with(const char *backend, bg_task_fn fn, void *ctx, const uint64_t *in,
                     uint64_t *out, size_t n, bg_map_report_t *r) {
-  bg_pool_opts_t o;
-  bg_pool_opts_init(&o);
-  o.backend = backend;
-  o.workers = 2;
-  bg_pool_t *p;
-  assert_int_equal(bg_pool_create(&o, &p), 0);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = fn;
-  d.ctx = ctx;
-  d.n = n;
+  bg_pool_t *p = tk_pool(backend, 2);
+  bg_map_desc_t d = tk_desc(fn, ctx, n, NULL, 0);
   d.in = in;
   d.in_size = in ? sizeof *in : 0;
   d.out = out;

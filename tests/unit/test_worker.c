@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static const char *const backends[] = {"seq", "threads", "procs", "procs-copy"};
@@ -86,12 +88,7 @@ static bg_pool_t *lifecycle_pool(const char *backend, unsigned workers, size_t m
 }
 
 static void map_records(bg_pool_t *p, rec *out, size_t n) {
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = count_task;
-  d.n = n;
-  d.out = out;
-  d.out_size = sizeof *out;
+  bg_map_desc_t d = tk_desc(count_task, NULL, n, out, sizeof *out);
   bg_map_report_t r;
   assert_int_equal(bg_map(p, &d, &r), 0);
   assert_int_equal(r.n_ok, n);
@@ -179,10 +176,7 @@ static void test_init_failure(void **st) {
   for (int s = 0; s < 2; s++) {
     o.schedule = s ? BG_SCHED_STATIC : BG_SCHED_AUTO;
     assert_int_equal(bg_pool_create(&o, &p), 0);
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = trivial;
-    d.n = 100;
+    bg_map_desc_t d = tk_desc(trivial, NULL, 100, NULL, 0);
     bg_map_report_t r;
     assert_int_equal(bg_map(p, &d, &r), 0);
     assert_int_equal(r.n_ok, 100);
@@ -210,10 +204,7 @@ static void test_init_failure_everywhere(void **st) {
   bg_pool_t *p = NULL;
   assert_int_equal(bg_pool_create(&o, &p), 0);
   bg_item_status_t status[50];
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = trivial;
-  d.n = 50;
+  bg_map_desc_t d = tk_desc(trivial, NULL, 50, NULL, 0);
   d.status = status;
   bg_map_report_t r;
   assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
@@ -279,10 +270,7 @@ static void test_progress(void **st) {
     bg_pool_t *p = NULL;
     assert_int_equal(bg_pool_create(&o, &p), 0);
     prog g = {0};
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = slow_item;
-    d.n = 20000;
+    bg_map_desc_t d = tk_desc(slow_item, NULL, 20000, NULL, 0);
     d.progress = on_progress;
     d.progress_ud = &g;
     d.progress_ms = 5;
@@ -307,10 +295,7 @@ static void test_insights(void **st) {
     o.chunk = 50;
     bg_pool_t *p = NULL;
     assert_int_equal(bg_pool_create(&o, &p), 0);
-    bg_map_desc_t d;
-    bg_map_desc_init(&d);
-    d.fn = slow_item;
-    d.n = 4000;
+    bg_map_desc_t d = tk_desc(slow_item, NULL, 4000, NULL, 0);
     bg_map_report_t r;
     assert_int_equal(bg_map(p, &d, &r), 0);
     bg_worker_insight_t in[4];
@@ -356,10 +341,7 @@ static void test_progress_bar(void **st) {
   /* Used as a map's listener: the quiet bar writes nothing, the forced one redraws. */
   bg_pool_t *p = NULL;
   assert_int_equal(bg_pool_create(NULL, &p), 0);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = slow_item;
-  d.n = 2000;
+  bg_map_desc_t d = tk_desc(slow_item, NULL, 2000, NULL, 0);
   d.progress = bg_progress_bar_update;
   d.progress_ud = quiet;
   assert_int_equal(bg_map(p, &d, NULL), 0);

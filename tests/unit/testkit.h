@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* What the unit tests of pools, processes and caches share: a pool in one call, a map
+ * description in one call, and the check that no child process was left behind. Static inline,
+ * so a test that uses some of them is not warned about the others. Include after cmocka.h. */
+#ifndef BRIGADE_TESTKIT_H
+#define BRIGADE_TESTKIT_H
+
+#include <errno.h>
+#include <sys/wait.h>
+
+#include "brigade.h"
+
+static inline bg_pool_t *tk_pool(const char *backend, unsigned workers) {
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.backend = backend;
+  o.workers = workers;
+  bg_pool_t *p = NULL;
+  assert_int_equal(bg_pool_create(&o, &p), 0);
+  return p;
+}
+
+/* A map of @n items (indices; set in and in_size for records) with results of @out_size
+ * bytes at @out, or none when @out is NULL. */
+static inline bg_map_desc_t tk_desc(bg_task_fn fn, void *ctx, size_t n, void *out,
+                                    size_t out_size) {
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = fn;
+  d.ctx = ctx;
+  d.n = n;
+  d.out = out;
+  d.out_size = out ? out_size : 0;
+  return d;
+}
+
+/* No child of this process is left, running or zombie. */
+static inline void tk_assert_no_children(void) {
+  errno = 0;
+  assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+  assert_int_equal(errno, ECHILD);
+}
+
+#endif
