@@ -78,8 +78,8 @@ unsigned bg_executor_workers(const bg_executor_t *ex);
  * @f: OUT: the task's future, released with bg_future_release().
  *
  * The index passed to fn counts the executor's submissions from 0. Thread-safe.
- * Return: 0; BG_EINVAL (NULL ex, fn or f; in NULL with in_size > 0); BG_ECANCELED (the executor
- * is being destroyed); BG_ENOMEM.
+ * Return: 0; BG_EINVAL (NULL ex, fn or f; in NULL with in_size > 0); BG_ERANGE (sizes near
+ * SIZE_MAX); BG_ECANCELED (the executor is being destroyed); BG_ENOMEM.
  */
 int bg_submit(bg_executor_t *ex, bg_task_fn fn, void *ctx, const void *in, size_t in_size,
               size_t out_size, bg_future_t **f);
@@ -91,7 +91,7 @@ typedef enum bg_future_state {
   BG_FUTURE_CANCELLED,   /* cancelled before it started */
 } bg_future_state_t;
 
-/** bg_future_state - where the task is now (a bg_future_state_t). */
+/** bg_future_state - where the task is now (a bg_future_state_t), or BG_EINVAL for NULL. */
 int bg_future_state(const bg_future_t *f);
 
 /**

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A worker whose processes die this many times in a row before they are ready (a failing init
@@ -83,8 +84,10 @@ static void finish(pstate *ps, bg_future_t *f, bg_item_status_t st) {
   pthread_mutex_unlock(&ps->ex->mu);
 }
 
+/* What a wait status means for the task; -1 (the fork server could not say: it is gone)
+ * reads as an exit with status -1, not as a signal. */
 static bg_item_status_t death_status(int status) {
-  if (WIFSIGNALED(status))
+  if (status != -1 && WIFSIGNALED(status))
     return (bg_item_status_t){BG_ITEM_CRASHED, WTERMSIG(status), 1};
   return (bg_item_status_t){BG_ITEM_EXITED, WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1};
 }
