@@ -2,8 +2,11 @@
 /* Peer processes: spawn the script, read its lines, merge its rows. The child's exit status is
  * part of the result: a peer killed by the kernel (the lecture's "Killed: 9") is a finding. */
 #include "peers.h"
+#include "stats.h"
+#include "supervise.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,18 +105,18 @@ int bench_peers_parse(const char *line, const char *section, const char *workloa
   return 0;
 }
 
-/* Starts argv with its stdout on a pipe; *out reads it. Returns the pid or -1. */
-static pid_t spawn(char *const *argv, FILE **out) {
+/* Starts argv in a supervised child (its own process group, killed if the bench dies) with
+ * its stdout on a pipe; *out is the pipe's reading end. Returns the pid or -1. */
+static pid_t spawn(char *const *argv, int *out) {
   int fd[2];
   if (pipe(fd) != 0)
     return -1;
-  pid_t pid = fork();
+  pid_t pid = bench_child_fork();
   if (pid < 0) {
     close(fd[0]), close(fd[1]);
     return -1;
   }
   if (pid == 0) {
-    /* The peer's own Ctrl-C handling is Python's: it gets the same SIGINT from the terminal. */
     dup2(fd[1], STDOUT_FILENO);
     close(fd[0]), close(fd[1]);
     execvp(argv[0], argv);
@@ -121,13 +124,7 @@ static pid_t spawn(char *const *argv, FILE **out) {
     _exit(127);
   }
   close(fd[1]);
-  *out = fdopen(fd[0], "r");
-  if (!*out) {
-    close(fd[0]);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-  }
+  *out = fd[0];
   return pid;
 }
 
@@ -171,33 +168,109 @@ static double seq_median(const bench_result *res, const char *section) {
   return s ? s->wall.median : 0;
 }
 
+/* A peer's output, read a line at a time without blocking the bench: lines past the buffer are
+ * cut (the rest of the line dropped), and the whole is bounded. */
+typedef struct peer_reader {
+  char line[1024];
+  size_t len, total;
+  int cut; /* dropping the rest of an overlong line */
+} peer_reader;
+
+static void peer_line(peer_reader *r, const char *section, const char *workload, size_t n,
+                      bench_result *res) {
+  char note[BENCH_NOTE_LEN];
+  r->line[r->len] = '\0';
+  r->len = 0;
+  if (res->nrows == BENCH_MAX_ROWS)
+    return;
+  note[0] = '\0';
+  if (bench_peers_parse(r->line, section, workload, n, &res->rows[res->nrows], note, sizeof note) ==
+      0)
+    res->nrows++;
+  if (note[0])
+    bench_note_add(res, section, "%s", note);
+}
+
+static void peer_bytes(peer_reader *r, const char *buf, size_t got, const char *section,
+                       const char *workload, size_t n, bench_result *res) {
+  for (size_t k = 0; k < got; k++) {
+    if (buf[k] == '\n') {
+      if (!r->cut)
+        peer_line(r, section, workload, n, res);
+      r->len = 0, r->cut = 0;
+    } else if (r->len + 1 < sizeof r->line) {
+      r->line[r->len++] = buf[k];
+    } else if (!r->cut) {
+      peer_line(r, section, workload, n, res); /* says the line cannot be read */
+      r->cut = 1;
+    }
+  }
+}
+
+/* Reads the peer until it closes its output, the bench is interrupted, the peer passes its
+ * time limit or prints more than BENCH_PEERS_MAX_OUTPUT. Returns why it stopped reading. */
+enum peer_stop { PEER_EOF, PEER_SIGNAL, PEER_TIMEOUT, PEER_FLOOD };
+
+static enum peer_stop peer_read(int fd, double deadline, const char *section, const char *workload,
+                                size_t n, bench_result *res) {
+  peer_reader r = {.len = 0};
+  char buf[4096];
+  for (;;) {
+    if (bench_interrupted)
+      return PEER_SIGNAL;
+    if (bench_now() > deadline)
+      return PEER_TIMEOUT;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    /* A short wait: the signal flag and the deadline are looked at every 100 ms. */
+    if (poll(&pfd, 1, 100) <= 0)
+      continue;
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0) {
+      if (r.len && !r.cut)
+        peer_line(&r, section, workload, n, res);
+      return PEER_EOF;
+    }
+    if ((r.total += (size_t)got) > BENCH_PEERS_MAX_OUTPUT)
+      return PEER_FLOOD;
+    peer_bytes(&r, buf, (size_t)got, section, workload, n, res);
+  }
+}
+
 void bench_peers_run_script(const bench_peers *p, const bench_peers_cmd *cmd, const char *who,
                             const char *section, const char *workload, size_t n,
                             bench_result *res) {
-  FILE *out;
-  pid_t pid = spawn(cmd->argv, &out);
+  int fd;
+  pid_t pid = spawn(cmd->argv, &fd);
   if (pid < 0) {
     bench_note_add(res, section, "Python peers not run: cannot start %s: %s", p->python,
                    strerror(errno));
     return;
   }
-  char line[1024], note[BENCH_NOTE_LEN];
-  while (fgets(line, sizeof line, out)) {
-    if (res->nrows == BENCH_MAX_ROWS)
-      break;
-    line[strcspn(line, "\n")] = '\0';
-    note[0] = '\0';
-    if (bench_peers_parse(line, section, workload, n, &res->rows[res->nrows], note, sizeof note) ==
-        0)
-      res->nrows++;
-    if (note[0])
-      bench_note_add(res, section, "%s", note);
-  }
-  fclose(out);
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  if (WIFSIGNALED(status))
+  double limit = p->timeout > 0 ? p->timeout : BENCH_PEERS_TIMEOUT;
+  double deadline = bench_now() + limit;
+  enum peer_stop why = peer_read(fd, deadline, section, workload, n, res);
+  close(fd);
+  int status = 0;
+  /* After its output closes a peer still has until the deadline to exit. */
+  while (why == PEER_EOF && !bench_child_wait(pid, 0.1, &status))
+    why = bench_interrupted ? PEER_SIGNAL : bench_now() > deadline ? PEER_TIMEOUT : PEER_EOF;
+  if (why != PEER_EOF)
+    bench_child_kill(pid, &status);
+  if (why == PEER_TIMEOUT)
+    bench_note_add(res, section,
+                   "%s was still running after %.0f s (--peer-timeout) and was killed; what it "
+                   "had not finished is missing from the table",
+                   who, limit);
+  else if (why == PEER_FLOOD)
+    bench_note_add(res, section,
+                   "%s printed more than %d KiB, which no peer should, and was killed; what it "
+                   "had not finished is missing from the table",
+                   who, BENCH_PEERS_MAX_OUTPUT / 1024);
+  else if (why == PEER_SIGNAL)
+    return;
+  else if (WIFSIGNALED(status))
     bench_note_add(res, section,
                    "%s was killed by signal %d%s; what it had not finished is missing from the "
                    "table",

@@ -14,7 +14,13 @@
 typedef struct bench_peers {
   const char *python; /* the interpreter: a virtual environment's, or "python3" */
   const char *dir;    /* the folder holding catalogue.py */
+  double timeout;     /* seconds one peer process may run; 0: BENCH_PEERS_TIMEOUT */
 } bench_peers;
+
+/* A peer process runs at most this long by default (the lecture's sizes, every approach), and
+ * what it prints is bounded: a peer is a program we do not control. */
+#define BENCH_PEERS_TIMEOUT 1800.0
+#define BENCH_PEERS_MAX_OUTPUT (1 << 20)
 
 /* Runs the catalogue peer on one case already run by brigade (its rows are in section) and
  * appends a row per approach ("py:joblib", ...), a note per skipped or failed approach, and
@@ -48,7 +54,8 @@ int bench_peers_cmd_init(bench_peers_cmd *c, const bench_peers *p, const char *s
 void bench_peers_cmd_arg(bench_peers_cmd *c, const char *opt, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Runs one peer process to its end: its rows are appended from res->nrows on, with a note per
+/* Runs one peer process to its end (or its time limit, or a SIGINT/SIGTERM to the bench, which
+ * kill it and whatever it started): its rows are appended from res->nrows on, with a note per
  * skipped, failed or unreadable approach and per unclean exit (of `who`). */
 void bench_peers_run_script(const bench_peers *p, const bench_peers_cmd *cmd, const char *who,
                             const char *section, const char *workload, size_t n, bench_result *res);

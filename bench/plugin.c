@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* dlopen and dlsym for user tasks. A plain relative name such as "libmine.so" would make
  * dlopen search the system's library path, so names without a slash get "./" in front. */
+#define _GNU_SOURCE
 #include "plugin.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +45,25 @@ int bench_plugin_load(const char *spec, size_t n, size_t out_size, bench_plugin 
     p->handle = NULL;
     return -1;
   }
+  /* Calling a data object as code would crash the bench at the first item: the symbol table
+   * says what the name is. */
+  const ElfW(Sym) *es = NULL;
+  Dl_info info;
+  int type = dladdr1(sym, &info, (void **)&es, RTLD_DL_SYMENT) && es ? ELF64_ST_TYPE(es->st_info)
+                                                                     : STT_NOTYPE;
+  if (type != STT_FUNC && type != STT_GNU_IFUNC) {
+    snprintf(err, cap,
+             "--task: '%s' in '%s' is %s, not a function; give the name of a function "
+             "int %s(void *out, const void *in, size_t i, void *ctx)",
+             colon + 1, path,
+             type == STT_OBJECT ? "a variable"
+             : type == STT_TLS  ? "a thread-local variable"
+                                : "not known to be a function",
+             colon + 1);
+    dlclose(p->handle);
+    p->handle = NULL;
+    return -1;
+  }
   snprintf(p->name, sizeof p->name, "task %s", colon + 1);
   p->w = (bench_workload){
       .name = p->name,
@@ -51,6 +73,7 @@ int bench_plugin_load(const char *spec, size_t n, size_t out_size, bench_plugin 
       .nlecture = 1,
       .out_size = out_size,
       .setup = no_setup,
+      .foreign = 1,
   };
   /* POSIX guarantees a data pointer from dlsym converts to a function pointer. */
   memcpy(&p->w.fn, &sym, sizeof sym);

@@ -90,25 +90,33 @@ static void table_row(FILE *f, const bench_result *r, const bench_row *x) {
   char chunk[24], took[64];
   chunk_text(x->chunk, chunk, sizeof chunk);
   took_text(&x->wall, took, sizeof took);
-  double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
+  /* A failed row has no figures worth a column: dashes, and the notes say what happened. */
+  int timed = x->wall.median > 0 && !x->failed;
+  double util = timed ? 100 * x->cpu_s / x->wall.median : 0;
   /* Suites that do not measure CPU time and memory (overhead) show dashes, not zeros. */
-  char cpu[16] = "-", peak[16] = "-";
-  if (x->cpu_s > 0 || x->peak_mib > 0) {
+  char cpu[16] = "-", peak[16] = "-", nsi[24] = "-", over[24] = "-", sp[16] = "-", eff[16] = "-";
+  if (timed && (x->cpu_s > 0 || x->peak_mib > 0)) {
     if (!x->external)
       snprintf(cpu, sizeof cpu, "%.0f%%", util);
     snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
+  }
+  if (timed) {
+    snprintf(nsi, sizeof nsi, "%.1f", x->ns_per_item);
+    if (!x->external)
+      snprintf(over, sizeof over, "%.1f ns", x->overhead_ns);
+  }
+  if (timed && x->speedup > 0) {
+    snprintf(sp, sizeof sp, "%.2fx", x->speedup);
+    snprintf(eff, sizeof eff, "%.0f%%", 100 * x->efficiency);
   }
   char vs[24] = "";
   if (r->peers && x->vs_peer > 0)
     snprintf(vs, sizeof vs, " %8.2fx", x->vs_peer);
   else if (r->peers)
     snprintf(vs, sizeof vs, " %9s", "-");
-  char over[24] = "-";
-  if (!x->external)
-    snprintf(over, sizeof over, "%.1f ns", x->overhead_ns);
-  fprintf(f, "%-*s %-8s %5s %3u  %-27s %6s %8s %10.1f %11s %7.2fx %4.0f%%%s%s\n", backend_width(r),
-          x->backend, x->schedule, chunk, x->workers, took, cpu, peak, x->ns_per_item, over,
-          x->speedup, 100 * x->efficiency, vs, x->failed ? "  FAILED" : "");
+  fprintf(f, "%-*s %-8s %5s %3u  %-27s %6s %8s %10s %11s %8s %5s%s%s\n", backend_width(r),
+          x->backend, x->schedule, chunk, x->workers, took, cpu, peak, nsi, over, sp, eff, vs,
+          x->failed ? "  FAILED" : "");
 }
 
 static void table_tail(FILE *f, const bench_result *r, const char *section) {
@@ -200,16 +208,18 @@ static void md_tail(FILE *f, const bench_result *r, const char *section) {
 static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
-             "gflops,vs_sgemm,plan,external,vs_peer\n");
+             "gflops,vs_sgemm,plan,external,vs_peer,n_failed,n_crashed,n_exited,n_timeout,"
+             "n_overflow,first_failed\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f,
             "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
-            "%.3f,%.4f,\"%s\",%d,%.4f\n",
+            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%lld\n",
             r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
             x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
             x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
-            x->vs_sgemm, x->plan, x->external, x->vs_peer);
+            x->vs_sgemm, x->plan, x->external, x->vs_peer, x->n_failed, x->n_crashed, x->n_exited,
+            x->n_timeout, x->n_overflow, x->first_failed);
   }
 }
 
@@ -248,8 +258,12 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
             x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false", x->gflops,
             x->vs_sgemm);
     json_string(f, x->plan);
-    fprintf(f, ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u}",
-            x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts);
+    fprintf(f,
+            ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u,"
+            "\"n_failed\":%zu,\"n_crashed\":%zu,\"n_exited\":%zu,\"n_timeout\":%zu,"
+            "\"n_overflow\":%zu,\"first_failed\":%lld}",
+            x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts, x->n_failed,
+            x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->first_failed);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

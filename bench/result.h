@@ -11,7 +11,7 @@
 
 #define BENCH_MAX_ROWS 512
 #define BENCH_MAX_NOTES 128
-#define BENCH_NOTE_LEN 320
+#define BENCH_NOTE_LEN 640
 #define BENCH_SECTION_LEN 64
 
 typedef struct bench_row {
@@ -38,6 +38,10 @@ typedef struct bench_row {
   double vs_peer;     /* the best peer's median / this median; 0 without peers */
   double imbalance;   /* the busiest worker's busy time over the mean, minus 1 (last run) */
   unsigned restarts;  /* procs: worker processes started beyond one per worker (last run) */
+  /* A --task row's items that did not succeed, by what became of them (0 elsewhere, where a
+   * failure is the check's or Ctrl-C's); first_failed is the lowest such index, -1 if none. */
+  size_t n_failed, n_crashed, n_exited, n_timeout, n_overflow;
+  long long first_failed;
   /* knn suite only (0 / "" elsewhere). */
   double gflops;   /* 2 nb_txt dim nb_new / median */
   double vs_sgemm; /* gflops / the bare sgemm's on the same product */

@@ -4,7 +4,9 @@
  * with one warm-up (skipped when a run takes over a second: it then teaches nothing) and
  * `repeat` timed runs. Results are checked after the first timed run of every row. */
 #include "runner.h"
+#include "foreign.h"
 #include "stats.h"
+#include "supervise.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +22,15 @@ typedef struct run_case {
   void *state;
   void *out;
   char section[BENCH_SECTION_LEN];
-  double seq_s;    /* median of the seq row */
+  double seq_s;    /* median of the seq row; 0 when it failed */
   double seq_util; /* CPU time / wall time of the seq row */
+  int seq_failed;  /* no row has a speedup: nothing to compare with */
+  /* A foreign task's (--task) rows: the guarded wrapper's shared record, the supervised
+   * children's share, and what supervision cost (for the case's note). */
+  bench_foreign *foreign;
+  bench_sup_share *share;
+  double fork_s;
+  size_t children;
 } run_case;
 
 /* One note per row: what each worker of the last run did, and how uneven that was. */
@@ -44,25 +53,45 @@ static void insights_note(bench_result *res, const run_case *rc, const char *bac
   bench_note_add(res, rc->section, "%s", text);
 }
 
-/* Times one (backend, workers) row. Returns 0 or a BG_E* from pool creation. */
-static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
-                    bench_row *row, bench_result *res) {
+/* Backends that run tasks inside the bench's own process (or, for mpi, inside the ranks, which
+ * cannot fork a row away): a foreign task's rows on them run supervised, except mpi's. */
+static int in_process(const char *backend) {
+  return strcmp(backend, "procs") && strcmp(backend, "procs-copy");
+}
+
+/* The pool and map description of one row. Every item runs, failed or not: a row reports how
+ * many failed, not just the first. */
+static int open_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
+                    bg_pool_t **pool, bg_map_desc_t *d) {
   bg_pool_opts_t po;
   bg_pool_opts_init(&po);
   po.backend = backend;
   po.workers = workers;
-  bg_pool_t *pool;
-  int err = bg_pool_create(&po, &pool);
+  int err = bg_pool_create(&po, pool);
   if (err != 0)
     return err;
+  bg_map_desc_init(d);
+  d->fn = rc->foreign ? bench_foreign_task : rc->w->fn;
+  d->ctx = rc->foreign ? (void *)rc->foreign : rc->w->setup ? rc->state : (void *)&rc->c;
+  d->n = rc->c.n;
+  d->out = rc->out;
+  d->out_size = rc->w->out_size;
+  /* Worker processes can be killed per item; in-process rows have a watchdog instead. */
+  if (rc->foreign && o->timeout > 0 && !in_process(backend))
+    d->timeout_ms = o->timeout * 1000 < 1 ? 1 : (unsigned)(o->timeout * 1000);
+  return 0;
+}
+
+/* Times one (backend, workers) row. Returns 0 or a BG_E* from pool creation. A foreign task's
+ * timed runs keep no per-item statuses (on procs they cost an arena of n of them per map): a
+ * row that fails is run once more, untimed, to count (foreign_row). */
+static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
+                    bench_row *row, bench_result *res) {
+  bg_pool_t *pool;
   bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = rc->w->fn;
-  d.ctx = rc->w->setup ? rc->state : &rc->c;
-  d.n = rc->c.n;
-  d.out = rc->out;
-  d.out_size = rc->w->out_size;
-  d.flags = BG_MAP_HALT;
+  int err = open_row(o, rc, backend, workers, &pool, &d);
+  if (err != 0)
+    return err;
   bg_progress_bar_t *bar = NULL;
   if (o->progress && o->rank == 0) {
     char label[BENCH_SECTION_LEN + 48];
@@ -120,7 +149,13 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   if (bench_interrupted)
     return BG_ECANCELED;
   unsigned got = rcode == 0 ? reps : 1;
-  if (rcode != 0) {
+  if (rcode == BG_ECANCELED)
+    return BG_ECANCELED;
+  /* A foreign task's failures are counted and described by the caller, from every item (but
+   * an mpi row's only by its report: every rank would have to take part in a count). */
+  if (rcode != 0)
+    row->failed = 1;
+  if (rcode != 0 && (!rc->foreign || !strcmp(backend, "mpi"))) {
     row->failed = 1;
     bench_note_add(res, rc->section,
                    "%s: %zu of %zu items failed; the first, item %zu, returned %d", backend,
@@ -134,6 +169,137 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   return 0;
 }
 
+/* A supervised row: the arguments of time_row, carried into the child. */
+typedef struct row_job {
+  const bench_run_opts *o;
+  run_case *rc;
+  const char *backend;
+  unsigned workers;
+  bench_row *row;
+  bench_result *res;
+} row_job;
+
+/* In the child: the row's runs, then the row and its notes copied where the bench reads them. */
+static void row_in_child(void *arg, bench_sup_share *sh) {
+  row_job *j = arg;
+  size_t first = j->res->nnotes;
+  sh->rcode = time_row(j->o, j->rc, j->backend, j->workers, j->row, j->res);
+  sh->row = *j->row;
+  for (size_t k = first; k < j->res->nnotes && sh->nnotes < BENCH_SUP_NOTES; k++)
+    memcpy(sh->notes[sh->nnotes++], j->res->notes[k].text, BENCH_NOTE_LEN);
+}
+
+/* "died of SIGSEGV", "called exit(3)", "was killed by the --timeout watchdog". */
+static void death_text(const bench_sup_outcome *oc, char *buf, size_t cap) {
+  if (oc->timed_out)
+    snprintf(buf, cap, "was killed when an item outlived --timeout");
+  else if (oc->died_signal)
+    snprintf(buf, cap, "died of SIG%s", bench_sigabbrev(oc->died_signal));
+  else
+    snprintf(buf, cap, "ended with exit(%d) from the task", oc->died_exit);
+}
+
+/* The counting pass of a procs row that failed: one more map, untimed, with every item's
+ * status (the library isolates each item there already). */
+static int count_in_pool(const bench_run_opts *o, run_case *rc, const char *backend,
+                         unsigned workers) {
+  bg_pool_t *pool;
+  bg_map_desc_t d;
+  int e = open_row(o, rc, backend, workers, &pool, &d);
+  if (e != 0)
+    return e;
+  bench_foreign_reset(rc->foreign);
+  d.status = bench_foreign_status(rc->foreign);
+  bg_map_report_t rep;
+  e = bg_map(pool, &d, &rep);
+  bg_pool_destroy(pool);
+  return e == BG_ECANCELED ? e : 0;
+}
+
+/* The row's counts, and its FAILED note: what each kind of failure did to how many items. */
+static void foreign_verdict(const bench_run_opts *o, run_case *rc, const char *backend,
+                            const bench_sup_outcome *oc, size_t children, bench_row *row,
+                            bench_result *res) {
+  bench_foreign_counts c;
+  bench_foreign_count(rc->foreign, &c);
+  row->n_failed = rc->c.n - c.ok;
+  row->n_crashed = c.crashed, row->n_exited = c.exited, row->n_timeout = c.timeout;
+  row->n_overflow = c.overflow;
+  size_t firsts[] = {c.first_failed, c.first_crashed, c.first_exited, c.first_timeout,
+                     c.first_overflow};
+  row->first_failed = -1;
+  for (size_t k = 0; k < sizeof firsts / sizeof firsts[0]; k++)
+    if (firsts[k] != SIZE_MAX &&
+        (row->first_failed < 0 || (long long)firsts[k] < row->first_failed))
+      row->first_failed = (long long)firsts[k];
+  char what[BENCH_NOTE_LEN], died[160] = "", how[64];
+  bench_foreign_describe(rc->foreign, &c, o->timeout, what, sizeof what);
+  if (!oc->done) {
+    death_text(oc, how, sizeof how);
+    snprintf(died, sizeof died,
+             "its process %s, so it has no timing; counted one item at a time "
+             "(%zu processes): ",
+             how, children);
+  } else if (children) {
+    snprintf(died, sizeof died, "counted again one item at a time (%zu processes): ", children);
+  }
+  /* A failure in the timed runs that the count did not see again (a task that fails at
+   * random) still fails the row. */
+  row->failed = 1;
+  row->wall = (bench_summary){0};
+  row->cpu_s = 0;
+  bench_note_add(res, rc->section, "%s: %s%s", backend, died, what);
+}
+
+/* A row of a foreign task: its timed runs supervised in a child unless the backend isolates
+ * items itself; a row whose runs failed or died is run once more, untimed, to count what
+ * became of every item, and shown as FAILED with the counts, never with a timing. */
+static int foreign_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
+                       bench_row *row, bench_result *res) {
+  bench_sup_outcome oc = {.done = 1, .died_exit = -1};
+  size_t children = 0;
+  int e;
+  if (!in_process(backend) || !strcmp(backend, "mpi")) {
+    if ((e = time_row(o, rc, backend, workers, row, res)) != 0)
+      return e;
+    /* mpi keeps its report's note: a count would need every rank. */
+    if (!row->failed || !strcmp(backend, "mpi"))
+      return 0;
+    if ((e = count_in_pool(o, rc, backend, workers)) != 0)
+      return e;
+    foreign_verdict(o, rc, backend, &oc, 0, row, res);
+    return 0;
+  }
+  row_job j = {o, rc, backend, workers, row, res};
+  if ((e = bench_supervise_row(rc->foreign, o->timeout, row_in_child, &j, rc->share, &oc)) != 0)
+    return e;
+  rc->fork_s = oc.fork_s > rc->fork_s ? oc.fork_s : rc->fork_s;
+  if (oc.done && rc->share->rcode != 0)
+    return rc->share->rcode;
+  if (oc.done) {
+    *row = rc->share->row;
+    for (unsigned k = 0; k < rc->share->nnotes; k++)
+      bench_note_add(res, rc->section, "%s", rc->share->notes[k]);
+    if (!row->failed) {
+      rc->children += oc.children;
+      return 0;
+    }
+  }
+  row->workers = workers;
+  e = bench_supervise_count(rc->foreign, o->timeout, &children);
+  rc->children += oc.children + children;
+  if (e != 0)
+    return e;
+  foreign_verdict(o, rc, backend, &oc, children, row, res);
+  return 0;
+}
+
+static int run_row(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
+                   bench_row *row, bench_result *res) {
+  return rc->foreign ? foreign_row(o, rc, backend, workers, row, res)
+                     : time_row(o, rc, backend, workers, row, res);
+}
+
 static bench_row *new_row(bench_result *res, const run_case *rc, const char *backend) {
   if (res->nrows == BENCH_MAX_ROWS)
     return NULL;
@@ -144,17 +310,21 @@ static bench_row *new_row(bench_result *res, const run_case *rc, const char *bac
   row->backend = backend;
   row->schedule = "auto";
   row->n = rc->c.n;
+  row->first_failed = -1;
   return row;
 }
 
 static void finish_row(bench_result *res, bench_row *row, const run_case *rc) {
+  res->nrows++;
+  /* A failed row has no timing, and nothing has a speedup over a failed sequential row. */
+  if (row->failed || row->wall.median <= 0 || rc->seq_failed)
+    return;
   row->ns_per_item = row->wall.median * 1e9 / (double)(rc->c.n ? rc->c.n : 1);
   double seq = rc->seq_s > 0 ? rc->seq_s : row->wall.median;
-  row->speedup = row->wall.median > 0 ? seq / row->wall.median : 0;
+  row->speedup = seq / row->wall.median;
   row->efficiency = row->speedup / row->workers;
   row->overhead_ns =
       ((double)row->workers * row->wall.median - seq) * 1e9 / (double)(rc->c.n ? rc->c.n : 1);
-  res->nrows++;
 }
 
 /* How many workers "auto" means for this case: the default, raised when the sequential run
@@ -211,10 +381,11 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
   if (o->rank == 0) {
     if (!(row = new_row(res, rc, "seq")))
       return 0;
-    if ((e = time_row(o, rc, "seq", 1, row, res)) != 0)
+    if ((e = run_row(o, rc, "seq", 1, row, res)) != 0)
       return e;
-    rc->seq_s = row->wall.median;
-    rc->seq_util = row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
+    rc->seq_failed = row->failed;
+    rc->seq_s = row->failed ? 0 : row->wall.median;
+    rc->seq_util = !row->failed && row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
     finish_row(res, row, rc);
   }
   /* The mpi backend's threads per rank: the cores shared among the ranks (all on this
@@ -239,7 +410,9 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
       row = new_row(res, rc, o->backends[b]);
       if (!row)
         return 0;
-      e = time_row(o, rc, o->backends[b], workers, row, res);
+      e = run_row(o, rc, o->backends[b], workers, row, res);
+      if (e == BG_ECANCELED)
+        return e;
       if (e != 0) {
         snprintf(err, cap, "%s: backend %s: %s", rc->section, o->backends[b], bg_strerror(e));
         return e;
@@ -259,6 +432,32 @@ static void label(run_case *rc) {
   }
 }
 
+/* A foreign task's shared record and supervision page, sized for the most threads any row
+ * may run. */
+static int foreign_open(const bench_run_opts *o, run_case *rc, char *err, size_t cap) {
+  unsigned threads = BENCH_BLOCKING_MAX_WORKERS > o->cores ? BENCH_BLOCKING_MAX_WORKERS : o->cores;
+  for (size_t i = 0; i < o->nworkers; i++)
+    threads = o->workers[i] > threads ? o->workers[i] : threads;
+  int e = bench_foreign_create(rc->w->fn, rc->c.n, rc->w->out_size, threads, &rc->foreign);
+  if (e == 0 && !(rc->share = bench_sup_share_create()))
+    e = BG_ENOMEM;
+  if (e != 0)
+    snprintf(err, cap, "%s: cannot map the shared record of %zu items: %s", rc->section, rc->c.n,
+             bg_strerror(e));
+  return e;
+}
+
+static void foreign_close(const bench_run_opts *o, run_case *rc, bench_result *res) {
+  if (rc->children && o->rank == 0)
+    bench_note_add(res, rc->section,
+                   "Supervised: the in-process rows (seq, threads, openmp) each ran in a child "
+                   "process of their own (start-up up to %.2f ms, outside the timings; %zu "
+                   "processes in all), so a crash, exit() or hang in the task ends only its row.",
+                   rc->fork_s * 1e3, rc->children);
+  bench_sup_share_destroy(rc->share);
+  bench_foreign_destroy(rc->foreign);
+}
+
 static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench_case c,
                          bench_result *res, char *err, size_t cap) {
   run_case rc = {.w = w, .c = c};
@@ -266,6 +465,8 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
   uint64_t avail = 0;
   bg_mem_available(&avail);
   uint64_t need = (w->setup_bytes ? w->setup_bytes(&c) : 0) + c.n * w->out_size;
+  if (w->foreign)
+    need += c.n * (sizeof(bg_item_status_t) + 1);
   if (avail && (double)need > (double)avail * MEM_SAFETY) {
     snprintf(err, cap,
              "%s needs %.0f MiB for its inputs and results but only %.0f MiB are available; use "
@@ -285,7 +486,11 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
     return BG_ESYS;
   }
   size_t first_row = res->nrows;
-  int e = run_rows(o, &rc, avail - (avail > need ? need : avail), res, err, cap);
+  int e = w->foreign ? foreign_open(o, &rc, err, cap) : 0;
+  if (e == 0)
+    e = run_rows(o, &rc, avail - (avail > need ? need : avail), res, err, cap);
+  if (w->foreign)
+    foreign_close(o, &rc, res);
   if (w->teardown)
     w->teardown(rc.state);
   free(rc.out);

@@ -26,6 +26,7 @@ typedef struct bench_run_opts {
   int progress;             /* a progress bar on stderr */
   int insights;             /* a note per row with each worker's items, busy, idle, start-up */
   unsigned cores;           /* workers one per core means; 0: read from the topology */
+  double timeout;           /* --task: seconds an item may run before it is killed; 0: none */
   const bench_peers *peers; /* run the Python frameworks on each case too; NULL: no */
   /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every
    * rank runs the mpi rows together; only rank 0 runs seq and the other backends, and only

@@ -38,6 +38,7 @@ typedef struct bench_workload {
   uint64_t (*setup_bytes)(const bench_case *c); /* memory setup needs, or NULL */
   double (*bytes_read)(const bench_case *c);    /* bytes the map streams from memory, or NULL */
   int blocking;                                 /* items wait (sleep, I/O) rather than compute */
+  int foreign; /* a user's --task: untrusted, so its rows run guarded and supervised */
 } bench_workload;
 
 /* All built-in workloads, in the lecture's order. */

@@ -19,4 +19,9 @@ void cmd_knn_help(FILE *f);
 int cmd_bench(int argc, char **argv);
 void cmd_bench_help(FILE *f);
 
+/* Parse a command line as cmd_bench / cmd_knn would, run nothing, and return 0 or the exit
+ * code of the usage error (its message printed to stderr). For the option fuzzer. */
+int cmd_bench_check(int argc, char **argv);
+int cmd_knn_check(int argc, char **argv);
+
 #endif

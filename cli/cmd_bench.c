@@ -39,7 +39,10 @@ void cmd_bench_help(FILE *f) {
   fprintf(
       f, "  --task LIB:FN    run your own function instead, int FN(void *out, const void *in,\n"
          "                   size_t i, void *ctx), from a shared library (see examples/plugin)\n"
-         "  --out-size B     bytes each --task result takes (default 8)\n"
+         "  --out-size B     bytes each --task result takes (default 8); a task writing past\n"
+         "                   them is caught and its item reported, never left in memory\n"
+         "  --timeout S      --task: seconds (fractional) one item may run; past it the item is\n"
+         "                   killed (its worker process, or its row's process) and reported\n"
          "  --n N            items per map (overrides the workload's sizes; required with --task)\n"
          "  --param V        the workload's knob: seconds per sleep, bytes per file, MiB per\n"
          "                   alloc item, doubles in the mean's array (with --n: one case)\n"
@@ -61,6 +64,8 @@ void cmd_bench_help(FILE *f) {
          "                   PyTorch, faiss) on every case, in the same tables, with a 'vs peer'\n"
          "                   column; make bench-peers installs them\n"
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
+         "  --peer-timeout S seconds one peer process may run before it is killed (default\n"
+         "                   1800); a peer printing over 1 MiB is killed too\n"
          "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
          "  --ranks N        start mpirun with N ranks of this command (--backends mpi; as root\n"
          "                   and beyond the cores too); or run it under mpirun yourself\n"
@@ -69,13 +74,24 @@ void cmd_bench_help(FILE *f) {
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
-         "Ctrl-C stops the run and removes the temporary files. BG_THREADS sets the default\n"
+         "A --task function is not trusted. Its seq, threads and openmp rows each run in a\n"
+         "child process of their own (procs rows isolate every item already), so a crash,\n"
+         "abort(), exit() or hang ends only that row: every item still runs, and the row is\n"
+         "shown as FAILED, without a timing, with exact counts under the table (items that\n"
+         "returned non-zero, crashed, called exit(), outlived --timeout, wrote past\n"
+         "--out-size). Any FAILED brigade row makes the exit status 1.\n\n"
+         "Ctrl-C (or SIGTERM) stops the run within a second whatever the task or a peer is\n"
+         "doing: child processes are killed, temporary files removed, the rows that finished\n"
+         "printed; the exit status is 130 (143 for SIGTERM). BG_THREADS sets the default\n"
          "worker count.\n");
 }
 
+/* --workload may be repeated; the names, all lists together, are bounded by this. */
+#define BENCH_MAX_WORKLOADS 32
+
 typedef struct bench_args {
   const char *suite;
-  const bench_workload *workloads[32];
+  const bench_workload *workloads[BENCH_MAX_WORKLOADS];
   size_t nworkloads;
   const char *task;
   uint64_t out_size;
@@ -168,10 +184,16 @@ static int parse_workers(const char *val, bench_run_opts *o) {
 }
 
 static int parse_workloads(const char *val, bench_args *a) {
-  char buf[512], *items[32];
-  int n = split_opt("--workload", val, buf, sizeof buf, items, 32);
+  char buf[512], *items[BENCH_MAX_WORKLOADS];
+  if (strlen(val) >= sizeof buf)
+    return cli_usage("bench", "--workload: the list is too long (at most %zu characters)",
+                     sizeof buf - 1);
+  int n = split_opt("--workload", val, buf, sizeof buf, items, BENCH_MAX_WORKLOADS);
   if (n < 0)
     return CLI_USAGE;
+  if ((size_t)n > BENCH_MAX_WORKLOADS - a->nworkloads)
+    return cli_usage("bench", "--workload: at most %d workloads in all (repeat a run instead)",
+                     BENCH_MAX_WORKLOADS);
   for (int i = 0; i < n; i++) {
     const bench_workload *w = bench_workload_find(items[i]);
     if (!w)
@@ -250,6 +272,7 @@ static int knn_args(bench_args *a) {
                       : a->run.n_override   ? "--n"
                       : a->run.param >= 0   ? "--param"
                       : a->run.nworkers > 1 ? "a list of --workers"
+                      : a->run.timeout > 0  ? "--timeout"
                                             : NULL;
   if (wrong)
     return cli_usage("bench",
@@ -269,14 +292,26 @@ static int knn_args(bench_args *a) {
 }
 
 static const char *const value_opts[] = {
-    "--suite",      "--workload", "--task",   "--out-size",  "--n",     "--param", "--size",
-    "--backends",   "--workers",  "--repeat", "--format",    "--out",   "--plot",  "--max-seconds",
-    "--mem-budget", "--peers",    "--python", "--peers-dir", "--ranks", NULL};
+    "--suite", "--workload",    "--task",         "--out-size", "--n",      "--param",
+    "--size",  "--backends",    "--workers",      "--repeat",   "--format", "--out",
+    "--plot",  "--max-seconds", "--mem-budget",   "--peers",    "--python", "--peers-dir",
+    "--ranks", "--timeout",     "--peer-timeout", NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
     if (!strcmp(s, value_opts[i]))
       return 1;
+  return 0;
+}
+
+/* A decimal number in (lo, hi] (lo itself too when inclusive): 0, or -1. */
+static int parse_number(const char *val, double lo, int inclusive, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(val, &end);
+  if (errno || end == val || *end || !(inclusive ? v >= lo : v > lo) || !(v <= hi))
+    return -1;
+  *out = v;
   return 0;
 }
 
@@ -300,12 +335,8 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
       return cli_usage("bench", "--n '%s': %s (expected at least 1 item)", val, why);
     a->run.n_override = (size_t)v;
   } else if (!strcmp(opt, "--param")) {
-    char *end;
-    errno = 0;
-    double p = strtod(val, &end);
-    if (errno || end == val || *end || !(p > 0) || p > 1e12)
+    if (parse_number(val, 0, 0, 1e12, &a->run.param) != 0)
       return cli_usage("bench", "--param '%s': expected a positive number", val);
-    a->run.param = p;
   } else if (!strcmp(opt, "--size")) {
     if (strcmp(val, "quick") && strcmp(val, "lecture"))
       return cli_usage("bench", "unknown size '%s' (sizes: quick, lecture)", val);
@@ -324,13 +355,15 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
     if (cli_parse_count(val, 1, 1024, &v, &why) != 0)
       return cli_usage("bench", "--ranks '%s': %s (expected 1..1024)", val, why);
     a->launch_ranks = (unsigned)v;
+  } else if (!strcmp(opt, "--timeout")) {
+    if (parse_number(val, 0.001, 1, 1e6, &a->run.timeout) != 0)
+      return cli_usage("bench", "--timeout '%s': expected seconds per item, 0.001 to 1000000", val);
+  } else if (!strcmp(opt, "--peer-timeout")) {
+    if (parse_number(val, 0.01, 1, 1e6, &a->peers.timeout) != 0)
+      return cli_usage("bench", "--peer-timeout '%s': expected seconds, 0.01 to 1000000", val);
   } else if (!strcmp(opt, "--max-seconds")) {
-    char *end;
-    errno = 0;
-    double m = strtod(val, &end);
-    if (errno || end == val || *end || !(m > 0) || m > 1e7)
+    if (parse_number(val, 0, 0, 1e7, &a->max_seconds) != 0)
       return cli_usage("bench", "--max-seconds '%s': expected a positive number of seconds", val);
-    a->max_seconds = m;
   } else if (!strcmp(opt, "--mem-budget")) {
     if (cli_parse_size(val, &v, &why) != 0)
       return cli_usage("bench", "--mem-budget '%s': %s", val, why);
@@ -385,8 +418,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   if (a->with_peers && !strcmp(a->suite, "overhead"))
     return cli_usage("bench", "--peers runs with the catalogue and knn suites (the overhead "
                               "suite times brigade's own costs)");
-  if (!a->with_peers && (a->peers.python || a->peers.dir))
-    return cli_usage("bench", "--python and --peers-dir go with --peers python");
+  if (!a->with_peers && (a->peers.python || a->peers.dir || a->peers.timeout > 0))
+    return cli_usage("bench", "--python, --peers-dir and --peer-timeout go with --peers python");
   if (a->with_peers) {
     const char *py = getenv("BRIGADE_PYTHON");
     if (!a->peers.python)
@@ -410,15 +443,17 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     return cli_usage("bench", "--task needs --n, the number of items to map");
   if (a->task && a->nworkloads)
     return cli_usage("bench", "--task and --workload cannot be combined");
+  if (a->run.timeout > 0 && !a->task)
+    return cli_usage("bench", "--timeout applies to --task (the built-in workloads are trusted)");
   if (!a->task && !a->nworkloads)
     for (size_t i = 0; i < bench_workload_count(); i++)
       a->workloads[a->nworkloads++] = bench_workload_at(i);
   return 0;
 }
 
-static void on_sigint(int sig) {
-  (void)sig;
-  bench_interrupted = 1;
+/* Records which signal asked the bench to stop: the exit status is 128 + its number. */
+static void on_signal(int sig) {
+  bench_interrupted = sig;
 }
 
 static int run_overhead(const bench_args *a, bench_result *res) {
@@ -437,12 +472,14 @@ static int run_overhead(const bench_args *a, bench_result *res) {
   return CLI_OK;
 }
 
-/* A suite's status as the command's exit code: 130 after a Ctrl-C (saying what was cleaned
- * up), 1 with the suite's reason, or 0. */
+/* A suite's status as the command's exit code: 130 after SIGINT, 143 after SIGTERM (with
+ * what was cleaned up, in parentheses), 1 with the suite's reason, or 0. */
 static int suite_status(int rc, const char *err, const char *interrupted) {
   if (rc == BG_ECANCELED) {
-    fprintf(stderr, "brigade bench: %s\n", interrupted);
-    return 130;
+    int sig = bench_interrupted ? (int)bench_interrupted : SIGINT;
+    fprintf(stderr, "brigade bench: interrupted by %s%s; the rows that finished are printed\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT", interrupted);
+    return 128 + sig;
   }
   return rc != 0 ? cli_fail("bench", "%s", err) : CLI_OK;
 }
@@ -450,7 +487,7 @@ static int suite_status(int rc, const char *err, const char *interrupted) {
 static int run_knn(const bench_args *a, bench_result *res) {
   char err[512];
   int rc = bench_knn(&a->knn, res, err, sizeof err);
-  return suite_status(rc, err, "interrupted");
+  return suite_status(rc, err, "");
 }
 
 static int run_catalogue(const bench_args *a, bench_result *res) {
@@ -471,7 +508,7 @@ static int run_catalogue(const bench_args *a, bench_result *res) {
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
   if (a->task)
     bench_plugin_unload(&plugin);
-  return suite_status(rc, err, "interrupted; temporary files were removed");
+  return suite_status(rc, err, " (child processes killed, temporary files removed)");
 }
 
 /* --ranks N outside mpirun: runs `mpirun -np N <this program> bench <the same options but
@@ -533,6 +570,11 @@ static int launch_mpirun(int argc, char **argv, unsigned ranks) {
                   WEXITSTATUS(status));
 }
 
+int cmd_bench_check(int argc, char **argv) {
+  bench_args a;
+  return parse_args(argc, argv, &a);
+}
+
 int cmd_bench(int argc, char **argv) {
   bench_args a;
   int rc = parse_args(argc, argv, &a);
@@ -563,21 +605,29 @@ int cmd_bench(int argc, char **argv) {
       fclose(out);
     return cli_fail("bench", "out of memory");
   }
-  struct sigaction sa = {.sa_handler = on_sigint};
+  struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   rc = !strcmp(a.suite, "overhead") ? run_overhead(&a, res)
        : !strcmp(a.suite, "knn")    ? run_knn(&a, res)
                                     : run_catalogue(&a, res);
-  if (rc == CLI_OK && reports) {
+  /* What finished is printed after a signal too; only a suite that failed prints nothing. */
+  int stopped = rc > 128;
+  if ((rc == CLI_OK || stopped) && reports) {
     char header[256];
     snprintf(header, sizeof header, "brigade %s bench --suite %s (%s)", bg_version(), a.suite,
              bg_build_options());
     bench_report(out, a.format, res, header);
     char err[256];
-    if (a.plot_path && bench_plot(res, a.plot_path, err, sizeof err) != 0)
+    if (!stopped && a.plot_path && bench_plot(res, a.plot_path, err, sizeof err) != 0)
       rc = cli_fail("bench", "%s", err);
+    size_t failed = 0;
+    for (size_t i = 0; i < res->nrows; i++)
+      failed += res->rows[i].failed && !res->rows[i].external;
+    if (failed && rc == CLI_OK)
+      rc = cli_fail("bench", "%zu row%s FAILED; the notes under %s say why", failed,
+                    failed == 1 ? "" : "s", failed == 1 ? "its table" : "the tables");
   }
   if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
     rc = cli_fail("bench", "--out '%s': write failed", a.out_path);

@@ -273,6 +273,11 @@ static int search(const knn_args *a, const inputs *in) {
   return code;
 }
 
+int cmd_knn_check(int argc, char **argv) {
+  knn_args a;
+  return parse_args(argc, argv, &a);
+}
+
 int cmd_knn(int argc, char **argv) {
   knn_args a;
   int rc = parse_args(argc, argv, &a);

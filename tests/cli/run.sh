@@ -83,7 +83,7 @@ expect 0 out '^suite,section,workload' -- bench --workload prime-fixed --n 100 -
 expect 0 out '^### prime-fixed: 100 items' -- bench --workload prime-fixed --n 100 --repeat 1 --format markdown
 expect 0 out 'threads/auto speedup' -- bench --suite overhead --repeat 1 --workers 2
 expect 0 out '== task digit_sum: 1000 items ==' -- bench --task "$plugin:digit_sum" --n 1000 --repeat 1
-expect 0 out 'the first, item 7, returned 7' -- bench --task "$plugin:fail_on_seven" --n 1000 --repeat 1
+expect 1 out 'seq: .*100 of 1000 items failed: 100 returned non-zero \(the first, item 7, returned 7\)' -- bench --task "$plugin:fail_on_seven" --n 1000 --repeat 1
 "$bin" bench --workload prime-fixed --n 100 --repeat 1 --workers sweep --format csv --out "$tmp/sweep.csv" &&
   [ -s "$tmp/sweep.csv" ] && grep -q ',prime-fixed,threads,auto,0,4,' "$tmp/sweep.csv" && pass=$((pass + 1)) ||
   { echo "FAIL: --out with --workers sweep wrote no 4-worker row"; fail=$((fail + 1)); }
@@ -153,8 +153,8 @@ notes = [n["text"] for n in r["notes"]]
 assert sum(t.startswith("naive skipped: predicted") for t in notes) == 5, notes
 assert sum(t.startswith("blocked skipped: predicted") for t in notes) == 5, notes
 PY
-# A budget too small for any plan fails each row with the memory it would need.
-expect 0 out "blocked failed: the search needs at least .* beyond its inputs" -- \
+# A budget too small for any plan fails each row with the memory it would need (exit 1).
+expect 1 out "blocked failed: the search needs at least .* beyond its inputs" -- \
   bench --suite knn --backends blocked --repeat 1 --mem-budget 1K
 
 # --peers python: fake peers print fixed lines; their rows join the section with a vs peer
@@ -195,7 +195,7 @@ grep -Eq '^py:numpy .* FAILED$' "$tmp/out" && grep -q 'py:numpy failed: MemoryEr
   { echo "FAIL: knn peer rows in JSON"; fail=$((fail + 1)); }
 expect 0 out "py:numpy's process was killed by signal 9 \(SIGKILL" -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/crash"
 TMPDIR=/nonexistent expect 0 out 'Python peers not run: cannot create a folder for their inputs in /nonexistent' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
-expect 2 err "--python and --peers-dir go with --peers python" -- bench --python python3
+expect 2 err "--python, --peers-dir and --peer-timeout go with --peers python" -- bench --python python3
 
 # MPI: --backends mpi outside mpirun says how to run it; --ranks starts mpirun itself; knn
 # under mpirun answers exactly as one process does.
