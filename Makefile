@@ -5,7 +5,7 @@ GENERATOR  := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1
 
-.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan format format-check clean
+.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan fuzz format format-check clean
 
 all: build
 
@@ -51,6 +51,17 @@ tsan: bootstrap
 	@cmake --build build-tsan
 	cd build-tsan && TSAN_OPTIONS="$(TSAN_OPTIONS_RUN)" ctest --output-on-failure -L "stress|unit"
 
+# libFuzzer (clang, ASan+UBSan) on the bench and knn option parsers for FUZZ_SECONDS; new
+# inputs it finds go to build-fuzz/corpus, a crash to build-fuzz/crash-*.
+FUZZ_SECONDS ?= 180
+fuzz: bootstrap
+	@CC=clang cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DBRIGADE_SANITIZE=address,undefined -DBRIGADE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz --target fuzz_opts_libfuzzer
+	@mkdir -p build-fuzz/corpus
+	cd build-fuzz && ./tests/fuzz_opts_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  corpus ../tests/fuzz/corpus
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
 
@@ -58,4 +69,4 @@ format-check: bootstrap
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' '*.cu')
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -188,16 +188,21 @@ static void md_head(FILE *f, const bench_result *r, const bench_row *x) {
 }
 
 static void md_row(FILE *f, const bench_result *r, const bench_row *x) {
-  double util = x->wall.median > 0 ? 100 * x->cpu_s / x->wall.median : 0;
-  char took[64], cpu[16] = "-", vs[24] = "";
+  int timed = x->wall.median > 0 && !x->failed;
+  char took[64], cpu[16] = "-", vs[24] = "", peak[16] = "-", sp[16] = "-", eff[16] = "-";
   took_text(&x->wall, took, sizeof took);
-  if (!x->external)
-    snprintf(cpu, sizeof cpu, "%.0f%%", util);
+  if (timed && !x->external)
+    snprintf(cpu, sizeof cpu, "%.0f%%", 100 * x->cpu_s / x->wall.median);
+  if (timed)
+    snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
+  if (timed && x->speedup > 0) {
+    snprintf(sp, sizeof sp, "%.2fx", x->speedup);
+    snprintf(eff, sizeof eff, "%.0f%%", 100 * x->efficiency);
+  }
   if (r->peers)
     snprintf(vs, sizeof vs, x->vs_peer > 0 ? " %.2fx |" : " - |", x->vs_peer);
-  fprintf(f, "| %s | %s | %u | %s | %s | %.1f | %.2fx | %.0f%% |%s%s\n", x->backend, x->schedule,
-          x->workers, took, cpu, x->peak_mib, x->speedup, 100 * x->efficiency, vs,
-          x->failed ? " FAILED" : "");
+  fprintf(f, "| %s | %s | %u | %s | %s | %s | %s | %s |%s%s\n", x->backend, x->schedule, x->workers,
+          took, cpu, peak, sp, eff, vs, x->failed ? " FAILED" : "");
 }
 
 static void md_tail(FILE *f, const bench_result *r, const char *section) {
