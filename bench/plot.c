@@ -2,6 +2,7 @@
 /* Plots with gnuplot, fed through a pipe: the data goes inline after each plot command, so
  * nothing is written but the picture. */
 #include "plot.h"
+#include "outfile.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -127,9 +128,14 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
              "(scripts/bootstrap.sh does)");
     return -1;
   }
+  /* gnuplot draws into a temporary beside the destination, renamed over it once complete. */
+  bench_outfile o;
+  if (bench_outfile_open(&o, path, err, cap) != 0)
+    return -1;
   FILE *g = popen("gnuplot 2>/dev/null", "w");
   if (!g) {
     snprintf(err, cap, "cannot start gnuplot");
+    bench_outfile_discard(&o);
     return -1;
   }
   const char *backends[MAX_SERIES];
@@ -138,12 +144,12 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
     /* One worker count per case: throughput per case is the whole story. */
     static const bar_metric gf = {"GFLOP/s per case (top-k included; sgemm: the bare product)",
                                   "GFLOP/s", 1};
-    fprintf(g, "set terminal %s\nset output '%s'\n", term, path);
+    fprintf(g, "set terminal %s\nset output '%s'\n", term, o.tmp);
     bars(g, r, backends, nb, &gf);
   } else {
     static const bar_metric sp = {"Speedup over the sequential loop (best worker count)", "speedup",
                                   0};
-    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, path);
+    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, o.tmp);
     bars(g, r, backends, nb, &sp);
     lines(g, r, backends, nb);
     fprintf(g, "unset multiplot\n");
@@ -151,7 +157,8 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
   fprintf(g, "set output\n");
   if (pclose(g) != 0) {
     snprintf(err, cap, "gnuplot failed to draw '%s'", path);
+    bench_outfile_discard(&o);
     return -1;
   }
-  return 0;
+  return bench_outfile_commit(&o, err, cap) != 0 ? -1 : 0;
 }

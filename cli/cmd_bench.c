@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "knn.h"
 #include "opts.h"
+#include "outfile.h"
 #include "overhead.h"
 #include "plot.h"
 #include "plugin.h"
@@ -101,6 +102,7 @@ typedef struct bench_args {
   const char *plot_path;
   const char *backends; /* --backends, parsed once the suite is known */
   bench_knn_opts knn;
+  bench_plugin plugin; /* --task: the rows name it, so it lives as long as the report */
   double max_seconds;  /* knn: 0 until given */
   uint64_t mem_budget; /* knn */
   bench_peers peers;   /* --peers python: its interpreter and scripts */
@@ -490,24 +492,24 @@ static int run_knn(const bench_args *a, bench_result *res) {
   return suite_status(rc, err, "");
 }
 
-static int run_catalogue(const bench_args *a, bench_result *res) {
+static int run_catalogue(bench_args *a, bench_result *res) {
   res->suite = "catalogue";
-  bench_plugin plugin;
   char err[512];
   const bench_workload *list[32];
   size_t n = a->nworkloads;
   memcpy(list, a->workloads, n * sizeof list[0]);
   if (a->task) {
-    if (bench_plugin_load(a->task, a->run.n_override, a->out_size, &plugin, err, sizeof err) != 0)
+    if (bench_plugin_load(a->task, a->run.n_override, a->out_size, &a->plugin, err, sizeof err) !=
+        0)
       return cli_usage("bench", "%s", err);
-    list[0] = &plugin.w;
+    list[0] = &a->plugin.w;
     n = 1;
   }
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
   if (a->task)
-    bench_plugin_unload(&plugin);
+    bench_plugin_unload(&a->plugin);
   return suite_status(rc, err, " (child processes killed, temporary files removed)");
 }
 
@@ -570,6 +572,27 @@ static int launch_mpirun(int argc, char **argv, unsigned ranks) {
                   WEXITSTATUS(status));
 }
 
+/* The report to standard output, or to --out written whole (temporary file, sync, rename). */
+static int write_report(const bench_args *a, const bench_result *res, const char *header,
+                        int stopped) {
+  /* An interrupted run's partial report must not replace a complete one from an earlier run. */
+  if (!a->out_path || stopped) {
+    bench_report(stdout, a->format, res, header);
+    if (a->out_path)
+      fprintf(stderr, "brigade bench: --out '%s' was left as it was (the run did not finish)\n",
+              a->out_path);
+    return 0;
+  }
+  bench_outfile o;
+  char err[512];
+  if (bench_outfile_open(&o, a->out_path, err, sizeof err) != 0)
+    return cli_fail("bench", "--out %s", err);
+  bench_report(o.f, a->format, res, header);
+  if (bench_outfile_commit(&o, err, sizeof err) != 0)
+    return cli_fail("bench", "--out %s", err);
+  return 0;
+}
+
 int cmd_bench_check(int argc, char **argv) {
   bench_args a;
   return parse_args(argc, argv, &a);
@@ -590,21 +613,21 @@ int cmd_bench(int argc, char **argv) {
   int reports = a.run.rank == 0;
   if (!reports)
     a.out_path = NULL, a.plot_path = NULL, a.run.progress = 0, a.run.peers = NULL;
-  /* --out is checked before anything runs, mpirun's ranks included. */
-  FILE *out = stdout;
-  if (a.out_path && !(out = fopen(a.out_path, "w")))
-    return cli_usage("bench", "--out '%s': cannot write: %s", a.out_path, strerror(errno));
-  if (a.launch_ranks && a.run.ranks == 1) {
-    if (out != stdout)
-      fclose(out);
+  /* --out and --plot are checked before anything runs, mpirun's ranks included: a bad path is
+   * found now, not after the run; and neither may be the --task library. */
+  char lib[4096] = "", why[512];
+  if (a.task)
+    snprintf(lib, sizeof lib, "%.*s", (int)(strrchr(a.task, ':') - a.task), a.task);
+  const char *inputs[] = {lib[0] ? lib : NULL, NULL};
+  if (a.out_path && bench_outfile_check(a.out_path, inputs, why, sizeof why) != 0)
+    return cli_usage("bench", "--out %s", why);
+  if (a.plot_path && bench_outfile_check(a.plot_path, inputs, why, sizeof why) != 0)
+    return cli_usage("bench", "--plot %s", why);
+  if (a.launch_ranks && a.run.ranks == 1)
     return launch_mpirun(argc, argv, a.launch_ranks);
-  }
   bench_result *res = calloc(1, sizeof *res);
-  if (!res) {
-    if (out != stdout)
-      fclose(out);
+  if (!res)
     return cli_fail("bench", "out of memory");
-  }
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
@@ -618,8 +641,9 @@ int cmd_bench(int argc, char **argv) {
     char header[256];
     snprintf(header, sizeof header, "brigade %s bench --suite %s (%s)", bg_version(), a.suite,
              bg_build_options());
-    bench_report(out, a.format, res, header);
-    char err[256];
+    if (write_report(&a, res, header, stopped) != 0)
+      rc = CLI_FAIL;
+    char err[512];
     if (!stopped && a.plot_path && bench_plot(res, a.plot_path, err, sizeof err) != 0)
       rc = cli_fail("bench", "%s", err);
     size_t failed = 0;
@@ -629,8 +653,6 @@ int cmd_bench(int argc, char **argv) {
       rc = cli_fail("bench", "%zu row%s FAILED; the notes under %s say why", failed,
                     failed == 1 ? "" : "s", failed == 1 ? "its table" : "the tables");
   }
-  if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
-    rc = cli_fail("bench", "--out '%s': write failed", a.out_path);
   free(res);
   return rc;
 }

@@ -7,6 +7,7 @@
 #include "knn.h"
 #include "npy.h"
 #include "opts.h"
+#include "outfile.h"
 #include "stats.h"
 
 #include "brigade.h"
@@ -147,6 +148,12 @@ static int parse_args(int argc, char **argv, knn_args *a) {
     return cli_usage("knn", "give --nb-txt, --dim and --nb-new, or --db and --queries");
   if (a->raw && (!a->db_path || !a->dim))
     return cli_usage("knn", "--raw reads --db and --queries and needs --dim");
+  /* Checked now, not after the search: a bad folder, a directory, or an input as the output. */
+  const char *inputs[] = {a->db_path, a->q_path, NULL};
+  char why[512];
+  if (a->out_path &&
+      bench_outfile_check(a->out_path, a->db_path ? inputs : NULL, why, sizeof why) != 0)
+    return cli_usage("knn", "--out %s", why);
   return 0;
 }
 

@@ -4,6 +4,7 @@
  * 'shape', padded so the data starts on a 64-byte boundary. Only what brigade needs is parsed,
  * and everything else is refused by name. */
 #include "npy.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -155,11 +156,12 @@ int npy_write_i64(const char *path, const int64_t *v, size_t rows, size_t cols, 
                      "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
   /* Pad with spaces and a newline so magic + 4 + header is a multiple of 64. */
   size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    snprintf(err, cap, "%s: %s", path, strerror(errno));
+  /* Written whole or not at all: an interrupted or failed write leaves no truncated .npy
+   * whose header promises data it does not hold. */
+  bench_outfile o;
+  if (bench_outfile_open(&o, path, err, cap) != 0)
     return -1;
-  }
+  FILE *f = o.f;
   size_t hlen = (size_t)len + pad + 1;
   unsigned char pre[10] = {0x93,
                            'N',
@@ -175,9 +177,11 @@ int npy_write_i64(const char *path, const int64_t *v, size_t rows, size_t cols, 
   for (size_t i = 0; i < pad && ok; i++)
     ok = fputc(' ', f) != EOF;
   ok = ok && fputc('\n', f) != EOF && fwrite(v, sizeof *v, rows * cols, f) == rows * cols;
-  if (fclose(f) != 0 || !ok) {
-    snprintf(err, cap, "%s: write failed", path);
+  if (!ok) {
+    snprintf(err, cap, "'%s': write failed: %s; the previous file, if any, is unchanged", path,
+             strerror(errno));
+    bench_outfile_discard(&o);
     return -1;
   }
-  return 0;
+  return bench_outfile_commit(&o, err, cap);
 }

@@ -71,6 +71,8 @@ expect 2 err "cannot load './nowhere.so'" -- bench --task nowhere.so:f --n 10
 expect 2 err "expected LIBRARY:FUNCTION" -- bench --task "$plugin" --n 10
 expect 2 err "no function 'no_such_fn'" -- bench --task "$plugin:no_such_fn" --n 10
 expect 2 err "--out '/nonexistent/dir/x': cannot write" -- bench --out /nonexistent/dir/x
+expect 2 err "--out '$plugin' is the same file as the input" -- bench --task "$plugin:digit_sum" --n 10 --out "$plugin"
+expect 2 err "--plot '$tmp': cannot write: it is a directory" -- bench --workload sleep --plot "$tmp"
 BG_THREADS=lots expect 2 err "BG_THREADS='lots'" -- bench
 
 # Runs: every workload at a tiny size on every backend, each check passing.
@@ -100,14 +102,17 @@ expect 2 err "unknown option '--insight'" -- bench --insight
 # A private TMPDIR: other tests running at the same time (ctest -j) make their own.
 mkdir -p "$tmp/tmpdir"
 before=$(ls -d "$tmp/tmpdir"/brigade-disk-* 2>/dev/null | wc -l)
-TMPDIR="$tmp/tmpdir" setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 >/dev/null 2>"$tmp/int" &
+echo previous >"$tmp/kept.csv"
+TMPDIR="$tmp/tmpdir" setsid "$bin" bench --workload disk-small --size lecture --n 10000000 --repeat 1 --out "$tmp/kept.csv" >/dev/null 2>"$tmp/int" &
 pid=$!
 sleep 1
 kill -INT "$pid"
 wait "$pid"
 code=$?
 after=$(ls -d "$tmp/tmpdir"/brigade-disk-* 2>/dev/null | wc -l)
-if [ "$code" -eq 130 ] && [ "$after" -eq "$before" ] && grep -q 'interrupted' "$tmp/int"; then
+# The interrupted run's partial report does not replace the previous --out file.
+if [ "$code" -eq 130 ] && [ "$after" -eq "$before" ] && grep -q 'interrupted' "$tmp/int" &&
+  [ "$(cat "$tmp/kept.csv")" = previous ] && [ -z "$(ls -A "$tmp" | grep '^\.kept')" ]; then
   pass=$((pass + 1))
 else
   echo "FAIL: Ctrl-C during disk-small: exit $code (want 130), temp dirs $before -> $after"
@@ -313,7 +318,22 @@ open(sys.argv[1] + "/fortran.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_
 PY
 expect 2 err "the inputs contain NaN or infinity" -- knn --db "$tmp/nan.npy" --queries "$tmp/ok.npy"
 expect 2 err "Fortran-ordered array" -- knn --db "$tmp/fortran.npy" --queries "$tmp/fortran.npy"
-expect 1 err "/nonexistent/i.npy: No such file or directory" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out /nonexistent/i.npy
+expect 2 err "--out '/nonexistent/i.npy': cannot write: the folder /nonexistent does not exist" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out /nonexistent/i.npy
+# An output that is an input (by any name) is refused before the search, and the input is kept.
+cp "$tmp/ok.npy" "$tmp/ok-copy.npy"
+ln -sf "$tmp/ok.npy" "$tmp/ok-link.npy"
+expect 2 err "is the same file as the input" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok64.npy" --out "$tmp/ok.npy"
+expect 2 err "is the same file as the input" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out "$tmp/ok-link.npy"
+expect 2 err "cannot write: it is a directory" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out "$tmp"
+cmp -s "$tmp/ok.npy" "$tmp/ok-copy.npy" && pass=$((pass + 1)) || { echo "FAIL: knn --out changed its input"; fail=$((fail + 1)); }
+# A full disk: the write fails with the errno, the previous file stays, no temporary is left.
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$tmp/tiny" && mount -t tmpfs -o size=64k tmpfs "$tmp/tiny" 2>/dev/null; then
+  echo previous >"$tmp/tiny/i.npy"
+  expect 1 err "'$tmp/tiny/i.npy': write failed: No space left on device" -- knn --nb-txt 10000 --dim 8 --nb-new 8000 --k 32 --out "$tmp/tiny/i.npy"
+  [ "$(cat "$tmp/tiny/i.npy")" = previous ] && [ "$(ls -A "$tmp/tiny")" = i.npy ] && pass=$((pass + 1)) ||
+    { echo "FAIL: a failed knn --out left $(ls -A "$tmp/tiny")"; fail=$((fail + 1)); }
+  umount "$tmp/tiny"
+fi
 expect 0 out 'nb_txt=50 dim=3 nb_new=50 k=2 metric=ip dtype=f32' -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --k 2
 expect 0 out 'dtype=f64' -- knn --db "$tmp/ok64.npy" --queries "$tmp/ok64.npy" --out "$tmp/o.npy"
 head -c 6 "$tmp/o.npy" | grep -q NUMPY && pass=$((pass + 1)) || { echo "FAIL: --out wrote no .npy"; fail=$((fail + 1)); }

@@ -14,6 +14,9 @@ mkdir -p "$TMPDIR"
 mine="bench --task $lib|$tmp/|sleep 373"
 trap 'pkill -KILL -f -- "$mine" 2>/dev/null; rm -rf "$tmp"' EXIT
 shm_before=$(ls /dev/shm | wc -l)
+# Under ASan, a task's exit() in a child process runs LeakSanitizer there, which replaces the
+# exit status the test checks (the child's threads' memory reads as leaked).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 
 ok() { pass=$((pass + 1)); }
 bad() {

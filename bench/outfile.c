@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/* Atomic output files: temporary + fsync + rename, with the checks a command makes before it
+ * starts work that would be lost to a bad path. */
+#define _GNU_SOURCE
+#include "outfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The folder of path, into buf ("." for a bare name). */
+static const char *folder(const char *path, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", path);
+  return dirname(buf);
+}
+
+int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap) {
+  char dir[4096];
+  struct stat st, in;
+  if (!*path || strlen(path) >= sizeof dir - 32) {
+    snprintf(err, cap, "'%s': expected a file name", path);
+    return -1;
+  }
+  const char *d = folder(path, dir, sizeof dir);
+  if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(err, cap, "'%s': cannot write: the folder %s %s", path, d,
+             errno == ENOENT || !S_ISDIR(st.st_mode) ? "does not exist; create it first"
+                                                     : strerror(errno));
+    return -1;
+  }
+  if (access(d, W_OK | X_OK) != 0) {
+    snprintf(err, cap, "'%s': cannot write: the folder %s: %s", path, d, strerror(errno));
+    return -1;
+  }
+  if (stat(path, &st) != 0)
+    return 0; /* a new file */
+  if (S_ISDIR(st.st_mode)) {
+    snprintf(err, cap, "'%s': cannot write: it is a directory; name a file in it", path);
+    return -1;
+  }
+  for (size_t i = 0; inputs && inputs[i]; i++)
+    if (stat(inputs[i], &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino) {
+      snprintf(err, cap,
+               "'%s' is the same file as the input '%s': writing it would destroy the input; "
+               "name another output file",
+               path, inputs[i]);
+      return -1;
+    }
+  return 0;
+}
+
+static void block_signals(int how) {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGHUP);
+  sigprocmask(how, &s, NULL);
+}
+
+int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
+  char dir[4096], base[4096];
+  memset(o, 0, sizeof *o);
+  o->path = path;
+  snprintf(base, sizeof base, "%s", path);
+  int len = snprintf(o->tmp, sizeof o->tmp, "%s/.%s.XXXXXX", folder(path, dir, sizeof dir),
+                     basename(base));
+  if (len < 0 || (size_t)len >= sizeof o->tmp) {
+    snprintf(err, cap, "'%s': the name is too long", path);
+    o->tmp[0] = '\0';
+    return -1;
+  }
+  block_signals(SIG_BLOCK);
+  int fd = mkostemp(o->tmp, O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, cap, "'%s': cannot create a file beside it: %s", path, strerror(errno));
+    o->tmp[0] = '\0';
+    block_signals(SIG_UNBLOCK);
+    return -1;
+  }
+  /* mkstemp's 0600 would make the output private; a plain creation honours the umask. */
+  mode_t um = umask(0);
+  umask(um);
+  if (fchmod(fd, 0666 & ~um) != 0 || !(o->f = fdopen(fd, "w"))) {
+    snprintf(err, cap, "'%s': %s", o->tmp, strerror(errno));
+    close(fd);
+    bench_outfile_discard(o);
+    return -1;
+  }
+  return 0;
+}
+
+int bench_outfile_commit(bench_outfile *o, char *err, size_t cap) {
+  int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
+  int saved = errno;
+  if (fclose(o->f) != 0 && !bad)
+    bad = 1, saved = errno;
+  o->f = NULL;
+  if (!bad && rename(o->tmp, o->path) != 0)
+    bad = 1, saved = errno;
+  if (bad) {
+    snprintf(err, cap, "'%s': write failed: %s; the previous file, if any, is unchanged", o->path,
+             strerror(saved ? saved : EIO));
+    bench_outfile_discard(o);
+    return -1;
+  }
+  o->tmp[0] = '\0';
+  block_signals(SIG_UNBLOCK);
+  return 0;
+}
+
+void bench_outfile_discard(bench_outfile *o) {
+  if (o->f)
+    fclose(o->f);
+  o->f = NULL;
+  if (o->tmp[0])
+    unlink(o->tmp);
+  o->tmp[0] = '\0';
+  block_signals(SIG_UNBLOCK);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Output files written whole or not at all: checked before any long work (a folder that
+ * exists and can be written, not a directory, not one of the command's inputs), written to a
+ * temporary file beside the destination, synced, and renamed over it. An interrupted or failed
+ * write leaves the previous file as it was and no temporary behind. */
+#ifndef BRIGADE_BENCH_OUTFILE_H
+#define BRIGADE_BENCH_OUTFILE_H
+
+#include <stdio.h>
+
+typedef struct bench_outfile {
+  const char *path; /* the destination, borrowed */
+  char tmp[4096];   /* the temporary beside it; "" when none is open */
+  FILE *f;          /* open on tmp */
+} bench_outfile;
+
+/* Says whether path can be written: 0, or -1 with the reason and its fix in err. inputs is a
+ * NULL-terminated list of the files the command reads (NULL for none): an output that is the
+ * same file as one of them (same device and inode, whatever the name) is refused. */
+int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap);
+
+/* Creates the temporary file (mkstemp in path's folder, so the rename cannot cross file
+ * systems; O_EXCL never follows a planted link) and blocks SIGINT and SIGTERM until commit or
+ * discard, so a signal cannot leave it behind: it is delivered once the file is whole or
+ * gone. Returns 0, or -1 with the errno text in err. */
+int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap);
+
+/* Flushes, syncs and closes the temporary, then renames it over the destination. Returns 0,
+ * or -1 with the errno text in err (a full disk: "No space left on device"), the temporary
+ * removed and the destination untouched. Unblocks the signals either way. */
+int bench_outfile_commit(bench_outfile *o, char *err, size_t cap);
+
+/* Closes and removes the temporary, leaving the destination as it was. */
+void bench_outfile_discard(bench_outfile *o);
+
+#endif
