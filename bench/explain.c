@@ -38,14 +38,15 @@ static const bench_row *best_row(const bench_result *res, const char *section) {
 
 static void explain_limits(bench_result *res, const bench_workload *w, const bench_case *c,
                            const char *section, const bench_row *seq, const bench_row *best) {
-  double util_seq = seq->wall.median > 0 ? seq->cpu_s / seq->wall.median : 0;
+  /* Too short a run has no meaningful CPU share: then it is not called waiting. */
+  double util_seq = seq->wall.median >= BENCH_CPU_MIN_WALL ? seq->cpu_s / seq->wall.median : 1;
   double util_best = best->wall.median > 0 ? best->cpu_s / (best->wall.median * best->workers) : 0;
   if (util_seq < 0.5) {
     bench_note_add(res, section,
                    "Waiting, not computing: the sequential run used the CPU %.0f%% of its time. "
                    "Latency is overlapped by more workers, not by more cores.",
                    100 * util_seq);
-  } else if (best->sys_share > 0.5) {
+  } else if (best->sys_share > 0.5 && best->wall.median >= BENCH_CPU_MIN_WALL) {
     bench_note_add(res, section,
                    "The kernel did most of the work: %.0f%% of the CPU time was system time "
                    "(%s), which parallelises only as far as the kernel lets it.",
@@ -59,7 +60,8 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
                    "serialization happens on threads and openmp: they read the array in place.",
                    bytes / seq->wall.median / 1e9, bytes / best->wall.median / 1e9, best->workers);
   }
-  if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers)
+  if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers &&
+      best->wall.median >= BENCH_CPU_MIN_WALL)
     bench_note_add(res, section,
                    "The %u workers were busy %.0f%% of the time: the rest went to waiting (for "
                    "memory, the kernel or each other).",

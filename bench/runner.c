@@ -156,10 +156,16 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   if (rcode != 0)
     row->failed = 1;
   if (rcode != 0 && (!rc->foreign || !strcmp(backend, "mpi"))) {
-    row->failed = 1;
-    bench_note_add(res, rc->section,
-                   "%s: %zu of %zu items failed; the first, item %zu, returned %d", backend,
-                   rep.n_failed, rc->c.n, rep.first_failed, rep.first_code);
+    /* The library's codes for a dead or killed worker are not the task's return value. */
+    char what[64];
+    if (rep.first_code == BG_ECRASH)
+      snprintf(what, sizeof what, "died with its worker process (a signal: a crash, or a kill)");
+    else if (rep.first_code == BG_ETIMEDOUT)
+      snprintf(what, sizeof what, "ran past its timeout");
+    else
+      snprintf(what, sizeof what, "returned %d", rep.first_code);
+    bench_note_add(res, rc->section, "%s: %zu of %zu items failed; the first, item %zu, %s",
+                   backend, rep.n_failed, rc->c.n, rep.first_failed, what);
   }
   row->wall = bench_summarise(t, got);
   row->cpu_s = bench_summarise(cpu, got).median;
@@ -385,7 +391,10 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
       return e;
     rc->seq_failed = row->failed;
     rc->seq_s = row->failed ? 0 : row->wall.median;
-    rc->seq_util = !row->failed && row->wall.median > 0 ? row->cpu_s / row->wall.median : 1;
+    /* CPU time is read in microseconds and charged by the kernel in coarser steps: below
+     * BENCH_CPU_MIN_WALL the ratio says nothing, and a 46 ns task must not look blocked. */
+    rc->seq_util =
+        !row->failed && row->wall.median >= BENCH_CPU_MIN_WALL ? row->cpu_s / row->wall.median : 1;
     finish_row(res, row, rc);
   }
   /* The mpi backend's threads per rank: the cores shared among the ranks (all on this

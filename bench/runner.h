@@ -11,6 +11,10 @@
 
 #define BENCH_MAX_BACKENDS 8
 #define BENCH_MAX_WORKER_COUNTS 16
+/* Runs shorter than this (seconds) are too short for their CPU time to say whether the items
+ * compute or wait: no explanation or worker count is drawn from it. */
+#define BENCH_CPU_MIN_WALL 2e-3
+
 /* Upper bound on workers when auto raises them for blocked items. */
 #define BENCH_BLOCKING_MAX_WORKERS 256u
 

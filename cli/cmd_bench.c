@@ -149,7 +149,9 @@ static unsigned default_workers(void) {
   return w;
 }
 
-static int parse_workers(const char *val, bench_run_opts *o) {
+/* Parses a worker list into o; -1 with "'VALUE': reason" in why (the caller names the option or
+ * the variable, and prints it once). */
+static int parse_workers(const char *val, bench_run_opts *o, char *why, size_t cap) {
   char buf[256];
   snprintf(buf, sizeof buf, "%s", val);
   o->nworkers = 0;
@@ -165,21 +167,22 @@ static int parse_workers(const char *val, bench_run_opts *o) {
   }
   char *items[BENCH_MAX_WORKER_COUNTS];
   int n = split(buf, items, BENCH_MAX_WORKER_COUNTS);
-  if (n < 0)
-    return cli_usage("bench",
-                     "--workers '%s': expected a list such as 1,2,4 (at most %d), sweep "
-                     "or auto",
-                     val, BENCH_MAX_WORKER_COUNTS);
+  if (n < 0) {
+    snprintf(why, cap, "'%s': expected a list such as 1,2,4 (at most %d), sweep or auto", val,
+             BENCH_MAX_WORKER_COUNTS);
+    return -1;
+  }
   for (int i = 0; i < n; i++) {
     uint64_t v;
-    const char *why;
+    const char *what;
     if (!strcmp(items[i], "auto")) {
       o->workers[o->nworkers++] = 0;
       continue;
     }
-    if (cli_parse_count(items[i], 1, 4096, &v, &why) != 0)
-      return cli_usage("bench", "--workers '%s': %s (expected 1..4096, sweep or auto)", items[i],
-                       why);
+    if (cli_parse_count(items[i], 1, 4096, &v, &what) != 0) {
+      snprintf(why, cap, "'%s': %s (expected 1..4096, sweep or auto)", items[i], what);
+      return -1;
+    }
     o->workers[o->nworkers++] = (unsigned)v;
   }
   return 0;
@@ -373,7 +376,9 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
       return cli_usage("bench", "--mem-budget '%s': must be more than 0 bytes", val);
     a->mem_budget = v;
   } else if (!strcmp(opt, "--workers")) {
-    return parse_workers(val, &a->run);
+    char reason[160];
+    if (parse_workers(val, &a->run, reason, sizeof reason) != 0)
+      return cli_usage("bench", "--workers %s", reason);
   } else if (!strcmp(opt, "--repeat")) {
     if (cli_parse_count(val, 1, 50, &v, &why) != 0)
       return cli_usage("bench", "--repeat '%s': %s (expected 1..50)", val, why);
@@ -400,9 +405,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   a->run.workers[a->run.nworkers++] = 0;
   default_backends(&a->run);
   const char *env = getenv("BG_THREADS");
-  if (env && *env && parse_workers(env, &a->run) != 0)
-    return cli_usage("bench", "the environment variable BG_THREADS='%s' is not a worker count",
-                     env);
+  char why[160];
+  if (env && *env && parse_workers(env, &a->run, why, sizeof why) != 0)
+    return cli_usage("bench", "the environment variable BG_THREADS=%s", why);
   for (int i = 1; i < argc; i += 2) {
     if (!strcmp(argv[i], "--insights")) {
       a->run.insights = 1;

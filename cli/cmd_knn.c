@@ -13,6 +13,7 @@
 #include "brigade.h"
 #include "brigade/dist.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,8 +88,10 @@ static int parse_one(const char *opt, const char *val, knn_args *a) {
     return parse_count(opt, val, 4096, &a->workers);
   if (!strcmp(opt, "--mem-budget")) {
     const char *why;
-    if (cli_parse_size(val, &a->budget, &why) != 0 || a->budget == 0)
-      return cli_usage("knn", "--mem-budget '%s': %s", val, a->budget == 0 ? "must be > 0" : why);
+    if (cli_parse_size(val, &a->budget, &why) != 0)
+      return cli_usage("knn", "--mem-budget '%s': %s", val, why);
+    if (a->budget == 0)
+      return cli_usage("knn", "--mem-budget '%s': must be more than 0 bytes, e.g. 512M", val);
     return 0;
   }
   if (!strcmp(opt, "--metric")) {
@@ -170,15 +173,34 @@ static void share(size_t n, unsigned r, unsigned ranks, size_t *first, size_t *r
   *rows = q + (r < extra);
 }
 
+/* 1 when every value of the array is finite; else says which file, row and column is not. */
+static int finite_rows(const char *path, const npy_array *m) {
+  for (size_t r = 0; r < m->rows; r++)
+    for (size_t c = 0; c < m->cols; c++) {
+      size_t i = r * m->cols + c;
+      double v = m->dtype == BG_F64 ? ((const double *)m->data)[i] : ((const float *)m->data)[i];
+      if (!isfinite(v)) {
+        cli_usage("knn",
+                  "%s contains %s at row %zu, column %zu: brigade searches finite values only",
+                  path, isnan(v) ? "NaN" : "infinity", r, c);
+        return 0;
+      }
+    }
+  return 1;
+}
+
 static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
   char err[512];
   if (a->db_path) {
     npy_array db, q;
-    if (npy_read(a->db_path, a->raw ? a->dim : 0, a->dtype, avail, &db, err, sizeof err) != 0)
-      return cli_usage("knn", "%s", err);
-    if (npy_read(a->q_path, a->raw ? a->dim : 0, a->dtype, avail, &q, err, sizeof err) != 0) {
+    /* A file that is not what brigade reads is a usage error; one it cannot read, a failure. */
+    int e = npy_read(a->db_path, a->raw ? a->dim : 0, a->dtype, avail, &db, err, sizeof err);
+    if (e != 0)
+      return e == NPY_EFORMAT ? cli_usage("knn", "%s", err) : cli_fail("knn", "%s", err);
+    e = npy_read(a->q_path, a->raw ? a->dim : 0, a->dtype, avail, &q, err, sizeof err);
+    if (e != 0) {
       free(db.data);
-      return cli_usage("knn", "%s", err);
+      return e == NPY_EFORMAT ? cli_usage("knn", "%s", err) : cli_fail("knn", "%s", err);
     }
     if (db.cols != q.cols || db.dtype != q.dtype) {
       free(db.data), free(q.data);
@@ -190,6 +212,8 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
     }
     a->nb_txt = db.rows, a->nb_new = q.rows, a->dim = db.cols, a->dtype = db.dtype;
     in->db = db.data, in->q = q.data;
+    if (!finite_rows(a->db_path, &db) || !finite_rows(a->q_path, &q))
+      return CLI_USAGE;
     /* Each rank reads the whole file and searches its share of the rows. */
     share(db.rows, in->rank, in->ranks, &in->first, &in->rows);
     return 0;
@@ -201,8 +225,9 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
   if (need > 0.8 * (double)avail)
     return cli_fail("knn",
                     "the inputs and results need %.2f GiB but only %.2f GiB are available; "
-                    "use smaller sizes or --dtype f32",
-                    need / 1073741824, (double)avail / 1073741824);
+                    "use smaller sizes%s",
+                    need / 1073741824, (double)avail / 1073741824,
+                    a->dtype == BG_F64 ? " or --dtype f32" : "");
   /* Each rank generates only its rows; together they are the rows one process would make. */
   in->db = bench_knn_random(in->first, in->rows, (size_t)a->dim, a->dtype, a->seed);
   in->q = bench_knn_random(0, (size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);

@@ -18,43 +18,153 @@ static int fail(char *err, size_t cap, const char *path, const char *what) {
   return -1;
 }
 
-/* The value text after 'key': in the header dict, or NULL. */
-static const char *dict_value(const char *h, const char *key) {
-  char pat[32];
-  snprintf(pat, sizeof pat, "'%s'", key);
-  const char *p = strstr(h, pat);
-  if (!p)
-    return NULL;
-  p = strchr(p + strlen(pat), ':');
-  if (!p)
-    return NULL;
-  p++;
-  while (*p == ' ')
-    p++;
-  return p;
+/* The header is a Python dict literal, parsed as NumPy's reader does (ast.literal_eval, then
+ * exactly the keys descr, fortran_order and shape), not searched for substrings: a crafted
+ * header must not be able to show brigade one dtype and NumPy another. */
+typedef struct hdr {
+  const char *p;
+  char descr[32];
+  int fortran, have; /* have: bit 0 descr, 1 fortran_order, 2 shape */
+  long long dims[8];
+  int ndims;
+} hdr;
+
+static void ws(hdr *h) {
+  while (*h->p == ' ' || *h->p == '\t')
+    h->p++;
 }
 
-static int parse_header(const char *h, const char *path, npy_array *a, char *err, size_t cap) {
-  const char *descr = dict_value(h, "descr"), *fo = dict_value(h, "fortran_order"),
-             *shape = dict_value(h, "shape");
-  if (!descr || !fo || !shape)
-    return fail(err, cap, path, "the .npy header lacks descr, fortran_order or shape");
-  if (!strncmp(descr, "'<f4'", 5))
+/* A quoted string without escapes (NumPy never writes any in these values). */
+static int string(hdr *h, char *out, size_t cap) {
+  char q = *h->p;
+  if (q != '\'' && q != '"')
+    return -1;
+  const char *e = strchr(h->p + 1, q);
+  if (!e || (size_t)(e - h->p - 1) >= cap || memchr(h->p + 1, '\\', (size_t)(e - h->p - 1)))
+    return -1;
+  memcpy(out, h->p + 1, (size_t)(e - h->p - 1));
+  out[e - h->p - 1] = '\0';
+  h->p = e + 1;
+  return 0;
+}
+
+/* A tuple of integers: (), (5,), (2, 3). Negative values are kept, to be named. */
+static int tuple(hdr *h) {
+  if (*h->p++ != '(')
+    return -1;
+  h->ndims = 0;
+  for (;;) {
+    ws(h);
+    if (*h->p == ')') {
+      h->p++;
+      return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(h->p, &end, 10);
+    if (end == h->p || errno || h->ndims == 8 || !(*h->p == '-' || (*h->p >= '0' && *h->p <= '9')))
+      return -1;
+    h->dims[h->ndims++] = v;
+    h->p = end;
+    ws(h);
+    if (*h->p == ',')
+      h->p++;
+    else if (*h->p != ')')
+      return -1;
+  }
+}
+
+static int value(hdr *h, const char *key) {
+  if (!strcmp(key, "descr") && !(h->have & 1)) {
+    h->have |= 1;
+    return string(h, h->descr, sizeof h->descr);
+  }
+  if (!strcmp(key, "fortran_order") && !(h->have & 2)) {
+    h->have |= 2;
+    if (!strncmp(h->p, "False", 5) || !strncmp(h->p, "True", 4)) {
+      h->fortran = *h->p == 'T';
+      h->p += h->fortran ? 4 : 5;
+      return 0;
+    }
+    return -1;
+  }
+  if (!strcmp(key, "shape") && !(h->have & 4)) {
+    h->have |= 4;
+    return tuple(h);
+  }
+  return -1; /* an unknown or repeated key */
+}
+
+/* The dict; then only the padding (spaces, a final newline) may follow. */
+static int dict(hdr *h, char *bad, size_t cap) {
+  ws(h);
+  if (*h->p++ != '{')
+    return -1;
+  for (;;) {
+    ws(h);
+    if (*h->p == '}')
+      break;
+    char key[32];
+    if (string(h, key, sizeof key) != 0)
+      return -1;
+    ws(h);
+    if (*h->p++ != ':')
+      return -1;
+    ws(h);
+    if (value(h, key) != 0) {
+      snprintf(bad, cap, "%s", key);
+      return -1;
+    }
+    ws(h);
+    if (*h->p == ',')
+      h->p++;
+    else if (*h->p != '}')
+      return -1;
+  }
+  h->p++;
+  while (*h->p == ' ' || *h->p == '\n')
+    h->p++;
+  return *h->p == '\0' && h->have == 7 ? 0 : -1;
+}
+
+static int parse_header(const char *text, const char *path, npy_array *a, char *err, size_t cap) {
+  hdr h = {.p = text};
+  char key[32] = "";
+  if (dict(&h, key, sizeof key) != 0) {
+    if (key[0])
+      snprintf(err, cap, "%s: the .npy header has an unexpected or repeated key '%s'", path, key);
+    else
+      snprintf(err, cap,
+               "%s: the .npy header is not the dict NumPy writes ({'descr': ..., "
+               "'fortran_order': ..., 'shape': (...)})",
+               path);
+    return -1;
+  }
+  if (!strcmp(h.descr, "<f4"))
     a->dtype = BG_F32;
-  else if (!strncmp(descr, "'<f8'", 5))
+  else if (!strcmp(h.descr, "<f8"))
     a->dtype = BG_F64;
-  else
-    return fail(err, cap, path,
-                "unsupported dtype (brigade reads little-endian float32 '<f4' or float64 '<f8'; "
-                "convert with arr.astype(np.float32))");
-  if (strncmp(fo, "False", 5))
+  else {
+    snprintf(err, cap,
+             "%s: unsupported dtype '%s' (brigade reads little-endian float32 '<f4' or float64 "
+             "'<f8'; convert with arr.astype(np.float32))",
+             path, h.descr);
+    return -1;
+  }
+  if (h.fortran)
     return fail(err, cap, path, "Fortran-ordered array; save np.ascontiguousarray(arr)");
-  unsigned long long r, c;
-  char close;
-  if (sscanf(shape, "(%llu, %llu%c", &r, &c, &close) != 3 || close != ')')
-    return fail(err, cap, path, "expected a 2-D array (rows, dim)");
-  a->rows = (size_t)r;
-  a->cols = (size_t)c;
+  for (int i = 0; i < h.ndims; i++)
+    if (h.dims[i] < 0) {
+      snprintf(err, cap, "%s: the shape has a negative dimension (%lld)", path, h.dims[i]);
+      return -1;
+    }
+  if (h.ndims != 2) {
+    snprintf(err, cap, "%s: expected a 2-D array (rows, dim), found %d dimension%s", path, h.ndims,
+             h.ndims == 1 ? "" : "s");
+    return -1;
+  }
+  a->rows = (size_t)h.dims[0];
+  a->cols = (size_t)h.dims[1];
   if (a->rows == 0 || a->cols == 0)
     return fail(err, cap, path, "the array is empty");
   return 0;
@@ -63,8 +173,10 @@ static int parse_header(const char *h, const char *path, npy_array *a, char *err
 static int read_data(FILE *f, const char *path, npy_array *a, uint64_t max_bytes, long offset,
                      char *err, size_t cap) {
   size_t e = a->dtype == BG_F64 ? 8 : 4, n;
-  if (__builtin_mul_overflow(a->rows, a->cols, &n) || __builtin_mul_overflow(n, e, &n))
-    return fail(err, cap, path, "the shape overflows");
+  if (__builtin_mul_overflow(a->rows, a->cols, &n) || __builtin_mul_overflow(n, e, &n)) {
+    fail(err, cap, path, "the shape is too large to address");
+    return NPY_EFORMAT;
+  }
   if (n > max_bytes) {
     snprintf(err, cap, "%s: %zu bytes of data do not fit in the %" PRIu64 " bytes available", path,
              n, max_bytes);
@@ -95,7 +207,8 @@ int npy_read(const char *path, size_t raw_cols, bg_dtype_t raw_dtype, uint64_t m
     snprintf(err, cap, "%s: %s", path, strerror(errno));
     return -1;
   }
-  int rc = -1;
+  /* Until the data is being read, what goes wrong is the file's format: a usage error. */
+  int rc = NPY_EFORMAT;
   npy_array a = {0};
   long offset = 0;
   if (raw_cols) {
@@ -114,6 +227,11 @@ int npy_read(const char *path, size_t raw_cols, bg_dtype_t raw_dtype, uint64_t m
     unsigned char magic[10];
     if (fread(magic, 1, 10, f) != 10 || memcmp(magic, "\x93NUMPY", 6) != 0) {
       fail(err, cap, path, "not a .npy file (no \\x93NUMPY magic); for raw data give --raw");
+      goto done;
+    }
+    if (magic[6] < 1 || magic[6] > 3 || magic[7] != 0) {
+      snprintf(err, cap, "%s: .npy format version %u.%u is not one brigade reads (1.0, 2.0, 3.0)",
+               path, magic[6], magic[7]);
       goto done;
     }
     size_t hlen = magic[8] | (size_t)magic[9] << 8;
@@ -140,10 +258,9 @@ int npy_read(const char *path, size_t raw_cols, bg_dtype_t raw_dtype, uint64_t m
     if (bad)
       goto done;
   }
-  if (read_data(f, path, &a, max_bytes, offset, err, cap) == 0) {
+  rc = read_data(f, path, &a, max_bytes, offset, err, cap);
+  if (rc == 0)
     *out = a;
-    rc = 0;
-  }
 done:
   fclose(f);
   return rc;

@@ -16,9 +16,14 @@ typedef struct npy_array {
   bg_dtype_t dtype;
 } npy_array;
 
+/* npy_read's return when the file is not what brigade reads (a usage error, exit 2); -1 is a
+ * failure to read it (missing, unreadable, truncated, too big for memory: exit 1). */
+#define NPY_EFORMAT (-2)
+
 /* Reads a .npy file, or a raw one when raw_cols > 0 (then raw_dtype gives the type). max_bytes
- * bounds the data it may allocate. Returns 0, or -1 with a message naming the file and the
- * problem (not .npy, unsupported dtype, Fortran order, not 2-D, truncated, too big). */
+ * bounds the data it may allocate. Returns 0, NPY_EFORMAT (not .npy, an unknown version, an
+ * unsupported dtype named, Fortran order, not 2-D, a negative dimension) or -1 (cannot open,
+ * truncated, too big), with a message naming the file and the problem. */
 int npy_read(const char *path, size_t raw_cols, bg_dtype_t raw_dtype, uint64_t max_bytes,
              npy_array *out, char *err, size_t cap);
 

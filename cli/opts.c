@@ -22,6 +22,10 @@ static int parse_scaled(const char *s, uint64_t unit, uint64_t *out, const char 
     return -1;
   }
   uint64_t mul = 1;
+  if (*end == '.') {
+    *why = "expected a whole number (no fraction: 1536M, not 1.5G)";
+    return -1;
+  }
   if (*end) {
     int power = 0;
     switch (toupper((unsigned char)*end)) {
@@ -38,7 +42,7 @@ static int parse_scaled(const char *s, uint64_t unit, uint64_t *out, const char 
       power = 4;
       break;
     default:
-      *why = "unknown suffix (use K, M, G or T)";
+      *why = "unknown suffix (use K, M, G or T, e.g. 512M)";
       return -1;
     }
     end++;

@@ -73,7 +73,8 @@ expect 2 err "no function 'no_such_fn'" -- bench --task "$plugin:no_such_fn" --n
 expect 2 err "--out '/nonexistent/dir/x': cannot write" -- bench --out /nonexistent/dir/x
 expect 2 err "--out '$plugin' is the same file as the input" -- bench --task "$plugin:digit_sum" --n 10 --out "$plugin"
 expect 2 err "--plot '$tmp': cannot write: it is a directory" -- bench --workload sleep --plot "$tmp"
-BG_THREADS=lots expect 2 err "BG_THREADS='lots'" -- bench
+BG_THREADS=lots expect 2 err "BG_THREADS='lots': expected a non-negative whole number" -- bench
+[ "$(grep -c '^brigade bench:' "$tmp/err")" -eq 1 ] && pass=$((pass + 1)) || { echo "FAIL: BG_THREADS printed more than one error"; fail=$((fail + 1)); }
 
 # Runs: every workload at a tiny size on every backend, each check passing.
 for w in sleep prime-fixed prime-range disk-small disk-large alloc chunk-mean vector-mean; do
@@ -316,7 +317,7 @@ d = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }"
 d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
 open(sys.argv[1] + "/fortran.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + bytes(16))
 PY
-expect 2 err "the inputs contain NaN or infinity" -- knn --db "$tmp/nan.npy" --queries "$tmp/ok.npy"
+expect 2 err "nan.npy contains NaN at row 7, column 1" -- knn --db "$tmp/nan.npy" --queries "$tmp/ok.npy"
 expect 2 err "Fortran-ordered array" -- knn --db "$tmp/fortran.npy" --queries "$tmp/fortran.npy"
 expect 2 err "--out '/nonexistent/i.npy': cannot write: the folder /nonexistent does not exist" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out /nonexistent/i.npy
 # An output that is an input (by any name) is refused before the search, and the input is kept.
@@ -338,8 +339,35 @@ expect 0 out 'nb_txt=50 dim=3 nb_new=50 k=2 metric=ip dtype=f32' -- knn --db "$t
 expect 0 out 'dtype=f64' -- knn --db "$tmp/ok64.npy" --queries "$tmp/ok64.npy" --out "$tmp/o.npy"
 head -c 6 "$tmp/o.npy" | grep -q NUMPY && pass=$((pass + 1)) || { echo "FAIL: --out wrote no .npy"; fail=$((fail + 1)); }
 expect 2 err "the dims and dtypes must match" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok64.npy"
-expect 2 err "unsupported dtype" -- knn --db "$tmp/i4.npy" --queries "$tmp/i4.npy"
-expect 2 err "truncated" -- knn --db "$tmp/short.npy" --queries "$tmp/short.npy"
+expect 2 err "unsupported dtype '<i4'" -- knn --db "$tmp/i4.npy" --queries "$tmp/i4.npy"
+# A file brigade cannot read (truncated, missing) is a failure (1), not a usage error.
+expect 1 err "truncated" -- knn --db "$tmp/short.npy" --queries "$tmp/short.npy"
+expect 1 err "$tmp/none.npy: No such file or directory" -- knn --db "$tmp/none.npy" --queries "$tmp/ok.npy"
+# Headers parsed as NumPy parses them: versions, keys, negative dimensions, by name.
+python3 - "$tmp" <<'PY'
+import sys
+def raw(path, version, d):
+    d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY" + bytes(version) + len(d).to_bytes(2, "little") + d.encode() + bytes(64))
+raw(sys.argv[1] + "/v9.npy", (9, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }")
+raw(sys.argv[1] + "/neg.npy", (1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 2), }")
+raw(sys.argv[1] + "/trick.npy", (1, 0), "{\"x 'descr': '<f4'\": 0, 'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }")
+raw(sys.argv[1] + "/dup.npy", (1, 0), "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }")
+raw(sys.argv[1] + "/3d.npy", (1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }")
+PY
+expect 2 err "format version 9.0 is not one brigade reads" -- knn --db "$tmp/v9.npy" --queries "$tmp/v9.npy"
+expect 2 err "the shape has a negative dimension \(-3\)" -- knn --db "$tmp/neg.npy" --queries "$tmp/neg.npy"
+expect 2 err "unexpected or repeated key 'x 'descr': '<f4''" -- knn --db "$tmp/trick.npy" --queries "$tmp/trick.npy"
+expect 2 err "unexpected or repeated key 'descr'" -- knn --db "$tmp/dup.npy" --queries "$tmp/dup.npy"
+expect 2 err "expected a 2-D array \(rows, dim\), found 3 dimensions" -- knn --db "$tmp/3d.npy" --queries "$tmp/3d.npy"
+# Size options say what is wrong with the value, not "must be > 0" for all of them.
+expect 2 err "--mem-budget 'garbage': expected a non-negative whole number" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget garbage
+expect 2 err "--mem-budget '1.5G': expected a whole number \(no fraction: 1536M, not 1.5G\)" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 1.5G
+expect 2 err "--mem-budget '12Q': unknown suffix" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 12Q
+expect 2 err "--mem-budget '0': must be more than 0 bytes" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 0
+# A refusal for memory suggests f32 only to an f64 search.
+expect 1 err "available; use smaller sizes or --dtype f32" -- knn --nb-txt 1G --dim 1000 --nb-new 1000 --dtype f64
+expect 1 err "available; use smaller sizes$" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
 head -c 100 /dev/urandom >"$tmp/raw.bin"
 expect 2 err "must be a non-zero multiple of 12 bytes" -- knn --db "$tmp/raw.bin" --queries "$tmp/raw.bin" --raw --dim 3
 
