@@ -2,6 +2,7 @@
 /* brigade bench: the lecture's experiments on this machine (the catalogue suite and the knn
  * suite), or the engine's own scheduling costs (the overhead suite), with tables,
  * explanations, CSV, JSON, Markdown and plots. */
+#define _GNU_SOURCE
 #include "cli.h"
 #include "knn.h"
 #include "opts.h"
@@ -67,7 +68,8 @@ void cmd_bench_help(FILE *f) {
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
          "  --peer-timeout S seconds one peer process may run before it is killed (default\n"
          "                   1800); a peer printing over 1 MiB is killed too\n"
-         "  --peers-dir DIR  where the peer scripts are (default: the source tree's peers/python)\n"
+         "  --peers-dir DIR  where the peer scripts are (default: those installed with brigade,\n"
+         "                   PREFIX/share/brigade/peers; in a build folder, the source tree's)\n"
          "  --ranks N        start mpirun with N ranks of this command (--backends mpi; as root\n"
          "                   and beyond the cores too); or run it under mpirun yourself\n"
          "  --insights       per row, what each worker did in the last run: items, start-up,\n"
@@ -102,13 +104,31 @@ typedef struct bench_args {
   const char *plot_path;
   const char *backends; /* --backends, parsed once the suite is known */
   bench_knn_opts knn;
-  bench_plugin plugin; /* --task: the rows name it, so it lives as long as the report */
-  double max_seconds;  /* knn: 0 until given */
-  uint64_t mem_budget; /* knn */
-  bench_peers peers;   /* --peers python: its interpreter and scripts */
+  bench_plugin plugin;  /* --task: the rows name it, so it lives as long as the report */
+  double max_seconds;   /* knn: 0 until given */
+  uint64_t mem_budget;  /* knn */
+  bench_peers peers;    /* --peers python: its interpreter and scripts */
+  char peers_dir[4096]; /* the installed scripts' folder, when --peers-dir is not given */
   int with_peers;
   unsigned launch_ranks; /* --ranks N: start mpirun with N ranks of this command */
 } bench_args;
+
+/* The peer scripts: the source tree's for the brigade in its build folder, else those installed
+ * with the program, PREFIX/share/brigade/peers beside PREFIX/bin/brigade. A path compiled in is
+ * never trusted for an installed program: a build folder in /tmp may later hold anything. */
+static const char *default_peers_dir(char *buf, size_t cap) {
+  char exe[4096], here[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0)
+    return BG_PEERS_DIR "/../missing"; /* no path to trust: the peers report the missing script */
+  exe[len] = '\0';
+  char *slash = strrchr(exe, '/');
+  *slash = '\0';
+  if (realpath(BG_BUILD_BIN_DIR, here) && !strcmp(here, exe))
+    return BG_PEERS_DIR;
+  int n = snprintf(buf, cap, "%s/../%s/brigade/peers", exe, BG_DATADIR);
+  return n > 0 && (size_t)n < cap ? buf : BG_PEERS_DIR "/../missing";
+}
 
 /* Splits a comma-separated list in place; returns the count or -1 when it has empty items. */
 static int split(char *s, char **items, int cap) {
@@ -432,7 +452,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (!a->peers.python)
       a->peers.python = py && *py ? py : "python3";
     if (!a->peers.dir)
-      a->peers.dir = BG_PEERS_DIR;
+      a->peers.dir = default_peers_dir(a->peers_dir, sizeof a->peers_dir);
     a->run.peers = &a->peers;
   }
   if (a->launch_ranks && strcmp(a->suite, "catalogue"))

@@ -15,4 +15,8 @@ pc=$(find "$tmp/prefix" -name brigade.pc -printf '%h')
 PKG_CONFIG_PATH="$pc" "$cc" -o "$tmp/squares_pc" "$src/examples/consumer/squares.c" \
   $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs brigade)
 "$tmp/squares_pc" 10 | grep -q '^sum of squares below 10: 285$'
-echo "1 passed, 0 failed"
+# The installed brigade runs the installed peer scripts, never the build's source tree.
+[ -f "$tmp/prefix/share/brigade/peers/catalogue.py" ]
+"$tmp/prefix/bin/brigade" bench --workload prime-fixed --n 10 --repeat 1 --peers python \
+  --python /bin/echo | grep -qF "cannot read: '$tmp/prefix/bin/../share/brigade/peers/catalogue.py"
+echo "2 passed, 0 failed"
