@@ -137,11 +137,10 @@ void bench_note_cache(bench_result *res, unsigned workers, size_t n) {
                  n, number, bg_pool_workers(pool), med[0], med[1], med[2], med[0] / med[2],
                  med[1] - med[0]);
 done:
-  if (cache)
-    bg_cache_clear(cache);
   bg_cache_close(cache);
+  /* The folder is this run's alone: it goes entirely, lock file included. */
   if (made)
-    rmdir(dir);
+    bg_cache_remove(dir);
   bg_pool_destroy(pool);
   free(flags);
 }

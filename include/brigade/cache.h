@@ -2,7 +2,13 @@
 /* A disk cache of task results (joblib.Memory's idea): an entry is keyed by the task's
  * identity and its input bytes, written atomically, checked on every read (a damaged entry is
  * recomputed, never returned), and the folder is kept under a size cap by evicting the least
- * recently used entries. Several threads and processes may share one folder. */
+ * recently used entries. Several threads and processes may share one folder.
+ *
+ * Trust: share a cache folder only with processes and users you trust. The checksum detects
+ * damage, not tampering (it is not a MAC): anyone who can write to the folder can store an
+ * entry whose result is wrong and that every reader will return. What brigade does guard
+ * against is a folder's files being other than what it wrote: it never follows a link there,
+ * never waits on a FIFO there, and treats an entry that is not a regular file as damaged. */
 #ifndef BRIGADE_CACHE_H
 #define BRIGADE_CACHE_H
 
@@ -23,8 +29,8 @@ typedef struct bg_cache bg_cache_t;
  *             it by an eighth of the cap before it looks at the folder again.
  *
  * Return: 0; BG_EINVAL (NULL or empty dir, NULL out); BG_ENOENT (the parent folder does not
- * exist); BG_ESYS (not a folder, not writable, or another system error: errno says which);
- * BG_ENOMEM.
+ * exist); BG_ESYS (not a folder, not writable, its lock file is a symbolic link (errno ELOOP)
+ * or not a regular file (EINVAL), or another system error: errno says which); BG_ENOMEM.
  */
 int bg_cache_open(const char *dir, uint64_t max_bytes, bg_cache_t **out);
 
@@ -37,7 +43,8 @@ void bg_cache_close(bg_cache_t *c);
  *        since C cannot hash a function's code the way joblib hashes Python source.
  * @out: @out_size bytes, written only on a hit.
  *
- * Return: 0 (hit); BG_ENOENT (miss: absent, or damaged and then removed); BG_EINVAL.
+ * Return: 0 (hit); BG_ENOENT (miss: absent, or damaged and then removed; an entry that is not
+ * a regular file, such as a FIFO or a link, counts as damaged and never blocks); BG_EINVAL.
  */
 int bg_cache_get(bg_cache_t *c, const char *task, const void *in, size_t in_size, void *out,
                  size_t out_size);
@@ -66,8 +73,26 @@ typedef struct bg_cache_stats {
 /** bg_cache_stats - the counters above. Return: 0 or BG_EINVAL. */
 int bg_cache_stats(const bg_cache_t *c, bg_cache_stats_t *out);
 
-/** bg_cache_clear - remove every entry. Return: 0, BG_ESYS or BG_EINVAL. */
+/**
+ * bg_cache_clear - remove every entry. The folder and its lock file stay, since other
+ * processes may be using them; bg_cache_remove() removes the folder itself.
+ *
+ * Return: 0, BG_ESYS or BG_EINVAL.
+ */
 int bg_cache_clear(bg_cache_t *c);
+
+/**
+ * bg_cache_remove - remove the cache folder @dir entirely: its entries, its temporary files
+ * (even those of a writer still running), its lock file and the folder itself. For a folder
+ * that is yours alone, such as a temporary one: call it once every handle on the folder is
+ * closed and no other process uses it. Files the cache did not write are left alone, and so
+ * is the folder then. @dir itself is not followed if it is a symbolic link.
+ *
+ * Return: 0; BG_EINVAL (NULL or empty dir); BG_ENOENT (no such folder); BG_ESYS (not a folder,
+ * a symbolic link, files of others left in it (errno ENOTEMPTY), or another system error:
+ * errno says which).
+ */
+int bg_cache_remove(const char *dir);
 
 /* A task wrapped in the cache, for bg_map on any backend: set desc.fn = bg_memo_task and
  * desc.ctx to one of these. The key is the task name and the item's bytes (or its index when

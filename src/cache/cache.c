@@ -4,7 +4,10 @@
  * all three, so a read returns a result only for exactly that name and input and only when no
  * byte of it was damaged. Writes go to a temporary file renamed into place (atomic on POSIX
  * filesystems); a reader that opened the old file keeps reading it whole. Trimming to the cap
- * takes an flock on the folder's lock file so that one process at a time evicts. */
+ * takes an flock on the folder's lock file so that one process at a time evicts. The folder may
+ * be writable by others, so nothing in it is trusted to be what its name says: no open follows
+ * a symbolic link or waits on a FIFO, and an entry that is not a regular file counts as
+ * damaged. */
 #define _GNU_SOURCE
 #include "brigade/cache.h"
 #include "brigade/error.h"
@@ -13,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,19 +76,21 @@ static int full_io(int fd, char *p, size_t len, off_t off, int writing) {
 
 static void remove_if_same(const bg_cache_t *c, const char *name, int fd) {
   struct stat a, b;
-  /* Only the damaged file: a writer may have renamed a good entry over it meanwhile. */
-  if (fstat(fd, &a) == 0 && fstatat(c->dfd, name, &b, 0) == 0 && a.st_ino == b.st_ino &&
-      a.st_dev == b.st_dev)
+  /* Only the damaged file: a writer may have renamed a good entry over it meanwhile. The name
+   * is not followed: a link is compared (and removed) as itself. */
+  if (fstat(fd, &a) == 0 && fstatat(c->dfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+      a.st_ino == b.st_ino && a.st_dev == b.st_dev)
     unlinkat(c->dfd, name, 0);
 }
 
-/* Reads and checks the entry open on @fd. Return: 1 hit, 0 not this key, -1 damaged. */
+/* Reads and checks the entry open on @fd. Return: 1 hit, 0 not this key, -1 damaged (which
+ * includes anything but a regular file). */
 static int read_entry(int fd, const char *task, const void *in, size_t in_size, void *out,
                       size_t out_size) {
   size_t tl = strlen(task);
   struct stat st;
   entry_hdr h;
-  if (fstat(fd, &st) != 0 || full_io(fd, (char *)&h, sizeof h, 0, 0) != 0 ||
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || full_io(fd, (char *)&h, sizeof h, 0, 0) != 0 ||
       memcmp(h.magic, MAGIC, sizeof h.magic) != 0)
     return -1;
   uint64_t body = h.task_len + h.in_size + h.out_size;
@@ -113,7 +117,14 @@ int bg_cache_get(bg_cache_t *c, const char *task, const void *in, size_t in_size
     return BG_EINVAL;
   char name[40];
   entry_name(task, in, in_size, name);
-  int fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO put in an entry's place opens at once (and then fails the regular-file
+   * check) instead of waiting for a writer forever; it changes nothing for a regular file. */
+  int fd = openat(c->dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && (errno == ELOOP || errno == ENXIO)) {
+    /* A symbolic link or a socket in an entry's place: opened as itself, only to be checked
+     * and removed as a damaged entry, so that it does not cost every later lookup again. */
+    fd = openat(c->dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  }
   int rc = fd < 0 ? 0 : read_entry(fd, task, in, in_size, out, out_size);
   if (rc < 0) {
     atomic_fetch_add(&c->n->corrupt, 1);
@@ -144,8 +155,17 @@ static int older(const void *a, const void *b) {
   return (x->tv_nsec > y->tv_nsec) - (x->tv_nsec < y->tv_nsec);
 }
 
-/* Lists the entries (and removes stale temporary files). Return: 0 or -1. */
-static int list_entries(const bg_cache_t *c, ent **out, size_t *count, uint64_t *total) {
+/* How trim() treats the folder. */
+enum {
+  TRIM_EVICTING = 1, /* entries removed count as evictions */
+  TRIM_ALL_TMP = 2   /* every temporary file goes, not only stale ones */
+};
+
+/* Lists the entries (and removes stale temporary files, or all with TRIM_ALL_TMP). A name that
+ * is an entry's but not a regular file is listed with size 0, so that clearing removes it.
+ * Return: 0 or -1. */
+static int list_entries(const bg_cache_t *c, unsigned flags, ent **out, size_t *count,
+                        uint64_t *total) {
   int fd = openat(c->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd < 0 ? NULL : fdopendir(fd);
   if (!d) {
@@ -165,7 +185,7 @@ static int list_entries(const bg_cache_t *c, ent **out, size_t *count, uint64_t 
     if ((!is_tmp && !is_ent) || fstatat(c->dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
       continue;
     if (is_tmp) {
-      if (now - st.st_mtime > STALE_TMP_S)
+      if ((flags & TRIM_ALL_TMP) || now - st.st_mtime > STALE_TMP_S)
         unlinkat(c->dfd, e->d_name, 0);
       continue;
     }
@@ -178,7 +198,7 @@ static int list_entries(const bg_cache_t *c, ent **out, size_t *count, uint64_t 
       }
       v = p;
     }
-    v[n] = (ent){.used = st.st_mtim, .size = (uint64_t)st.st_size};
+    v[n] = (ent){.used = st.st_mtim, .size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0};
     memcpy(v[n].name, e->d_name, len + 1);
     *total += v[n].size;
     n++;
@@ -189,24 +209,42 @@ static int list_entries(const bg_cache_t *c, ent **out, size_t *count, uint64_t 
   return 0;
 }
 
-/* Scans the folder under its lock; removes the least recently used entries until it is
- * under @target bytes (UINT64_MAX: none), counted as evictions when @evicting. Return: 0 or
- * BG_ESYS. */
-static int trim(bg_cache_t *c, uint64_t target, bool evicting) {
-  int lk = openat(c->dfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lk < 0 || flock(lk, LOCK_EX) != 0) {
-    if (lk >= 0)
-      close(lk);
-    return BG_ESYS;
+/* Opens (creating it if missing) and locks the folder's lock file. O_NOFOLLOW: a link planted
+ * in its place must not make us create or open a file wherever it points (ELOOP instead); a
+ * FIFO or other non-regular file is refused too (EINVAL). Return: the descriptor, or -1 with
+ * errno set. */
+static int lock_folder(int dfd) {
+  int lk = openat(dfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (lk < 0)
+    return -1;
+  struct stat st;
+  int ok = fstat(lk, &st) == 0;
+  if (ok && !S_ISREG(st.st_mode)) {
+    errno = EINVAL;
+    ok = 0;
   }
+  if (ok && flock(lk, LOCK_EX) == 0)
+    return lk;
+  int e = errno;
+  close(lk);
+  errno = e;
+  return -1;
+}
+
+/* Scans the folder under its lock; removes the least recently used entries until it is
+ * under @target bytes (UINT64_MAX: none). @flags: TRIM_*. Return: 0 or BG_ESYS. */
+static int trim(bg_cache_t *c, uint64_t target, unsigned flags) {
+  int lk = lock_folder(c->dfd);
+  if (lk < 0)
+    return BG_ESYS;
   ent *v = NULL;
   size_t n = 0;
   uint64_t total = 0;
-  int rc = list_entries(c, &v, &n, &total) == 0 ? BG_OK : BG_ESYS;
+  int rc = list_entries(c, flags, &v, &n, &total) == 0 ? BG_OK : BG_ESYS;
   if (rc == 0 && total > target) {
     qsort(v, n, sizeof *v, older);
     for (size_t i = 0; i < n && total > target; i++) {
-      if (unlinkat(c->dfd, v[i].name, 0) == 0 && evicting)
+      if (unlinkat(c->dfd, v[i].name, 0) == 0 && (flags & TRIM_EVICTING))
         atomic_fetch_add(&c->n->evictions, 1);
       total -= v[i].size;
     }
@@ -226,7 +264,7 @@ static void trim_if_due(bg_cache_t *c, uint64_t added) {
   uint64_t bytes = atomic_fetch_add(&c->n->bytes, added) + added;
   uint64_t since = atomic_fetch_add(&c->n->since_scan, added) + added;
   if (max && (bytes > max || since > max / 8))
-    trim(c, bytes > max ? max - max / 8 : max, true);
+    trim(c, bytes > max ? max - max / 8 : max, TRIM_EVICTING);
 }
 
 int bg_cache_put(bg_cache_t *c, const char *task, const void *in, size_t in_size, const void *out,
@@ -299,9 +337,12 @@ int bg_cache_open(const char *dir, uint64_t max_bytes, bg_cache_t **out) {
   }
   memset(n, 0, sizeof *n);
   *c = (bg_cache_t){.dfd = dfd, .max_bytes = max_bytes, .n = n};
-  int rc = trim(c, max_bytes ? max_bytes : UINT64_MAX, true);
+  int rc = trim(c, max_bytes ? max_bytes : UINT64_MAX, TRIM_EVICTING);
   if (rc != 0) {
+    /* errno says why trim failed (ELOOP: a planted lock link); the clean-up keeps it. */
+    int e = errno;
     bg_cache_close(c);
+    errno = e;
     return rc;
   }
   *out = c;
@@ -328,5 +369,29 @@ int bg_cache_stats(const bg_cache_t *c, bg_cache_stats_t *out) {
 int bg_cache_clear(bg_cache_t *c) {
   if (!c)
     return BG_EINVAL;
-  return trim(c, 0, false);
+  return trim(c, 0, 0);
+}
+
+int bg_cache_remove(const char *dir) {
+  if (!dir || !*dir)
+    return BG_EINVAL;
+  /* Not through a link: what is removed is the folder named, never one a link points to. */
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0)
+    return errno == ENOENT ? BG_ENOENT : BG_ESYS;
+  counters n;
+  memset(&n, 0, sizeof n);
+  bg_cache_t c = {.dfd = dfd, .n = &n};
+  /* The lock file goes last, once the entries are gone: it is what other processes would
+   * lock, and a lock file removed under a holder no longer excludes anyone. */
+  int rc = trim(&c, 0, TRIM_ALL_TMP);
+  if (rc == 0 && unlinkat(dfd, LOCK_NAME, 0) != 0 && errno != ENOENT)
+    rc = BG_ESYS;
+  int e = errno;
+  close(dfd);
+  errno = e;
+  /* rmdir fails (ENOTEMPTY) when files the cache did not write are there: they are kept. */
+  if (rc == 0 && rmdir(dir) != 0)
+    rc = BG_ESYS;
+  return rc;
 }

@@ -3,7 +3,9 @@
  * the task again (threads and procs); a damaged or truncated entry is removed and recomputed,
  * never returned; the folder stays under its cap, least recently used entries going first;
  * four processes writing and reading one folder at once only ever read correct results and
- * leave no temporary file; bad arguments are refused. */
+ * leave no temporary file; a planted lock link is never followed and an entry that is not a
+ * regular file (a FIFO, a link) is a prompt miss; bg_cache_remove leaves no trace of a cache
+ * and nothing of others' is removed; bad arguments are refused. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -351,6 +353,132 @@ static void test_failed_store(void **st) {
   bg_cache_close(c);
 }
 
+/* The path of the folder's only entry. */
+static void only_entry(const char *name, char *buf, size_t cap) {
+  char dir[300];
+  path_of(dir, sizeof dir, name);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.' && n++ == 0)
+      snprintf(buf, cap, "%s/%s", dir, e->d_name);
+  closedir(d);
+  assert_int_equal(n, 1);
+}
+
+/* A symbolic link planted as the lock file is never followed: no file appears where it
+ * points, and opening (or clearing) the cache fails with ELOOP instead of locking a file
+ * elsewhere. */
+static void test_planted_lock_link(void **st) {
+  (void)st;
+  char dir[300], lock[320], victim[300];
+  path_of(dir, sizeof dir, "planted");
+  path_of(victim, sizeof victim, "victim");
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  assert_int_equal(symlink(victim, lock), 0);
+  bg_cache_t *c = (bg_cache_t *)dir;
+  errno = 0;
+  assert_int_equal(bg_cache_open(dir, 0, &c), BG_ESYS);
+  assert_int_equal(errno, ELOOP);
+  assert_null(c);
+  assert_int_equal(access(victim, F_OK), -1);
+  assert_int_equal(errno, ENOENT);
+  /* Planted under an open handle: clear refuses the same way. */
+  assert_int_equal(unlink(lock), 0);
+  c = open_cache("planted", 0);
+  assert_int_equal(unlink(lock), 0);
+  assert_int_equal(symlink(victim, lock), 0);
+  assert_int_equal(bg_cache_clear(c), BG_ESYS);
+  assert_int_equal(access(victim, F_OK), -1);
+  bg_cache_close(c);
+}
+
+/* An entry replaced by a FIFO, or by a symbolic link (here to a good entry moved elsewhere), is
+ * a prompt miss counted as damaged, and is removed so that the entry can be stored again. An
+ * alarm ends the lookup if it ever blocks (the FIFO has no writer), so a regression fails
+ * rather than hangs. */
+static void test_non_regular_entry(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("odd", 0);
+  uint64_t key = 5, val = 55, got = 0;
+  char ent[600], moved[300];
+  path_of(moved, sizeof moved, "moved-entry");
+  for (int kind = 0; kind < 2; kind++) {
+    assert_int_equal(bg_cache_put(c, "t", &key, sizeof key, &val, sizeof val), 0);
+    only_entry("odd", ent, sizeof ent);
+    if (kind == 0) {
+      assert_int_equal(unlink(ent), 0);
+      assert_int_equal(mkfifo(ent, 0644), 0);
+    } else {
+      assert_int_equal(rename(ent, moved), 0);
+      assert_int_equal(symlink(moved, ent), 0);
+    }
+    /* The lookup runs in a child that an alarm ends if it blocks; its counts are shared. */
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+      signal(SIGALRM, SIG_DFL);
+      alarm(10);
+      int rc = bg_cache_get(c, "t", &key, sizeof key, &got, sizeof got);
+      _exit(rc == BG_ENOENT && got == 0 ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_false(WIFSIGNALED(status)); /* SIGALRM: the lookup blocked */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    bg_cache_stats_t s;
+    assert_int_equal(bg_cache_stats(c, &s), 0);
+    assert_int_equal(s.corrupt, (uint64_t)kind + 1);
+    assert_int_equal(count_files("odd", "", NULL), 0);
+  }
+  /* The link was removed, not what it pointed to. */
+  assert_int_equal(access(moved, F_OK), 0);
+  assert_int_equal(bg_cache_put(c, "t", &key, sizeof key, &val, sizeof val), 0);
+  assert_int_equal(bg_cache_get(c, "t", &key, sizeof key, &got, sizeof got), 0);
+  assert_int_equal(got, val);
+  bg_cache_close(c);
+}
+
+/* bg_cache_remove takes the folder away entirely (entries, a temporary file, the lock file);
+ * with a file of someone else's in it, that file and the folder stay; a link is not
+ * followed. */
+static void test_remove(void **st) {
+  (void)st;
+  char dir[300], p[400];
+  for (int foreign = 0; foreign < 2; foreign++) {
+    const char *name = foreign ? "kept" : "gone";
+    path_of(dir, sizeof dir, name);
+    bg_cache_t *c = open_cache(name, 0);
+    for (uint64_t k = 0; k < 3; k++)
+      assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, &k, sizeof k), 0);
+    bg_cache_close(c);
+    snprintf(p, sizeof p, "%s/%s", dir, foreign ? "notes.txt" : ".tmp-1-1");
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fclose(f);
+    errno = 0;
+    assert_int_equal(bg_cache_remove(dir), foreign ? BG_ESYS : 0);
+    if (!foreign) {
+      assert_int_equal(access(dir, F_OK), -1);
+      continue;
+    }
+    assert_int_equal(errno, ENOTEMPTY);
+    assert_int_equal(access(p, F_OK), 0);
+    assert_int_equal(count_files(name, "", NULL), 1);
+    assert_int_equal(count_files(name, ".", NULL), 2); /* "." and "..": no lock file */
+  }
+  path_of(p, sizeof p, "link-to-kept");
+  assert_int_equal(symlink(dir, p), 0);
+  assert_int_equal(bg_cache_remove(p), BG_ESYS);
+  assert_int_equal(access(dir, F_OK), 0);
+  path_of(p, sizeof p, "never-made");
+  assert_int_equal(bg_cache_remove(p), BG_ENOENT);
+  assert_int_equal(bg_cache_remove(NULL), BG_EINVAL);
+  assert_int_equal(bg_cache_remove(""), BG_EINVAL);
+}
+
 static void test_refusals(void **st) {
   (void)st;
   bg_cache_t *c = NULL;
@@ -395,7 +523,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_identical_results), cmocka_unit_test(test_corrupt_entry),
       cmocka_unit_test(test_eviction),          cmocka_unit_test(test_concurrent_writers),
-      cmocka_unit_test(test_failed_store),      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_failed_store),      cmocka_unit_test(test_planted_lock_link),
+      cmocka_unit_test(test_non_regular_entry), cmocka_unit_test(test_remove),
+      cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,8 @@
  * not started (it never runs) and of one running (refused); wait-any and as-completed return
  * futures in the order they finish; on procs a task that segfaults, aborts, exits or hangs
  * fails only its own future and the executor goes on; worker state and max_tasks; init
- * failures; destroy runs or cancels what is pending; no child process is left behind. */
+ * failures; destroy runs or cancels what is pending; no child process is left behind, not
+ * even when the executor's caller is killed or a task leaves a process of its own running. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +12,13 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -437,6 +441,150 @@ static void test_destroy_pending(void **st) {
   tk_assert_no_children();
 }
 
+/* Starts `sleep <secs>` as a child of the calling process. Return: its pid, or -1. */
+static pid_t start_sleep(const char *secs) {
+  pid_t kid = fork();
+  if (kid == 0) {
+    execlp("sleep", "sleep", secs, (char *)NULL);
+    _exit(127);
+  }
+  return kid;
+}
+
+/* Waits up to @ms for every process in @pids to be gone, reaping the orphans handed to this
+ * process (it is a child subreaper in the tests below, so orphans of its descendants come
+ * here rather than to an init that may never reap them, and a zombie cannot pass for a live
+ * process). Return: whether all are gone. */
+static bool all_gone(const pid_t *pids, int n, long ms) {
+  for (long t = 0;; t += 10) {
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+      ;
+    int left = 0;
+    for (int i = 0; i < n; i++)
+      left += !(kill(pids[i], 0) != 0 && errno == ESRCH);
+    if (left == 0)
+      return true;
+    if (t >= ms)
+      return false;
+    sleep_ms(10);
+  }
+}
+
+/* Kills what is left (each pid with its group) and reaps every child, so that a regression
+ * fails the test rather than leaving sleeps behind. */
+static void kill_all(const pid_t *pids, int n) {
+  for (int i = 0; i < n; i++)
+    if (pids[i] > 0) {
+      kill(-pids[i], SIGKILL);
+      kill(pids[i], SIGKILL);
+    }
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+    ;
+}
+
+/* Writes its worker's pid, the fork server's (its parent) and that of a `sleep 300` it starts
+ * to the pipe whose write end is its input, then sleeps as long as the child does. */
+static int linger(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)i, (void)ctx;
+  int fd = *(const int *)in;
+  pid_t pids[3] = {getpid(), getppid(), start_sleep("300")};
+  if (pids[2] < 0 || write(fd, pids, sizeof pids) != (ssize_t)sizeof pids)
+    return 1;
+  sleep_ms(300000);
+  return 0;
+}
+
+/* The process that created a procs executor is killed (SIGKILL: nothing of it runs) while a
+ * task runs for 300 s: the fork server, the worker and the task's own child are gone within
+ * seconds, not when the task ends, even though a process the caller forked (and left
+ * running) still holds the caller's end of the fork server's control socket. */
+static void test_no_orphan_when_caller_killed(void **st) {
+  (void)st;
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  pid_t caller = fork();
+  assert_true(caller >= 0);
+  if (caller == 0) {
+    /* The caller is a fork of the test: it reports failure by its exit status (and by never
+     * writing to the pipe), never through cmocka. */
+    close(p[0]);
+    bg_executor_opts_t o;
+    bg_executor_opts_init(&o);
+    o.backend = "procs";
+    o.workers = 1;
+    bg_executor_t *ex = NULL;
+    bg_future_t *f = NULL;
+    if (bg_executor_create(&o, &ex) != 0)
+      _exit(1);
+    /* A fork that does not exec keeps every descriptor, the control socket's included. */
+    pid_t holder = fork();
+    if (holder == 0) {
+      sleep_ms(300000);
+      _exit(0);
+    }
+    if (holder < 0 || write(p[1], &holder, sizeof holder) != (ssize_t)sizeof holder ||
+        bg_submit(ex, linger, NULL, &p[1], sizeof p[1], 0, &f) != 0)
+      _exit(1);
+    bg_future_wait(f, BG_WAIT_FOREVER);
+    _exit(2);
+  }
+  close(p[1]);
+  /* The holder's pid, then the worker's, the server's and the task's child's. */
+  pid_t pids[4] = {0, 0, 0, 0};
+  size_t have = 0;
+  struct pollfd pf = {.fd = p[0], .events = POLLIN};
+  while (have < sizeof pids && poll(&pf, 1, 10000) == 1) {
+    ssize_t k = read(p[0], (char *)pids + have, sizeof pids - have);
+    if (k <= 0)
+      break;
+    have += (size_t)k;
+  }
+  close(p[0]);
+  kill(caller, SIGKILL);
+  int status = 0;
+  assert_int_equal(waitpid(caller, &status, 0), caller);
+  bool got = have == sizeof pids;
+  bool gone = got && all_gone(pids + 1, 3, 5000);
+  kill_all(pids, gone ? 1 : 4);
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+  assert_true(got);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  assert_true(gone);
+  tk_assert_no_children();
+}
+
+/* Starts `sleep 373` and returns its pid without waiting for it. */
+static int leave_child(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)i, (void)ctx;
+  pid_t kid = start_sleep("373");
+  *(pid_t *)out = kid;
+  return kid < 0;
+}
+
+/* A process a procs task starts and leaves running is killed with its worker's process group
+ * when the executor is destroyed. */
+static void test_no_task_child_after_destroy(void **st) {
+  (void)st;
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  bg_executor_t *ex = make("procs", 1, 0);
+  bg_future_t *f = NULL;
+  assert_int_equal(bg_submit(ex, leave_child, NULL, NULL, 0, sizeof(pid_t), &f), 0);
+  assert_int_equal(bg_future_wait(f, BG_WAIT_FOREVER), 0);
+  const void *out = NULL;
+  assert_int_equal(bg_future_result(f, &out, NULL), 0);
+  pid_t kid = *(const pid_t *)out;
+  bg_future_release(f);
+  bg_executor_destroy(ex, 0);
+  bool gone = all_gone(&kid, 1, 5000);
+  if (!gone)
+    kill_all(&kid, 1);
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+  assert_true(kid > 0);
+  assert_true(gone);
+  tk_assert_no_children();
+}
+
 static void test_refusals(void **st) {
   (void)st;
   bg_executor_opts_t o;
@@ -488,11 +636,18 @@ static void test_refusals(void **st) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_results),         cmocka_unit_test(test_wait_timeout),
-      cmocka_unit_test(test_cancel),          cmocka_unit_test(test_wait_any_and_as_completed),
-      cmocka_unit_test(test_procs_isolation), cmocka_unit_test(test_worker_state),
-      cmocka_unit_test(test_init_failure),    cmocka_unit_test(test_no_worker_left),
-      cmocka_unit_test(test_destroy_pending), cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_results),
+      cmocka_unit_test(test_wait_timeout),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_wait_any_and_as_completed),
+      cmocka_unit_test(test_procs_isolation),
+      cmocka_unit_test(test_worker_state),
+      cmocka_unit_test(test_init_failure),
+      cmocka_unit_test(test_no_worker_left),
+      cmocka_unit_test(test_destroy_pending),
+      cmocka_unit_test(test_no_orphan_when_caller_killed),
+      cmocka_unit_test(test_no_task_child_after_destroy),
+      cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
