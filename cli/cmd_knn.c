@@ -266,12 +266,17 @@ static int search(const knn_args *a, const inputs *in) {
     bg_pool_destroy(pool);
     return CLI_OK;
   }
+  /* The library says which limit refused the search (plan.why); the CLI adds its numbers and
+   * the option that changes them. */
   if (rc == BG_ENOMEM && plan.min_bytes)
     code =
-        cli_fail("knn",
-                 "the search needs at least %s beyond its inputs but the budget is %s; "
-                 "raise --mem-budget",
-                 cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
+        cli_fail("knn", "the search needs at least %s beyond its inputs but the budget is %s: %s",
+                 cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2),
+                 plan.why ? plan.why : "raise --mem-budget");
+  else if (rc == BG_ENOMEM && plan.why)
+    code = cli_fail("knn", "not enough memory: %s", plan.why);
+  else if (rc == BG_ERANGE && plan.why)
+    code = cli_fail("knn", "%s", plan.why);
   else if (rc == BG_EINVAL && a->k > a->nb_txt)
     code = cli_usage("knn", "--k %llu is more than the %llu database vectors",
                      (unsigned long long)a->k, (unsigned long long)a->nb_txt);

@@ -61,19 +61,32 @@ typedef struct bg_knn_plan {
   uint64_t bytes;      /* what brigade will allocate: tiles, packing, norms */
   uint64_t min_bytes;  /* the least any plan needs (1-query tiles); > budget means BG_ENOMEM */
   uint64_t budget;     /* the budget the plan was made for */
+  /* Address space OpenBLAS maps for its own buffers, one per product running at once (blas
+   * only; 0 otherwise). It counts against RLIMIT_AS (ulimit -v), where it may lower workers,
+   * but not against the budget: the buffers' pages are mostly never touched. */
+  uint64_t blas_bytes;
+  /* Why the search was refused, a static sentence naming the limit, when bg_knn_plan() or
+   * bg_knn() returns BG_ENOMEM or (for scores that would overflow) BG_ERANGE; NULL otherwise. */
+  const char *why;
 } bg_knn_plan_t;
 
 /**
  * bg_knn_plan - check a description and plan its tiles for a pool, without allocating.
  * @pool: the pool that will run it (its worker count matters).
  * @d: the search.
- * @out: OUT: the plan; written on 0 and on BG_ENOMEM (then min_bytes says what is needed).
+ * @out: OUT: the plan; written on 0 and on BG_ENOMEM (then min_bytes says what is needed,
+ * budget what there was, and why which limit it was).
+ *
+ * Under RLIMIT_AS the blas backend runs only as many products at once as OpenBLAS's buffers
+ * (blas_bytes) fit in the address space left, so workers may be fewer than the pool's.
  *
  * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype or
  * version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend); BG_ENOTSUP
  * (backend not compiled in, e.g. blas without OpenBLAS, cuda without CUDA); BG_EUNAVAIL (cuda:
  * no GPU or driver on this machine; bg_gpu_query says why); BG_ENOMEM (the budget cannot hold even
- * the smallest plan). NaN inputs are found by bg_knn(), which reads them.
+ * the smallest plan, or, for blas, the address space left by RLIMIT_AS cannot hold one of
+ * OpenBLAS's buffers beside it). NaN inputs and overflowing scores are found by bg_knn(), which
+ * reads the inputs.
  */
 int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);
 
@@ -81,10 +94,20 @@ int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *ou
  * bg_knn - exact top-k search.
  * @pool: runs the tiles; nested calls from a task run inline.
  * @d: the search; its arrays are borrowed for the call.
- * @plan: OUT: optional; the plan used.
+ * @plan: OUT: optional; the plan used; also written on BG_ENOMEM and on BG_ERANGE for
+ * overflowing scores, with plan->why saying why.
  *
- * Return: 0; the errors of bg_knn_plan(); BG_EINVAL also when an input holds NaN (nothing is
- * written to idx then).
+ * Scores are computed in the dtype, so inputs are first checked (one pass over both arrays, in
+ * double) against what the dtype can hold: when a norm, a dot product or a squared distance
+ * could pass FLT_MAX (f32) or DBL_MAX (f64), as rows of 3e38 or data scaled by 1e20 do in f32,
+ * the search is refused with BG_ERANGE instead of ranking infinities. On success every entry of
+ * idx is a database index in [0, nb_txt) (plus db_offset under mpi): never -1.
+ *
+ * Return: 0; the errors of bg_knn_plan(); BG_EINVAL also when an input holds NaN or infinity;
+ * BG_ERANGE also when the scores would overflow the dtype (use f64 or rescale the data), or,
+ * should a score overflow all the same, when the search finds fewer than k finite scores for a
+ * query (idx and scores are then unspecified); BG_ENOMEM also when an allocation fails. Nothing is
+ * written to idx or scores on any refusal made before the search.
  */
 int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan);
 

@@ -86,7 +86,8 @@ int bg_topo_pin_thread(const bg_topo_t *t, unsigned core);
 
 /**
  * bg_mem_available - bytes this process may still allocate: min(MemAvailable, the tightest
- * cgroup memory headroom of this process and its ancestors, RLIMIT_AS).
+ * cgroup memory headroom of this process and its ancestors, the soft RLIMIT_AS minus the
+ * address space already mapped (VmSize: libraries, thread stacks, arrays), 0 when none is left).
  * @out: OUT: bytes, written only on success.
  *
  * Return: 0; BG_EINVAL if @out is NULL; BG_EUNAVAIL if the kernel says nothing usable.

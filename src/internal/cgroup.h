@@ -18,7 +18,14 @@ int bg__cgroup_cpu_quota(const char *root, double *out);
  * the field is absent (kernels before 3.14). */
 int bg__meminfo_available(const char *root, uint64_t *out);
 
-/* The whole memory budget: min(MemAvailable, cgroup headroom, RLIMIT_AS when use_rlimit). */
+/* The whole memory budget: min(MemAvailable, cgroup headroom, and when use_rlimit the address
+ * space RLIMIT_AS still leaves, as bg__mem_as_headroom says). */
 int bg__mem_available_at(const char *root, int use_rlimit, uint64_t *out);
+
+/* Address space this process may still map: the soft RLIMIT_AS minus what is mapped now
+ * (VmSize), 0 when it is all used, UINT64_MAX when there is no limit. It matters apart from
+ * memory available because untouched mappings (thread stacks, malloc arenas, OpenBLAS's
+ * buffers) count against the limit but not against MemAvailable. Return: 0 (never fails). */
+int bg__mem_as_headroom(uint64_t *out);
 
 #endif

@@ -32,6 +32,7 @@ typedef struct bg__knn_ctx {
   size_t scratch_size;    /* I */
   unsigned nscratch;      /* I */
   _Atomic int *busy;      /* A: one flag per scratch buffer */
+  size_t ntiles;          /* I: query tiles in the search */
 } bg__knn_ctx;
 
 /* Plans tiles for a validated description. */
@@ -58,6 +59,10 @@ int bg__blas_available(void);
 
 /* Sets OpenBLAS's own thread count and returns the previous one (no-op without OpenBLAS). */
 int bg__blas_threads(int n);
+
+/* Address space OpenBLAS maps, once, for each thread that runs a product at the same time as
+ * others (its per-thread work buffer); 0 without OpenBLAS. */
+uint64_t bg__blas_buffer_bytes(void);
 
 /* The kernel OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), NULL without it. */
 const char *bg__blas_corename(void);

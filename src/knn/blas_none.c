@@ -11,6 +11,10 @@ int bg__blas_threads(int n) {
   return n;
 }
 
+uint64_t bg__blas_buffer_bytes(void) {
+  return 0;
+}
+
 int bg__blas_gemm_f32(const float *q, size_t nq, const float *x, size_t nx, size_t dim, float *s) {
   (void)q, (void)nq, (void)x, (void)nx, (void)dim, (void)s;
   return BG_ENOTSUP;

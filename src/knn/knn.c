@@ -7,6 +7,7 @@
 #include "internal/dist.h"
 #include "internal/knn.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,30 +119,106 @@ int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *ou
   return bg__knn_plan(pool, d, kind, out);
 }
 
-static int all_finite(const void *v, size_t n, bg_dtype_t t) {
-  if (t == BG_F64) {
-    const double *x = v;
-    for (size_t i = 0; i < n; i++)
-      if (!isfinite(x[i]))
-        return 0;
-  } else {
-    const float *x = v;
-    for (size_t i = 0; i < n; i++)
-      if (!isfinite(x[i]))
-        return 0;
-  }
+/* |v|^2 of one row, in double: exact enough for a bound, and unable to overflow for f32 rows
+ * (dim < 2^31 squares of at most 3.4e38 stay below 1e87). Four sums let the loop vectorise. */
+static double row_sq_f32(const float *r, size_t dim) {
+  double a[4] = {0, 0, 0, 0};
+  size_t t = 0;
+  for (; t + 4 <= dim; t += 4)
+    for (size_t l = 0; l < 4; l++)
+      a[l] += (double)r[t + l] * r[t + l];
+  for (; t < dim; t++)
+    a[0] += (double)r[t] * r[t];
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+static double row_sq_f64(const double *r, size_t dim) {
+  double a[4] = {0, 0, 0, 0};
+  size_t t = 0;
+  for (; t + 4 <= dim; t += 4)
+    for (size_t l = 0; l < 4; l++)
+      a[l] += r[t + l] * r[t + l];
+  for (; t < dim; t++)
+    a[0] += r[t] * r[t];
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+static int row_finite(const void *rows, size_t i, size_t dim, bg_dtype_t t) {
+  for (size_t j = 0; j < dim; j++)
+    if (!isfinite(t == BG_F64 ? ((const double *)rows)[i * dim + j]
+                              : (double)((const float *)rows)[i * dim + j]))
+      return 0;
   return 1;
+}
+
+/* The largest |v|^2 over the rows, in double, in the same pass that looks for NaN and
+ * infinities: a row whose sum is not finite is read again to tell a bad value (BG_EINVAL) from
+ * finite f64 values whose squares pass DBL_MAX (+inf, which scores_fit() refuses). */
+static int max_sq_norm(const void *v, size_t rows, size_t dim, bg_dtype_t t, double *out) {
+  double m = 0;
+  for (size_t i = 0; i < rows; i++) {
+    double s = t == BG_F64 ? row_sq_f64((const double *)v + i * dim, dim)
+                           : row_sq_f32((const float *)v + i * dim, dim);
+    if (!isfinite(s) && !row_finite(v, i, dim, t))
+      return BG_EINVAL;
+    if (s > m)
+      m = s;
+  }
+  *out = m;
+  return BG_OK;
+}
+
+/* Whether every value a kernel forms stays within the dtype, given the largest squared norms of
+ * the queries (q2) and of the database (x2).
+ *
+ * The kernels compute q.x, then |x| and q.x / |x| (cosine) or |x|^2 and 2 q.x - |x|^2 (L2), in
+ * the dtype. Past
+ * FLT_MAX or DBL_MAX a value becomes inf, and inf - inf NaN: ip then ranks all-inf ties to the
+ * first rows, and L2 and cosine leave queries with fewer than k results (index -1), all with
+ * success. Refusing is chosen over rescuing: for ip and L2 the true scores past the range cannot
+ * be written in the dtype at all, and avoiding the overflow for cosine would need a normalised
+ * copy of the database (nb_txt x dim more memory) or a rescaled variant of every kernel, while
+ * f64 answers the same question up to 1.8e308.
+ *
+ * The bound: every partial sum of q.x, in whatever order a backend adds (vector lanes, register
+ * blocks, OpenBLAS's panels), is at most sum |q_t x_t| <= |q| |x| (Cauchy-Schwarz) grown by
+ * rounding by at most (1 + u)^(dim + 2) <= exp((dim + 2) u), u the unit roundoff; |2 q.x - |x|^2|
+ * is at most (|q| + |x|)^2 on the same terms. A factor of 2 more covers the key's last operations
+ * and leaves the check far from the edge. Ordinary data is many orders of magnitude inside it:
+ * f32 refuses only norms near 1e19. The squared norms are summed in double, so f64 rows whose
+ * norm passes 1.3e154 are refused for every metric, ip included: a bound that stays simple
+ * costs nothing on data of any real scale. */
+static int scores_fit(const bg_knn_desc_t *d, double q2, double x2) {
+  double big = d->dtype == BG_F64 ? DBL_MAX : FLT_MAX;
+  double u = (d->dtype == BG_F64 ? DBL_EPSILON : FLT_EPSILON) / 2;
+  double grow = 2 * exp(((double)d->dim + 2) * u);
+  double qn = sqrt(q2), xn = sqrt(x2);
+  double bound = d->metric == BG_KNN_L2 ? (qn + xn) * (qn + xn) : qn * xn;
+  if (d->metric == BG_KNN_COSINE) /* |x| is kept in the dtype, and q.x / |x| reaches |q| */
+    bound = fmax(bound, fmax(qn, xn));
+  return grow * bound <= big;
+}
+
+static const char *overflow_why(bg_dtype_t t) {
+  return t == BG_F64 ? "the scores overflow f64 (a norm, dot product or squared distance would "
+                       "pass 1.8e308): rescale the data"
+                     : "the scores overflow f32 (a norm, dot product or squared distance would "
+                       "pass 3.4e38): use f64 or rescale the data";
+}
+
+/* Reads both inputs once: BG_EINVAL for NaN or infinity, BG_ERANGE when scores could overflow. */
+static int check_values(const bg_knn_desc_t *d) {
+  double q2, x2;
+  if (max_sq_norm(d->db, d->nb_txt, d->dim, d->dtype, &x2) != 0 ||
+      max_sq_norm(d->queries, d->nb_new, d->dim, d->dtype, &q2) != 0)
+    return BG_EINVAL;
+  return scores_fit(d, q2, x2) ? BG_OK : BG_ERANGE;
 }
 
 /* |v|^2 of row i of a row-major array of the search's dtype, summed in double. */
 static double sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i) {
-  double s = 0;
-  for (size_t t = 0; t < d->dim; t++) {
-    double v = d->dtype == BG_F64 ? ((const double *)rows)[i * d->dim + t]
-                                  : ((const float *)rows)[i * d->dim + t];
-    s += v * v;
-  }
-  return s;
+  return d->dtype == BG_F64 ? row_sq_f64((const double *)rows + i * d->dim, d->dim)
+                            : row_sq_f32((const float *)rows + i * d->dim, d->dim);
 }
 
 /* |x|^2 for L2, |x| for cosine, of database row j (in the inputs' type). */
@@ -168,20 +245,34 @@ static unsigned claim(const bg__knn_ctx *c) {
   }
 }
 
-static int tile_task(void *out, const void *in, size_t i, void *ctx) {
-  (void)out, (void)in;
-  const bg__knn_ctx *c = ctx;
+static void run_tile(const bg__knn_ctx *c, size_t i, char *scratch) {
   size_t q0 = i * c->tile_q, q1 = q0 + c->tile_q;
   if (q1 > c->d->nb_new)
     q1 = c->d->nb_new;
-  unsigned s = claim(c);
-  char *scratch = c->scratch + (size_t)s * c->scratch_size;
   if (c->d->dtype == BG_F64)
     bg__knn_tile_f64(c, q0, q1, scratch);
   else
     bg__knn_tile_f32(c, q0, q1, scratch);
+}
+
+static int tile_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in;
+  const bg__knn_ctx *c = ctx;
+  unsigned s = claim(c);
+  run_tile(c, i, c->scratch + (size_t)s * c->scratch_size);
   /* Release pairs with the acquire in the next claim's compare-exchange (seq_cst). */
   atomic_store_explicit(&c->busy[s], 0, memory_order_release);
+  return 0;
+}
+
+/* When the plan allows fewer tiles at once than the pool has workers (blas under RLIMIT_AS),
+ * each of nscratch lanes takes every nscratch-th tile with its own scratch buffer, so no more
+ * than nscratch products run at once and no worker spins in claim() waiting for a buffer. */
+static int lane_task(void *out, const void *in, size_t lane, void *ctx) {
+  (void)out, (void)in;
+  const bg__knn_ctx *c = ctx;
+  for (size_t i = lane; i < c->ntiles; i += c->nscratch)
+    run_tile(c, i, c->scratch + lane * c->scratch_size);
   return 0;
 }
 
@@ -215,6 +306,16 @@ static void finish_scores(const bg_knn_desc_t *d) {
   }
 }
 
+/* Every top-k slot filled. With finite keys (check_values) the first k database rows always
+ * enter, so an empty slot (index -1, key -inf) means a key overflowed all the same: that is
+ * reported as BG_ERANGE, never handed out as an index. */
+static int all_found(const bg_knn_desc_t *d) {
+  for (size_t i = 0; i < d->nb_new * d->k; i++)
+    if (d->idx[i] < 0)
+      return 0;
+  return 1;
+}
+
 static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
   init_topk(d, c->keys);
   if (c->db_norm)
@@ -222,12 +323,16 @@ static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
   int blas_threads = c->kind == BG__KNN_BLAS ? bg__blas_threads(1) : 0;
   bg_map_desc_t m;
   bg_map_desc_init(&m);
-  m.fn = tile_task;
   m.ctx = c;
-  m.n = (d->nb_new + c->tile_q - 1) / c->tile_q;
+  c->ntiles = (d->nb_new + c->tile_q - 1) / c->tile_q;
+  int lanes = c->nscratch < pool->workers && c->nscratch < c->ntiles;
+  m.fn = lanes ? lane_task : tile_task;
+  m.n = lanes ? c->nscratch : c->ntiles;
   int rc = bg_map(pool, &m, NULL);
   if (c->kind == BG__KNN_BLAS)
     bg__blas_threads(blas_threads);
+  if (rc == 0 && !all_found(d))
+    return BG_ERANGE;
   if (rc == 0)
     finish_scores(d);
   return rc;
@@ -243,9 +348,15 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
       *plan = p;
     return rc;
   }
-  if (!all_finite(d->db, d->nb_txt * d->dim, d->dtype) ||
-      !all_finite(d->queries, d->nb_new * d->dim, d->dtype))
-    return BG_EINVAL;
+  /* Before anything is allocated or searched: one pass over the inputs. */
+  rc = check_values(d);
+  if (rc != 0) {
+    if (rc == BG_ERANGE && plan) {
+      p.why = overflow_why(d->dtype);
+      *plan = p;
+    }
+    return rc;
+  }
   bg__knn_ctx c = {.d = d,
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
@@ -274,9 +385,14 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   for (unsigned s = 0; s < p.workers; s++)
     atomic_init(&c.busy[s], 0);
   rc = run(pool, d, &c);
-  if (rc == 0 && plan)
-    *plan = p;
+  if (rc == BG_ERANGE)
+    p.why = overflow_why(d->dtype);
 done:
+  if (rc == BG_ENOMEM)
+    p.why = "an allocation within the plan failed (the memory available shrank since it was "
+            "measured, or the pool's allocator refused)";
+  if ((rc == 0 || rc == BG_ENOMEM || rc == BG_ERANGE) && plan)
+    *plan = p;
   bg__pool_free(a, busy);
   bg__pool_free(a, scratch);
   bg__pool_free(a, own_keys);

@@ -2,8 +2,10 @@
 /* The memory-wall planner: turns (nb_txt, dim, nb_new, k, dtype, budget, workers) into tile
  * sizes before anything is allocated. Scores only ever exist one tile per worker at a time, so
  * the lecture's 37 GiB score matrix becomes a few MiB; when even the smallest tiles do not fit
- * the budget the search is refused with the number of bytes it would need. */
+ * the budget the search is refused with the number of bytes it would need. For blas it also
+ * counts OpenBLAS's per-thread work buffers against the address space RLIMIT_AS leaves. */
 #include "brigade/error.h"
+#include "internal/cgroup.h"
 #include "internal/knn.h"
 
 #include <unistd.h>
@@ -45,35 +47,92 @@ static size_t clamp(size_t v, size_t lo, size_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Address space kept free beside the plan under RLIMIT_AS, for what the search maps that no plan
+ * counts: a worker's first malloc arena, the map's bookkeeping. Running short there costs a
+ * clean BG_ENOMEM from malloc; running short for OpenBLAS costs a hang, so this errs high. */
+#define AS_SLACK ((uint64_t)32 << 20)
+
+/* Database tiles. blocked: as many rows as fill half of L2, in whole register blocks, so they
+ * stay cached while every query block of the tile passes over them; they are read in place and
+ * cost no memory. blas: 4096 columns of scores per product, halved while the score tiles do not
+ * fit the budget. */
+static void db_tiles(const bg_knn_desc_t *d, bg__knn_kind kind, size_t *tdb, size_t *tdb_min) {
+  if (kind == BG__KNN_BLOCKED) {
+    uint64_t rows = l2_bytes() / 2 / (d->dim * elem_size(d));
+    *tdb = *tdb_min = BG_KNN_RBLOCK;
+    if (rows > BG_KNN_RBLOCK)
+      *tdb = clamp(rows / BG_KNN_RBLOCK * BG_KNN_RBLOCK, BG_KNN_RBLOCK, 4096);
+  } else {
+    *tdb = 4096;
+    *tdb_min = 16;
+  }
+  *tdb = *tdb < d->nb_txt ? *tdb : d->nb_txt;
+  *tdb_min = *tdb_min < *tdb ? *tdb_min : *tdb;
+}
+
+/* The least address space w products at once need: brigade's smallest plan and one OpenBLAS
+ * buffer per product. */
+static uint64_t blas_least(const bg_knn_desc_t *d, unsigned w, size_t tdb_min) {
+  return fixed_bytes(d, w) +
+         w * (bg__knn_scratch_bytes(d, BG__KNN_BLAS, 1, tdb_min) + bg__blas_buffer_bytes());
+}
+
+/* How many products the blas backend may run at once within @as bytes of address space: every
+ * brigade worker that multiplies makes OpenBLAS map a buffer of its own (brigade holds OpenBLAS
+ * to one thread, so its pool threads take no part), and an mmap that fails inside OpenBLAS is
+ * retried forever. Buffers a previous search mapped are already in VmSize and are counted again:
+ * OpenBLAS does not say which it holds, and counting high only costs workers under a limit. */
+static unsigned blas_fit(const bg_knn_desc_t *d, unsigned w, size_t tdb_min, uint64_t as) {
+  if (as == UINT64_MAX)
+    return w;
+  while (w > 0 && blas_least(d, w, tdb_min) + AS_SLACK > as)
+    w--;
+  return w;
+}
+
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out) {
+  const char *name = kind == BG__KNN_BLAS ? "blas" : kind == BG__KNN_BLOCKED ? "blocked" : "naive";
   unsigned w = pool->workers;
   uint64_t budget = d->mem_budget;
   if (budget == 0) {
     uint64_t avail;
     budget = bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
   }
+  size_t tdb, tdb_min;
+  db_tiles(d, kind, &tdb, &tdb_min);
+  uint64_t blas = 0;
+  if (kind == BG__KNN_BLAS) {
+    uint64_t as;
+    bg__mem_as_headroom(&as);
+    unsigned fit = blas_fit(d, w, tdb_min, as);
+    if (fit == 0) {
+      *out = (bg_knn_plan_t){
+          .backend = name,
+          .workers = 1,
+          .tile_q = 1,
+          .tile_db = tdb_min,
+          .blas_bytes = bg__blas_buffer_bytes(),
+          .min_bytes = blas_least(d, 1, tdb_min) + AS_SLACK,
+          .budget = as,
+          .why = "the address space left under RLIMIT_AS (ulimit -v) cannot hold one of "
+                 "OpenBLAS's 128 MiB work buffers beside the search: use the blocked backend "
+                 "or raise the limit",
+      };
+      return BG_ENOMEM;
+    }
+    w = fit;
+    blas = w * bg__blas_buffer_bytes();
+    /* What brigade allocates must leave room for the buffers too; blas_fit() left at least
+     * the smallest plan's bytes, so this alone never refuses. */
+    if (as != UINT64_MAX && budget > as - blas - AS_SLACK)
+      budget = as - blas - AS_SLACK;
+  }
   /* Query tiles: one per worker (up to 1024 queries for blocked, 512 for blas, whose score
    * tile grows with it), because each query tile streams the whole database from memory once
    * (and OpenBLAS packs it again), and fewer, longer passes were faster than the balance more
    * tiles would give when measured (docs/PERFORMANCE.md). */
   size_t tq = clamp((d->nb_new + w - 1) / w, 1, kind == BG__KNN_BLOCKED ? 1024 : 512);
-  /* Database tiles. blocked: as many rows as fill half of L2, in whole register blocks, so
-   * they stay cached while every query block of the tile passes over them; they are read in
-   * place and cost no memory. blas: 4096 columns of scores per product, halved while the
-   * score tiles do not fit the budget. */
-  size_t tdb, tdb_min;
-  if (kind == BG__KNN_BLOCKED) {
-    uint64_t rows = l2_bytes() / 2 / (d->dim * elem_size(d));
-    tdb = tdb_min = BG_KNN_RBLOCK;
-    if (rows > BG_KNN_RBLOCK)
-      tdb = clamp(rows / BG_KNN_RBLOCK * BG_KNN_RBLOCK, BG_KNN_RBLOCK, 4096);
-  } else {
-    tdb = 4096;
-    tdb_min = 16;
-  }
-  tdb = tdb < d->nb_txt ? tdb : d->nb_txt;
-  tdb_min = tdb_min < tdb ? tdb_min : tdb;
   uint64_t fixed = fixed_bytes(d, w);
   while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && tq > 1) {
     if (kind == BG__KNN_BLAS && tdb > tdb_min)
@@ -82,15 +141,18 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
       tq = tq / 2;
   }
   *out = (bg_knn_plan_t){
-      .backend = kind == BG__KNN_BLAS      ? "blas"
-                 : kind == BG__KNN_BLOCKED ? "blocked"
-                                           : "naive",
+      .backend = name,
       .tile_q = tq,
       .tile_db = tdb,
       .workers = w,
       .bytes = fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb),
       .min_bytes = fixed + w * bg__knn_scratch_bytes(d, kind, 1, tdb_min),
       .budget = budget,
+      .blas_bytes = blas,
   };
-  return out->min_bytes > budget ? BG_ENOMEM : BG_OK;
+  if (out->min_bytes <= budget)
+    return BG_OK;
+  out->why = "the memory budget cannot hold even the smallest tiles (one query each): raise the "
+             "budget or free memory";
+  return BG_ENOMEM;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* bg_knn against a float64 brute-force reference: every backend, metric and dtype, k = 1 and
  * 10, sizes that are no multiple of any tile, dim = 1, nb_txt = 1, planted ties; the planner's
- * budget checked against what is really allocated; every refusal. */
+ * budget checked against what is really allocated; every refusal; scores that would overflow the
+ * dtype; OpenBLAS's buffers under RLIMIT_AS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "brigade.h"
@@ -311,12 +314,254 @@ static void refusals_are_clear(void **state) {
   bg_pool_destroy(pool);
 }
 
+/* Runs one search of doubles converted to the dtype. Return: bg_knn's code; idx and sc (as
+ * doubles) hold the answer on 0. */
+static int search(bg_pool_t *pool, const char *be, bg_knn_metric_t m, bg_dtype_t t,
+                  const double *db, size_t nb, const double *q, size_t nq, size_t dim, size_t k,
+                  int64_t *idx, double *sc, bg_knn_plan_t *plan) {
+  size_t e = t == BG_F64 ? 8 : 4;
+  void *dbt = malloc(nb * dim * e), *qt = malloc(nq * dim * e), *st = malloc(nq * k * e);
+  for (size_t i = 0; i < nb * dim; i++)
+    t == BG_F64 ? (void)(((double *)dbt)[i] = db[i]) : (void)(((float *)dbt)[i] = (float)db[i]);
+  for (size_t i = 0; i < nq * dim; i++)
+    t == BG_F64 ? (void)(((double *)qt)[i] = q[i]) : (void)(((float *)qt)[i] = (float)q[i]);
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.dtype = t, d.metric = m, d.backend = be;
+  d.db = dbt, d.nb_txt = nb, d.queries = qt, d.nb_new = nq, d.dim = dim, d.k = k;
+  d.idx = idx, d.scores = st;
+  int rc = bg_knn(pool, &d, plan);
+  for (size_t i = 0; rc == 0 && i < nq * k; i++)
+    sc[i] = t == BG_F64 ? ((double *)st)[i] : ((float *)st)[i];
+  free(dbt), free(qt), free(st);
+  return rc;
+}
+
+/* Every answer is an index in range whose true score is the reference's at that rank (ties
+ * may pick any of the tied rows), and the reported score matches. */
+static void expect_reference(const char *what, const double *db, size_t nb, const double *q,
+                             size_t nq, size_t dim, size_t k, bg_knn_metric_t m, const int64_t *idx,
+                             const double *sc) {
+  int64_t *want = malloc(k * sizeof *want);
+  double *wsc = malloc(k * sizeof *wsc);
+  for (size_t i = 0; i < nq; i++) {
+    reference(q + i * dim, db, nb, dim, k, m, want, wsc);
+    for (size_t r = 0; r < k; r++) {
+      int64_t j = idx[i * k + r];
+      if (j < 0 || (size_t)j >= nb)
+        fail_msg("%s: query %zu rank %zu has index %lld", what, i, r, (long long)j);
+      double truth = score(q + i * dim, db + (size_t)j * dim, dim, m);
+      double tol = 1e-4 * (1 + fabs(wsc[r]));
+      if (fabs(truth - wsc[r]) > tol || fabs(sc[i * k + r] - wsc[r]) > tol)
+        fail_msg("%s: query %zu rank %zu is row %lld scoring %g (reported %g), want %g", what, i, r,
+                 (long long)j, truth, sc[i * k + r], wsc[r]);
+    }
+  }
+  free(want), free(wsc);
+}
+
+/* Ordinary rows in [-1, 1] with every fifth row set to @pad (rows of padding), then everything
+ * multiplied by @scale; queries in [0, 1] times @qscale, so that ip against padding is never a
+ * tie at zero. */
+static void overflow_inputs(double *db, size_t nb, double *q, size_t nq, size_t dim, double pad,
+                            double scale, double qscale) {
+  fill(db, nb * dim, 99, 0);
+  fill(q, nq * dim, 7, 0);
+  for (size_t j = 0; j < nb; j++)
+    for (size_t t = 0; t < dim; t++)
+      db[j * dim + t] = (pad != 0 && j % 5 == 2 ? pad : db[j * dim + t]) * scale;
+  for (size_t i = 0; i < nq * dim; i++)
+    q[i] = fabs(q[i]) * qscale;
+}
+
+/* Rows of 3e38 as padding, or data scaled by 1e20: in f32 a norm, dot product or squared
+ * distance passes FLT_MAX, which used to rank infinities (index -1 for L2 and cosine, the first
+ * rows for ip) with success. Now every backend refuses with BG_ERANGE before writing anything,
+ * with a reason, and f64 (which holds them) answers right. */
+static void overflowing_scores_are_refused_or_answered_right(void **state) {
+  (void)state;
+  bg_pool_t *pool;
+  assert_int_equal(bg_pool_create(NULL, &pool), 0);
+  enum { NB = 40, NQ = 6, DIM = 48, K = 10 };
+  /* Which metrics overflow, per dtype: ip needs |q| |x|, cosine |q| |x| and |x|, L2
+   * (|q| + |x|)^2 to fit, with |q| and |x| the largest norms (here up to 7 x the entries). */
+  enum { IP = 1 << BG_KNN_IP, COS = 1 << BG_KNN_COSINE, L2 = 1 << BG_KNN_L2, ALL = IP | COS | L2 };
+  static const struct {
+    double pad, scale, qscale;
+    unsigned f32_over, f64_over;
+  } cases[] = {
+      {3e38, 1, 1, ALL, 0},      /* padding rows of 3e38 */
+      {0, 1e20, 1e20, ALL, 0},   /* everything scaled by 1e20 */
+      {0, 1, 1e20, L2, 0},       /* only the queries: q.x ~ 1e21 fits, |q - x|^2 ~ 1e41 not */
+      {3e38, 1, 3e38, ALL, 0},   /* padding and huge queries */
+      {0, 1e160, 1e160, 0, ALL}, /* past f64 too: squares of 1e160 pass 1.8e308 */
+      /* f64 padding: |x|^2 ~ 1e401. The check squares norms in double, so even ip, whose
+       * q.x ~ 1e201 would fit, is refused: norms past 1.3e154 in f64 are not data. */
+      {1e200, 1, 1, 0, ALL},
+  };
+  double *db = malloc(NB * DIM * sizeof *db), *q = malloc(NQ * DIM * sizeof *q);
+  int64_t idx[NQ * K];
+  double sc[NQ * K];
+  char what[160];
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    overflow_inputs(db, NB, q, NQ, DIM, cases[ci].pad, cases[ci].scale, cases[ci].qscale);
+    for (size_t be = 0; be < 3; be++) {
+      if (!bg_knn_backend_available(backends[be]))
+        continue;
+      for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++) {
+        for (int t = 0; t < BG_DTYPE_COUNT_; t++) {
+          snprintf(what, sizeof what, "case %zu %s %s %s", ci, backends[be],
+                   bg_knn_metric_name((bg_knn_metric_t)m), bg_dtype_name((bg_dtype_t)t));
+          /* f32 cases whose data holds values past FLT_MAX are not f32 inputs at all. */
+          if (t == BG_F32 && (cases[ci].pad > 3.4e38 || cases[ci].scale > 3e38))
+            continue;
+          unsigned over = t == BG_F64 ? cases[ci].f64_over : cases[ci].f32_over;
+          int fits = !(over & (1u << m));
+          for (size_t i = 0; i < NQ * K; i++)
+            idx[i] = 12345;
+          bg_knn_plan_t plan = {0};
+          int rc = search(pool, backends[be], (bg_knn_metric_t)m, (bg_dtype_t)t, db, NB, q, NQ, DIM,
+                          K, idx, sc, &plan);
+          if (fits) {
+            if (rc != 0)
+              fail_msg("%s: %s", what, bg_errname(rc));
+            expect_reference(what, db, NB, q, NQ, DIM, K, (bg_knn_metric_t)m, idx, sc);
+            assert_null(plan.why);
+            continue;
+          }
+          if (rc != BG_ERANGE)
+            fail_msg("%s: returned %s, want BG_ERANGE", what, bg_errname(rc));
+          assert_non_null(plan.why);
+          assert_non_null(strstr(plan.why, t == BG_F64 ? "f64" : "f32"));
+          for (size_t i = 0; i < NQ * K; i++)
+            assert_int_equal(idx[i], 12345); /* refused before anything was written */
+        }
+      }
+    }
+  }
+  free(db), free(q);
+  bg_pool_destroy(pool);
+}
+
+/* The check is far from ordinary data: f32 values of 1e18 in 16 dimensions (norms 4e18,
+ * squared distances up to 6.4e37) still fit FLT_MAX = 3.4e38 and are answered, on every
+ * backend and metric, as the f64 reference says. */
+static void large_but_representable_scores_are_answered(void **state) {
+  (void)state;
+  bg_pool_t *pool;
+  assert_int_equal(bg_pool_create(NULL, &pool), 0);
+  enum { NB = 300, NQ = 9, DIM = 16, K = 5 };
+  double db[NB * DIM], q[NQ * DIM], sc[NQ * K];
+  int64_t idx[NQ * K];
+  overflow_inputs(db, NB, q, NQ, DIM, 0, 1e18, 5e17);
+  char what[128];
+  for (size_t be = 0; be < 3; be++) {
+    if (!bg_knn_backend_available(backends[be]))
+      continue;
+    for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++) {
+      snprintf(what, sizeof what, "1e18 %s %s f32", backends[be],
+               bg_knn_metric_name((bg_knn_metric_t)m));
+      int rc = search(pool, backends[be], (bg_knn_metric_t)m, BG_F32, db, NB, q, NQ, DIM, K, idx,
+                      sc, NULL);
+      if (rc != 0)
+        fail_msg("%s: %s", what, bg_errname(rc));
+      expect_reference(what, db, NB, q, NQ, DIM, K, (bg_knn_metric_t)m, idx, sc);
+    }
+  }
+  bg_pool_destroy(pool);
+}
+
+/* VmSize of this process in bytes. */
+static uint64_t vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  assert_non_null(f);
+  unsigned long long pages = 0;
+  assert_int_equal(fscanf(f, "%llu", &pages), 1);
+  fclose(f);
+  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Sets the soft RLIMIT_AS to what is mapped now plus @room; 0 when it cannot. */
+static int limit_as(uint64_t room, struct rlimit *old) {
+  if (getrlimit(RLIMIT_AS, old) != 0)
+    return 0;
+  uint64_t lim = vm_size() + room;
+  if (old->rlim_max != RLIM_INFINITY && old->rlim_max < lim)
+    return 0;
+  struct rlimit rl = {.rlim_cur = lim, .rlim_max = old->rlim_max};
+  return setrlimit(RLIMIT_AS, &rl) == 0;
+}
+
+/* Under ulimit -v every worker that multiplies makes OpenBLAS map a 128 MiB buffer, and an mmap
+ * that fails there is retried forever (a search that never ended). The plan counts them: with
+ * room for none it refuses with the reason; with room for two it runs two products at once on
+ * a pool of three and answers right. */
+static void blas_buffers_are_counted_under_rlimit_as(void **state) {
+  (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  skip(); /* the sanitizers' own mappings do not live well under RLIMIT_AS */
+#endif
+  if (!bg_knn_backend_available("blas"))
+    skip();
+  bg_pool_opts_t o;
+  bg_pool_opts_init(&o);
+  o.workers = 3;
+  bg_pool_t *pool;
+  assert_int_equal(bg_pool_create(&o, &pool), 0);
+  enum { NB = 3000, NQ = 1100, DIM = 40, K = 3 };
+  double *db = malloc(NB * DIM * sizeof *db), *q = malloc(NQ * DIM * sizeof *q);
+  double *sc = malloc(NQ * K * sizeof *sc);
+  int64_t *idx = malloc(NQ * K * sizeof *idx);
+  float *dbf = malloc(NB * DIM * sizeof *dbf), *qf = malloc(NQ * DIM * sizeof *qf);
+  fill(db, NB * DIM, 5, 1);
+  fill(q, NQ * DIM, 6, 1);
+  for (size_t i = 0; i < NB * DIM; i++)
+    dbf[i] = (float)db[i];
+  for (size_t i = 0; i < NQ * DIM; i++)
+    qf[i] = (float)q[i];
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.backend = "blas", d.metric = BG_KNN_L2;
+  d.db = dbf, d.nb_txt = NB, d.queries = qf, d.nb_new = NQ, d.dim = DIM, d.k = K, d.idx = idx;
+  uint64_t buf = (128u << 20) + (64u << 10);
+  struct rlimit old;
+  bg_knn_plan_t plan = {0};
+  if (!limit_as(64u << 20, &old))
+    skip();
+  int rc = bg_knn_plan(pool, &d, &plan);
+  assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+  assert_int_equal(rc, BG_ENOMEM);
+  assert_non_null(plan.why);
+  assert_non_null(strstr(plan.why, "OpenBLAS"));
+  assert_true(plan.min_bytes > plan.budget);
+  assert_true(plan.min_bytes > buf);
+  /* Room for two buffers and the 32 MiB the planner keeps aside, and 24 MiB for the plan. */
+  bg_knn_plan_t two = {0};
+  assert_true(limit_as(2 * buf + (56u << 20), &old));
+  rc = search(pool, "blas", BG_KNN_L2, BG_F32, db, NB, q, NQ, DIM, K, idx, sc, &two);
+  assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+  if (rc != 0)
+    fail_msg("blas under RLIMIT_AS: %s (%s)", bg_errname(rc), two.why ? two.why : "");
+  assert_int_equal(two.workers, 2);
+  assert_int_equal(two.blas_bytes, 2 * buf);
+  expect_reference("blas on 2 of 3 workers", db, NB, q, NQ, DIM, K, BG_KNN_L2, idx, sc);
+  /* Without a limit the plan is the pool's. */
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
+  if (old.rlim_cur == RLIM_INFINITY)
+    assert_int_equal(plan.workers, 3);
+  free(db), free(q), free(sc), free(idx), free(dbf), free(qf);
+  bg_pool_destroy(pool);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_backend_matches_the_reference),
       cmocka_unit_test(the_portable_kernel_matches_too),
       cmocka_unit_test(the_planner_keeps_to_its_budget),
       cmocka_unit_test(refusals_are_clear),
+      cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
+      cmocka_unit_test(large_but_representable_scores_are_answered),
+      cmocka_unit_test(blas_buffers_are_counted_under_rlimit_as),
       cmocka_unit_test(without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -72,6 +73,51 @@ static void this_machine_is_sane(void **state) {
   uint64_t mem;
   assert_int_equal(bg_mem_available(&mem), 0);
   assert_true(mem > (16u << 20));
+}
+
+/* VmSize of this process in bytes, read the way a test can check it. */
+static uint64_t vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  assert_non_null(f);
+  unsigned long long pages = 0;
+  assert_int_equal(fscanf(f, "%llu", &pages), 1);
+  fclose(f);
+  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Under ulimit -v the limit counts what is mapped already: with 256 MiB left above VmSize, no
+ * more than about 256 MiB may be called available, not the whole limit. */
+static void rlimit_as_counts_what_is_mapped(void **state) {
+  (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  skip(); /* the sanitizers' own mappings do not live well under RLIMIT_AS */
+#endif
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+  uint64_t mapped = vm_size(), room = 256u << 20, limit = mapped + room;
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < limit)
+    skip();
+  struct rlimit rl = {.rlim_cur = limit, .rlim_max = old.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_AS, &rl), 0);
+  uint64_t avail = 0, head = 0;
+  int rc = bg_mem_available(&avail);
+  bg__mem_as_headroom(&head);
+  /* A limit below what is mapped leaves nothing, not a wrapped-around huge number. */
+  struct rlimit low = {.rlim_cur = mapped / 2, .rlim_max = old.rlim_max};
+  uint64_t none = 1;
+  int rc_low = setrlimit(RLIMIT_AS, &low) == 0 ? bg_mem_available(&none) : -100;
+  assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+  assert_int_equal(rc, 0);
+  assert_true(avail < limit);
+  assert_true(avail <= room);
+  assert_true(head <= room);
+  assert_true(head > room - (64u << 20)); /* the calls themselves map little */
+  assert_int_equal(rc_low, 0);
+  assert_int_equal(none, 0);
+  uint64_t free_again;
+  assert_int_equal(bg__mem_as_headroom(&free_again), 0);
+  if (old.rlim_cur == RLIM_INFINITY)
+    assert_true(free_again == UINT64_MAX);
 }
 
 /* A fake root: files written under a temporary directory. */
@@ -170,6 +216,7 @@ int main(void) {
       cmocka_unit_test(synthetic_numa_nodes_are_counted),
       cmocka_unit_test(bad_arguments_are_refused),
       cmocka_unit_test(this_machine_is_sane),
+      cmocka_unit_test(rlimit_as_counts_what_is_mapped),
       cmocka_unit_test_setup_teardown(cgroup_v2_takes_the_tightest_ancestor, make_root,
                                       remove_root),
       cmocka_unit_test_setup_teardown(cgroup_v1_reads_hybrid_layouts, make_root, remove_root),
