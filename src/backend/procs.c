@@ -472,24 +472,33 @@ static void retire(kid *k) {
   reap(k);
 }
 
-/* Gives every idle worker its next chunk, starting or replacing processes as needed. */
+/* Gives every idle worker its next chunk, starting or replacing processes as needed. On
+ * return every worker is busy, given up, or has found no work (or the map is halted): the map
+ * loop ends as soon as no worker is busy, so a worker left idle with work still queued would
+ * end the map with those items neither run nor failed. That is why a worker whose process
+ * could not be started, or died before its chunk could be sent (an init callback that fails
+ * at once, on a loaded machine, often exits before the parent gets to send), is tried again
+ * here at once rather than at the next pass: its chunk went back to the queue, and the other
+ * workers may already have been passed over. This ends: a try either sends the chunk or
+ * fails to start a process, and after START_FAILURES_MAX of those in a row start_failed()
+ * gives the worker up (a ready process dies before the send only when something kills it). */
 static void feed(run *R) {
   const bg__life *l = R->ps->life;
   for (unsigned w = 0; w < R->ps->workers && !R->halted; w++) {
     kid *k = &R->kids[w];
-    if (k->busy || k->gave_up)
-      continue;
-    if (k->pid && l && l->max_tasks && k->tasks >= l->max_tasks)
-      retire(k);
-    if (!next_range(R, w, k))
-      continue;
-    if (!k->pid && spawn(R, w) != 0) {
-      requeue(R, w, k->b, k->e, k->prior, 0);
-      start_failed(R, w, BG_ITEM_EXITED, -1);
-      continue;
+    while (!k->busy && !k->gave_up && !R->halted) {
+      if (k->pid && l && l->max_tasks && k->tasks >= l->max_tasks)
+        retire(k);
+      if (!next_range(R, w, k))
+        break;
+      if (!k->pid && spawn(R, w) != 0) {
+        requeue(R, w, k->b, k->e, k->prior, 0);
+        start_failed(R, w, BG_ITEM_EXITED, -1);
+        continue;
+      }
+      if (send_chunk(R, k) != 0)
+        on_death(R, w);
     }
-    if (send_chunk(R, k) != 0)
-      on_death(R, w);
   }
 }
 

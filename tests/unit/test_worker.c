@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -219,6 +220,43 @@ static void test_init_failure_everywhere(void **st) {
   assert_int_equal(bg_pool_create(&o, &p), BG_ETASK);
 }
 
+/* A procs map whose workers can never be started fails every item; it must not end early as a
+ * success with the items never run. Every try to start a worker fails here because no file
+ * descriptor is left for its socket. The map used to give each worker one try per pass and
+ * then end the pass with no worker busy: the map stopped with its items still queued, neither
+ * run nor failed, and returned 0. A worker whose init fails before its first chunk is sent
+ * took the same path, which made test_init_failure_everywhere fail now and then under load. */
+static void test_start_impossible(void **st) {
+  (void)st;
+  bg_pool_t *p = tk_pool("procs", 2);
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  struct rlimit low = {.rlim_cur = 64, .rlim_max = old.rlim_max};
+  if (old.rlim_cur < low.rlim_cur)
+    low.rlim_cur = old.rlim_cur;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  int fds[64], nfds = 0;
+  while (nfds < 64 && (fds[nfds] = dup(STDERR_FILENO)) >= 0)
+    nfds++;
+  bg_item_status_t status[50];
+  bg_map_desc_t d = tk_desc(trivial, NULL, 50, NULL, 0);
+  d.status = status;
+  bg_map_report_t r;
+  int rc = bg_map(p, &d, &r);
+  while (nfds > 0)
+    close(fds[--nfds]);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  assert_int_equal(rc, BG_ETASK);
+  assert_int_equal(r.n_failed, 50);
+  assert_int_equal(r.workers_started, 0);
+  for (size_t i = 0; i < 50; i++) {
+    assert_int_equal(status[i].state, BG_ITEM_EXITED);
+    assert_int_equal(status[i].code, -1);
+  }
+  bg_pool_destroy(p);
+  tk_assert_no_children();
+}
+
 static void test_lifecycle_refused(void **st) {
   (void)st;
   bg_pool_opts_t o;
@@ -367,10 +405,11 @@ int main(void) {
   if (sh == MAP_FAILED)
     return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_state_persists),    cmocka_unit_test(test_max_tasks),
-      cmocka_unit_test(test_init_failure),      cmocka_unit_test(test_init_failure_everywhere),
-      cmocka_unit_test(test_lifecycle_refused), cmocka_unit_test(test_progress),
-      cmocka_unit_test(test_insights),          cmocka_unit_test(test_progress_bar),
+      cmocka_unit_test(test_state_persists),   cmocka_unit_test(test_max_tasks),
+      cmocka_unit_test(test_init_failure),     cmocka_unit_test(test_init_failure_everywhere),
+      cmocka_unit_test(test_start_impossible), cmocka_unit_test(test_lifecycle_refused),
+      cmocka_unit_test(test_progress),         cmocka_unit_test(test_insights),
+      cmocka_unit_test(test_progress_bar),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
