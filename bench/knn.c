@@ -234,14 +234,18 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     bench_cpu c1 = bench_cpu_now();
     if (dt == BG_ENOMEM && r->plan.min_bytes) {
       bench_note_add(res, r->section,
-                     "%s failed: the search needs at least %.1f MiB beyond its inputs but the "
-                     "budget is %.1f MiB (raise --mem-budget)",
-                     name, (double)r->plan.min_bytes / 1048576, (double)r->plan.budget / 1048576);
+                     "%s failed: the search needs at least %.1f KiB beyond its inputs but the "
+                     "budget is %.1f KiB: %s",
+                     name, (double)r->plan.min_bytes / 1024, (double)r->plan.budget / 1024,
+                     r->plan.why ? r->plan.why : "raise --mem-budget");
       row->failed = 1;
       break;
     }
     if (dt < 0) {
-      bench_note_add(res, r->section, "%s failed: %s", name, bg_strerror((int)dt));
+      /* The library's own sentence when it has one (overflow, an address-space limit). */
+      bench_note_add(res, r->section, "%s failed: %s", name,
+                     r->plan.why && (dt == BG_ENOMEM || dt == BG_ERANGE) ? r->plan.why
+                                                                         : bg_strerror((int)dt));
       row->failed = 1;
       break;
     }
