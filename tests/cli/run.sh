@@ -120,6 +120,20 @@ else
   fail=$((fail + 1))
 fi
 
+# A procs worker killed from outside (the OOM killer, a user) is named as such, not as the
+# library's code "returned -11". The kill lands when the procs row's workers exist.
+"$bin" bench --workload sleep --backends procs --repeat 1 --n 4 --param 1 >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for _ in $(seq 300); do
+  kid=$(pgrep -P "$pid" | head -1)
+  [ -n "$kid" ] && { kill -9 "$kid"; break; }
+  sleep 0.1
+done
+wait "$pid"
+code=$?
+[ "$code" -eq 1 ] && grep -q 'procs: 1 of 4 items failed; the first, item [0-9], died with its worker process (a signal' "$tmp/out" &&
+  pass=$((pass + 1)) || { echo "FAIL: a killed worker: exit $code"; sed 's/^/  /' "$tmp/out" | tail -4; fail=$((fail + 1)); }
+
 # JSON output validates against the documented schema.
 "$bin" bench --workload prime-range,sleep --n 50 --repeat 1 --format json >"$tmp/b.json" &&
   python3 "$here/validate_json.py" "$schema" "$tmp/b.json" && pass=$((pass + 1)) ||
