@@ -208,6 +208,15 @@ for backend in threads procs; do
   left_behind "kill -9 ($backend)" && bad "kill -9 of the bench ($backend) left children" || ok
 done
 
+# ... and so do the Python peers it started.
+setsid "$bin" bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$tmp/hang" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do pgrep -f -- "$tmp/hang/catalogue.py" >/dev/null && break; sleep 0.1; done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+sleep 0.5
+left_behind "kill -9 (peer)" && bad "kill -9 of the bench left its peer running" || ok
+
 [ "$(ls /dev/shm | wc -l)" -le "$shm_before" ] && ok || { echo "FAIL: /dev/shm entries left"; fail=$((fail + 1)); }
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
