@@ -32,7 +32,14 @@ enum bg_map_flags {
   BG_MAP_ALL_RANKS = 1u << 2,
 };
 
-/* What became of one item. A map fills an array of these when the description asks for it. */
+/* What became of one item. A map fills an array of these when the description asks for it.
+ *
+ * A CRASHED or EXITED item with attempts 0 never ran: the procs backend failed it with the cause
+ * that stopped the map from starting workers. Either no worker process could be started or made
+ * ready (a fork that fails: EXITED, code -1; an init callback that fails: EXITED, code 125), or
+ * the circuit breaker tripped (desc->breaker: the signal or exit status that kept killing the
+ * workers, such as CRASHED with SIGSEGV, or SIGBUS when the file behind a shared array shrank).
+ * An item that had already run and was waiting for a retry keeps its count of attempts. */
 typedef enum bg_item_state {
   BG_ITEM_PENDING = 0, /* not run: BG_MAP_HALT, Ctrl-C, or the map stopped before it */
   BG_ITEM_OK,          /* the function returned 0 */
@@ -45,7 +52,7 @@ typedef enum bg_item_state {
 typedef struct bg_item_status {
   int32_t state;     /* bg_item_state_t */
   int32_t code;      /* see the states above; 0 for BG_ITEM_OK and BG_ITEM_PENDING */
-  uint32_t attempts; /* how many times the item ran (1 + retries used) */
+  uint32_t attempts; /* how many times the item ran (1 + retries used); 0: never (see above) */
 } bg_item_status_t;
 
 /** bg_item_state_name - "ok", "failed", "crashed", ...; "?" for a value outside the enum. */
@@ -62,7 +69,12 @@ const char *bg_item_state_name(int state);
  */
 typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
 
-#define BG_MAP_DESC_VERSION 2u
+#define BG_MAP_DESC_VERSION 3u
+
+/* The circuit breaker's threshold that bg_map_desc_init() sets: high enough that a few bad
+ * items in a row do not stop a map, low enough that a map whose every item crashes costs a few
+ * dozen forks instead of one per item. */
+#define BG_MAP_BREAKER_DEFAULT 16u
 
 typedef struct bg_map_desc {
   uint32_t version; /* BG_MAP_DESC_VERSION, set by bg_map_desc_init() */
@@ -81,14 +93,19 @@ typedef struct bg_map_desc {
   bg_progress_fn progress;  /* optional */
   void *progress_ud;
   uint32_t progress_ms; /* 0: 100 ms */
+  /* Version 3. The circuit breaker (procs): after this many worker deaths in a row with the
+   * same cause, the map stops starting workers and fails the items left (see bg_map). 0: never,
+   * which is also what a description of version 1 or 2 gets; bg_map_desc_init() sets
+   * BG_MAP_BREAKER_DEFAULT. Backends that run tasks in-process ignore it. */
+  uint32_t breaker;
 } bg_map_desc_t;
 
-/** bg_map_desc_init - zero @d and set its version. */
+/** bg_map_desc_init - zero @d, set its version and the default breaker. */
 void bg_map_desc_init(bg_map_desc_t *d);
 
-#define BG_MAP_REPORT_VERSION 2u
+#define BG_MAP_REPORT_VERSION 3u
 
-/* What happened during one map. Written by bg_map() whenever the map ran (0 or BG_ETASK). */
+/* What happened during one map. Written by bg_map() whenever the map ran (see its @report). */
 typedef struct bg_map_report {
   uint32_t version;       /* BG_MAP_REPORT_VERSION */
   size_t n_ok;            /* items whose function returned 0 */
@@ -103,19 +120,25 @@ typedef struct bg_map_report {
   size_t chunks;          /* chunks handed out */
   size_t chunk_last;      /* the last chunk size auto, steal or guided chose */
   /* Version 2. */
-  size_t n_crashed;       /* failed items whose worker process died (signal or exit) */
+  size_t n_crashed;       /* failed items whose worker process died (signal or exit), and
+                           * items failed because no worker could start; not n_tripped */
   size_t n_timeout;       /* failed items that ran past the timeout */
   size_t n_retries;       /* extra attempts made under desc->retries */
   size_t workers_started; /* worker processes started (procs: replacements included) */
   int interrupted;        /* 1 if SIGINT or SIGTERM stopped the map (procs) */
   double imbalance;       /* the busiest worker's busy time over the mean, minus 1 */
+  /* Version 3. */
+  size_t n_tripped; /* failed items the circuit breaker failed without running them */
+  int tripped;      /* 1 if the circuit breaker tripped (procs; at most once per map) */
+  int shrunk;       /* 1 if a file behind in or out shrank during the map (then BG_ERANGE) */
 } bg_map_report_t;
 
 /**
  * bg_map - run desc->fn on every item and wait for all of them.
  * @pool: the pool to run on.
  * @d: what to run; borrowed for the duration of the call, as are its buffers.
- * @report: OUT: optional; written when the return is 0 or BG_ETASK.
+ * @report: OUT: optional; written whenever the map ran: 0, BG_ETASK, BG_ECANCELED, and
+ *          BG_ERANGE for a shrunk file.
  *
  * Every item whose function returns 0 has its result written, whatever happens to the others.
  * Called from inside a task of any pool, the map runs inline on the calling thread (nested
@@ -129,9 +152,32 @@ typedef struct bg_map_report {
  * during such a map stops it: the workers are killed and reaped, the shared memory unmapped,
  * the results finished so far delivered, and bg_map returns BG_ECANCELED.
  *
+ * Each procs worker leads its own process group, and the group is killed (SIGKILL) whenever
+ * the worker is reaped, at the map's end included: processes a task starts in the background
+ * (system("cmd &"), fork) do not outlive the map unless they leave the group (setsid, setpgid).
+ *
+ * The circuit breaker (procs) stops a storm of forks when every fresh worker dies the same way:
+ * once desc->breaker worker processes in a row have died of the same signal, or by exit() with
+ * the same status, each without finishing an item successfully, and no item has succeeded
+ * meanwhile, the map starts no more workers. Each item not yet handed out then fails without
+ * running, with the state and code of those deaths and attempts 0 (see bg_item_state_t), and
+ * is counted in n_tripped (and n_failed, not n_crashed); items already running on live workers
+ * finish; bg_map returns BG_ETASK with tripped set. A success, a timeout or a death of another
+ * cause starts the count again; processes that die before being ready (a failing init
+ * callback) have their own limit and do not count. A map whose items crash now and then, with
+ * successes between them, never trips.
+ *
+ * A file-backed shared array (bg_shared_create) holding in or out must not be shrunk during a
+ * map: its pages past the new end raise SIGBUS in whoever touches them. A procs map notices:
+ * at its start, or at the first worker death after the shrink, it trips the breaker (the items
+ * left fail as BG_ITEM_CRASHED with SIGBUS, attempts 0), and it returns BG_ERANGE with shrunk
+ * set, so that the caller knows the results in that array are lost and must not read them (it
+ * would die of SIGBUS). Other backends run tasks in the caller's process, which SIGBUS kills.
+ *
  * Return: 0; BG_ETASK if any item failed (see @report); BG_ECANCELED (interrupted; @report
  * says what finished); BG_EINVAL (NULL pool, desc or fn, wrong version, in without in_size,
- * out without out_size); BG_ERANGE (n * size overflows); BG_EBUSY (BG_MAP_NOWAIT and the pool
+ * out without out_size); BG_ERANGE (n * size overflows; or, with @report written, the procs
+ * map found the file behind in or out shrunk); BG_EBUSY (BG_MAP_NOWAIT and the pool
  * is in use); BG_ENOTSUP (timeout_ms on a backend that cannot stop a running task); BG_ENOMEM
  * (procs: no memory for the shared results). Workers that cannot be forked or whose init
  * callback fails make their items fail (BG_ITEM_EXITED), not the call.

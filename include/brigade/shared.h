@@ -24,6 +24,12 @@ typedef struct bg_shared bg_shared_t;
  *
  * Memory (anonymous) or disk space (file) is checked first: a size that cannot fit is refused
  * instead of failing later with SIGBUS or the OOM killer.
+ *
+ * A mapped file must not be shrunk (truncate, ftruncate, a program that rewrites it) until the
+ * array is destroyed: the kernel then raises SIGBUS in every process that touches a page past
+ * the new end, workers and caller alike. A procs map notices the shrink, stops, and returns
+ * BG_ERANGE (see bg_map); its results in the array are lost, and the caller must not read them.
+ * The array keeps the file open until bg_shared_destroy() to be able to see its size.
  * Return: 0; BG_EINVAL (NULL @out, @bytes 0 without a path or with an empty file); BG_ENOMEM (not
  * enough memory available); BG_ERANGE (not enough disk space); BG_ENOENT (the file's folder does
  * not exist, or @bytes is 0 and the file does not exist); BG_ESYS (open, resize or mmap failed:

@@ -64,6 +64,7 @@ typedef struct kid {
   uint64_t sent_ns;   /* when the chunk was sent */
   int start_failures; /* processes in a row that died before being ready */
   int gave_up;        /* no more processes for this worker in this map */
+  size_t ok_mark;     /* shm: the worker's count of successes when the chunk was sent */
 } kid;
 
 /* Items to hand out again: [b, e), in chunks, before any new chunk of the scheduler. attempts:
@@ -90,6 +91,13 @@ typedef struct run {
   redo *q;           /* FIFO */
   size_t qhead, qlen, qcap;
   int halted;
+  /* Why the items not handed out were failed (fail_rest), so that a chunk a dying worker gives
+   * back afterwards fails the same way; rest_state 0 while they were not. */
+  int rest_state, rest_code;
+  /* The circuit breaker: deaths in a row of cause (streak_state, streak_code) with no success
+   * since the first of them. */
+  uint32_t streak;
+  int streak_state, streak_code;
   bg__interrupt guard;
 } run;
 
@@ -150,12 +158,16 @@ static int push_redo(run *R, size_t b, size_t e, uint32_t attempts) {
   return BG_OK;
 }
 
-/* Records a failure the worker could not record itself: it died on item i. */
-static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts) {
+/* Records a failure the worker could not record itself: it died on item i, or (tripped) the
+ * circuit breaker failed the item without running it. */
+static void record_failure(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts,
+                           int tripped) {
   bg__wstat *st = &R->job->stats[w];
   bg__wstat_fail(st, i, state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH);
   st->retries += attempts > 1 ? attempts - 1 : 0;
-  if (state == BG_ITEM_TIMEOUT)
+  if (tripped)
+    R->job->n_tripped++;
+  else if (state == BG_ITEM_TIMEOUT)
     st->timeouts++;
   else
     st->crashed++;
@@ -165,6 +177,10 @@ static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_
     bg__progress_add(R->job->progress, 1);
   if (R->job->halt_on_error)
     R->halted = 1;
+}
+
+static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts) {
+  record_failure(R, w, i, state, code, attempts, 0);
 }
 
 /* Queues items [b, e) to be handed out again: as one range (one_by_one 0), or one entry per
@@ -240,7 +256,8 @@ static void close_kid(kid *k) {
 }
 
 /* Reaps a worker that is gone or must go: its whole process group is killed first, so that
- * nothing it started lives on. Returns its wait status. */
+ * nothing it started lives on (the worker's own SIGKILL is for one that is still running: a
+ * retired worker has already exited, a dead one too). Returns its wait status. */
 static int reap(kid *k) {
   int status = 0;
   kill(-k->pid, SIGKILL);
@@ -292,6 +309,8 @@ static int spawn(run *R, unsigned w) {
 static int send_chunk(run *R, kid *k) {
   const bg_map_desc_t *d = R->d;
   bg__pcmd m = {.op = BG__PCMD_RUN, .b = k->b, .e = k->e, .prior = k->prior};
+  /* The worker is idle and waits for this message: its counts are settled. */
+  k->ok_mark = R->sst[k - R->kids].ok;
   k->busy = 1;
   k->sent_ns = bg__now_ns();
   k->tasks += k->e - k->b;
@@ -303,22 +322,72 @@ static int send_chunk(run *R, kid *k) {
   return 0;
 }
 
-/* Every item not yet handed out fails the same way: the workers cannot be started. */
+/* Every item not yet handed out fails the same way, without running: the workers cannot be
+ * started, or the circuit breaker tripped. Called again when the map ends, for what dying
+ * workers gave back in between. */
 static void fail_rest(run *R, int state, int code) {
+  int tripped = R->job->tripped;
   for (unsigned w = 0; w < R->ps->workers; w++) {
     kid *k = &R->kids[w];
     for (size_t i = k->rest_b; i < k->rest_e; i++)
-      fail_item(R, w, i, state, code, 0);
+      record_failure(R, w, i, state, code, 0, tripped);
     k->rest_b = k->rest_e = 0;
     bg__range r;
     while (bg__sched_next(R->job->sched, w, &r))
       for (size_t i = r.begin; i < r.end; i++)
-        fail_item(R, w, i, state, code, 0);
+        record_failure(R, w, i, state, code, 0, tripped);
   }
   for (; R->qlen > 0; R->qlen--, R->qhead++)
     for (size_t i = R->q[R->qhead].b; i < R->q[R->qhead].e; i++)
-      fail_item(R, 0, i, state, code, R->q[R->qhead].attempts);
+      record_failure(R, 0, i, state, code, R->q[R->qhead].attempts, tripped);
   R->halted = 1;
+  R->rest_state = state;
+  R->rest_code = code;
+}
+
+/* Stops the map: no more processes, and the items left fail with this cause (bg_map's doc
+ * says when). Items running on live workers finish; what those give back fails at the end. */
+static void trip(run *R, int state, int code) {
+  if (R->job->tripped)
+    return;
+  R->job->tripped = 1;
+  fail_rest(R, state, code);
+}
+
+/* 1 if the file behind the map's items or results shrank: from now on every worker that
+ * touches them dies of SIGBUS, and so would the caller. */
+static int files_shrunk(const run *R) {
+  const bg_map_desc_t *d = R->d;
+  return (d->in && bg__shared_shrunk(d->in, d->n * d->in_size)) ||
+         (d->out && bg__shared_shrunk(d->out, d->n * d->out_size));
+}
+
+/* The circuit breaker, told of each death of a ready worker process (state and code, as its
+ * item would be reported) and whether it finished an item successfully first. A storm is what
+ * it stops: every fresh process dying the same way, nothing getting done. So a success, a
+ * timeout (the parent's own kill, at most one per timeout_ms) or another cause starts the
+ * count again. A shrunk file trips it at once: nothing that touches the file can succeed. */
+static void breaker_note(run *R, int state, int code, int succeeded) {
+  /* A halted map starts nothing more; under BG_MAP_HALT its items left stay pending. */
+  if (R->halted)
+    return;
+  if (!R->job->shrunk && files_shrunk(R)) {
+    R->job->shrunk = 1;
+    trip(R, BG_ITEM_CRASHED, SIGBUS);
+    return;
+  }
+  if (succeeded || state == BG_ITEM_TIMEOUT) {
+    R->streak = 0;
+    return;
+  }
+  if (R->streak == 0 || state != R->streak_state || code != R->streak_code) {
+    R->streak = 0;
+    R->streak_state = state;
+    R->streak_code = code;
+  }
+  R->streak++;
+  if (R->d->breaker && R->streak >= R->d->breaker)
+    trip(R, state, code);
 }
 
 /* One more process of worker w died before being ready (or could not be forked). After
@@ -359,31 +428,11 @@ static void note_startup(run *R, unsigned w) {
     st->startup_ns = t - R->job->t0_ns;
 }
 
-/* A worker is gone: say why, keep what it finished, blame the item it was running (or run it
- * again under retries), and queue the rest of its chunk to be run item by item. */
-static void on_death(run *R, unsigned w) {
+/* What a dead worker was running: keep what it finished, blame the item it was running (or run
+ * it again under retries), and queue the rest of its chunk to be run item by item. */
+static void give_back(run *R, unsigned w, int state, int code, int ready) {
   kid *k = &R->kids[w];
   bg__pslot *s = &R->slots[w];
-  int timed_out = k->timed_out, busy = k->busy, ready = atomic_load(&s->ready_ns) != 0;
-  note_startup(R, w);
-  int status = reap(k);
-  int state = BG_ITEM_EXITED, code = 0;
-  if (timed_out) {
-    state = BG_ITEM_TIMEOUT;
-    code = (int)R->d->timeout_ms;
-  } else if (WIFSIGNALED(status)) {
-    state = BG_ITEM_CRASHED;
-    code = WTERMSIG(status);
-  } else if (WIFEXITED(status)) {
-    code = WEXITSTATUS(status);
-  }
-  if (ready)
-    k->start_failures = 0;
-  if (!busy) {
-    if (!ready)
-      start_failed(R, w, state, code);
-    return;
-  }
   size_t cur = atomic_load_explicit(&s->cur, memory_order_acquire);
   int running = atomic_load_explicit(&s->running, memory_order_acquire);
   if (cur < k->b || cur > k->e)
@@ -405,8 +454,37 @@ static void on_death(run *R, unsigned w) {
   }
   /* Before being ready it ran nothing: its chunk goes back whole. */
   requeue(R, w, from, k->e, running ? 0 : k->prior, ready);
-  if (!ready)
+}
+
+/* A worker is gone: say why, hand back what it held, and tell the start-failure limit (not
+ * ready yet) or the circuit breaker (ready). */
+static void on_death(run *R, unsigned w) {
+  kid *k = &R->kids[w];
+  int timed_out = k->timed_out, busy = k->busy;
+  int ready = atomic_load(&R->slots[w].ready_ns) != 0;
+  note_startup(R, w);
+  int status = reap(k);
+  int state = BG_ITEM_EXITED, code = 0;
+  if (timed_out) {
+    state = BG_ITEM_TIMEOUT;
+    code = (int)R->d->timeout_ms;
+  } else if (WIFSIGNALED(status)) {
+    state = BG_ITEM_CRASHED;
+    code = WTERMSIG(status);
+  } else if (WIFEXITED(status)) {
+    code = WEXITSTATUS(status);
+  }
+  /* The shm worker counted its successes in the arena; it is reaped, so they are settled. A
+   * copy worker's went down with it: they will count when the items are run again. */
+  int succeeded = busy && !R->ps->copy && R->sst[w].ok > k->ok_mark;
+  if (busy)
+    give_back(R, w, state, code, ready);
+  if (ready) {
+    k->start_failures = 0;
+    breaker_note(R, state, code, succeeded);
+  } else {
     start_failed(R, w, state, code);
+  }
 }
 
 /* Reads a copy worker's outcomes and results for items [r->b, r->end). */
@@ -449,26 +527,47 @@ static int on_reply(run *R, unsigned w) {
   k->busy = 0;
   if (r.nfailed && R->job->halt_on_error)
     R->halted = 1;
+  if (r.end - r.b > r.nfailed)
+    R->streak = 0; /* something got done: whatever killed workers before is not a storm */
   return 0;
 }
 
-/* Tells an idle worker to finish and waits for it, killing it after a grace period. */
-static void retire(kid *k) {
-  bg__pcmd m = {.op = BG__PCMD_QUIT};
-  if (bg__sock_send(k->fd, &m, sizeof m) == 0) {
+/* Waits up to @ms for a worker told to quit to exit, without reaping it. EOF on its socket says
+ * it has run its exit callback and is exiting; but a process its task forked without exec
+ * holds the socket too, and then only the worker's exit itself tells, which waitid(WNOWAIT)
+ * sees without reaping. So the socket is polled in growing slices, with a look between. */
+static void await_exit(kid *k, int ms) {
+  uint64_t end = bg__now_ns() + (uint64_t)ms * 1000000u;
+  int slice = 1;
+  for (;;) {
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno != EINTR)
+      return;
+    uint64_t now = bg__now_ns();
+    if (si.si_pid == k->pid || now >= end)
+      return;
+    uint64_t left_ms = (end - now) / 1000000u + 1;
+    int t = left_ms < (uint64_t)slice ? (int)left_ms : slice;
     struct pollfd p = {.fd = k->fd, .events = POLLIN};
     char c;
-    /* EOF on the socket: the worker has run its exit callback and is exiting. */
-    if (poll(&p, 1, QUIT_GRACE_MS) == 1)
-      while (recv(k->fd, &c, 1, 0) < 0 && errno == EINTR)
-        ;
+    if (poll(&p, 1, t) == 1) {
+      ssize_t got = recv(k->fd, &c, 1, MSG_DONTWAIT);
+      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+        return; /* EOF, or a socket that can only fail now: reap() settles it */
+    }
+    slice = slice < 50 ? 2 * slice : 50;
   }
-  int status;
-  pid_t pid = k->pid;
-  if (waitpid(pid, &status, WNOHANG) == pid) {
-    close_kid(k);
-    return;
-  }
+}
+
+/* Tells an idle worker to finish and waits for it to exit (its exit callback may take up to
+ * QUIT_GRACE_MS), then reaps it, which kills its process group first: a process its tasks
+ * left running in the background goes with it. The worker is not reaped before that kill, so
+ * its pid, the group's id, cannot have been given to an unrelated process in between. */
+static void retire(kid *k) {
+  bg__pcmd m = {.op = BG__PCMD_QUIT};
+  if (bg__sock_send(k->fd, &m, sizeof m) == 0)
+    await_exit(k, QUIT_GRACE_MS);
   reap(k);
 }
 
@@ -606,6 +705,11 @@ static void procs_map(void *state, bg__job *job) {
     free(kids);
     return;
   }
+  /* A file already shrunk before the map would kill every worker that touches it. */
+  if (files_shrunk(&R)) {
+    job->shrunk = 1;
+    trip(&R, BG_ITEM_CRASHED, SIGBUS);
+  }
   bg__interrupt_begin(&R.guard);
   for (;;) {
     if (bg__interrupted(&R.guard)) {
@@ -623,7 +727,13 @@ static void procs_map(void *state, bg__job *job) {
     for (unsigned w = 0; w < ps->workers; w++)
       if (kids[w].pid)
         retire(&kids[w]);
+    /* What workers dying after fail_rest gave back fails the same way. */
+    if (R.rest_state)
+      fail_rest(&R, R.rest_state, R.rest_code);
   }
+  /* A file shrunk after the last death (or with no death at all) is as lost to the caller. */
+  if (!job->shrunk && files_shrunk(&R))
+    job->shrunk = 1;
   merge_stats(&R);
   bg__interrupt_end(&R.guard);
   munmap(R.arena, R.arena_len);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared arrays. Every live one is in a list so that the procs backend can tell whether a
- * map's results already lie in memory its workers share (bg__shared_contains). */
+ * map's results already lie in memory its workers share (bg__shared_contains), and whether
+ * the file behind one shrank under a map (bg__shared_shrunk). */
 #define _GNU_SOURCE
 #include "brigade/shared.h"
 #include "brigade/error.h"
@@ -21,7 +22,7 @@
 struct bg_shared {
   void *data;
   size_t size;
-  int file;               /* 1: backed by a file */
+  int fd;                 /* the file, kept open to see its size later; -1: anonymous */
   struct bg_shared *next; /* under lock */
 };
 
@@ -83,14 +84,16 @@ int bg_shared_create(size_t bytes, const char *path, bg_shared_t **out) {
   }
   int flags = MAP_SHARED | (path ? 0 : MAP_ANONYMOUS);
   s->data = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, fd, 0);
-  if (fd >= 0)
-    close(fd); /* the mapping keeps the file */
   if (s->data == MAP_FAILED) {
+    if (fd >= 0)
+      close(fd);
     free(s);
     return path ? BG_ESYS : BG_ENOMEM;
   }
+  /* The mapping alone would keep the file, but the descriptor lets a map ask the file's size:
+   * another process that shrinks it makes every access past the new end a SIGBUS. */
+  s->fd = fd;
   s->size = bytes;
-  s->file = path != NULL;
   pthread_mutex_lock(&lock);
   s->next = live;
   live = s;
@@ -110,7 +113,7 @@ size_t bg_shared_size(const bg_shared_t *s) {
 int bg_shared_sync(bg_shared_t *s) {
   if (!s)
     return BG_EINVAL;
-  if (!s->file)
+  if (s->fd < 0)
     return BG_OK;
   return msync(s->data, s->size, MS_SYNC) == 0 ? BG_OK : BG_ESYS;
 }
@@ -127,6 +130,8 @@ void bg_shared_destroy(bg_shared_t *s) {
   }
   pthread_mutex_unlock(&lock);
   munmap(s->data, s->size);
+  if (s->fd >= 0)
+    close(s->fd);
   free(s);
 }
 
@@ -140,4 +145,22 @@ int bg__shared_contains(const void *ptr, size_t len) {
   }
   pthread_mutex_unlock(&lock);
   return found;
+}
+
+int bg__shared_shrunk(const void *ptr, size_t len) {
+  const char *p = ptr;
+  int shrunk = 0;
+  pthread_mutex_lock(&lock);
+  for (const bg_shared_t *s = live; s; s = s->next) {
+    const char *b = s->data;
+    if (s->fd < 0 || p < b || len > s->size || (size_t)(p - b) > s->size - len)
+      continue;
+    /* The array maps the file from offset 0, so the range needs the file to reach its end. A
+     * failed fstat says nothing: the map goes on as if the file were whole. */
+    struct stat st;
+    shrunk = fstat(s->fd, &st) == 0 && (uint64_t)st.st_size < (uint64_t)(p - b) + len;
+    break;
+  }
+  pthread_mutex_unlock(&lock);
+  return shrunk;
 }

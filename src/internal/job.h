@@ -62,6 +62,9 @@ typedef struct bg__job {
   uint64_t t0_ns;           /* I: when the map started, for start-up times */
   int rc;                   /* set by a backend that could not run the map (BG_ENOMEM ...) */
   int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */
+  int tripped;              /* set by a backend whose circuit breaker tripped (procs) */
+  size_t n_tripped;         /* items that breaker failed without running them */
+  int shrunk;               /* set when a file behind desc->in or desc->out shrank (procs) */
 } bg__job;
 
 /* Counts a failure of item i with @code, keeping the lowest failed index. */

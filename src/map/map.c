@@ -5,7 +5,6 @@
 #include "brigade/error.h"
 #include "internal/clock.h"
 #include "internal/pool_impl.h"
-#include "internal/upgrade.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +13,20 @@
 void bg_map_desc_init(bg_map_desc_t *d) {
   memset(d, 0, sizeof *d);
   d->version = BG_MAP_DESC_VERSION;
+  d->breaker = BG_MAP_BREAKER_DEFAULT;
+}
+
+/* Where each version of the description ends: a caller built against an older header passes a
+ * shorter struct, and the fields it lacks read as zero. */
+static size_t desc_size(uint32_t version) {
+  switch (version) {
+  case 1:
+    return offsetof(bg_map_desc_t, status);
+  case 2:
+    return offsetof(bg_map_desc_t, breaker);
+  default:
+    return sizeof(bg_map_desc_t);
+  }
 }
 
 static const char *const state_names[] = {"pending", "ok",     "failed",
@@ -234,10 +247,11 @@ static void map_nested(bg__job *job, bg_map_report_t *r) {
 
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) {
   bg_map_desc_t desc;
-  if (!pool || !user ||
-      bg__upgrade(&desc, user, user->version, BG_MAP_DESC_VERSION, offsetof(bg_map_desc_t, status),
-                  sizeof desc) != 0)
+  if (!pool || !user || user->version == 0 || user->version > BG_MAP_DESC_VERSION)
     return BG_EINVAL;
+  /* Not bg__upgrade, which knows only version 1 and the latest: there are three. */
+  memset(&desc, 0, sizeof desc);
+  memcpy(&desc, user, desc_size(user->version));
   const bg_map_desc_t *d = &desc;
   int rc = check_desc(d);
   if (rc != 0)
@@ -282,12 +296,19 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   r.schedule = pool->schedule;
   r.wall_ns = bg__now_ns() - t0;
   r.interrupted = job.interrupted;
+  r.tripped = job.tripped;
+  r.n_tripped = job.n_tripped;
+  r.shrunk = job.shrunk;
   if (d->progress)
     d->progress(r.n_ok + r.n_failed, d->n, d->progress_ud);
   if (report)
     *report = r;
   if (job.interrupted)
     return BG_ECANCELED;
+  /* The results in the shrunk file are lost, and reading them would raise SIGBUS: this is not
+   * the usual "some items failed" that a caller answers by reading the others. */
+  if (job.shrunk)
+    return BG_ERANGE;
   return r.n_failed ? BG_ETASK : BG_OK;
 }
 

@@ -2,7 +2,9 @@
 /* The procs backends: results equal seq's on both transports; a 10,000-item map in which
  * chosen items segfault, abort, exit and hang delivers every other result and names each
  * failed item and its cause; retries; BG_MAP_HALT; Ctrl-C (SIGINT from a timer) stops a map
- * cleanly; and after every map no child process and no shared mapping is left behind. */
+ * cleanly; the circuit breaker stops a map whose every worker dies the same way, and only
+ * that; processes a task starts do not outlive the map; and after every map no child process
+ * and no shared mapping is left behind. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +393,197 @@ static void test_nested(void **st) {
   bg_pool_destroy(p);
 }
 
+/* Every item crashes (SIGSEGV), or calls exit() with the status *ctx when ctx is set. */
+static int always_dies(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i;
+  if (ctx)
+    exit(*(const int *)ctx);
+  raise(SIGSEGV);
+  return 0;
+}
+
+/* The storm: without the breaker, 10,000 items that all crash fork 10,000 workers. With it,
+ * BG_MAP_BREAKER_DEFAULT deaths in a row stop the map; the items left fail unrun. */
+static void run_storm(const char *backend, int exits) {
+  enum { N = 10000, W = 2 };
+  bg_pool_t *p = tk_pool(backend, W);
+  bg_item_status_t *status = malloc(N * sizeof *status);
+  static int three = 3;
+  bg_map_desc_t d = tk_desc(always_dies, exits ? &three : NULL, N, NULL, 0);
+  d.status = status;
+  assert_int_equal(d.breaker, BG_MAP_BREAKER_DEFAULT);
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  assert_int_equal(r.tripped, 1);
+  assert_int_equal(r.shrunk, 0);
+  assert_int_equal(r.n_ok, 0);
+  assert_int_equal(r.n_failed, N);
+  assert_int_equal(r.n_skipped, 0);
+  assert_int_equal(r.first_failed, 0);
+  /* The 16th death trips it; a worker already running an item then may still die of it. */
+  assert_true(r.n_crashed >= BG_MAP_BREAKER_DEFAULT);
+  assert_true(r.n_crashed <= BG_MAP_BREAKER_DEFAULT + W - 1);
+  assert_int_equal(r.n_crashed + r.n_tripped, N);
+  assert_true(r.workers_started <= BG_MAP_BREAKER_DEFAULT + W);
+  size_t unrun = 0;
+  for (size_t i = 0; i < N; i++) {
+    assert_int_equal(status[i].state, exits ? BG_ITEM_EXITED : BG_ITEM_CRASHED);
+    assert_int_equal(status[i].code, exits ? 3 : SIGSEGV);
+    assert_true(status[i].attempts <= 1);
+    unrun += status[i].attempts == 0;
+  }
+  assert_int_equal(unrun, r.n_tripped);
+  free(status);
+  bg_pool_destroy(p);
+  tk_assert_no_children();
+}
+
+static void test_breaker_storm(void **st) {
+  (void)st;
+  run_storm("procs", 0);
+  run_storm("procs-copy", 0);
+  run_storm("procs", 1);
+}
+
+/* Breaker 0: the old behaviour, one worker per crashing item, every item run. */
+static void test_breaker_off(void **st) {
+  (void)st;
+  for (size_t t = 0; t < 2; t++) {
+    enum { N = 200 };
+    bg_pool_t *p = tk_pool(transports[t], 2);
+    bg_item_status_t status[N];
+    bg_map_desc_t d = tk_desc(always_dies, NULL, N, NULL, 0);
+    d.status = status;
+    d.breaker = 0;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    assert_int_equal(r.tripped, 0);
+    assert_int_equal(r.n_tripped, 0);
+    assert_int_equal(r.n_failed, N);
+    assert_int_equal(r.n_crashed, N);
+    /* Each process dies on its first item: one process per item. */
+    assert_int_equal(r.workers_started, N);
+    for (size_t i = 0; i < N; i++) {
+      assert_int_equal(status[i].state, BG_ITEM_CRASHED);
+      assert_int_equal(status[i].code, SIGSEGV);
+      assert_int_equal(status[i].attempts, 1);
+    }
+    bg_pool_destroy(p);
+  }
+  tk_assert_no_children();
+}
+
+/* Every 10th item crashes: successes between the crashes keep the breaker closed. */
+static int tenth_dies(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  if (i % 10 == 9)
+    raise(SIGSEGV);
+  *(size_t *)out = i + 1;
+  return 0;
+}
+
+static void test_breaker_interleaved(void **st) {
+  (void)st;
+  for (size_t t = 0; t < 2; t++) {
+    enum { N = 2000 };
+    bg_pool_t *p = tk_pool(transports[t], 2);
+    size_t *out = calloc(N, sizeof *out);
+    bg_item_status_t *status = malloc(N * sizeof *status);
+    bg_map_desc_t d = tk_desc(tenth_dies, NULL, N, out, sizeof *out);
+    d.status = status;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    assert_int_equal(r.tripped, 0);
+    assert_int_equal(r.n_tripped, 0);
+    assert_int_equal(r.n_crashed, N / 10);
+    assert_int_equal(r.n_ok, N - N / 10);
+    for (size_t i = 0; i < N; i++) {
+      if (i % 10 == 9) {
+        assert_int_equal(status[i].state, BG_ITEM_CRASHED);
+        assert_int_equal(status[i].attempts, 1);
+      } else {
+        assert_int_equal(status[i].state, BG_ITEM_OK);
+        assert_int_equal(out[i], i + 1);
+      }
+    }
+    free(out);
+    free(status);
+    bg_pool_destroy(p);
+  }
+  tk_assert_no_children();
+}
+
+/* Starts a `sleep 373` that outlives the task, and writes its pid as a line to the pipe whose
+ * write end is *ctx: item 0 forks and execs it, item 1 asks a shell to start it in the
+ * background, item 2 forks a child that only pauses (and so holds the worker's socket). None
+ * keeps the test's output open: a survivor would hold up whoever reads it. */
+static int leave_sleeper(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in;
+  int fd = *(const int *)ctx;
+  if (i == 1) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "sleep 373 >/dev/null 2>&1 & echo $! >/dev/fd/%d", fd);
+    return system(cmd) == 0 ? 0 : 1;
+  }
+  pid_t g = fork();
+  if (g < 0)
+    return 1;
+  if (g == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    if (i == 0)
+      execlp("sleep", "sleep", "373", (char *)NULL);
+    for (;;)
+      pause();
+  }
+  dprintf(fd, "%d\n", (int)g);
+  return 0;
+}
+
+/* Reaps whatever orphans were handed to this process, then says whether @pid is gone. */
+static int gone(pid_t pid) {
+  while (waitpid(-1, NULL, WNOHANG) > 0)
+    ;
+  return kill(pid, 0) == -1 && errno == ESRCH;
+}
+
+static void test_task_children_killed(void **st) {
+  (void)st;
+  /* Orphans come to this process, not to init: it can reap them and see them go. */
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  for (size_t t = 0; t < 2; t++) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    bg_pool_t *p = tk_pool(transports[t], 2);
+    bg_map_desc_t d = tk_desc(leave_sleeper, &fds[1], 3, NULL, 0);
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), 0);
+    bg_pool_destroy(p);
+    close(fds[1]);
+    /* Every task wrote its line before returning; the sleepers are gone, so EOF follows. */
+    FILE *f = fdopen(fds[0], "r");
+    assert_non_null(f);
+    int pids[3], n = 0;
+    while (n < 3 && fscanf(f, "%d", &pids[n]) == 1)
+      n++;
+    fclose(f);
+    assert_int_equal(n, 3);
+    for (int j = 0; j < 3; j++) {
+      assert_true(pids[j] > 1);
+      struct timespec ts = {0, 10000000};
+      for (int tries = 0; tries < 500 && !gone(pids[j]); tries++)
+        nanosleep(&ts, NULL);
+      if (!gone(pids[j])) {
+        kill(pids[j], SIGKILL);
+        fail_msg("%s: the task's child %d outlived the map", transports[t], pids[j]);
+      }
+    }
+  }
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+  tk_assert_no_children();
+}
+
 static void test_refusals(void **st) {
   (void)st;
   bg_pool_t *p = tk_pool("threads", 2);
@@ -406,7 +600,10 @@ static void test_refusals(void **st) {
   d.version = 1;
   assert_int_equal(bg_map(p, &d, NULL), 0);
   assert_int_equal(out[2], 4);
-  d.version = 3;
+  /* A version-2 description (no breaker field) too: it runs without the breaker. */
+  d.version = 2;
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  d.version = BG_MAP_DESC_VERSION + 1;
   assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
   /* Shared memory for 32 TiB of results is refused before anything is mapped or copied. */
   d.version = BG_MAP_DESC_VERSION;
@@ -429,6 +626,10 @@ int main(void) {
       cmocka_unit_test(test_sigint),
       cmocka_unit_test(test_sigint_ignored),
       cmocka_unit_test(test_nested),
+      cmocka_unit_test(test_breaker_storm),
+      cmocka_unit_test(test_breaker_off),
+      cmocka_unit_test(test_breaker_interleaved),
+      cmocka_unit_test(test_task_children_killed),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

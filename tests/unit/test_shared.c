@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared arrays: procs workers write results into one in place (no arena, no copy back) and
- * read inputs from one; a file-backed array keeps what a run wrote for the next run; sizes
- * that cannot fit and paths that cannot work are refused up front. */
+ * read inputs from one; a file-backed array keeps what a run wrote for the next run; a file
+ * shrunk under a map stops it with BG_ERANGE instead of a storm of SIGBUS deaths; sizes that
+ * cannot fit and paths that cannot work are refused up front. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,79 @@ static void test_file_backed(void **st) {
   rmdir(dir);
 }
 
+/* Item 0 truncates the file behind the results (ctx: its path) and then writes its result:
+ * from then on every touch of the array is a SIGBUS. */
+static int truncate_first(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  if (i == 0 && truncate(ctx, 0) != 0)
+    return 1;
+  *(uint64_t *)out = i + 1;
+  return 0;
+}
+
+/* What a map into a shrunk file must say: BG_ERANGE, shrunk, the breaker tripped after few
+ * processes, and every item either done before the shrink or failed as crashed with SIGBUS. */
+static void expect_shrunk(const char *backend, int rc, const bg_map_report_t *r,
+                          const bg_item_status_t *status, size_t n) {
+  assert_int_equal(rc, BG_ERANGE);
+  assert_int_equal(r->shrunk, 1);
+  assert_int_equal(r->tripped, 1);
+  assert_int_equal(r->n_skipped, 0);
+  assert_int_equal(r->n_ok + r->n_failed, n);
+  assert_true(r->n_tripped > 0);
+  assert_true(r->workers_started <= 4);
+  for (size_t i = 0; i < n; i++) {
+    if (status[i].state == BG_ITEM_OK)
+      continue;
+    if (status[i].state != BG_ITEM_CRASHED || status[i].code != SIGBUS)
+      fail_msg("%s: item %zu: %s, code %d", backend, i, bg_item_state_name(status[i].state),
+               status[i].code);
+  }
+}
+
+static void test_file_shrunk(void **st) {
+  (void)st;
+  char dir[] = "/tmp/bg-shared-XXXXXX", path[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/results.bin", dir);
+  size_t n = 100000;
+  bg_item_status_t *status = malloc(n * sizeof *status);
+  const char *backends[] = {"procs", "procs-copy"};
+  for (size_t b = 0; b < 2; b++) {
+    bg_shared_t *s;
+    assert_int_equal(bg_shared_create(n * 8, path, &s), 0);
+    bg_pool_t *p = tk_pool(backends[b], 2);
+    bg_map_desc_t d = tk_desc(truncate_first, path, n, bg_shared_data(s), 8);
+    d.status = status;
+    bg_map_report_t r;
+    /* Shrunk by a task during the map. The results must not be read: they are gone. */
+    int rc = bg_map(p, &d, &r);
+    expect_shrunk(backends[b], rc, &r, status, n);
+    /* A shm worker writes its result into the file itself: item 0's worker dies of the
+     * SIGBUS, and says so. A copy worker's results reach the file through the caller. */
+    if (b == 0) {
+      assert_int_equal(status[0].state, BG_ITEM_CRASHED);
+      assert_int_equal(status[0].code, SIGBUS);
+      assert_int_equal(status[0].attempts, 1);
+      assert_true(r.n_crashed >= 1);
+    }
+    /* Shrunk before the map: nothing runs, nothing is forked. */
+    d.fn = cube;
+    rc = bg_map(p, &d, &r);
+    expect_shrunk(backends[b], rc, &r, status, n);
+    assert_int_equal(r.n_tripped, n);
+    assert_int_equal(r.workers_started, 0);
+    assert_int_equal(status[n - 1].attempts, 0);
+    bg_pool_destroy(p);
+    bg_shared_destroy(s);
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+  }
+  free(status);
+  unlink(path);
+  rmdir(dir);
+}
+
 static void test_refusals(void **st) {
   (void)st;
   bg_shared_t *s = NULL;
@@ -150,6 +225,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_anonymous),
       cmocka_unit_test(test_file_backed),
+      cmocka_unit_test(test_file_shrunk),
       cmocka_unit_test(test_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
