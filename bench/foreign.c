@@ -238,11 +238,27 @@ static void catch_overflow(void) {
   sigaction(SIGBUS, &sa, NULL);
 }
 
-void bench_foreign_run_pending(bench_foreign *f) {
+size_t bench_foreign_items(const bench_foreign *f) {
+  return f->n;
+}
+
+size_t bench_foreign_next_pending(const bench_foreign *f, size_t from) {
+  while (from < f->n && f->status[from].state != BG_ITEM_PENDING)
+    from++;
+  return from;
+}
+
+void bench_foreign_trip(bench_foreign *f, size_t from, int state, int code) {
+  for (size_t i = from; i < f->n; i++)
+    if (f->status[i].state == BG_ITEM_PENDING)
+      f->status[i] = (bg_item_status_t){state, code, 0};
+}
+
+void bench_foreign_run_pending(bench_foreign *f, size_t from) {
   unsigned char *out = malloc(f->out_size);
   if (!out)
     return;
-  for (size_t i = 0; i < f->n; i++) {
+  for (size_t i = from; i < f->n; i++) {
     if (f->status[i].state != BG_ITEM_PENDING)
       continue;
     int rc = bench_foreign_task(out, NULL, i, f);
@@ -310,6 +326,8 @@ void bench_foreign_count(const bench_foreign *f, bench_foreign_counts *c) {
     const bg_item_status_t *s = &f->status[i];
     if (f->overflow[i])
       tally(&c->overflow, &c->first_overflow, NULL, i, 0);
+    else if (s->state != BG_ITEM_PENDING && s->state != BG_ITEM_OK && s->attempts == 0)
+      c->not_run++;
     else if (s->state == BG_ITEM_OK)
       c->ok++;
     else if (s->state == BG_ITEM_FAILED)
@@ -368,6 +386,13 @@ void bench_foreign_describe(const bench_foreign *f, const bench_foreign_counts *
         "%s %zu wrote past their %zu-byte result (the first, item %zu: --out-size "
         "is too small?)",
         sep, c->overflow, f->out_size, c->first_overflow);
+    sep = ";";
+  }
+  if (c->not_run) {
+    add(buf, cap, &len,
+        "%s %zu were not run: the same death kept killing fresh processes, so a circuit breaker "
+        "stopped starting them",
+        sep, c->not_run);
     sep = ";";
   }
   if (c->pending)

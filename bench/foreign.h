@@ -38,9 +38,20 @@ bg_item_status_t *bench_foreign_status(bench_foreign *f);
  * a write into a result's guard page from any other crash (and then dies of it all the same). */
 int bench_foreign_task(void *out, const void *in, size_t i, void *ctx);
 
-/* Runs every item still pending, in order, on this thread, recording each status: a
- * supervised child's way of finishing a row whose parallel run died. */
-void bench_foreign_run_pending(bench_foreign *f);
+/* Runs every item still pending from index `from` on, in order, on this thread, recording each
+ * status: a supervised child's way of counting a row one item at a time. */
+void bench_foreign_run_pending(bench_foreign *f, size_t from);
+
+/* The number of items. */
+size_t bench_foreign_items(const bench_foreign *f);
+
+/* The first pending item at or after `from`, or the item count when none is left. */
+size_t bench_foreign_next_pending(const bench_foreign *f, size_t from);
+
+/* The circuit breaker's verdict: every item still pending from `from` on fails unrun (attempts
+ * 0) with the state and code of the death that kept repeating, as the procs backend marks the
+ * items its own breaker leaves. */
+void bench_foreign_trip(bench_foreign *f, size_t from, int state, int code);
 
 /* The watchdog's view. Each call compares what every watched thread runs now with what it ran
  * at the previous call, `now` seconds on a monotonic clock; returns 1 and the item when one
@@ -55,6 +66,7 @@ void bench_foreign_mark(bench_foreign *f, size_t i, int state, int code);
 
 typedef struct bench_foreign_counts {
   size_t ok, failed, crashed, exited, timeout, overflow, pending;
+  size_t not_run; /* failed unrun by a circuit breaker (attempts 0) */
   size_t first_failed, first_crashed, first_exited, first_timeout, first_overflow;
   int first_code, crash_signal, exit_status;
 } bench_foreign_counts;

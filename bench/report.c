@@ -214,17 +214,17 @@ static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
              "gflops,vs_sgemm,plan,external,vs_peer,n_failed,n_crashed,n_exited,n_timeout,"
-             "n_overflow,first_failed\n");
+             "n_overflow,n_not_run,first_failed\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f,
             "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
-            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%lld\n",
+            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld\n",
             r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
             x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
             x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
             x->vs_sgemm, x->plan, x->external, x->vs_peer, x->n_failed, x->n_crashed, x->n_exited,
-            x->n_timeout, x->n_overflow, x->first_failed);
+            x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed);
   }
 }
 
@@ -266,9 +266,9 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
     fprintf(f,
             ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u,"
             "\"n_failed\":%zu,\"n_crashed\":%zu,\"n_exited\":%zu,\"n_timeout\":%zu,"
-            "\"n_overflow\":%zu,\"first_failed\":%lld}",
+            "\"n_overflow\":%zu,\"n_not_run\":%zu,\"first_failed\":%lld}",
             x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts, x->n_failed,
-            x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->first_failed);
+            x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

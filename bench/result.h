@@ -40,7 +40,7 @@ typedef struct bench_row {
   unsigned restarts;  /* procs: worker processes started beyond one per worker (last run) */
   /* A --task row's items that did not succeed, by what became of them (0 elsewhere, where a
    * failure is the check's or Ctrl-C's); first_failed is the lowest such index, -1 if none. */
-  size_t n_failed, n_crashed, n_exited, n_timeout, n_overflow;
+  size_t n_failed, n_crashed, n_exited, n_timeout, n_overflow, n_not_run;
   long long first_failed;
   /* knn suite only (0 / "" elsewhere). */
   double gflops;   /* 2 nb_txt dim nb_new / median */

@@ -231,6 +231,7 @@ static void foreign_verdict(const bench_run_opts *o, run_case *rc, const char *b
   row->n_failed = rc->c.n - c.ok;
   row->n_crashed = c.crashed, row->n_exited = c.exited, row->n_timeout = c.timeout;
   row->n_overflow = c.overflow;
+  row->n_not_run = c.not_run + c.pending;
   size_t firsts[] = {c.first_failed, c.first_crashed, c.first_exited, c.first_timeout,
                      c.first_overflow};
   row->first_failed = -1;

@@ -93,8 +93,9 @@ void bench_sup_share_destroy(bench_sup_share *s) {
 enum watched { ENDED, TIMED_OUT, CANCELED };
 
 /* Watches one child to its end: its death, an item past the timeout (marked, then the child
- * killed), or a signal to the bench (the child killed). The child is reaped in every case. */
-static enum watched watch(pid_t pid, bench_foreign *f, double timeout, int *status) {
+ * killed; *item says which), or a signal to the bench (the child killed). The child is reaped
+ * in every case. */
+static enum watched watch(pid_t pid, bench_foreign *f, double timeout, int *status, size_t *item) {
   for (;;) {
     if (ended(pid)) {
       reap(pid, status);
@@ -104,9 +105,8 @@ static enum watched watch(pid_t pid, bench_foreign *f, double timeout, int *stat
       reap(pid, status);
       return CANCELED;
     }
-    size_t item;
-    if (bench_foreign_stuck(f, bench_now(), timeout, &item)) {
-      bench_foreign_mark(f, item, BG_ITEM_TIMEOUT, (int)(timeout * 1000));
+    if (bench_foreign_stuck(f, bench_now(), timeout, item)) {
+      bench_foreign_mark(f, *item, BG_ITEM_TIMEOUT, (int)(timeout * 1000));
       reap(pid, status);
       return TIMED_OUT;
     }
@@ -114,44 +114,55 @@ static enum watched watch(pid_t pid, bench_foreign *f, double timeout, int *stat
   }
 }
 
-/* Marks the item a child died in with how it died. 0 when no item was in flight: the process
- * died between items, and no item can be blamed. */
-static int blame(bench_foreign *f, int status) {
-  size_t item;
-  if (!bench_foreign_in_flight(f, &item))
+/* Marks the item a child died in with how it died (*state, *code, *item say it). 0 when no
+ * item was in flight: the process died between items, and no item can be blamed. */
+static int blame(bench_foreign *f, int status, size_t *item, int *state, int *code) {
+  if (!bench_foreign_in_flight(f, item))
     return 0;
-  if (WIFSIGNALED(status))
-    bench_foreign_mark(f, item, BG_ITEM_CRASHED, WTERMSIG(status));
-  else
-    bench_foreign_mark(f, item, BG_ITEM_EXITED, WEXITSTATUS(status));
+  *state = WIFSIGNALED(status) ? BG_ITEM_CRASHED : BG_ITEM_EXITED;
+  *code = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);
+  bench_foreign_mark(f, *item, *state, *code);
   return 1;
 }
 
 int bench_supervise_count(bench_foreign *f, double timeout, size_t *children) {
   bench_foreign_reset(f);
+  size_t at = 0, streak = 0;
+  int last_state = 0, last_code = 0;
   for (;;) {
-    bench_foreign_counts c;
-    bench_foreign_count(f, &c);
-    if (c.pending == 0)
+    /* Each child runs the items in order from the first pending one, so the items before the
+     * one it died in are done: the next child starts after it (linear in the items overall). */
+    if ((at = bench_foreign_next_pending(f, at)) >= bench_foreign_items(f))
       return 0;
     bench_foreign_idle(f);
     pid_t pid = bench_child_fork();
     if (pid < 0)
       return BG_ESYS;
     if (pid == 0) {
-      bench_foreign_run_pending(f);
+      bench_foreign_run_pending(f, at);
       _exit(0);
     }
     (*children)++;
-    int status = 0;
-    enum watched w = watch(pid, f, timeout, &status);
+    int status = 0, state = BG_ITEM_TIMEOUT, code = (int)(timeout * 1000);
+    size_t item = 0;
+    enum watched w = watch(pid, f, timeout, &status, &item);
     if (w == CANCELED)
       return BG_ECANCELED;
-    if (w == ENDED && !blame(f, status)) {
-      /* Ended between items: normally because everything ran; if the child was killed from
-       * outside, the items left stay "never ran" rather than loop forever. */
+    /* Ended between items: normally because everything ran; if the child was killed from
+     * outside, the items left stay "never ran" rather than loop forever. */
+    if (w == ENDED && !blame(f, status, &item, &state, &code))
+      return 0;
+    /* The breaker, as the procs backend's: a child that died in its very first item, the same
+     * way as the one before, made no progress; after BENCH_SUP_BREAKER of those in a row the
+     * rest is not run (a million items that all crash would otherwise be a million forks). */
+    int same = item == at && state == last_state && code == last_code;
+    streak = same ? streak + 1 : item == at ? 1 : 0;
+    last_state = state, last_code = code;
+    if (streak >= BENCH_SUP_BREAKER) {
+      bench_foreign_trip(f, item + 1, state, code);
       return 0;
     }
+    at = item + 1;
   }
 }
 
@@ -173,7 +184,8 @@ int bench_supervise_row(bench_foreign *f, double timeout, void (*run)(void *, be
   }
   out->children = 1;
   int status = 0;
-  enum watched w = watch(pid, f, timeout, &status);
+  size_t stuck;
+  enum watched w = watch(pid, f, timeout, &status, &stuck);
   out->fork_s = sh->started > t0 ? sh->started - t0 : 0;
   if (w == CANCELED)
     return BG_ECANCELED;

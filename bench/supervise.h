@@ -22,6 +22,10 @@ void bench_child_kill(pid_t pid, int *status);
  * what it left in its group) when it ended, 0 when it still runs. */
 int bench_child_wait(pid_t pid, double seconds, int *status);
 
+/* The counting pass stops starting children after this many in a row died in their first item
+ * the same way (BG_MAP_BREAKER_DEFAULT, the procs backend's default, so rows agree). */
+#define BENCH_SUP_BREAKER 16
+
 /* What a supervised row's child sends back, in a MAP_SHARED page. */
 #define BENCH_SUP_NOTES 6
 typedef struct bench_sup_share {
@@ -56,8 +60,9 @@ int bench_supervise_row(bench_foreign *f, double timeout, void (*run)(void *, be
 /* The counting pass of a row that failed: every item run again, one at a time, in a
  * supervised child; when a child dies in an item (or the watchdog kills it there) that item is
  * marked with how, and a new child goes on from the next. One item in flight at a time is what
- * makes the blame exact. Adds the children it started to *children. Returns 0, BG_ECANCELED
- * or BG_ESYS, as above. */
+ * makes the blame exact. After BENCH_SUP_BREAKER children in a row die the same way in their
+ * first item, the rest fail unrun (bench_foreign_trip). Adds the children it started to
+ * *children. Returns 0, BG_ECANCELED or BG_ESYS, as above. */
 int bench_supervise_count(bench_foreign *f, double timeout, size_t *children);
 
 #endif

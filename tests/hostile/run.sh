@@ -125,14 +125,26 @@ for fn in spin_one sleep_one; do
   fi
 done
 
-# 4. Writes past --out-size: a few bytes (the guard bytes) and 64 KiB (the guard page).
-for fn in write_16 write_far; do
-  if run 1 $fn -- --task "$lib:$fn" --n 50 --out-size 4 --repeat 1 --workers 2; then
-    w='50 of 50 items failed: 50 wrote past their 4-byte result (the first, item 0: --out-size is too small?)'
-    all_failed 5 && note seq "$w" && note threads "$w" && note procs "$w" && note openmp "$w" && ok ||
-      bad "$fn counts"
-  fi
-done
+# 4. Writes past --out-size: a few bytes (the guard bytes: every item counted) and 64 KiB (the
+# guard page: each item kills its process, so after 16 such deaths in a row the circuit breaker
+# stops starting processes and the rest is reported as not run).
+if run 1 write_16 -- --task "$lib:write_16" --n 50 --out-size 4 --repeat 1 --workers 2; then
+  w='50 of 50 items failed: 50 wrote past their 4-byte result (the first, item 0: --out-size is too small?)'
+  all_failed 5 && note seq "$w" && note threads "$w" && note procs "$w" && note openmp "$w" && ok ||
+    bad "write_16 counts"
+fi
+if run 1 write_far -- --task "$lib:write_far" --n 50 --out-size 4 --repeat 1 --workers 2 --format json; then
+  python3 - "$tmp/out" <<'PY' && ok || bad "write_far: overruns and the breaker in JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+for x in r["rows"]:
+    assert x["failed"] and x["n_failed"] == 50 and x["first_failed"] == 0, x
+    assert 16 <= x["n_overflow"] <= 18 and x["n_overflow"] + x["n_not_run"] == 50, x
+notes = " ".join(n["text"] for n in r["notes"])
+assert "wrote past their 4-byte result (the first, item 0: --out-size is too small?)" in notes
+assert "were not run: the same death kept killing fresh processes, so a circuit breaker" in notes
+PY
+fi
 # Enough room: no failure.
 run 0 write_16_fits -- --task "$lib:write_16" --n 50 --out-size 16 --repeat 1 --workers 2 && ok
 

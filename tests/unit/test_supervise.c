@@ -136,6 +136,29 @@ static void supervised_row_dies_and_is_counted_exactly(void **st) {
   bench_foreign_destroy(f);
 }
 
+static int always_crashes(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i, (void)ctx;
+  raise(SIGSEGV);
+  return 0;
+}
+
+/* Every item kills its process: the count stops after BENCH_SUP_BREAKER children, the rest
+ * failed unrun, and nothing is forked per remaining item. */
+static void counting_pass_has_a_circuit_breaker(void **st) {
+  (void)st;
+  bench_foreign *f;
+  assert_int_equal(bench_foreign_create(always_crashes, 5000, 8, 1, &f), 0);
+  size_t children = 0;
+  assert_int_equal(bench_supervise_count(f, 0, &children), 0);
+  assert_int_equal(children, BENCH_SUP_BREAKER);
+  bench_foreign_counts c;
+  bench_foreign_count(f, &c);
+  assert_int_equal(c.crashed, BENCH_SUP_BREAKER);
+  assert_int_equal(c.not_run, 5000 - BENCH_SUP_BREAKER);
+  assert_int_equal(c.pending, 0);
+  bench_foreign_destroy(f);
+}
+
 static void run_clean(void *arg, bench_sup_share *sh) {
   (void)arg;
   sh->rcode = 0;
@@ -192,6 +215,7 @@ int main(void) {
       cmocka_unit_test(wrapper_counts_failures_and_overruns),
       cmocka_unit_test(supervised_row_dies_and_is_counted_exactly),
       cmocka_unit_test(supervised_row_that_finishes_sends_its_row),
+      cmocka_unit_test(counting_pass_has_a_circuit_breaker),
       cmocka_unit_test(child_in_own_group_is_killed_with_its_group),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
