@@ -63,12 +63,36 @@ static void block_signals(int how) {
   sigprocmask(how, &s, NULL);
 }
 
+/* A device, a FIFO or a socket: written in place (a rename would replace /dev/null itself). */
+static int open_direct(bench_outfile *o, const char *path, char *err, size_t cap) {
+  o->direct = 1;
+  snprintf(o->tmp, sizeof o->tmp, "%s", path);
+  block_signals(SIG_BLOCK);
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+    snprintf(err, cap, "'%s': %s", path, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    o->tmp[0] = '\0';
+    block_signals(SIG_UNBLOCK);
+    return -1;
+  }
+  return 0;
+}
+
 int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
   char dir[4096], base[4096];
   memset(o, 0, sizeof *o);
   o->path = path;
-  snprintf(base, sizeof base, "%s", path);
-  int len = snprintf(o->tmp, sizeof o->tmp, "%s/.%s.XXXXXX", folder(path, dir, sizeof dir),
+  struct stat st;
+  int exists = stat(path, &st) == 0;
+  if (exists && !S_ISREG(st.st_mode))
+    return open_direct(o, path, err, cap);
+  /* A link's target is what the user means: it is replaced, and the link stays a link. */
+  if (!exists || !realpath(path, o->dest))
+    snprintf(o->dest, sizeof o->dest, "%s", path);
+  snprintf(base, sizeof base, "%s", o->dest);
+  int len = snprintf(o->tmp, sizeof o->tmp, "%s/.%s.XXXXXX", folder(o->dest, dir, sizeof dir),
                      basename(base));
   if (len < 0 || (size_t)len >= sizeof o->tmp) {
     snprintf(err, cap, "'%s': the name is too long", path);
@@ -83,10 +107,12 @@ int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap
     block_signals(SIG_UNBLOCK);
     return -1;
   }
-  /* mkstemp's 0600 would make the output private; a plain creation honours the umask. */
+  /* mkstemp's 0600 would make the output private: a new file honours the umask, a replaced
+   * one keeps its permission bits. */
   mode_t um = umask(0);
   umask(um);
-  if (fchmod(fd, 0666 & ~um) != 0 || !(o->f = fdopen(fd, "w"))) {
+  mode_t mode = exists ? st.st_mode & 07777 : 0666 & ~um;
+  if (fchmod(fd, mode) != 0 || !(o->f = fdopen(fd, "w"))) {
     snprintf(err, cap, "'%s': %s", o->tmp, strerror(errno));
     close(fd);
     bench_outfile_discard(o);
@@ -96,12 +122,13 @@ int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap
 }
 
 int bench_outfile_commit(bench_outfile *o, char *err, size_t cap) {
-  int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
+  /* A device or a FIFO has nothing to sync: only its write errors count (/dev/full). */
+  int bad = ferror(o->f) || fflush(o->f) != 0 || (!o->direct && fsync(fileno(o->f)) != 0);
   int saved = errno;
   if (fclose(o->f) != 0 && !bad)
     bad = 1, saved = errno;
   o->f = NULL;
-  if (!bad && rename(o->tmp, o->path) != 0)
+  if (!bad && !o->direct && rename(o->tmp, o->dest) != 0)
     bad = 1, saved = errno;
   if (bad) {
     snprintf(err, cap, "'%s': write failed: %s; the previous file, if any, is unchanged", o->path,
@@ -118,7 +145,7 @@ void bench_outfile_discard(bench_outfile *o) {
   if (o->f)
     fclose(o->f);
   o->f = NULL;
-  if (o->tmp[0])
+  if (o->tmp[0] && !o->direct)
     unlink(o->tmp);
   o->tmp[0] = '\0';
   block_signals(SIG_UNBLOCK);

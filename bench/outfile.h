@@ -9,8 +9,11 @@
 #include <stdio.h>
 
 typedef struct bench_outfile {
-  const char *path; /* the destination, borrowed */
-  char tmp[4096];   /* the temporary beside it; "" when none is open */
+  const char *path; /* the destination as given, borrowed */
+  char dest[4096];  /* the destination renamed over: a symlink's target, so the link stays */
+  char tmp[4096];   /* what is written: the temporary beside dest, or the destination itself
+                       when it is a device or a FIFO (direct); "" when nothing is open */
+  int direct;       /* written in place: /dev/null, /dev/stdout, a FIFO cannot be renamed over */
   FILE *f;          /* open on tmp */
 } bench_outfile;
 
@@ -19,10 +22,12 @@ typedef struct bench_outfile {
  * same file as one of them (same device and inode, whatever the name) is refused. */
 int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap);
 
-/* Creates the temporary file (mkstemp in path's folder, so the rename cannot cross file
- * systems; O_EXCL never follows a planted link) and blocks SIGINT and SIGTERM until commit or
- * discard, so a signal cannot leave it behind: it is delivered once the file is whole or
- * gone. Returns 0, or -1 with the errno text in err. */
+/* Creates the temporary file (mkstemp in the destination's folder, so the rename cannot cross
+ * file systems; O_EXCL never follows a planted link) and blocks SIGINT and SIGTERM until commit
+ * or discard, so a signal cannot leave it behind: it is delivered once the file is whole or
+ * gone. A symlink is resolved (its target is replaced, the link kept); an existing file keeps
+ * its permission bits; a device or a FIFO is written in place, never replaced by a file.
+ * Returns 0, or -1 with the errno text in err. */
 int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap);
 
 /* Flushes, syncs and closes the temporary, then renames it over the destination. Returns 0,

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,17 @@ int bench_plugin_load(const char *spec, size_t n, size_t out_size, bench_plugin 
   Dl_info info;
   int type = dladdr1(sym, &info, (void **)&es, RTLD_DL_SYMENT) && es ? ELF64_ST_TYPE(es->st_info)
                                                                      : STT_NOTYPE;
+  /* dlsym also finds the library's dependencies' symbols (a typo could time libc's printf):
+   * the function must be the library's own. */
+  struct link_map *lm = NULL;
+  if (dlinfo(p->handle, RTLD_DI_LINKMAP, &lm) == 0 && lm && info.dli_fbase &&
+      (uintptr_t)info.dli_fbase != (uintptr_t)lm->l_addr) {
+    snprintf(err, cap, "--task: '%s' is not defined in '%s' but in %s, which it uses", colon + 1,
+             path, info.dli_fname ? info.dli_fname : "another library");
+    dlclose(p->handle);
+    p->handle = NULL;
+    return -1;
+  }
   if (type != STT_FUNC && type != STT_GNU_IFUNC) {
     snprintf(err, cap,
              "--task: '%s' in '%s' is %s, not a function; give the name of a function "

@@ -530,9 +530,22 @@ static int run_catalogue(bench_args *a, bench_result *res) {
     list[0] = &a->plugin.w;
     n = 1;
   }
+  /* What a plug-in prints (in this process's procs workers or in supervised children) goes to
+   * standard error: standard output carries the report, which a script parses (--format json). */
+  int saved = -1;
+  if (a->task) {
+    fflush(stdout);
+    if ((saved = dup(STDOUT_FILENO)) >= 0)
+      dup2(STDERR_FILENO, STDOUT_FILENO);
+  }
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
+  if (saved >= 0) {
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+  }
   if (a->task)
     bench_plugin_unload(&a->plugin);
   return suite_status(rc, err, " (child processes killed, temporary files removed)");

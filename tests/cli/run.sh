@@ -134,6 +134,27 @@ code=$?
 [ "$code" -eq 1 ] && grep -q 'procs: 1 of 4 items failed; the first, item [0-9], died with its worker process (a signal' "$tmp/out" &&
   pass=$((pass + 1)) || { echo "FAIL: a killed worker: exit $code"; sed 's/^/  /' "$tmp/out" | tail -4; fail=$((fail + 1)); }
 
+# Outputs that are not regular files: a symlink's target is replaced and the link kept; a
+# FIFO and a device are written in place, never replaced by a file; a replaced file keeps its
+# permission bits.
+echo old >"$tmp/target.txt"
+ln -sf "$tmp/target.txt" "$tmp/link.txt"
+echo old >"$tmp/mode.txt" && chmod 640 "$tmp/mode.txt"
+"$bin" bench --workload prime-fixed --n 20 --repeat 1 --backends threads --out "$tmp/link.txt" >/dev/null &&
+  "$bin" bench --workload prime-fixed --n 20 --repeat 1 --backends threads --out "$tmp/mode.txt" >/dev/null &&
+  [ -L "$tmp/link.txt" ] && grep -q '^brigade' "$tmp/target.txt" && [ "$(stat -c %a "$tmp/mode.txt")" = 640 ] &&
+  pass=$((pass + 1)) || { echo "FAIL: --out through a link or over a file with its mode"; fail=$((fail + 1)); }
+mkfifo "$tmp/fifo"
+(cat "$tmp/fifo" >"$tmp/from-fifo") &
+"$bin" bench --workload prime-fixed --n 20 --repeat 1 --backends threads --out "$tmp/fifo" >/dev/null
+wait
+[ -p "$tmp/fifo" ] && grep -q '^brigade' "$tmp/from-fifo" && pass=$((pass + 1)) ||
+  { echo "FAIL: --out to a FIFO"; fail=$((fail + 1)); }
+if [ "$(id -u)" -eq 0 ] && mknod "$tmp/full" c 1 7 2>/dev/null; then
+  expect 1 err "'$tmp/full': write failed: No space left on device" -- bench --workload prime-fixed --n 20 --repeat 1 --backends threads --out "$tmp/full"
+  [ -c "$tmp/full" ] && pass=$((pass + 1)) || { echo "FAIL: --out replaced a device"; fail=$((fail + 1)); }
+fi
+
 # JSON output validates against the documented schema.
 "$bin" bench --workload prime-range,sleep --n 50 --repeat 1 --format json >"$tmp/b.json" &&
   python3 "$here/validate_json.py" "$schema" "$tmp/b.json" && pass=$((pass + 1)) ||

@@ -3,6 +3,7 @@
  * exit(), spin, sleep forever, write past their result, or fail every item. */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ int fail_all(void *out, const void *in, size_t i, void *ctx);
 int write_16(void *out, const void *in, size_t i, void *ctx);
 int write_far(void *out, const void *in, size_t i, void *ctx);
 int spawn_sleeper(void *out, const void *in, size_t i, void *ctx);
+int noisy(void *out, const void *in, size_t i, void *ctx);
 
 /* Not a function: `--task lib:not_a_function` must be refused, not called. */
 int not_a_function = 42;
@@ -124,5 +126,13 @@ int spawn_sleeper(void *out, const void *in, size_t i, void *ctx) {
     execlp("sleep", "sleep", "373", (char *)NULL);
     _exit(127);
   }
+  return ok(out, i);
+}
+
+/* Prints a lot: the report on standard output must stay parseable. */
+int noisy(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  for (int k = 0; k < 200; k++)
+    printf("noise %zu %d {\"schema\": 0}\n", i, k);
   return ok(out, i);
 }

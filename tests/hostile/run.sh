@@ -151,7 +151,15 @@ run 0 write_16_fits -- --task "$lib:write_16" --n 50 --out-size 16 --repeat 1 --
 # 5. A process started by the task does not outlive the row.
 run 0 spawn -- --task "$lib:spawn_sleeper" --n 10 --repeat 1 --workers 2 --backends threads && ok
 
+# 5b. What the task prints goes to standard error, never into the report.
+if run 0 noisy -- --task "$lib:noisy" --n 20 --repeat 1 --workers 2 --format json; then
+  python3 -c 'import json, sys; assert len(json.load(open(sys.argv[1]))["rows"]) == 5' "$tmp/out" && ok ||
+    bad "noisy: the JSON report is not valid"
+fi
+
 # 6. Symbols and bounds.
+run 2 not_own_symbol -- --task "$lib:printf" --n 10 &&
+  grep -q "'printf' is not defined in '.*' but in .*libc" "$tmp/err" && ok
 run 2 not_a_function -- --task "$lib:not_a_function" --n 10 &&
   grep -q "'not_a_function' in '.*' is a variable, not a function" "$tmp/err" && ok
 run 2 timeout_without_task -- --workload sleep --timeout 1 &&
