@@ -260,10 +260,7 @@ static void close_kid(kid *k) {
  * retired worker has already exited, a dead one too). Returns its wait status. */
 static int reap(kid *k) {
   int status = 0;
-  kill(-k->pid, SIGKILL);
-  kill(k->pid, SIGKILL);
-  while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  bg__kill_reap(k->pid, &status);
   close_kid(k);
   return status;
 }

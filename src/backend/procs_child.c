@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Moves len bytes through the socket either way, retrying short transfers and EINTR. */
@@ -55,6 +56,13 @@ long bg__fork_socket(int *mine) {
   close(sv[pid == 0 ? 0 : 1]);
   *mine = sv[pid == 0 ? 1 : 0];
   return (long)pid;
+}
+
+void bg__kill_reap(long pid, int *status) {
+  kill(-(pid_t)pid, SIGKILL);
+  kill((pid_t)pid, SIGKILL);
+  while (waitpid((pid_t)pid, status, 0) < 0 && errno == EINTR)
+    ;
 }
 
 /* Runs items [b, e) with their items at in (item b first) and their results at out. Returns

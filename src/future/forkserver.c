@@ -164,14 +164,10 @@ static int serve_reap(live *l, pid_t pid) {
    * cannot be reused, so the kill reaches only the processes its tasks started (a task's
    * background children are in its group and must not outlive the executor). */
   siginfo_t si;
-  int ended;
-  while ((ended = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT)) < 0 && errno == EINTR)
+  while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
     ;
-  if (ended == 0)
-    kill(-pid, SIGKILL);
   int status = -1;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  bg__kill_reap(pid, &status);
   return status;
 }
 

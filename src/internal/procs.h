@@ -78,4 +78,10 @@ int bg__sock_recv(int fd, void *buf, size_t len);
  * other side's is closed here. */
 long bg__fork_socket(int *mine);
 
+/* Kills the process group of @pid (and @pid itself, should it have left its group) and reaps
+ * @pid into *status (left as it was when there is nothing to reap). Call it while @pid is not
+ * yet reaped, running or a zombie: its pid, and so its group's id, cannot have been reused by
+ * then, so the kill reaches only what it started. */
+void bg__kill_reap(long pid, int *status);
+
 #endif
