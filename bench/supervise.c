@@ -45,16 +45,12 @@ static void nap(void) {
   nanosleep(&ts, NULL);
 }
 
-/* Kills the group and reaps its leader. Killing first, while the leader is a zombie that is
- * not yet reaped, keeps its pid (and so the group's id) from being reused by a stranger. */
-static void reap(pid_t pid, int *status) {
+/* Killing first, while the leader is a zombie that is not yet reaped, keeps its pid (and so the
+ * group's id) from being reused by a stranger. */
+void bench_child_kill(pid_t pid, int *status) {
   kill(-pid, SIGKILL);
   while (waitpid(pid, status, 0) < 0 && errno == EINTR)
     ;
-}
-
-void bench_child_kill(pid_t pid, int *status) {
-  reap(pid, status);
 }
 
 /* 1 when the child has ended (not reaped yet), 0 while it runs. */
@@ -70,7 +66,7 @@ int bench_child_wait(pid_t pid, double seconds, int *status) {
   double until = seconds >= 0 ? bench_now() + seconds : 0;
   for (;;) {
     if (ended(pid)) {
-      reap(pid, status);
+      bench_child_kill(pid, status);
       return 1;
     }
     if (seconds >= 0 && bench_now() >= until)
@@ -98,16 +94,16 @@ enum watched { ENDED, TIMED_OUT, CANCELED };
 static enum watched watch(pid_t pid, bench_foreign *f, double timeout, int *status, size_t *item) {
   for (;;) {
     if (ended(pid)) {
-      reap(pid, status);
+      bench_child_kill(pid, status);
       return ENDED;
     }
     if (bench_interrupted) {
-      reap(pid, status);
+      bench_child_kill(pid, status);
       return CANCELED;
     }
     if (bench_foreign_stuck(f, bench_now(), timeout, item)) {
       bench_foreign_mark(f, *item, BG_ITEM_TIMEOUT, (int)(timeout * 1000));
-      reap(pid, status);
+      bench_child_kill(pid, status);
       return TIMED_OUT;
     }
     nap();

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 
 static const char *const backends[] = {"naive", "blocked", "blas"};
@@ -471,21 +473,11 @@ static void large_but_representable_scores_are_answered(void **state) {
   bg_pool_destroy(pool);
 }
 
-/* VmSize of this process in bytes. */
-static uint64_t vm_size(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  assert_non_null(f);
-  unsigned long long pages = 0;
-  assert_int_equal(fscanf(f, "%llu", &pages), 1);
-  fclose(f);
-  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Sets the soft RLIMIT_AS to what is mapped now plus @room; 0 when it cannot. */
 static int limit_as(uint64_t room, struct rlimit *old) {
   if (getrlimit(RLIMIT_AS, old) != 0)
     return 0;
-  uint64_t lim = vm_size() + room;
+  uint64_t lim = tk_vm_size() + room;
   if (old->rlim_max != RLIM_INFINITY && old->rlim_max < lim)
     return 0;
   struct rlimit rl = {.rlim_cur = lim, .rlim_max = old->rlim_max};

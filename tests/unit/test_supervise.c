@@ -11,6 +11,7 @@
 
 #include "foreign.h"
 #include "supervise.h"
+#include "testkit.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -30,20 +31,9 @@ static void wrapper_counts_failures_and_overruns(void **st) {
   (void)st;
   bench_foreign *f;
   assert_int_equal(bench_foreign_create(mostly_fine, 64, 8, 4, &f), 0);
-  bg_pool_opts_t po;
-  bg_pool_opts_init(&po);
-  po.backend = "threads";
-  po.workers = 3;
-  bg_pool_t *pool;
-  assert_int_equal(bg_pool_create(&po, &pool), 0);
+  bg_pool_t *pool = tk_pool("threads", 3);
   uint64_t out[64];
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = bench_foreign_task;
-  d.ctx = f;
-  d.n = 64;
-  d.out = out;
-  d.out_size = 8;
+  bg_map_desc_t d = tk_desc(bench_foreign_task, f, 64, out, 8);
   d.status = bench_foreign_status(f);
   bg_map_report_t r;
   assert_int_equal(bg_map(pool, &d, &r), BG_ETASK);
@@ -82,21 +72,9 @@ static int hostile(void *out, const void *in, size_t i, void *ctx) {
 /* A timed row's runs, as the runner does them: one map over every item. */
 static void run_threads(void *arg, bench_sup_share *sh) {
   bench_foreign *f = arg;
-  bg_pool_opts_t po;
-  bg_pool_opts_init(&po);
-  po.backend = "threads";
-  po.workers = 2;
-  bg_pool_t *pool;
-  if (bg_pool_create(&po, &pool) != 0)
-    return;
+  bg_pool_t *pool = tk_pool("threads", 2);
   uint64_t *out = calloc(40, 8);
-  bg_map_desc_t d;
-  bg_map_desc_init(&d);
-  d.fn = bench_foreign_task;
-  d.ctx = f;
-  d.n = 40;
-  d.out = out;
-  d.out_size = 8;
+  bg_map_desc_t d = tk_desc(bench_foreign_task, f, 40, out, 8);
   bg_map_report_t r;
   sh->rcode = bg_map(pool, &d, &r);
   free(out);
@@ -130,8 +108,7 @@ static void supervised_row_dies_and_is_counted_exactly(void **st) {
   assert_int_equal(c.pending, 0);
   /* One child to start, one more after each of the three deaths. */
   assert_int_equal(children, 4);
-  /* Every child was reaped. */
-  assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+  tk_assert_no_children();
   bench_sup_share_destroy(sh);
   bench_foreign_destroy(f);
 }

@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testkit.h"
+
 #include "brigade.h"
 #include "internal/cgroup.h"
 
@@ -75,16 +77,6 @@ static void this_machine_is_sane(void **state) {
   assert_true(mem > (16u << 20));
 }
 
-/* VmSize of this process in bytes, read the way a test can check it. */
-static uint64_t vm_size(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  assert_non_null(f);
-  unsigned long long pages = 0;
-  assert_int_equal(fscanf(f, "%llu", &pages), 1);
-  fclose(f);
-  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Under ulimit -v the limit counts what is mapped already: with 256 MiB left above VmSize, no
  * more than about 256 MiB may be called available, not the whole limit. */
 static void rlimit_as_counts_what_is_mapped(void **state) {
@@ -94,7 +86,7 @@ static void rlimit_as_counts_what_is_mapped(void **state) {
 #endif
   struct rlimit old;
   assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
-  uint64_t mapped = vm_size(), room = 256u << 20, limit = mapped + room;
+  uint64_t mapped = tk_vm_size(), room = 256u << 20, limit = mapped + room;
   if (old.rlim_max != RLIM_INFINITY && old.rlim_max < limit)
     skip();
   struct rlimit rl = {.rlim_cur = limit, .rlim_max = old.rlim_max};

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* What the unit tests of pools, processes and caches share: a pool in one call, a map
- * description in one call, and the check that no child process was left behind. Static inline,
+ * description in one call, the check that no child process was left behind, and the address
+ * space mapped. Static inline,
  * so a test that uses some of them is not warned about the others. Include after cmocka.h. */
 #ifndef BRIGADE_TESTKIT_H
 #define BRIGADE_TESTKIT_H
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "brigade.h"
 
@@ -39,6 +43,16 @@ static inline void tk_assert_no_children(void) {
   errno = 0;
   assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
   assert_int_equal(errno, ECHILD);
+}
+
+/* The address space this process has mapped now (VmSize), in bytes: what RLIMIT_AS counts. */
+static inline uint64_t tk_vm_size(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  assert_non_null(f);
+  unsigned long long pages = 0;
+  assert_int_equal(fscanf(f, "%llu", &pages), 1);
+  fclose(f);
+  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 #endif
