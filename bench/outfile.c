@@ -54,27 +54,65 @@ int bench_outfile_check(const char *path, const char *const *inputs, char *err, 
   return 0;
 }
 
-static void block_signals(int how) {
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  sigaddset(&s, SIGHUP);
-  sigprocmask(how, &s, NULL);
+/* A signal that would end the process while a temporary exists removes it first. Blocking the
+ * signals is not enough: sigprocmask masks one thread, and a process-directed SIGTERM goes to
+ * any thread that does not block it (an OpenMP or OpenBLAS worker of the knn command), whose
+ * default action ends the process with the temporary left behind. A handler is process-wide.
+ * Only a signal whose action is the default gets it: the bench's own SIGINT/SIGTERM handler
+ * (stop after the running row) stays as it is. One temporary at a time is guarded: the commands
+ * write their outputs one after the other. */
+static const int guarded[] = {SIGINT, SIGTERM, SIGHUP};
+static const char *volatile guard_path;
+static volatile sig_atomic_t guard_armed;
+static int guard_set[3];
+
+static void on_guarded_signal(int sig) {
+  int saved = errno;
+  if (guard_armed)
+    unlink(guard_path); /* after the rename: ENOENT, harmless */
+  /* SA_RESETHAND restored the default action; raised again, it ends the process on return. */
+  raise(sig);
+  errno = saved;
+}
+
+/* tmp is the outfile's own buffer, not a copy: mkostemp writes each name it tries into it
+ * before creating the file, so the handler always sees the name of the file that exists. */
+static int guard_arm(const char *tmp) {
+  if (guard_armed)
+    return 0;
+  guard_path = tmp;
+  guard_armed = 1;
+  struct sigaction sa, cur;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_guarded_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < 3; i++) {
+    guard_set[i] = sigaction(guarded[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+                   cur.sa_handler == SIG_DFL && sigaction(guarded[i], &sa, NULL) == 0;
+  }
+  return 1;
+}
+
+static void guard_disarm(void) {
+  for (size_t i = 0; i < 3; i++)
+    if (guard_set[i]) {
+      signal(guarded[i], SIG_DFL);
+      guard_set[i] = 0;
+    }
+  guard_armed = 0;
 }
 
 /* A device, a FIFO or a socket: written in place (a rename would replace /dev/null itself). */
 static int open_direct(bench_outfile *o, const char *path, char *err, size_t cap) {
   o->direct = 1;
   snprintf(o->tmp, sizeof o->tmp, "%s", path);
-  block_signals(SIG_BLOCK);
   int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
     snprintf(err, cap, "'%s': %s", path, strerror(errno));
     if (fd >= 0)
       close(fd);
     o->tmp[0] = '\0';
-    block_signals(SIG_UNBLOCK);
     return -1;
   }
   return 0;
@@ -99,12 +137,13 @@ int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap
     o->tmp[0] = '\0';
     return -1;
   }
-  block_signals(SIG_BLOCK);
+  /* Armed before the file exists, so no moment has a temporary without its guard. */
+  o->guarded = guard_arm(o->tmp);
   int fd = mkostemp(o->tmp, O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, cap, "'%s': cannot create a file beside it: %s", path, strerror(errno));
     o->tmp[0] = '\0';
-    block_signals(SIG_UNBLOCK);
+    bench_outfile_discard(o);
     return -1;
   }
   /* mkstemp's 0600 would make the output private: a new file honours the umask, a replaced
@@ -136,8 +175,10 @@ int bench_outfile_commit(bench_outfile *o, char *err, size_t cap) {
     bench_outfile_discard(o);
     return -1;
   }
+  if (o->guarded)
+    guard_disarm();
+  o->guarded = 0;
   o->tmp[0] = '\0';
-  block_signals(SIG_UNBLOCK);
   return 0;
 }
 
@@ -147,6 +188,8 @@ void bench_outfile_discard(bench_outfile *o) {
   o->f = NULL;
   if (o->tmp[0] && !o->direct)
     unlink(o->tmp);
+  if (o->guarded)
+    guard_disarm();
+  o->guarded = 0;
   o->tmp[0] = '\0';
-  block_signals(SIG_UNBLOCK);
 }

@@ -14,6 +14,7 @@ typedef struct bench_outfile {
   char tmp[4096];   /* what is written: the temporary beside dest, or the destination itself
                        when it is a device or a FIFO (direct); "" when nothing is open */
   int direct;       /* written in place: /dev/null, /dev/stdout, a FIFO cannot be renamed over */
+  int guarded;      /* a fatal signal removes tmp before it ends the process */
   FILE *f;          /* open on tmp */
 } bench_outfile;
 
@@ -23,16 +24,17 @@ typedef struct bench_outfile {
 int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap);
 
 /* Creates the temporary file (mkstemp in the destination's folder, so the rename cannot cross
- * file systems; O_EXCL never follows a planted link) and blocks SIGINT and SIGTERM until commit
- * or discard, so a signal cannot leave it behind: it is delivered once the file is whole or
- * gone. A symlink is resolved (its target is replaced, the link kept); an existing file keeps
- * its permission bits; a device or a FIFO is written in place, never replaced by a file.
- * Returns 0, or -1 with the errno text in err. */
+ * file systems; O_EXCL never follows a planted link). Until commit or discard,
+ * a SIGINT, SIGTERM or SIGHUP that would end the process (default action) removes the
+ * temporary first, whichever thread it reaches; one the program handles itself is left to it. A
+ * symlink is resolved (its target is replaced, the link kept); an existing file keeps its
+ * permission bits; a device or a FIFO is written in place, never replaced by a file. Returns 0, or
+ * -1 with the errno text in err. */
 int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap);
 
 /* Flushes, syncs and closes the temporary, then renames it over the destination. Returns 0,
  * or -1 with the errno text in err (a full disk: "No space left on device"), the temporary
- * removed and the destination untouched. Unblocks the signals either way. */
+ * removed and the destination untouched. The signals' default actions are restored either way. */
 int bench_outfile_commit(bench_outfile *o, char *err, size_t cap);
 
 /* Closes and removes the temporary, leaving the destination as it was. */

@@ -37,7 +37,7 @@ fi
 # 2. SIGTERM at random moments of a knn run that writes a 19 MiB .npy: afterwards the output is
 # either absent or a whole, loadable array; never a truncated file or a temporary.
 mkdir -p "$tmp/sig"
-for delay in 0.05 0.15 0.3 0.45 0.6 0.8 1.0; do
+for delay in 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.45 0.5 0.6 0.7 0.8 1.0; do
   rm -f "$tmp/sig/"* "$tmp/sig/".??* 2>/dev/null
   "$bin" knn --nb-txt 20000 --dim 16 --nb-new 60000 --k 40 --out "$tmp/sig/i.npy" >/dev/null 2>&1 &
   pid=$!
