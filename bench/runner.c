@@ -156,11 +156,14 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   if (rcode != 0)
     row->failed = 1;
   if (rcode != 0 && (!rc->foreign || !strcmp(backend, "mpi"))) {
-    /* The library's codes for a dead or killed worker are not the task's return value. */
+    /* The library's codes for a dead or killed worker are not the task's return value: the
+     * state says which it is (a task may itself return -11, BG_ECRASH's value). */
     char what[64];
-    if (rep.first_code == BG_ECRASH)
+    if (rep.first_state == BG_ITEM_CRASHED)
       snprintf(what, sizeof what, "died with its worker process (a signal: a crash, or a kill)");
-    else if (rep.first_code == BG_ETIMEDOUT)
+    else if (rep.first_state == BG_ITEM_EXITED)
+      snprintf(what, sizeof what, "ended its worker process (exit() or a failed start)");
+    else if (rep.first_state == BG_ITEM_TIMEOUT)
       snprintf(what, sizeof what, "ran past its timeout");
     else
       snprintf(what, sizeof what, "returned %d", rep.first_code);

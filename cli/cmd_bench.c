@@ -48,7 +48,7 @@ void cmd_bench_help(FILE *f) {
          "  --n N            items per map (overrides the workload's sizes; required with --task)\n"
          "  --param V        the workload's knob: seconds per sleep, bytes per file, MiB per\n"
          "                   alloc item, doubles in the mean's array (with --n: one case)\n"
-         "  --size S         quick (default; the whole catalogue in about a minute) or lecture\n"
+         "  --size S         quick (default; the whole catalogue in about 15 s) or lecture\n"
          "                   (the lecture's sizes: minutes, and several GiB for alloc)\n"
          "  --backends LIST  parallel backends to compare with seq (default: all usable):\n"
          "                   threads, procs (forked workers, shared-memory results),\n"

@@ -21,6 +21,7 @@ done
 packages=(
   build-essential cmake ninja-build pkg-config  # the build
   libhwloc-dev                                  # topology
+  libudev-dev                                   # ... whose .pc names -ludev for static links
   libcmocka-dev                                 # unit tests
   libxxhash-dev                                 # the memo cache: keys and checksums
   libopenblas-dev                               # the blas knn backend

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Status codes shared by every brigade call. One X-macro table generates the enum, the
- * messages returned by bg_strerror() and the names returned by bg_errname(), so they can
- * never drift apart (the libuv pattern). */
+/* Status codes shared by every brigade call. BG_ENOTSUP means this build of the library lacks
+ * something (built without OpenBLAS, MPI or CUDA): another build has it. BG_EBACKEND means the
+ * build is fine but the backend chosen cannot do what was asked (a timeout on threads, which
+ * cannot stop a running task): another backend of the same build can. One X-macro table generates
+ * the enum, the messages returned by bg_strerror() and the names returned by bg_errname(), so they
+ * can never drift apart (the libuv pattern). */
 #ifndef BRIGADE_ERROR_H
 #define BRIGADE_ERROR_H
 
@@ -23,7 +26,8 @@ extern "C" {
   XX(ERANGE, -9, "size or count out of range")                                                     \
   XX(ENOENT, -10, "no such backend, file or entry")                                                \
   XX(ECRASH, -11, "a task's worker process died (a signal or an exit)")                            \
-  XX(ETIMEDOUT, -12, "a task ran past its timeout")
+  XX(ETIMEDOUT, -12, "a task ran past its timeout")                                                \
+  XX(EBACKEND, -13, "the chosen backend cannot do this; another backend can")
 
 typedef enum bg_status {
 #define BG__ERR_ENUM(name, value, msg) BG_##name = (value),

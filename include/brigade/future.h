@@ -30,7 +30,7 @@ typedef struct bg_executor_opts {
   const char *backend; /* "threads" (the default) or "procs" */
   unsigned workers;    /* 0: bg_topo_default_workers() (physical cores) */
   /* procs: a task still running after this long has its worker killed and its future fails
-   * with BG_ETIMEDOUT. 0: no limit. Threads cannot be stopped: BG_ENOTSUP there. */
+   * with BG_ETIMEDOUT. 0: no limit. Threads cannot be stopped: BG_EBACKEND there. */
   uint32_t timeout_ms;
   bg_worker_init_fn worker_init; /* optional; as in bg_pool_opts_t */
   bg_worker_exit_fn worker_exit; /* optional */
@@ -50,7 +50,7 @@ void bg_executor_opts_init(bg_executor_opts_t *o);
  * input bytes are copied at submission and sent to the worker.
  *
  * Return: 0; BG_EINVAL (NULL @out, wrong version); BG_ENOENT (another backend name);
- * BG_ENOTSUP (timeout_ms on threads); BG_ERANGE (more than 4096 workers); BG_ETASK (a worker's
+ * BG_EBACKEND (timeout_ms on threads); BG_ERANGE (more than 4096 workers); BG_ETASK (a worker's
  * init callback failed); BG_ESYS (a thread, process or socket could not be made); BG_ENOMEM.
  */
 int bg_executor_create(const bg_executor_opts_t *o, bg_executor_t **out);
@@ -83,6 +83,26 @@ unsigned bg_executor_workers(const bg_executor_t *ex);
  */
 int bg_submit(bg_executor_t *ex, bg_task_fn fn, void *ctx, const void *in, size_t in_size,
               size_t out_size, bg_future_t **f);
+
+/**
+ * bg_executor_map - a batch in one call (Python's executor.map): submit n tasks, wait for every
+ * one, write their results in order, release their futures.
+ * @in: NULL for no input, else n records of @in_size bytes, each copied at submission.
+ * @out: NULL when results are not kept, else room for n results of @out_size bytes; a failed
+ *       item's entry is left as it was.
+ * @status: optional, n entries: what became of each item, as bg_map reports it.
+ *
+ * fn is called as fn(out, item, i, ctx) where i is the item's index in this batch, 0..n-1. On
+ * a procs executor a crash, exit or timeout fails only its item. Thread-safe: batches from
+ * several threads share the workers.
+ *
+ * Return: 0; BG_ETASK (some items failed: @status says which and how); BG_EINVAL (NULL ex or
+ * fn, in without in_size, out without out_size); BG_ERANGE (sizes that overflow); BG_ENOMEM or
+ * BG_ECANCELED (the batch could not be submitted whole, or the executor is being destroyed:
+ * the part submitted is cancelled or waited for, and nothing is written).
+ */
+int bg_executor_map(bg_executor_t *ex, bg_task_fn fn, void *ctx, const void *in, size_t in_size,
+                    void *out, size_t out_size, size_t n, bg_item_status_t *status);
 
 typedef enum bg_future_state {
   BG_FUTURE_PENDING = 0, /* queued */

@@ -43,10 +43,11 @@ enum bg_map_flags {
 typedef enum bg_item_state {
   BG_ITEM_PENDING = 0, /* not run: BG_MAP_HALT, Ctrl-C, or the map stopped before it */
   BG_ITEM_OK,          /* the function returned 0 */
-  BG_ITEM_FAILED,      /* the function returned a non-zero code (in code) */
+  BG_ITEM_FAILED,      /* the function returned a non-zero code (code: that value) */
   BG_ITEM_CRASHED,     /* its worker process died of a signal (code: the signal number) */
   BG_ITEM_EXITED,      /* its worker process called exit() (code: the exit status) */
-  BG_ITEM_TIMEOUT,     /* it ran past desc->timeout_ms and its worker was killed */
+  BG_ITEM_TIMEOUT,     /* it ran past desc->timeout_ms and its worker was killed (code: the
+                        * timeout in milliseconds) */
 } bg_item_state_t;
 
 typedef struct bg_item_status {
@@ -63,13 +64,14 @@ const char *bg_item_state_name(int state);
  * @done: items finished so far (succeeded or failed).
  * @total: desc->n.
  *
- * Called from one worker or the supervising parent at a time, never concurrently, and once
- * more with done == total (or the final count) when the map ends. Must be quick: it runs
- * between chunks.
+ * Called once with done == 0 when the map's work starts (after any wait for a busy pool), then
+ * from one worker or the supervising parent at a time, never concurrently, and once more with
+ * done == total (or the final count) when the map ends. Must be quick: it runs between chunks.
  */
 typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
 
-#define BG_MAP_DESC_VERSION 3u
+/* Version 4 adds no field: it says the caller's report (bg_map_report_t) is of version 4. */
+#define BG_MAP_DESC_VERSION 4u
 
 /* The circuit breaker's threshold that bg_map_desc_init() sets: high enough that a few bad
  * items in a row do not stop a map, low enough that a map whose every item crashes costs a few
@@ -103,16 +105,28 @@ typedef struct bg_map_desc {
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */
 void bg_map_desc_init(bg_map_desc_t *d);
 
-#define BG_MAP_REPORT_VERSION 3u
+#define BG_MAP_REPORT_VERSION 4u
 
-/* What happened during one map. Written by bg_map() whenever the map ran (see its @report). */
+/* What happened during one map. Written by bg_map() whenever the map ran (see its @report), up
+ * to the fields of the report version that goes with the description's version, so a program
+ * built against an older header gets the shorter struct it allocated.
+ *
+ * first_code by the state of the first failed item (first_state):
+ *   BG_ITEM_FAILED   what the function returned (any non-zero int, -11 and -12 included)
+ *   BG_ITEM_CRASHED  BG_ECRASH; status[first_failed].code has the signal number
+ *   BG_ITEM_EXITED   BG_ECRASH; status[first_failed].code has the exit status (125: its
+ *                    worker's init callback failed; -1: no worker could be forked)
+ *   BG_ITEM_TIMEOUT  BG_ETIMEDOUT; status[first_failed].code has the limit in milliseconds
+ * Read first_state before first_code: a function may itself return -11. The mpi backend's own
+ * failures (a rank without out under BG_MAP_ALL_RANKS, no memory to gather) fail every item as
+ * BG_ITEM_FAILED with BG_EINVAL or BG_ENOMEM. */
 typedef struct bg_map_report {
   uint32_t version;       /* BG_MAP_REPORT_VERSION */
   size_t n_ok;            /* items whose function returned 0 */
   size_t n_failed;        /* items that failed, however (crashes and timeouts included) */
   size_t n_skipped;       /* items not run because BG_MAP_HALT stopped the map */
   size_t first_failed;    /* lowest failed index, SIZE_MAX when none failed */
-  int first_code;         /* what the function returned for first_failed */
+  int first_code;         /* see above: depends on first_state */
   uint64_t wall_ns;       /* time spent inside bg_map */
   unsigned workers;       /* workers that ran at least one item */
   int ran_inline;         /* 1 if the whole map ran on the calling thread */
@@ -120,8 +134,9 @@ typedef struct bg_map_report {
   size_t chunks;          /* chunks handed out */
   size_t chunk_last;      /* the last chunk size auto, steal or guided chose */
   /* Version 2. */
-  size_t n_crashed;       /* failed items whose worker process died (signal or exit), and
-                           * items failed because no worker could start; not n_tripped */
+  size_t n_crashed;       /* failed items whose worker process died (signal or exit: n_exited
+                           * says how many exited), and items failed because no worker could
+                           * start; not n_tripped */
   size_t n_timeout;       /* failed items that ran past the timeout */
   size_t n_retries;       /* extra attempts made under desc->retries */
   size_t workers_started; /* worker processes started (procs: replacements included) */
@@ -131,6 +146,9 @@ typedef struct bg_map_report {
   size_t n_tripped; /* failed items the circuit breaker failed without running them */
   int tripped;      /* 1 if the circuit breaker tripped (procs; at most once per map) */
   int shrunk;       /* 1 if a file behind in or out shrank during the map (then BG_ERANGE) */
+  /* Version 4. */
+  int first_state; /* bg_item_state_t of first_failed; BG_ITEM_PENDING when none failed */
+  size_t n_exited; /* of n_crashed, the items whose worker process called exit() */
 } bg_map_report_t;
 
 /**
@@ -138,7 +156,7 @@ typedef struct bg_map_report {
  * @pool: the pool to run on.
  * @d: what to run; borrowed for the duration of the call, as are its buffers.
  * @report: OUT: optional; written whenever the map ran: 0, BG_ETASK, BG_ECANCELED, and
- *          BG_ERANGE for a shrunk file.
+ *          BG_ERANGE for a shrunk file. Its version follows d->version (see bg_map_report_t).
  *
  * Every item whose function returns 0 has its result written, whatever happens to the others.
  * Called from inside a task of any pool, the map runs inline on the calling thread (nested
@@ -178,11 +196,32 @@ typedef struct bg_map_report {
  * says what finished); BG_EINVAL (NULL pool, desc or fn, wrong version, in without in_size,
  * out without out_size); BG_ERANGE (n * size overflows; or, with @report written, the procs
  * map found the file behind in or out shrunk); BG_EBUSY (BG_MAP_NOWAIT and the pool
- * is in use); BG_ENOTSUP (timeout_ms on a backend that cannot stop a running task); BG_ENOMEM
- * (procs: no memory for the shared results). Workers that cannot be forked or whose init
- * callback fails make their items fail (BG_ITEM_EXITED), not the call.
+ * is in use); BG_EBACKEND (timeout_ms on a backend that cannot stop a running task: procs
+ * can); BG_ENOMEM (procs: no memory for the shared results). Workers that cannot be forked or whose
+ * init callback fails make their items fail (BG_ITEM_EXITED), not the call.
  */
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report);
+
+/**
+ * bg_map_simple - the common case in one call: fn on n items, results in order, on the
+ * process-wide pool of bg_pool_default().
+ * @in: NULL for the indices 0..n-1, else n records of @in_size bytes.
+ * @out: NULL when results are not kept, else n results of @out_size bytes.
+ *
+ *   uint64_t sq[1000];
+ *   int rc = bg_map_simple(square, NULL, NULL, 0, sq, sizeof sq[0], 1000);
+ *
+ * The same as bg_map with a description of those fields and the defaults (auto schedule, no
+ * status array, no timeout). Called from several threads at once, the maps take turns on the
+ * pool; called from inside a task, it runs inline. For a report, per-item statuses, progress or
+ * another backend, use bg_map.
+ *
+ * Return: as bg_map: 0; BG_ETASK (an item's fn returned non-zero: every other result is
+ * written); BG_EINVAL (NULL fn, in without in_size, out without out_size); BG_ERANGE; or what
+ * bg_pool_default returned.
+ */
+int bg_map_simple(bg_task_fn fn, void *ctx, const void *in, size_t in_size, void *out,
+                  size_t out_size, size_t n);
 
 /* What one worker did during the last map (joblib's verbose output, mpire's insights). */
 typedef struct bg_worker_insight {

@@ -59,7 +59,7 @@ typedef struct bg_pool_opts {
   int pin;                         /* nonzero: pin worker w >= 1 to core w (the caller is not) */
   const bg_topo_t *topo;           /* optional, borrowed during bg_pool_create() only */
   const bg_allocator_t *allocator; /* optional; copied; NULL means malloc and free */
-  /* Version 2: the worker lifecycle (seq, threads, procs; openmp and mpi say BG_ENOTSUP). */
+  /* Version 2: the worker lifecycle (seq, threads, procs; openmp and mpi say BG_EBACKEND). */
   bg_worker_init_fn worker_init; /* optional */
   bg_worker_exit_fn worker_exit; /* optional */
   void *worker_ctx;
@@ -79,8 +79,8 @@ void bg_pool_opts_init(bg_pool_opts_t *o);
  * The procs backends fork their worker processes at each map, so that they see the caller's
  * memory as it is then (copy-on-write, nothing serialised): creating such a pool is cheap.
  *
- * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096, a lifecycle
- * callback on a backend without one: BG_ENOTSUP); BG_ETASK (a worker's init callback failed);
+ * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096); BG_EBACKEND
+ * (a lifecycle callback or max_tasks on openmp or mpi); BG_ETASK (a worker's init callback failed);
  * BG_ENOENT (no backend of that name); BG_ENOTSUP (backend not compiled in); BG_EUNAVAIL
  * (backend cannot run here); BG_ENOMEM; BG_ESYS (threads could not be started).
  * The caller destroys the pool with bg_pool_destroy(). Thread-safe.
@@ -93,6 +93,19 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out);
  * Must not be called while a map is running on the pool or from inside one of its tasks.
  */
 void bg_pool_destroy(bg_pool_t *p);
+
+/**
+ * bg_pool_default - the process-wide pool: threads, one per physical core (what
+ * bg_pool_create(NULL) makes), created at the first call and kept until the process ends.
+ * @out: OUT: the pool, written only on success.
+ *
+ * bg_map_simple() runs on it; any bg_map may. It belongs to the library: never pass it to
+ * bg_pool_destroy(). After fork() the child gets a pool of its own at its first call.
+ * Thread-safe.
+ *
+ * Return: 0; BG_EINVAL (NULL @out); or what bg_pool_create() returns (BG_ESYS, BG_ENOMEM).
+ */
+int bg_pool_default(bg_pool_t **out);
 
 /**
  * bg_worker_state - the state the calling worker's init callback returned; NULL outside a

@@ -34,9 +34,10 @@ int bg_progress_bar_create(const char *label, int fd, unsigned flags, bg_progres
  * bg_progress_bar_update - redraw with @done of @total items finished; a bg_progress_fn.
  * @bar: the bar (void * so that it fits bg_progress_fn).
  *
- * The first call starts the clock for the rate and the time left; a count lower than the
- * last one (the next map with the same bar) starts it again. One write(2) per call, so lines
- * from several threads never interleave within a redraw.
+ * The first call starts the clock for the rate and the time left, and so does a count of 0 or
+ * one lower than the last (the next map with the same bar): bg_map's first call, at its start,
+ * has done == 0, so the rate is the count over the time since the map started. One write(2) per
+ * call, so lines from several threads never interleave within a redraw.
  */
 void bg_progress_bar_update(size_t done, size_t total, void *bar);
 

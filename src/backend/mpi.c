@@ -318,6 +318,7 @@ static void mpi_map(void *state, bg__job *job) {
   if (!all_ok) {
     free(copy);
     st->failed = d->n, st->first_failed = 0, st->first_code = BG_EINVAL;
+    st->first_state = BG_ITEM_FAILED;
     return;
   }
   if (anyone) {
@@ -342,11 +343,12 @@ static void mpi_map(void *state, bg__job *job) {
   if (all[2]) {
     /* A rank (or rank 0 gathering) ran out of memory: every item counts as failed. */
     st->failed = d->n, st->first_failed = 0, st->first_code = BG_ENOMEM;
+    st->first_state = BG_ITEM_FAILED;
     return;
   }
   st->ok = all[0], st->failed = all[1];
   if (first != UINT64_MAX)
-    st->first_failed = first, st->first_code = first_code;
+    st->first_failed = first, st->first_code = first_code, st->first_state = BG_ITEM_FAILED;
 }
 
 bg_pool_t *bg__mpi_local(void *state) {

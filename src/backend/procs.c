@@ -163,14 +163,14 @@ static int push_redo(run *R, size_t b, size_t e, uint32_t attempts) {
 static void record_failure(run *R, unsigned w, size_t i, int state, int code, uint32_t attempts,
                            int tripped) {
   bg__wstat *st = &R->job->stats[w];
-  bg__wstat_fail(st, i, state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH);
+  bg__wstat_fail(st, i, state, state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT : BG_ECRASH);
   st->retries += attempts > 1 ? attempts - 1 : 0;
   if (tripped)
     R->job->n_tripped++;
   else if (state == BG_ITEM_TIMEOUT)
     st->timeouts++;
   else
-    st->crashed++;
+    st->crashed++, st->exited += state == BG_ITEM_EXITED;
   if (R->d->status)
     R->d->status[i] = (bg_item_status_t){state, code, attempts};
   if (R->job->progress)
@@ -661,6 +661,7 @@ static void merge_stats(run *R) {
     if (c->first_failed < st->first_failed) {
       st->first_failed = c->first_failed;
       st->first_code = c->first_code;
+      st->first_state = c->first_state;
     }
   }
 }

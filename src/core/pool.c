@@ -171,7 +171,7 @@ int bg_pool_create(const bg_pool_opts_t *user, bg_pool_t **out) {
   if (rc != 0)
     return rc;
   if ((o->worker_init || o->worker_exit || o->max_tasks) && !ops->lifecycle)
-    return BG_ENOTSUP;
+    return BG_EBACKEND;
   const bg_allocator_t *a = o->allocator ? o->allocator : &bg__sys_allocator;
   unsigned workers;
   const bg_topo_t *topo;

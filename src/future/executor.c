@@ -61,7 +61,7 @@ int bg_executor_create(const bg_executor_opts_t *o, bg_executor_t **out) {
   if (rc != 0)
     return rc;
   if (opts.timeout_ms && ops == &bg__exec_threads)
-    return BG_ENOTSUP;
+    return BG_EBACKEND;
   if (opts.workers > BG__MAX_WORKERS)
     return BG_ERANGE;
   unsigned workers = opts.workers;

@@ -20,8 +20,10 @@ typedef struct bg__wstat {
   size_t failed;                    /* O */
   size_t first_failed;              /* O: lowest failed index seen by this worker */
   int first_code;                   /* O */
+  int first_state;                  /* O: bg_item_state_t of first_failed */
   size_t retries;                   /* O: extra attempts under desc->retries */
   size_t crashed;                   /* O: procs: items whose worker process died */
+  size_t exited;                    /* O: procs: of those, the ones whose worker exited */
   size_t timeouts;                  /* O: procs: items killed by the timeout */
   unsigned started;                 /* O: procs: worker processes started */
   uint64_t startup_ns;              /* O: from the map's start to the worker's first chunk */
@@ -67,12 +69,13 @@ typedef struct bg__job {
   int shrunk;               /* set when a file behind desc->in or desc->out shrank (procs) */
 } bg__job;
 
-/* Counts a failure of item i with @code, keeping the lowest failed index. */
-static inline void bg__wstat_fail(bg__wstat *st, size_t i, int code) {
+/* Counts a failure of item i in @state with @code, keeping the lowest failed index. */
+static inline void bg__wstat_fail(bg__wstat *st, size_t i, int state, int code) {
   st->failed++;
   if (i < st->first_failed) {
     st->first_failed = i;
     st->first_code = code;
+    st->first_state = state;
   }
 }
 
@@ -84,7 +87,7 @@ static inline void bg__job_record(bg__job *j, bg__wstat *st, size_t i, int rc, u
   if (rc == 0)
     st->ok++;
   else
-    bg__wstat_fail(st, i, rc);
+    bg__wstat_fail(st, i, BG_ITEM_FAILED, rc);
 }
 
 /* Runs item i once, and again while it fails and retries are left. */

@@ -29,6 +29,21 @@ static size_t desc_size(uint32_t version) {
   }
 }
 
+/* Where the report of the version that goes with a description of @version ends: a caller
+ * built against an older header allocated the shorter struct. */
+static size_t report_size(uint32_t version) {
+  switch (version) {
+  case 1:
+    return offsetof(bg_map_report_t, n_crashed);
+  case 2:
+    return offsetof(bg_map_report_t, n_tripped);
+  case 3:
+    return offsetof(bg_map_report_t, first_state);
+  default:
+    return sizeof(bg_map_report_t);
+  }
+}
+
 static const char *const state_names[] = {"pending", "ok",     "failed",
                                           "crashed", "exited", "timeout"};
 
@@ -141,6 +156,7 @@ static void summarise(const bg__wstat *stats, unsigned workers, size_t n, bg_map
     r->n_ok += s->ok;
     r->n_failed += s->failed;
     r->n_crashed += s->crashed;
+    r->n_exited += s->exited;
     r->n_timeout += s->timeouts;
     r->n_retries += s->retries;
     r->workers_started += s->started;
@@ -152,6 +168,7 @@ static void summarise(const bg__wstat *stats, unsigned workers, size_t n, bg_map
     if (s->first_failed < r->first_failed) {
       r->first_failed = s->first_failed;
       r->first_code = s->first_code;
+      r->first_state = s->first_state;
     }
   }
   r->n_skipped = n - r->n_ok - r->n_failed;
@@ -245,6 +262,14 @@ static void map_nested(bg__job *job, bg_map_report_t *r) {
   r->chunk_last = d->n;
 }
 
+/* The listener hears of the map when its work starts, not at the first report 100 ms in: a rate
+ * is a count over the time since the start, and a listener that starts its clock at its first
+ * call would otherwise overstate it (or show 0/s for a map shorter than one interval). */
+static void start_progress(const bg_map_desc_t *d) {
+  if (d->progress)
+    d->progress(0, d->n, d->progress_ud);
+}
+
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) {
   bg_map_desc_t desc;
   if (!pool || !user || user->version == 0 || user->version > BG_MAP_DESC_VERSION)
@@ -257,7 +282,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   if (rc != 0)
     return rc;
   if (d->timeout_ms && !pool->ops->isolated)
-    return BG_ENOTSUP;
+    return BG_EBACKEND;
   uint64_t t0 = bg__now_ns();
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);
@@ -278,6 +303,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .t0_ns = t0};
   bg_map_report_t r;
   if (bg__in_task()) {
+    start_progress(d);
     map_nested(&job, &r);
   } else {
     if (d->flags & BG_MAP_NOWAIT) {
@@ -286,6 +312,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     } else {
       pthread_mutex_lock(&pool->map_lock);
     }
+    start_progress(d);
     job.life = pool->life;
     map_locked(pool, &job, &r);
     pool->last_wall_ns = bg__now_ns() - t0;
@@ -301,8 +328,10 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   r.shrunk = job.shrunk;
   if (d->progress)
     d->progress(r.n_ok + r.n_failed, d->n, d->progress_ud);
-  if (report)
-    *report = r;
+  if (report) {
+    r.version = user->version < BG_MAP_REPORT_VERSION ? user->version : BG_MAP_REPORT_VERSION;
+    memcpy(report, &r, report_size(user->version));
+  }
   if (job.interrupted)
     return BG_ECANCELED;
   /* The results in the shrunk file are lost, and reading them would raise SIGBUS: this is not

@@ -95,7 +95,7 @@ void bg_progress_bar_update(size_t done, size_t total, void *bar) {
   if (!b || !b->active)
     return;
   uint64_t now = bg__now_ns();
-  if (!b->t0_ns || done < b->last)
+  if (!b->t0_ns || done == 0 || done < b->last)
     b->t0_ns = now;
   b->last = done;
   char line[256];

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -25,6 +26,10 @@ static void every_code_has_a_distinct_message_and_name(void **state) {
     }
   }
   assert_string_equal(bg_errname(BG_EINVAL), "BG_EINVAL");
+  /* "This build lacks it" and "this backend cannot do it" are told apart. */
+  assert_int_not_equal(BG_EBACKEND, BG_ENOTSUP);
+  assert_non_null(strstr(bg_strerror(BG_ENOTSUP), "build"));
+  assert_non_null(strstr(bg_strerror(BG_EBACKEND), "backend"));
   assert_string_equal(bg_strerror(BG_OK), "success");
 }
 
@@ -37,6 +42,16 @@ static void unknown_codes_are_named_as_such(void **state) {
 static void version_and_build_options_are_set(void **state) {
   (void)state;
   assert_true(strlen(bg_version()) >= 5);
+  /* The headers' macros and the library's string name the same version (CMake reads both from
+   * version.h: a mismatch means an installed header of another version). */
+  char v[32];
+  snprintf(v, sizeof v, "%d.%d.%d", BG_VERSION_MAJOR, BG_VERSION_MINOR, BG_VERSION_PATCH);
+  assert_string_equal(bg_version(), v);
+  assert_int_equal(BG_VERSION_NUMBER,
+                   BG_VERSION_MAJOR * 10000 + BG_VERSION_MINOR * 100 + BG_VERSION_PATCH);
+  assert_true(BG_VERSION_AT_LEAST(0, 0, 0));
+  assert_true(BG_VERSION_AT_LEAST(BG_VERSION_MAJOR, BG_VERSION_MINOR, BG_VERSION_PATCH));
+  assert_false(BG_VERSION_AT_LEAST(BG_VERSION_MAJOR + 1, 0, 0));
   assert_non_null(strstr(bg_build_options(), "openmp="));
   assert_non_null(strstr(bg_build_options(), "hwloc="));
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "brigade.h"
@@ -79,6 +81,7 @@ static void check_sizes(bg_pool_t *p, const char *what) {
     assert_int_equal(r.n_failed, 0);
     assert_int_equal(r.n_skipped, 0);
     assert_true(r.first_failed == SIZE_MAX);
+    assert_int_equal(r.first_state, BG_ITEM_PENDING);
     assert_true(r.workers <= bg_pool_workers(p));
     for (size_t i = 0; i < n; i++) {
       if (big[i] != (uint64_t)i * i + 1)
@@ -163,6 +166,8 @@ static void check_failures(bg_pool_t *p, const char *what) {
   assert_int_equal(r.n_ok, N - want_failed);
   assert_int_equal(r.first_failed, 5);
   assert_int_equal(r.first_code, 1 + 5 % 7);
+  assert_int_equal(r.first_state, BG_ITEM_FAILED);
+  assert_int_equal(r.n_crashed + r.n_exited, 0);
 
   /* Halting stops handing out work; what ran is still accounted for. */
   d.flags = BG_MAP_HALT;
@@ -348,6 +353,78 @@ static void busy_pool_says_ebusy_under_nowait(void **state) {
   bg_pool_destroy(b.p);
 }
 
+/* bg_map_simple inside a task of the default pool: it runs inline. */
+static int outer_simple(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  uint64_t parts[50];
+  if (bg_map_simple(inner, NULL, NULL, 0, parts, sizeof parts[0], 50) != 0)
+    return 99;
+  uint64_t s = 0;
+  for (int k = 0; k < 50; k++)
+    s += parts[k];
+  *(uint64_t *)out = s + i;
+  return 0;
+}
+
+static void *simple_from_thread(void *arg) {
+  uint64_t *out = arg;
+  intptr_t rc = bg_map_simple(square_plus_one, NULL, NULL, 0, out, sizeof *out, 20000);
+  return (void *)rc;
+}
+
+static void the_one_call_map_runs_on_the_default_pool(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  static uint64_t a[N], b[N];
+  static double in[N], dbl[N];
+  assert_int_equal(bg_map_simple(square_plus_one, NULL, NULL, 0, a, sizeof a[0], N), 0);
+  for (size_t i = 0; i < N; i++)
+    assert_int_equal(a[i], (uint64_t)i * i + 1);
+  for (size_t i = 0; i < N; i++)
+    in[i] = (double)i;
+  assert_int_equal(bg_map_simple(twice, NULL, in, sizeof in[0], dbl, sizeof dbl[0], N), 0);
+  for (size_t i = 0; i < N; i++)
+    assert_true(dbl[i] == 2.0 * (double)i);
+  /* One pool for the process, made once: threads, one worker per core. */
+  bg_pool_t *p1 = NULL, *p2 = NULL;
+  assert_int_equal(bg_pool_default(&p1), 0);
+  assert_int_equal(bg_pool_default(&p2), 0);
+  assert_ptr_equal(p1, p2);
+  assert_string_equal(bg_pool_backend(p1), "threads");
+  assert_int_equal(bg_pool_default(NULL), BG_EINVAL);
+  /* Failures, refusals, a nested call and two threads at once. */
+  assert_int_equal(bg_map_simple(failing, NULL, NULL, 0, a, sizeof a[0], N), BG_ETASK);
+  assert_int_equal(bg_map_simple(NULL, NULL, NULL, 0, a, sizeof a[0], N), BG_EINVAL);
+  assert_int_equal(bg_map_simple(twice, NULL, in, 0, dbl, sizeof dbl[0], N), BG_EINVAL);
+  assert_int_equal(bg_map_simple(square_plus_one, NULL, NULL, 0, a, 0, N), BG_EINVAL);
+  assert_int_equal(bg_map_simple(square_plus_one, NULL, NULL, 0, NULL, 0, 0), 0);
+  assert_int_equal(bg_map_simple(outer_simple, NULL, NULL, 0, a, sizeof a[0], 300), 0);
+  for (size_t i = 0; i < 300; i++)
+    assert_int_equal(a[i], 1225 + i);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, simple_from_thread, b), 0);
+  assert_int_equal(bg_map_simple(square_plus_one, NULL, NULL, 0, a, sizeof a[0], N), 0);
+  void *trc;
+  pthread_join(t, &trc);
+  assert_int_equal((intptr_t)trc, 0);
+  assert_memory_equal(a, b, sizeof a);
+  /* A forked child has none of the parent's pool threads: it gets a pool of its own instead of
+   * waiting forever on them (the alarm ends a child that would hang). */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(60);
+    bg_pool_t *c = NULL;
+    int ok = bg_map_simple(square_plus_one, NULL, NULL, 0, b, sizeof b[0], N) == 0 &&
+             b[N - 1] == (uint64_t)(N - 1) * (N - 1) + 1 && bg_pool_default(&c) == 0 && c != p1;
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void bad_descriptions_are_refused(void **state) {
   (void)state;
   bg_pool_t *p;
@@ -391,6 +468,7 @@ int main(void) {
       cmocka_unit_test(many_maps_on_one_pool),
       cmocka_unit_test(auto_runs_small_maps_inline),
       cmocka_unit_test(busy_pool_says_ebusy_under_nowait),
+      cmocka_unit_test(the_one_call_map_runs_on_the_default_pool),
       cmocka_unit_test(bad_descriptions_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,9 +117,12 @@ static void run_misbehaving(const char *backend) {
   assert_int_equal(r.n_ok, N_BIG - 5);
   assert_int_equal(r.n_skipped, 0);
   assert_int_equal(r.n_crashed, 3); /* segfault, abort, exit */
+  assert_int_equal(r.n_exited, 1);
   assert_int_equal(r.n_timeout, 1);
   assert_int_equal(r.first_failed, I_SEGV);
+  assert_int_equal(r.first_state, BG_ITEM_CRASHED);
   assert_int_equal(r.first_code, BG_ECRASH);
+  assert_int_equal(r.version, BG_MAP_REPORT_VERSION);
   /* Four workers died and were replaced. */
   assert_true(r.workers_started >= 2 + 4);
   for (size_t i = 0; i < N_BIG; i++) {
@@ -589,7 +592,7 @@ static void test_refusals(void **st) {
   bg_pool_t *p = tk_pool("threads", 2);
   bg_map_desc_t d = tk_desc(inner_square, NULL, 3, NULL, 0);
   d.timeout_ms = 10;
-  assert_int_equal(bg_map(p, &d, NULL), BG_ENOTSUP);
+  assert_int_equal(bg_map(p, &d, NULL), BG_EBACKEND);
   bg_pool_destroy(p);
   /* A version-1 description (no status, timeout or retries fields) still works. */
   p = tk_pool("procs", 2);
@@ -598,11 +601,27 @@ static void test_refusals(void **st) {
   d.out = out;
   d.out_size = sizeof *out;
   d.version = 1;
-  assert_int_equal(bg_map(p, &d, NULL), 0);
+  /* A caller of version 1 allocated a version-1 report: nothing past it is written. */
+  bg_map_report_t r;
+  memset(&r, 0xab, sizeof r);
+  assert_int_equal(bg_map(p, &d, &r), 0);
   assert_int_equal(out[2], 4);
+  assert_int_equal(r.version, 1);
+  assert_int_equal(r.n_ok, 3);
+  unsigned char untouched[sizeof r - offsetof(bg_map_report_t, n_crashed)];
+  memset(untouched, 0xab, sizeof untouched);
+  assert_memory_equal((char *)&r + offsetof(bg_map_report_t, n_crashed), untouched,
+                      sizeof untouched);
   /* A version-2 description (no breaker field) too: it runs without the breaker. */
   d.version = 2;
   assert_int_equal(bg_map(p, &d, NULL), 0);
+  /* Version 3: the report stops before first_state. */
+  d.version = 3;
+  memset(&r, 0xab, sizeof r);
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  assert_int_equal(r.version, 3);
+  assert_int_equal(r.n_tripped, 0);
+  assert_int_equal(r.first_state, (int)0xabababab);
   d.version = BG_MAP_DESC_VERSION + 1;
   assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
   /* Shared memory for 32 TiB of results is refused before anything is mapped or copied. */
