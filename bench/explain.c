@@ -3,6 +3,7 @@
  * went (CPU or waiting, user or kernel), whether the map was too short for parallelism to pay,
  * what limited the speedup (cores, memory bandwidth, the kernel), and what auto did. */
 #include "runner.h"
+#include "contention.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,11 +37,87 @@ static const bench_row *best_row(const bench_result *res, const char *section) {
   return best;
 }
 
+/* Appends ", name N%" to @buf for a row that other processes contended. */
+static void list_row(char *buf, size_t cap, const bench_row *r, double pct) {
+  size_t len = strlen(buf);
+  if (len + 1 < cap)
+    snprintf(buf + len, cap - len, "%s%s %u wk %.0f%%", len ? ", " : "", r->backend, r->workers,
+             pct);
+}
+
+static int contended(const bench_row *r) {
+  return r && r->others_measured && r->others_cpu >= BENCH_OTHERS_NOTICEABLE;
+}
+
+/* Why a row's efficiency exceeds 100%: the reference was slowed, the runs disagree, or no cause
+ * is known and the figure is suspect. */
+static void explain_superlinear(bench_result *res, const char *section, const bench_row *seq,
+                                const bench_row *r) {
+  char why[256];
+  if (contended(seq))
+    snprintf(why, sizeof why,
+             "the sequential reference ran while other processes took %.0f%% of the CPU, so it "
+             "is slower than it should be",
+             100 * seq->others_cpu);
+  else if (seq->noisy || r->noisy)
+    snprintf(why, sizeof why,
+             "the runs are noisy (%s spread more than %.0f%% around its median): the ratio of "
+             "two medians this uncertain can exceed the workers",
+             seq->noisy ? "the sequential row's" : "this row's", 100 * BENCH_NOISY);
+  else if (!seq->others_measured)
+    snprintf(why, sizeof why,
+             "the sequential reference was too short to tell whether other processes slowed it "
+             "(/proc/stat counts in 10 ms ticks); if not, a cache effect is possible, otherwise "
+             "the figure is suspicious: re-run with a larger --n or --repeat");
+  else
+    snprintf(why, sizeof why,
+             "no cause was measured (no contention, runs that agree): a cache effect is possible "
+             "when %u workers' caches together hold what one core's cannot, otherwise the "
+             "figure is suspicious: re-run with a larger --repeat",
+             r->workers);
+  bench_note_add(
+      res, section,
+      "%s with %u workers shows %.2fx, more than its %u workers (%.0f%% efficiency): %s.",
+      r->backend, r->workers, r->speedup, r->workers, 100 * r->efficiency, why);
+}
+
+/* Whether the figures can be trusted: rows run while other processes took the CPU, rows whose
+ * runs disagree, and speedups above the worker count, each said with its cause. */
+static void explain_trust(bench_result *res, const char *section, const bench_row *seq) {
+  char busy[256] = "", noisy[256] = "";
+  double worst = 0;
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (strcmp(r->section, section) || r->failed || r->external)
+      continue;
+    if (contended(r)) {
+      list_row(busy, sizeof busy, r, 100 * r->others_cpu);
+      worst = r->others_cpu > worst ? r->others_cpu : worst;
+    }
+    if (r->noisy)
+      list_row(noisy, sizeof noisy, r,
+               100 * (r->wall.max - r->wall.min) / (r->wall.median > 0 ? r->wall.median : 1));
+    if (r->suspect && seq && r != seq)
+      explain_superlinear(res, section, seq, r);
+  }
+  if (busy[0])
+    bench_note_add(res, section,
+                   "Contended: other processes used at least %.0f%% of the machine's CPU during "
+                   "these rows (%s): their times and speedups are not this code's alone; re-run "
+                   "on a quieter machine to compare.",
+                   100 * worst, busy);
+  if (noisy[0])
+    bench_note_add(res, section,
+                   "Noisy: these rows' runs spread by more than %.0f%% of their median (%s of "
+                   "it): compare their medians with care, or raise --repeat.",
+                   100 * BENCH_NOISY, noisy);
+}
+
 static void explain_limits(bench_result *res, const bench_workload *w, const bench_case *c,
                            const char *section, const bench_row *seq, const bench_row *best) {
   /* Too short a run has no meaningful CPU share: then it is not called waiting. */
-  double util_seq = seq->wall.median >= BENCH_CPU_MIN_WALL ? seq->cpu_s / seq->wall.median : 1;
-  double util_best = best->wall.median > 0 ? best->cpu_s / (best->wall.median * best->workers) : 0;
+  double util_seq = !seq->cpu_unknown ? seq->cpu_s / seq->wall.median : 1;
+  double util_best = !best->cpu_unknown ? best->cpu_s / (best->wall.median * best->workers) : 1;
   if (util_seq < 0.5) {
     bench_note_add(res, section,
                    "Waiting, not computing: the sequential run used the CPU %.0f%% of its time. "
@@ -60,8 +137,17 @@ static void explain_limits(bench_result *res, const bench_workload *w, const ben
                    "serialization happens on threads and openmp: they read the array in place.",
                    bytes / seq->wall.median / 1e9, bytes / best->wall.median / 1e9, best->workers);
   }
+  /* Workers that had the CPU only part of the time waited for it, not for memory or each other,
+   * when other processes held it meanwhile. */
   if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers &&
-      best->wall.median >= BENCH_CPU_MIN_WALL)
+      best->wall.median >= BENCH_CPU_MIN_WALL && contended(best))
+    bench_note_add(res, section,
+                   "The %u workers were busy %.0f%% of the time, and other processes used %.0f%%+ "
+                   "of the machine's CPU meanwhile: they waited for cores that others held "
+                   "(contention), not for memory or each other.",
+                   best->workers, 100 * util_best, 100 * best->others_cpu);
+  else if (util_seq >= 0.5 && util_best < 0.7 && best->speedup < 0.8 * best->workers &&
+           best->wall.median >= BENCH_CPU_MIN_WALL)
     bench_note_add(res, section,
                    "The %u workers were busy %.0f%% of the time: the rest went to waiting (for "
                    "memory, the kernel or each other).",
@@ -141,6 +227,7 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                  "Fastest: %s with %u workers, %.2fx the sequential loop (%.0f%% efficiency); "
                  "one item takes %s sequentially.",
                  best->backend, best->workers, best->speedup, 100 * best->efficiency, item);
+  explain_trust(res, section, seq);
   if (best->ran_inline) {
     bench_note_add(res, section,
                    "Too small to parallelise: the whole map takes %s, less than waking the "

@@ -96,7 +96,7 @@ static void table_row(FILE *f, const bench_result *r, const bench_row *x) {
   /* Suites that do not measure CPU time and memory (overhead) show dashes, not zeros. */
   char cpu[16] = "-", peak[16] = "-", nsi[24] = "-", over[24] = "-", sp[16] = "-", eff[16] = "-";
   if (timed && (x->cpu_s > 0 || x->peak_mib > 0)) {
-    if (!x->external)
+    if (!x->external && !x->cpu_unknown)
       snprintf(cpu, sizeof cpu, "%.0f%%", util);
     snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
   }
@@ -106,7 +106,8 @@ static void table_row(FILE *f, const bench_result *r, const bench_row *x) {
       snprintf(over, sizeof over, "%.1f ns", x->overhead_ns);
   }
   if (timed && x->speedup > 0) {
-    snprintf(sp, sizeof sp, "%.2fx", x->speedup);
+    /* "?": above its workers; the notes give the cause. */
+    snprintf(sp, sizeof sp, "%.2fx%s", x->speedup, x->suspect ? "?" : "");
     snprintf(eff, sizeof eff, "%.0f%%", 100 * x->efficiency);
   }
   char vs[24] = "";
@@ -191,12 +192,12 @@ static void md_row(FILE *f, const bench_result *r, const bench_row *x) {
   int timed = x->wall.median > 0 && !x->failed;
   char took[64], cpu[16] = "-", vs[24] = "", peak[16] = "-", sp[16] = "-", eff[16] = "-";
   took_text(&x->wall, took, sizeof took);
-  if (timed && !x->external)
+  if (timed && !x->external && !x->cpu_unknown)
     snprintf(cpu, sizeof cpu, "%.0f%%", 100 * x->cpu_s / x->wall.median);
   if (timed)
     snprintf(peak, sizeof peak, "%.1f", x->peak_mib);
   if (timed && x->speedup > 0) {
-    snprintf(sp, sizeof sp, "%.2fx", x->speedup);
+    snprintf(sp, sizeof sp, "%.2fx%s", x->speedup, x->suspect ? "?" : "");
     snprintf(eff, sizeof eff, "%.0f%%", 100 * x->efficiency);
   }
   if (r->peers)
@@ -210,21 +211,31 @@ static void md_tail(FILE *f, const bench_result *r, const char *section) {
   print_notes(f, r, section, "- ");
 }
 
+/* The others' CPU share as text: @none where it was not measured (csv: empty; json: null). */
+static const char *others_text(const bench_row *x, const char *none) {
+  static _Thread_local char buf[16];
+  if (!x->others_measured)
+    return none;
+  snprintf(buf, sizeof buf, "%.4f", x->others_cpu);
+  return buf;
+}
+
 static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
              "gflops,vs_sgemm,plan,external,vs_peer,n_failed,n_crashed,n_exited,n_timeout,"
-             "n_overflow,n_not_run,first_failed\n");
+             "n_overflow,n_not_run,first_failed,others_cpu,noisy,cpu_unknown,suspect\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f,
             "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
-            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld\n",
+            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld,%s,%d,%d,%d\n",
             r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
             x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
             x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
             x->vs_sgemm, x->plan, x->external, x->vs_peer, x->n_failed, x->n_crashed, x->n_exited,
-            x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed);
+            x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed, others_text(x, ""),
+            x->noisy, x->cpu_unknown, x->suspect);
   }
 }
 
@@ -266,9 +277,12 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
     fprintf(f,
             ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u,"
             "\"n_failed\":%zu,\"n_crashed\":%zu,\"n_exited\":%zu,\"n_timeout\":%zu,"
-            "\"n_overflow\":%zu,\"n_not_run\":%zu,\"first_failed\":%lld}",
+            "\"n_overflow\":%zu,\"n_not_run\":%zu,\"first_failed\":%lld,\"others_cpu\":%s,"
+            "\"noisy\":%s,\"cpu_unknown\":%s,\"suspect\":%s}",
             x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts, x->n_failed,
-            x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed);
+            x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed,
+            others_text(x, "null"), x->noisy ? "true" : "false", x->cpu_unknown ? "true" : "false",
+            x->suspect ? "true" : "false");
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

@@ -14,6 +14,13 @@
 #define BENCH_NOTE_LEN 640
 #define BENCH_SECTION_LEN 64
 
+/* A row whose runs spread by more than this fraction of their median is called noisy. */
+#define BENCH_NOISY 0.30
+
+/* Above this efficiency a speedup exceeds its workers: possible (caches), but never shown
+ * without a cause. */
+#define BENCH_SUPERLINEAR 1.05
+
 typedef struct bench_row {
   char section[BENCH_SECTION_LEN]; /* the case: "prime-range, 1000000 items" */
   const char *workload;            /* "prime-range" */
@@ -38,6 +45,12 @@ typedef struct bench_row {
   double vs_peer;     /* the best peer's median / this median; 0 without peers */
   double imbalance;   /* the busiest worker's busy time over the mean, minus 1 (last run) */
   unsigned restarts;  /* procs: worker processes started beyond one per worker (last run) */
+  /* Trust in the figures (catalogue rows; 0 elsewhere). */
+  int others_measured; /* others_cpu could be told (long enough, /proc/stat readable) */
+  double others_cpu;   /* share of the machine's CPU other processes took during the timed runs */
+  int noisy;           /* the runs spread widely: (max - min) / median above BENCH_NOISY */
+  int cpu_unknown;     /* cpu_s cannot be this row's: too short, or above its workers' */
+  int suspect;         /* efficiency above BENCH_SUPERLINEAR: a note gives the cause */
   /* A --task row's items that did not succeed, by what became of them (0 elsewhere, where a
    * failure is the check's or Ctrl-C's); first_failed is the lowest such index, -1 if none. */
   size_t n_failed, n_crashed, n_exited, n_timeout, n_overflow, n_not_run;

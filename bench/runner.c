@@ -4,6 +4,7 @@
  * with one warm-up (skipped when a run takes over a second: it then teaches nothing) and
  * `repeat` timed runs. Results are checked after the first timed run of every row. */
 #include "runner.h"
+#include "contention.h"
 #include "foreign.h"
 #include "stats.h"
 #include "supervise.h"
@@ -111,16 +112,21 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   bg_map_report_t rep = {0};
   int rcode = 0;
   bench_peak_reset();
+  /* The machine's CPU time over the timed runs, to tell what other processes took. */
+  bench_machine_cpu machine = {.ok = 1};
   for (unsigned r = 0; r < reps + (unsigned)warm && !bench_interrupted; r++) {
     memset(rc->out, 0, rc->c.n * rc->w->out_size);
+    bench_machine_cpu m0 = bench_machine_cpu_now();
     bench_cpu c0 = bench_cpu_now();
     double t0 = bench_now();
     rcode = bg_map(pool, &d, &rep);
     double dt = bench_now() - t0;
     bench_cpu c1 = bench_cpu_now();
+    bench_machine_cpu m1 = bench_machine_cpu_now();
     double du = c1.user - c0.user, ds = c1.sys - c0.sys;
     if (warm && r == 0)
       continue;
+    bench_machine_cpu_add(&machine, &m0, &m1);
     unsigned k = r - (unsigned)warm;
     t[k] = dt;
     cpu[k] = du + ds;
@@ -137,6 +143,9 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
       break;
   }
   row->peak_mib = bench_peak_mib();
+  double others = bench_others_share(&machine, user + sys);
+  row->others_measured = others >= 0;
+  row->others_cpu = others >= 0 ? others : 0;
   row->workers = bg_pool_workers(pool) * (strcmp(backend, "mpi") ? 1 : (o->ranks ? o->ranks : 1));
   row->imbalance = rep.imbalance;
   row->restarts = rep.workers_started > bg_pool_workers(pool)
@@ -333,6 +342,12 @@ static void finish_row(bench_result *res, bench_row *row, const run_case *rc) {
   double seq = rc->seq_s > 0 ? rc->seq_s : row->wall.median;
   row->speedup = seq / row->wall.median;
   row->efficiency = row->speedup / row->workers;
+  row->suspect = row->efficiency > BENCH_SUPERLINEAR;
+  row->noisy = (row->wall.max - row->wall.min) > BENCH_NOISY * row->wall.median;
+  /* CPU time of a run shorter than the clock's grain, or more than its workers could burn
+   * (another row's OpenMP threads still spinning, say), is not this row's. */
+  row->cpu_unknown = row->wall.median < BENCH_CPU_MIN_WALL ||
+                     row->cpu_s > BENCH_SUPERLINEAR * row->workers * row->wall.median;
   row->overhead_ns =
       ((double)row->workers * row->wall.median - seq) * 1e9 / (double)(rc->c.n ? rc->c.n : 1);
 }

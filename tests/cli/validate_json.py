@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Validates a JSON document against the subset of JSON Schema that docs/bench-schema.json
-uses (type, required, properties, items, enum, minimum, maximum), so the test needs nothing
+uses (type, a list of types, null, required, properties, items, enum, minimum,
+maximum), so the test needs nothing
 beyond Python itself. Usage: validate_json.py SCHEMA DOCUMENT"""
 import json
 import sys
@@ -8,18 +9,24 @@ import sys
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
 
 
+def is_type(node, t):
+    if t == "integer":
+        return isinstance(node, int) and not isinstance(node, bool)
+    if t == "number":
+        return isinstance(node, (int, float)) and not isinstance(node, bool)
+    if t == "null":
+        return node is None
+    return isinstance(node, TYPES[t])
+
+
 def check(node, schema, path):
     t = schema.get("type")
-    if t == "integer":
-        ok = isinstance(node, int) and not isinstance(node, bool)
-    elif t == "number":
-        ok = isinstance(node, (int, float)) and not isinstance(node, bool)
-    elif t:
-        ok = isinstance(node, TYPES[t])
-    else:
-        ok = True
-    if not ok:
+    # A list of types ("number", "null") accepts any of them.
+    types = t if isinstance(t, list) else [t] if t else []
+    if types and not any(is_type(node, x) for x in types):
         raise ValueError(f"{path}: expected {t}, got {type(node).__name__}")
+    if node is None:
+        return
     if "enum" in schema and node not in schema["enum"]:
         raise ValueError(f"{path}: {node!r} not in {schema['enum']}")
     if "minimum" in schema and node < schema["minimum"]:

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* Trust in the bench's figures: /proc/stat read and parsed, other processes' share told from
+ * the bench's own (a lower bound: never fires on rounding), a busy child detected as
+ * contention, and the sentences about contended, noisy and superlinear rows. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "contention.h"
+#include "report.h"
+#include "runner.h"
+#include "workload.h"
+
+/* Two CPUs; hz 100: user nice system idle iowait irq softirq steal. */
+static const char stat_a[] = "cpu  1000 0 500 8000 100 10 20 30 0 0\n"
+                             "cpu0 500 0 250 4000 50 5 10 15 0 0\n"
+                             "cpu1 500 0 250 4000 50 5 10 15 0 0\n"
+                             "intr 12345\n";
+
+static void parses_the_machine_line(void **st) {
+  (void)st;
+  bench_machine_cpu m;
+  assert_int_equal(bench_machine_cpu_parse(stat_a, 100, &m), 0);
+  assert_true(m.ok);
+  assert_float_equal(m.busy, (1000 + 500 + 10 + 20) / 100.0, 1e-9);
+  assert_float_equal(m.steal, 0.30, 1e-9);
+  assert_float_equal(m.total, (1000 + 500 + 8000 + 100 + 10 + 20 + 30) / 100.0, 1e-9);
+  assert_float_equal(m.grain, 2 / 100.0, 1e-9); /* a tick on each of two CPUs */
+  /* Old kernels stop after iowait; per-CPU lines alone or other text are not the machine's. */
+  assert_int_equal(bench_machine_cpu_parse("cpu  1 2 3 4\n", 100, &m), 0);
+  assert_int_equal(bench_machine_cpu_parse("cpu0 1 2 3 4\n", 100, &m), -1);
+  assert_int_equal(bench_machine_cpu_parse("intr 5\n", 100, &m), -1);
+  assert_int_equal(bench_machine_cpu_parse("cpu  x\n", 100, &m), -1);
+  assert_int_equal(bench_machine_cpu_parse(stat_a, 0, &m), -1);
+  /* This machine's own /proc/stat reads, and time moves forward. */
+  bench_machine_cpu now = bench_machine_cpu_now();
+  assert_true(now.ok && now.total > 0 && now.grain > 0);
+}
+
+/* A difference over @secs seconds on 2 CPUs at 100 Hz, of which @busy CPU-seconds busy. */
+static bench_machine_cpu diff(double secs, double busy, double steal) {
+  return (bench_machine_cpu){
+      .busy = busy, .steal = steal, .total = 2 * secs, .grain = 4 / 100.0, .ok = 1};
+}
+
+static void tells_others_from_its_own(void **st) {
+  (void)st;
+  /* Only the bench ran: its own CPU time is all the machine's busy time. */
+  bench_machine_cpu d = diff(1.0, 1.5, 0);
+  assert_float_equal(bench_others_share(&d, 1.5), 0, 1e-9);
+  /* Rounding that makes the machine look busier than the bench by a few ticks is not others. */
+  d = diff(1.0, 1.53, 0);
+  assert_float_equal(bench_others_share(&d, 1.5), 0, 1e-9);
+  /* Another process held one of the two CPUs: half the machine, less the reading's grain. */
+  d = diff(1.0, 2.0, 0);
+  assert_float_equal(bench_others_share(&d, 1.0), (1.0 - 0.04) / 2, 1e-9);
+  /* A hypervisor's steal counts as others. */
+  d = diff(1.0, 1.0, 0.5);
+  assert_float_equal(bench_others_share(&d, 1.0), (0.5 - 0.04) / 2, 1e-9);
+  /* Too short to tell, or unreadable. */
+  d = diff(0.1, 0.2, 0);
+  assert_float_equal(bench_others_share(&d, 0.0), -1, 0);
+  d = diff(1.0, 1.0, 0);
+  d.ok = 0;
+  assert_float_equal(bench_others_share(&d, 0.5), -1, 0);
+  /* Sums of readings: ok only when every reading was. */
+  bench_machine_cpu a, b, sum = {.ok = 1};
+  assert_int_equal(bench_machine_cpu_parse(stat_a, 100, &a), 0);
+  b = a;
+  b.busy += 1, b.total += 2;
+  bench_machine_cpu_add(&sum, &a, &b);
+  assert_true(sum.ok);
+  assert_float_equal(sum.busy, 1, 1e-9);
+  assert_float_equal(sum.grain, 2 * a.grain, 1e-9);
+  b.ok = 0;
+  bench_machine_cpu_add(&sum, &a, &b);
+  assert_false(sum.ok);
+}
+
+static int said(const bench_result *res, const char *text) {
+  for (size_t i = 0; i < res->nnotes; i++)
+    if (strstr(res->notes[i].text, text))
+      return 1;
+  return 0;
+}
+
+static bench_row *add_row(bench_result *res, const char *backend, unsigned workers, double median) {
+  bench_row *r = &res->rows[res->nrows++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->section, sizeof r->section, "s");
+  r->workload = "prime-fixed";
+  r->backend = backend;
+  r->schedule = "auto";
+  r->workers = workers;
+  r->wall = (bench_summary){median, median, median};
+  r->cpu_s = median * workers;
+  r->speedup = 1.0 / median;
+  r->efficiency = r->speedup / workers;
+  r->suspect = r->efficiency > BENCH_SUPERLINEAR;
+  r->chunks = 10;
+  return r;
+}
+
+/* A case of a measured sequential row (others' share @others, noisy or not) and a threads row
+ * 3x faster on two workers, explained. */
+static void superlinear_case(bench_result *res, double others, int noisy) {
+  memset(res, 0, sizeof *res);
+  bench_row *seq = add_row(res, "seq", 1, 1.0);
+  seq->others_measured = 1, seq->others_cpu = others;
+  seq->noisy = noisy, seq->wall.max = noisy ? 1.6 : 1.0;
+  add_row(res, "threads", 2, 1.0 / 3);
+  const bench_workload *w = bench_workload_find("prime-fixed");
+  bench_explain(res, w, &w->quick, "s", 2);
+}
+
+static void says_why_a_figure_is_not_to_be_trusted(void **st) {
+  (void)st;
+  const bench_workload *w = bench_workload_find("prime-fixed");
+  bench_case c = w->quick;
+  bench_result *res = calloc(1, sizeof *res);
+  /* A 3x speedup on two workers, with the sequential reference contended. */
+  superlinear_case(res, 0.45, 0);
+  assert_true(said(res, "threads with 2 workers shows 3.00x, more than its 2 workers"));
+  assert_true(said(res, "the sequential reference ran while other processes took 45%"));
+  assert_true(said(res, "Contended: other processes used at least 45%"));
+  /* The same with noisy runs and no contention measured: noise is the cause. */
+  superlinear_case(res, 0, 1);
+  assert_true(said(res, "the runs are noisy"));
+  assert_true(said(res, "Noisy: these rows' runs spread by more than 30%"));
+  assert_false(said(res, "Contended"));
+  /* Nothing measured against it: suspicious, and said so. */
+  superlinear_case(res, 0, 0);
+  assert_true(said(res, "suspicious: re-run"));
+  /* The table marks the speedup above its workers with "?", and shows no CPU share for a row
+   * whose CPU time cannot be its own (a 1 ms run, or more CPU than its workers could use). */
+  res->rows[0].cpu_unknown = 1;
+  res->rows[0].cpu_s = 2.0;
+  res->suite = "catalogue";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  bench_report(f, BENCH_MARKDOWN, res, "run");
+  fclose(f);
+  char *seq_line = strstr(text, "| seq | auto | 1 | ");
+  assert_non_null(seq_line);
+  *strchr(seq_line, '\n') = '\0';
+  assert_non_null(strstr(seq_line, " | - | "));
+  assert_null(strstr(seq_line, "200%"));
+  seq_line[strlen(seq_line)] = '\n';
+  assert_non_null(strstr(text, "| 3.00x? |"));
+  free(text);
+  /* Workers that waited while other processes held the cores: contention, not waiting. */
+  memset(res, 0, sizeof *res);
+  add_row(res, "seq", 1, 1.0);
+  bench_row *t = add_row(res, "threads", 2, 0.9);
+  t->cpu_s = 0.5, t->others_measured = 1, t->others_cpu = 0.5;
+  bench_explain(res, w, &c, "s", 2);
+  assert_true(said(res, "they waited for cores that others held (contention)"));
+  assert_false(said(res, "the rest went to waiting"));
+  free(res);
+}
+
+/* Spins until killed. */
+static pid_t spinner(void) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(120); /* never outlives a test that died before killing it */
+    for (volatile unsigned long x = 0;; x++)
+      ;
+  }
+  assert_true(pid > 0);
+  return pid;
+}
+
+static double quiet_share(void) {
+  bench_machine_cpu a = bench_machine_cpu_now(), d = {.ok = 1};
+  struct timespec ts = {0, 500000000};
+  nanosleep(&ts, NULL);
+  bench_machine_cpu b = bench_machine_cpu_now();
+  bench_machine_cpu_add(&d, &a, &b);
+  return bench_others_share(&d, 0);
+}
+
+static void a_busy_machine_is_detected(void **st) {
+  (void)st;
+  bench_run_opts o = {.backends = {"threads"},
+                      .nbackends = 1,
+                      .workers = {0},
+                      .nworkers = 1,
+                      .repeat = 1,
+                      .n_override = 100000,
+                      .param = -1};
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
+  pid_t kids[64];
+  for (long i = 0; i < ncpu; i++)
+    kids[i] = spinner();
+  bench_result *res = calloc(1, sizeof *res);
+  char err[256];
+  int rc = bench_run_workload(&o, bench_workload_find("prime-fixed"), res, err, sizeof err);
+  for (long i = 0; i < ncpu; i++) {
+    kill(kids[i], SIGKILL);
+    waitpid(kids[i], NULL, 0);
+  }
+  assert_int_equal(rc, 0);
+  /* One spinner per CPU: the bench's two rows shared the machine with them. */
+  const bench_row *seq = &res->rows[0];
+  assert_true(seq->others_measured);
+  assert_true(seq->others_cpu >= BENCH_OTHERS_NOTICEABLE);
+  assert_true(said(res, "Contended: other processes used at least"));
+  /* Without them, on a machine that was quiet a moment before, the same run is not flagged.
+   * CI's machine may be busy with other work: then this half is skipped, not failed. */
+  memset(res, 0, sizeof *res);
+  if (quiet_share() == 0) {
+    assert_int_equal(
+        bench_run_workload(&o, bench_workload_find("prime-fixed"), res, err, sizeof err), 0);
+    if (quiet_share() == 0)
+      assert_false(res->rows[0].others_cpu >= BENCH_OTHERS_NOTICEABLE);
+  } else {
+    printf("the machine is busy: the quiet half is skipped\n");
+  }
+  free(res);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(parses_the_machine_line),
+      cmocka_unit_test(tells_others_from_its_own),
+      cmocka_unit_test(says_why_a_figure_is_not_to_be_trusted),
+      cmocka_unit_test(a_busy_machine_is_detected),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
