@@ -2,6 +2,7 @@
 /* brigade info: what the lecture's section 2.1 prints (logical and physical cores), and what a
  * user needs to choose workers and sizes: usable CPUs, caches, memory, backends. */
 #include "cli.h"
+#include "limits.h"
 #include "opts.h"
 
 #include "brigade.h"
@@ -10,15 +11,24 @@
 #include <string.h>
 
 void cmd_info_help(FILE *f) {
-  fprintf(f, "usage: brigade info [--json]\n\n"
+  fprintf(f, "usage: brigade info [--json] [--limits [--remeasure]]\n\n"
              "Shows the machine as brigade sees it: logical and physical cores (the whole\n"
              "machine and those this process may use), the cgroup CPU quota, the default\n"
              "worker count, caches, NUMA nodes, memory available (cgroup-aware), and the\n"
              "backends compiled in and usable here.\n\n"
-             "  --json   print one JSON object instead of text\n");
+             "  --json       print one JSON object instead of text\n"
+             "  --limits     also what bounds each kind of work here, measured: memory read and\n"
+             "               write bandwidth (one thread, all), first-touch page faults (4 KiB\n"
+             "               and huge pages), file create+write+unlink (one folder, one per\n"
+             "               worker), fork, waking threads, sgemm. Measured once (a few\n"
+             "               seconds) and cached in $XDG_CACHE_HOME/brigade/limits.json\n"
+             "               (~/.cache/brigade), for this machine only\n"
+             "  --remeasure  with --limits: measure again, ignoring the cache\n");
 }
 
 typedef struct facts {
+  const bench_limits *limits; /* NULL unless --limits */
+  int limits_cached;          /* read from the cache, not measured now */
   bg_topo_t *topo;
   uint64_t mem;
   int mem_rc;
@@ -79,6 +89,11 @@ static void print_text(const facts *f) {
                ? "compiled in; runs under mpirun (or brigade bench --backends mpi --ranks N)"
                : "compiled in, unusable here");
   }
+  if (f->limits) {
+    bench_limits_text(stdout, f->limits);
+    printf("  (%s; --remeasure measures again)\n",
+           f->limits_cached ? "from the cache" : "measured now");
+  }
 }
 
 /* Makes a short driver-supplied string safe inside JSON quotes: quotes, backslashes and
@@ -122,18 +137,56 @@ static void print_json(facts *f) {
     printf("%s{\"name\":\"%s\",\"compiled\":%s,\"usable\":%s,\"priority\":%d}", i ? "," : "",
            b.name, b.compiled ? "true" : "false", b.usable ? "true" : "false", b.priority);
   }
-  printf("],\"blas_degraded\":%s}\n", bg_knn_blas_degraded() ? "true" : "false");
+  printf("],\"blas_degraded\":%s", bg_knn_blas_degraded() ? "true" : "false");
+  if (f->limits) {
+    printf(",\"limits\":{\"cached\":%s,", f->limits_cached ? "true" : "false");
+    bench_limits_json(stdout, f->limits);
+    printf("}");
+  }
+  printf("}\n");
+}
+
+/* The limits from this machine's cache, or measured now and cached (a cache that cannot be
+ * written is worth a warning, not a failure). */
+static int get_limits(bench_limits *l, int remeasure, int *cached) {
+  char path[4096], err[512];
+  int have_path = bench_limits_cache_path(path, sizeof path) == 0;
+  *cached = have_path && !remeasure && bench_limits_load(path, l) == 0;
+  if (*cached)
+    return 0;
+  fprintf(stderr, "brigade info: measuring this machine's limits (a few seconds)...\n");
+  if (bench_limits_measure(l, err, sizeof err) != 0)
+    return cli_fail("info", "cannot measure the limits: %s", err);
+  if (!have_path)
+    fprintf(stderr, "brigade info: neither XDG_CACHE_HOME nor HOME is set: the limits are not "
+                    "cached\n");
+  else if (bench_limits_save(path, l, err, sizeof err) != 0)
+    fprintf(stderr, "brigade info: the limits are not cached: %s\n", err);
+  return 0;
 }
 
 int cmd_info(int argc, char **argv) {
-  int json = 0;
+  int json = 0, limits = 0, remeasure = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       json = 1;
+    else if (strcmp(argv[i], "--limits") == 0)
+      limits = 1;
+    else if (strcmp(argv[i], "--remeasure") == 0)
+      remeasure = 1;
     else
       return cli_usage("info", "unknown option '%s'", argv[i]);
   }
+  if (remeasure && !limits)
+    return cli_usage("info", "--remeasure goes with --limits");
   facts f = {0};
+  bench_limits lim;
+  if (limits) {
+    int rc = get_limits(&lim, remeasure, &f.limits_cached);
+    if (rc != 0)
+      return rc;
+    f.limits = &lim;
+  }
   int rc = bg_topo_create(&f.topo);
   if (rc != 0)
     return cli_fail("info", "cannot read the machine's topology: %s", bg_strerror(rc));

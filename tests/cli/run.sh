@@ -7,6 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 pass=0 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The limits' cache goes here, never into the home folder of whoever runs the tests.
+export XDG_CACHE_HOME="$tmp/xdg"
 
 # expect CODE STREAM PATTERN -- ARGS...: exit code, then a regex that STREAM (out|err) must match.
 expect() {
@@ -61,6 +63,45 @@ expect 0 out 'Number of physical cores: [0-9]+' -- info
 expect 0 out 'threads +usable' -- info
 expect 0 out '"physical_total":[0-9]+' -- info --json
 expect 2 err "unknown option '--yaml'" -- info --yaml
+expect 2 err "--remeasure goes with --limits" -- info --remeasure
+# The machine's limits: measured with figures in sane ranges, cached for this machine, measured
+# again on request or when the cache is damaged, and never a failure when it cannot be cached.
+limits_ok() { # FILE CACHED(true|false)
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["limits"]
+want = sys.argv[2] == "true"
+ranges = {"read_gbs_1": (0.1, 5000), "read_gbs_all": (0.1, 5000), "write_gbs_1": (0.1, 5000),
+          "write_gbs_all": (0.1, 5000), "fault_us_4k": (0.005, 1000), "file_us_1": (0.1, 1e6),
+          "file_us_shared": (0.1, 1e6), "file_us_private": (0.1, 1e6), "fork_us": (1, 1e6),
+          "wake_us": (0, 1e5), "sgemm_gflops": (0, 1e6), "fault_us_4k_thp": (0, 1000)}
+bad = [k for k, (lo, hi) in ranges.items() if not lo <= d[k] <= hi]
+sys.exit(1 if bad or d["cached"] != want or d["workers"] < 1 or d["schema"] != 1 else 0)
+PY
+}
+check_limits() { # WHAT CACHED ENV...
+  local what=$1 cached=$2
+  shift 2
+  if env "$@" "$bin" info --limits --json >"$tmp/lim.json" 2>"$tmp/lim.err" &&
+    limits_ok "$tmp/lim.json" "$cached"; then
+    pass=$((pass + 1))
+  else
+    echo "FAIL: info --limits $what"
+    head -c 600 "$tmp/lim.json" | sed 's/^/  out: /'
+    sed 's/^/  err: /' "$tmp/lim.err" | head -5
+    fail=$((fail + 1))
+  fi
+}
+check_limits "(first run)" false XDG_CACHE_HOME="$tmp/xdg"
+check_limits "(from the cache)" true XDG_CACHE_HOME="$tmp/xdg"
+echo '{"schema":1,"machine":"x"' >"$tmp/xdg/brigade/limits.json"
+check_limits "(damaged cache)" false XDG_CACHE_HOME="$tmp/xdg"
+check_limits "(cache rewritten)" true XDG_CACHE_HOME="$tmp/xdg"
+check_limits "(no cache folder)" false -u HOME -u XDG_CACHE_HOME
+expect 0 out '^  memory read: .* GB/s one thread' -- info --limits
+XDG_CACHE_HOME="$tmp/xdg" "$bin" info --limits --remeasure >/dev/null 2>"$tmp/lim.err"
+grep -q "measuring this machine's limits" "$tmp/lim.err" && pass=$((pass + 1)) ||
+  { echo "FAIL: info --limits --remeasure did not measure"; fail=$((fail + 1)); }
 expect 2 err "unknown suite 'gpu'" -- bench --suite gpu
 expect 2 err "unknown workload 'primes'" -- bench --workload primes
 expect 2 err "unknown workload 'nope'" -- bench --workload sleep,nope
