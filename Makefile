@@ -5,7 +5,7 @@ GENERATOR  := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1
 
-.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan fuzz format format-check clean
+.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan fuzz fuzz-npy format format-check clean
 
 all: build
 
@@ -61,6 +61,15 @@ fuzz: bootstrap
 	@mkdir -p build-fuzz/corpus
 	cd build-fuzz && ./tests/fuzz_opts_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  corpus ../tests/fuzz/corpus
+
+# The same for the .npy reader (tests/fuzz/fuzz_npy.c); new inputs go to build-fuzz/corpus-npy.
+fuzz-npy: bootstrap
+	@CC=clang cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DBRIGADE_SANITIZE=address,undefined -DBRIGADE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz --target fuzz_npy_libfuzzer
+	@mkdir -p build-fuzz/corpus-npy
+	cd build-fuzz && ./tests/fuzz_npy_libfuzzer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  corpus-npy ../tests/fuzz/corpus-npy
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Atomic output files: temporary + fsync + rename, with the checks a command makes before it
- * starts work that would be lost to a bad path. */
+/* Atomic output files: the library's temporary + fsync + rename (src/core/afile.c), plus what a
+ * command adds and a library must not: the checks made before long work that a bad path would
+ * waste, and a signal guard that removes the temporary. */
 #define _GNU_SOURCE
 #include "outfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -75,8 +75,8 @@ static void on_guarded_signal(int sig) {
   errno = saved;
 }
 
-/* tmp is the outfile's own buffer, not a copy: mkostemp writes each name it tries into it
- * before creating the file, so the handler always sees the name of the file that exists. */
+/* tmp is the outfile's own buffer, not a copy: bg__afile_create writes each name it tries into
+ * it before creating the file, so the handler always sees the name of the file that exists. */
 static int guard_arm(const char *tmp) {
   if (guard_armed)
     return 0;
@@ -103,93 +103,65 @@ static void guard_disarm(void) {
   guard_armed = 0;
 }
 
-/* A device, a FIFO or a socket: written in place (a rename would replace /dev/null itself). */
-static int open_direct(bench_outfile *o, const char *path, char *err, size_t cap) {
-  o->direct = 1;
-  snprintf(o->tmp, sizeof o->tmp, "%s", path);
-  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
+  memset(o, 0, sizeof *o);
+  if (bg__afile_prepare(&o->af, path, err, cap) != 0)
+    return -1;
+  /* Armed before the file exists, so no moment has a temporary without its guard. */
+  if (!o->af.direct)
+    o->guarded = guard_arm(o->af.tmp);
+  if (bg__afile_create(&o->af, err, cap) != 0) {
+    bench_outfile_discard(o);
+    return -1;
+  }
+  /* The stream writes through a copy of the descriptor: bg__afile_commit syncs and closes the
+   * original after the stream is flushed and closed. */
+  int fd = dup(o->af.fd);
   if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-    snprintf(err, cap, "'%s': %s", path, strerror(errno));
+    snprintf(err, cap, "'%s': %s", o->af.tmp, strerror(errno));
     if (fd >= 0)
       close(fd);
-    o->tmp[0] = '\0';
+    bench_outfile_discard(o);
     return -1;
   }
   return 0;
 }
 
-int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
-  char dir[4096], base[4096];
-  memset(o, 0, sizeof *o);
-  o->path = path;
-  struct stat st;
-  int exists = stat(path, &st) == 0;
-  if (exists && !S_ISREG(st.st_mode))
-    return open_direct(o, path, err, cap);
-  /* A link's target is what the user means: it is replaced, and the link stays a link. */
-  if (!exists || !realpath(path, o->dest))
-    snprintf(o->dest, sizeof o->dest, "%s", path);
-  snprintf(base, sizeof base, "%s", o->dest);
-  int len = snprintf(o->tmp, sizeof o->tmp, "%s/.%s.XXXXXX", folder(o->dest, dir, sizeof dir),
-                     basename(base));
-  if (len < 0 || (size_t)len >= sizeof o->tmp) {
-    snprintf(err, cap, "'%s': the name is too long", path);
-    o->tmp[0] = '\0';
-    return -1;
-  }
-  /* Armed before the file exists, so no moment has a temporary without its guard. */
-  o->guarded = guard_arm(o->tmp);
-  int fd = mkostemp(o->tmp, O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, cap, "'%s': cannot create a file beside it: %s", path, strerror(errno));
-    o->tmp[0] = '\0';
-    bench_outfile_discard(o);
-    return -1;
-  }
-  /* mkstemp's 0600 would make the output private: a new file honours the umask, a replaced
-   * one keeps its permission bits. */
-  mode_t um = umask(0);
-  umask(um);
-  mode_t mode = exists ? st.st_mode & 07777 : 0666 & ~um;
-  if (fchmod(fd, mode) != 0 || !(o->f = fdopen(fd, "w"))) {
-    snprintf(err, cap, "'%s': %s", o->tmp, strerror(errno));
-    close(fd);
-    bench_outfile_discard(o);
-    return -1;
-  }
-  return 0;
+static void unguard(bench_outfile *o) {
+  if (o->guarded)
+    guard_disarm();
+  o->guarded = 0;
+}
+
+int bench_outfile_abandon(bench_outfile *o, const char *why, char *err, size_t cap) {
+  if (o->f)
+    fclose(o->f);
+  o->f = NULL;
+  bg__afile_abandon(&o->af, why, err, cap);
+  unguard(o);
+  return -1;
 }
 
 int bench_outfile_commit(bench_outfile *o, char *err, size_t cap) {
-  /* A device or a FIFO has nothing to sync: only its write errors count (/dev/full). */
-  int bad = ferror(o->f) || fflush(o->f) != 0 || (!o->direct && fsync(fileno(o->f)) != 0);
+  int bad = ferror(o->f) || fflush(o->f) != 0;
   int saved = errno;
   if (fclose(o->f) != 0 && !bad)
     bad = 1, saved = errno;
   o->f = NULL;
-  if (!bad && !o->direct && rename(o->tmp, o->dest) != 0)
-    bad = 1, saved = errno;
   if (bad) {
-    snprintf(err, cap, "'%s': write failed: %s; the previous file, if any, is unchanged", o->path,
-             strerror(saved ? saved : EIO));
-    bench_outfile_discard(o);
-    return -1;
+    char why[160];
+    snprintf(why, sizeof why, "write failed: %s", strerror(saved ? saved : EIO));
+    return bench_outfile_abandon(o, why, err, cap);
   }
-  if (o->guarded)
-    guard_disarm();
-  o->guarded = 0;
-  o->tmp[0] = '\0';
-  return 0;
+  int rc = bg__afile_commit(&o->af, err, cap);
+  unguard(o);
+  return rc == 0 ? 0 : -1;
 }
 
 void bench_outfile_discard(bench_outfile *o) {
   if (o->f)
     fclose(o->f);
   o->f = NULL;
-  if (o->tmp[0] && !o->direct)
-    unlink(o->tmp);
-  if (o->guarded)
-    guard_disarm();
-  o->guarded = 0;
-  o->tmp[0] = '\0';
+  bg__afile_discard(&o->af);
+  unguard(o);
 }

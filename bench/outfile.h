@@ -8,14 +8,12 @@
 
 #include <stdio.h>
 
+#include "internal/afile.h"
+
 typedef struct bench_outfile {
-  const char *path; /* the destination as given, borrowed */
-  char dest[4096];  /* the destination renamed over: a symlink's target, so the link stays */
-  char tmp[4096];   /* what is written: the temporary beside dest, or the destination itself
-                       when it is a device or a FIFO (direct); "" when nothing is open */
-  int direct;       /* written in place: /dev/null, /dev/stdout, a FIFO cannot be renamed over */
-  int guarded;      /* a fatal signal removes tmp before it ends the process */
-  FILE *f;          /* open on tmp */
+  bg__afile_t af; /* the library's atomic file: af.tmp is what is written (a device itself) */
+  int guarded;    /* a fatal signal removes af.tmp before it ends the process */
+  FILE *f;        /* open on af.tmp */
 } bench_outfile;
 
 /* Says whether path can be written: 0, or -1 with the reason and its fix in err. inputs is a
@@ -23,8 +21,8 @@ typedef struct bench_outfile {
  * same file as one of them (same device and inode, whatever the name) is refused. */
 int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap);
 
-/* Creates the temporary file (mkstemp in the destination's folder, so the rename cannot cross
- * file systems; O_EXCL never follows a planted link). Until commit or discard,
+/* Creates the temporary file with bg__afile_create (in the destination's folder, so the rename
+ * cannot cross file systems; O_EXCL never follows a planted link). Until commit or discard,
  * a SIGINT, SIGTERM or SIGHUP that would end the process (default action) removes the
  * temporary first, whichever thread it reaches; one the program handles itself is left to it. A
  * symlink is resolved (its target is replaced, the link kept); an existing file keeps its
@@ -36,6 +34,10 @@ int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap
  * or -1 with the errno text in err (a full disk: "No space left on device"), the temporary
  * removed and the destination untouched. The signals' default actions are restored either way. */
 int bench_outfile_commit(bench_outfile *o, char *err, size_t cap);
+
+/* After a failed write: closes and removes the temporary, and says so in err ("'path': why;
+ * the previous file, if any, is unchanged"). Returns -1. */
+int bench_outfile_abandon(bench_outfile *o, const char *why, char *err, size_t cap);
 
 /* Closes and removes the temporary, leaving the destination as it was. */
 void bench_outfile_discard(bench_outfile *o);

@@ -144,12 +144,12 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
     /* One worker count per case: throughput per case is the whole story. */
     static const bar_metric gf = {"GFLOP/s per case (top-k included; sgemm: the bare product)",
                                   "GFLOP/s", 1};
-    fprintf(g, "set terminal %s\nset output '%s'\n", term, o.tmp);
+    fprintf(g, "set terminal %s\nset output '%s'\n", term, o.af.tmp);
     bars(g, r, backends, nb, &gf);
   } else {
     static const bar_metric sp = {"Speedup over the sequential loop (best worker count)", "speedup",
                                   0};
-    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, o.tmp);
+    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, o.af.tmp);
     bars(g, r, backends, nb, &sp);
     lines(g, r, backends, nb);
     fprintf(g, "unset multiplot\n");

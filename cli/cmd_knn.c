@@ -5,7 +5,6 @@
  * peak memory; --out writes the indices as .npy for checking against NumPy. */
 #include "cli.h"
 #include "knn.h"
-#include "npy.h"
 #include "opts.h"
 #include "outfile.h"
 #include "stats.h"
@@ -161,9 +160,11 @@ static int parse_args(int argc, char **argv, knn_args *a) {
 }
 
 typedef struct inputs {
-  void *db, *q;
-  unsigned rank, ranks; /* under mpirun: this rank's share of the database */
-  size_t first, rows;   /* the rows of the database this process searches */
+  bg_npy_t *db_file, *q_file; /* --db and --queries, mapped or read */
+  void *db_made, *q_made;     /* the random inputs */
+  const void *db, *q;         /* whichever of the two */
+  unsigned rank, ranks;       /* under mpirun: this rank's share of the database */
+  size_t first, rows;         /* the rows of the database this process searches */
 } inputs;
 
 /* Rank r's share of n rows: the first n % ranks ranks get one more. */
@@ -174,11 +175,14 @@ static void share(size_t n, unsigned r, unsigned ranks, size_t *first, size_t *r
 }
 
 /* 1 when every value of the array is finite; else says which file, row and column is not. */
-static int finite_rows(const char *path, const npy_array *m) {
-  for (size_t r = 0; r < m->rows; r++)
-    for (size_t c = 0; c < m->cols; c++) {
-      size_t i = r * m->cols + c;
-      double v = m->dtype == BG_F64 ? ((const double *)m->data)[i] : ((const float *)m->data)[i];
+static int finite_rows(const char *path, const bg_npy_t *m) {
+  const size_t *shape = bg_npy_shape(m);
+  const void *data = bg_npy_data(m);
+  for (size_t r = 0; r < shape[0]; r++)
+    for (size_t c = 0; c < shape[1]; c++) {
+      size_t i = r * shape[1] + c;
+      double v =
+          bg_npy_dtype(m) == BG_NPY_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
       if (!isfinite(v)) {
         cli_usage("knn",
                   "%s contains %s at row %zu, column %zu: brigade searches finite values only",
@@ -189,33 +193,56 @@ static int finite_rows(const char *path, const npy_array *m) {
   return 1;
 }
 
+/* Reads a (rows, dim) float array through the library. A file that is not what brigade reads
+ * is a usage error (exit 2: the library's BG_EINVAL); one it cannot read, a failure (exit 1). */
+static int load_matrix(const char *path, const knn_args *a, uint64_t avail, bg_npy_t **out) {
+  bg_npy_opts_t o;
+  bg_npy_opts_init(&o);
+  o.dtypes = 1u << BG_NPY_F32 | 1u << BG_NPY_F64;
+  o.max_bytes = avail;
+  o.raw_cols = a->raw ? (size_t)a->dim : 0;
+  o.raw_dtype = (bg_npy_dtype_t)a->dtype;
+  bg_npy_error_t e;
+  int rc = bg_npy_open(path, &o, out, &e);
+  if (rc == BG_EINVAL)
+    return cli_usage("knn", "%s%s", e.msg,
+                     e.fault == BG_NPY_MAGIC ? "; for raw data give --raw" : "");
+  if (rc != 0)
+    return cli_fail("knn", "%s", e.msg);
+  int ndim = bg_npy_ndim(*out);
+  const size_t *shape = bg_npy_shape(*out);
+  if (ndim != 2)
+    rc = cli_usage("knn", "%s: expected a 2-D array (rows, dim), found %d dimension%s", path, ndim,
+                   ndim == 1 ? "" : "s");
+  else if (shape[0] == 0 || shape[1] == 0)
+    rc = cli_usage("knn", "%s: the array is empty", path);
+  if (rc != 0) {
+    bg_npy_close(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
-  char err[512];
   if (a->db_path) {
-    npy_array db, q;
-    /* A file that is not what brigade reads is a usage error; one it cannot read, a failure. */
-    int e = npy_read(a->db_path, a->raw ? a->dim : 0, a->dtype, avail, &db, err, sizeof err);
-    if (e != 0)
-      return e == NPY_EFORMAT ? cli_usage("knn", "%s", err) : cli_fail("knn", "%s", err);
-    e = npy_read(a->q_path, a->raw ? a->dim : 0, a->dtype, avail, &q, err, sizeof err);
-    if (e != 0) {
-      free(db.data);
-      return e == NPY_EFORMAT ? cli_usage("knn", "%s", err) : cli_fail("knn", "%s", err);
-    }
-    if (db.cols != q.cols || db.dtype != q.dtype) {
-      free(db.data), free(q.data);
+    int rc = load_matrix(a->db_path, a, avail, &in->db_file);
+    if (rc == 0)
+      rc = load_matrix(a->q_path, a, avail, &in->q_file);
+    if (rc != 0)
+      return rc;
+    const size_t *db = bg_npy_shape(in->db_file), *q = bg_npy_shape(in->q_file);
+    bg_npy_dtype_t dt = bg_npy_dtype(in->db_file), qt = bg_npy_dtype(in->q_file);
+    if (db[1] != q[1] || dt != qt)
       return cli_usage("knn",
                        "--db is (%zu, %zu) %s but --queries is (%zu, %zu) %s: the dims "
                        "and dtypes must match",
-                       db.rows, db.cols, bg_dtype_name(db.dtype), q.rows, q.cols,
-                       bg_dtype_name(q.dtype));
-    }
-    a->nb_txt = db.rows, a->nb_new = q.rows, a->dim = db.cols, a->dtype = db.dtype;
-    in->db = db.data, in->q = q.data;
-    if (!finite_rows(a->db_path, &db) || !finite_rows(a->q_path, &q))
+                       db[0], db[1], bg_npy_dtype_name(dt), q[0], q[1], bg_npy_dtype_name(qt));
+    a->nb_txt = db[0], a->nb_new = q[0], a->dim = db[1], a->dtype = (bg_dtype_t)dt;
+    in->db = bg_npy_data(in->db_file), in->q = bg_npy_data(in->q_file);
+    if (!finite_rows(a->db_path, in->db_file) || !finite_rows(a->q_path, in->q_file))
       return CLI_USAGE;
     /* Each rank reads the whole file and searches its share of the rows. */
-    share(db.rows, in->rank, in->ranks, &in->first, &in->rows);
+    share(db[0], in->rank, in->ranks, &in->first, &in->rows);
     return 0;
   }
   double e = a->dtype == BG_F64 ? 8 : 4;
@@ -229,11 +256,26 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
                     need / 1073741824, (double)avail / 1073741824,
                     a->dtype == BG_F64 ? " or --dtype f32" : "");
   /* Each rank generates only its rows; together they are the rows one process would make. */
-  in->db = bench_knn_random(in->first, in->rows, (size_t)a->dim, a->dtype, a->seed);
-  in->q = bench_knn_random(0, (size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);
+  in->db = in->db_made = bench_knn_random(in->first, in->rows, (size_t)a->dim, a->dtype, a->seed);
+  in->q = in->q_made =
+      bench_knn_random(0, (size_t)a->nb_new, (size_t)a->dim, a->dtype, a->seed + 1);
   if (!in->db || !in->q)
     return cli_fail("knn", "out of memory generating the inputs");
   return 0;
+}
+
+/* Writes the (rows, cols) indices through the CLI's output file, whose signal guard removes
+ * the temporary if the command is interrupted (the library's bg_npy_write installs none). */
+static int write_indices(const char *path, const int64_t *idx, size_t rows, size_t cols, char *err,
+                         size_t cap) {
+  bench_outfile o;
+  if (bench_outfile_open(&o, path, err, cap) != 0)
+    return -1;
+  size_t shape[2] = {rows, cols};
+  bg_npy_error_t e;
+  if (bg_npy_write_fd(fileno(o.f), BG_NPY_I64, 2, shape, idx, &e) != 0)
+    return bench_outfile_abandon(&o, e.msg, err, cap);
+  return bench_outfile_commit(&o, err, cap);
 }
 
 static int search(const knn_args *a, const inputs *in) {
@@ -300,9 +342,9 @@ static int search(const knn_args *a, const inputs *in) {
     printf("took %.4f s, %.1f GFLOP/s, peak memory %.1f MiB\n", dt, flops / dt / 1e9,
            bench_peak_mib());
     printf("first query: best index %lld\n", (long long)idx[0]);
-    char err[512];
+    char err[640];
     if (a->out_path &&
-        npy_write_i64(a->out_path, idx, (size_t)a->nb_new, (size_t)a->k, err, sizeof err) != 0)
+        write_indices(a->out_path, idx, (size_t)a->nb_new, (size_t)a->k, err, sizeof err) != 0)
       code = cli_fail("knn", "%s", err);
   }
   free(idx);
@@ -330,7 +372,9 @@ int cmd_knn(int argc, char **argv) {
   rc = load_inputs(&a, avail, &in);
   if (rc == 0)
     rc = search(&a, &in);
-  free(in.db);
-  free(in.q);
+  bg_npy_close(in.db_file);
+  bg_npy_close(in.q_file);
+  free(in.db_made);
+  free(in.q_made);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include "brigade/gpu.h"
 #include "brigade/knn.h"
 #include "brigade/map.h"
+#include "brigade/npy.h"
 #include "brigade/pool.h"
 #include "brigade/progress.h"
 #include "brigade/shared.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* What the unit tests of pools, processes and caches share: a pool in one call, a map
- * description in one call, the check that no child process was left behind, and the address
- * space mapped. Static inline,
+ * description in one call, the check that no child process was left behind, the address
+ * space mapped, and a scratch folder. Static inline,
  * so a test that uses some of them is not warned about the others. Include after cmocka.h. */
 #ifndef BRIGADE_TESTKIT_H
 #define BRIGADE_TESTKIT_H
@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +54,20 @@ static inline uint64_t tk_vm_size(void) {
   assert_int_equal(fscanf(f, "%llu", &pages), 1);
   fclose(f);
   return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Creates a fresh folder $TMPDIR/<prefix>-XXXXXX (or under /tmp) into dir; 0 or -1, for a
+ * cmocka group setup. */
+static inline int tk_mkdtemp(char *dir, size_t cap, const char *prefix) {
+  snprintf(dir, cap, "%s/%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", prefix);
+  return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes dir and everything in it, read-only folders too; 0 or -1, for a group teardown. */
+static inline int tk_rmtree(const char *dir) {
+  char cmd[1100];
+  snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", dir, dir);
+  return system(cmd) == 0 ? 0 : -1;
 }
 
 #endif

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading a .npy (or raw) file: the preamble and header from the descriptor, then the data
+ * mapped read-only from the file where it can be, else read into memory. */
+#define _GNU_SOURCE
+#include "internal/npy.h"
+#include "internal/pool_impl.h"
+
+#include "brigade/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct bg_npy {
+  const bg_allocator_t *alloc; /* I: of the handle and the copy */
+  bg_npy_dtype_t dtype;        /* I: */
+  int ndim;                    /* I: */
+  size_t shape[BG_NPY_MAX_DIMS];
+  size_t bytes;     /* I: of the data */
+  const void *data; /* I: into map or copy; NULL when bytes is 0 */
+  void *map;        /* I: the mapping (page-aligned, from the page holding the data's start) */
+  size_t map_len;   /* I: its length */
+  void *copy;       /* I: the data read into memory */
+};
+
+void bg_npy_opts_init(bg_npy_opts_t *o) {
+  memset(o, 0, sizeof *o);
+  o->version = BG_NPY_OPTS_VERSION;
+  o->dtypes = (1u << BG_NPY_DTYPE_COUNT_) - 1;
+  o->max_bytes = UINT64_MAX;
+}
+
+/* Reads n bytes unless the file ends first; returns the count read, or -1 with errno. */
+static ssize_t read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+/* The preamble and the header, up to the first data byte: fills a's dtype and shape and
+ * *offset. */
+static int read_header(int fd, const char *path, unsigned accepted, bg_npy_t *a, size_t *offset,
+                       bg_npy_error_t *err) {
+  unsigned char magic[12];
+  if (read_full(fd, magic, 10) != 10 || memcmp(magic, "\x93NUMPY", 6) != 0)
+    return bg__npy_fail(err, BG_NPY_MAGIC, BG_EINVAL, "%s: not a .npy file (no \\x93NUMPY magic)",
+                        path);
+  if (magic[6] < 1 || magic[6] > 3 || magic[7] != 0)
+    return bg__npy_fail(err, BG_NPY_VERSION, BG_EINVAL,
+                        "%s: .npy format version %u.%u is not one brigade reads (1.0, 2.0, 3.0)",
+                        path, magic[6], magic[7]);
+  size_t hlen = magic[8] | (size_t)magic[9] << 8;
+  *offset = 10;
+  if (magic[6] >= 2) {
+    if (read_full(fd, magic + 10, 2) != 2)
+      return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL, "%s: truncated header", path);
+    hlen |= (size_t)magic[10] << 16 | (size_t)magic[11] << 24;
+    *offset = 12;
+  }
+  char *text = hlen < BG__NPY_MAX_HEADER ? malloc(hlen + 1) : NULL;
+  if (!text || read_full(fd, text, hlen) != (ssize_t)hlen) {
+    free(text);
+    return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL, "%s: truncated or oversized header", path);
+  }
+  text[hlen] = '\0';
+  *offset += hlen;
+  /* Version 3.0 differs from 2.0 only in allowing UTF-8 in the dict, which only names could
+   * hold: the parser compares bytes, so both are read the same way. */
+  int rc = bg__npy_parse_header(text, path, accepted, &a->dtype, &a->ndim, a->shape, err);
+  free(text);
+  return rc;
+}
+
+/* A raw file: rows of raw_cols values, as many as the size holds. */
+static int raw_shape(const struct stat *st, const char *path, const bg_npy_opts_t *o, bg_npy_t *a,
+                     bg_npy_error_t *err) {
+  size_t e = bg__npy_elem_size(o->raw_dtype), row;
+  if (__builtin_mul_overflow(o->raw_cols, e, &row) || !S_ISREG(st->st_mode) || st->st_size == 0 ||
+      (uint64_t)st->st_size % row)
+    return bg__npy_fail(err, BG_NPY_RAW, BG_EINVAL,
+                        "%s: a raw file of %s rows with dim %zu must be a non-zero multiple of "
+                        "%zu bytes",
+                        path, bg_npy_dtype_name(o->raw_dtype), o->raw_cols, row);
+  a->dtype = o->raw_dtype;
+  a->ndim = 2;
+  a->shape[0] = (size_t)((uint64_t)st->st_size / row);
+  a->shape[1] = o->raw_cols;
+  return 0;
+}
+
+/* Maps the data read-only: from the page that holds its first byte, so the header's offset
+ * need not be page-aligned. */
+static int map_data(int fd, const char *path, size_t offset, bg_npy_t *a, bg_npy_error_t *err) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), start = offset / page * page;
+  a->map_len = offset - start + a->bytes;
+  a->map = mmap(NULL, a->map_len, PROT_READ, MAP_PRIVATE, fd, (off_t)start);
+  if (a->map == MAP_FAILED) {
+    a->map = NULL;
+    int e = errno;
+    return bg__npy_fail(err, e == ENOMEM ? BG_NPY_NOMEM : BG_NPY_IO,
+                        e == ENOMEM ? BG_ENOMEM : BG_ESYS, "%s: cannot map %zu bytes: %s", path,
+                        a->bytes, strerror(e));
+  }
+  a->data = (const char *)a->map + (offset - start);
+  return 0;
+}
+
+/* Reads the data into memory from the allocator (cache-line aligned), from the descriptor's
+ * position, which is the first data byte. */
+static int copy_data(int fd, const char *path, bg_npy_t *a, bg_npy_error_t *err) {
+  a->copy = bg__pool_alloc(a->alloc, a->bytes);
+  if (!a->copy)
+    return bg__npy_fail(err, BG_NPY_NOMEM, BG_ENOMEM, "%s: out of memory", path);
+  ssize_t got = read_full(fd, a->copy, a->bytes);
+  if (got < 0)
+    return bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: read failed: %s", path, strerror(errno));
+  if ((size_t)got < a->bytes)
+    return bg__npy_fail(err, BG_NPY_TRUNCATED, BG_ERANGE,
+                        "%s: truncated: the header promises %zu bytes of data, the file has %zd",
+                        path, a->bytes, got);
+  a->data = a->copy;
+  return 0;
+}
+
+/* Sizes the data, checks it against the bound and the file, and maps or reads it. */
+static int load(int fd, const struct stat *st, const char *path, const bg_npy_opts_t *o,
+                size_t offset, bg_npy_t *a, bg_npy_error_t *err) {
+  if (bg__npy_bytes(a->ndim, a->shape, bg__npy_elem_size(a->dtype), &a->bytes) != 0 ||
+      a->bytes > (uint64_t)INT64_MAX - offset)
+    return bg__npy_fail(err, BG_NPY_SHAPE, BG_EINVAL, "%s: the shape is too large to address",
+                        path);
+  if (a->bytes > o->max_bytes)
+    return bg__npy_fail(err, BG_NPY_TOO_BIG, BG_ERANGE,
+                        "%s: %zu bytes of data do not fit in the %" PRIu64 " bytes available", path,
+                        a->bytes, o->max_bytes);
+  int regular = S_ISREG(st->st_mode);
+  if (regular && (uint64_t)st->st_size < (uint64_t)offset + a->bytes)
+    return bg__npy_fail(err, BG_NPY_TRUNCATED, BG_ERANGE,
+                        "%s: truncated: the header promises %zu bytes of data, the file has %lld",
+                        path, a->bytes, (long long)st->st_size - (long long)offset);
+  if (a->bytes == 0)
+    return 0;
+  if (regular && !o->copy && offset % 16 == 0)
+    return map_data(fd, path, offset, a, err);
+  /* A raw file is read from its start; a .npy file's descriptor is already past the header. */
+  return copy_data(fd, path, a, err);
+}
+
+int bg_npy_open(const char *path, const bg_npy_opts_t *o, bg_npy_t **out, bg_npy_error_t *err) {
+  bg_npy_opts_t defaults;
+  if (!o) {
+    bg_npy_opts_init(&defaults);
+    o = &defaults;
+  }
+  if (err)
+    *err = (bg_npy_error_t){0};
+  unsigned known = (1u << BG_NPY_DTYPE_COUNT_) - 1;
+  if (!path || !out || o->version != BG_NPY_OPTS_VERSION || !o->dtypes || (o->dtypes & ~known) ||
+      (o->raw_cols && !bg__npy_elem_size(o->raw_dtype)))
+    return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
+                        "bg_npy_open: a NULL path or out, or options not from bg_npy_opts_init");
+  const bg_allocator_t *alloc = o->allocator ? o->allocator : &bg__sys_allocator;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    return bg__npy_fail(err, BG_NPY_OPEN, e == ENOENT ? BG_ENOENT : BG_ESYS, "%s: %s", path,
+                        strerror(e));
+  }
+  bg_npy_t *a = bg__pool_alloc(alloc, sizeof *a);
+  if (!a) {
+    close(fd);
+    return bg__npy_fail(err, BG_NPY_NOMEM, BG_ENOMEM, "%s: out of memory", path);
+  }
+  *a = (bg_npy_t){.alloc = alloc};
+  struct stat st;
+  size_t offset = 0;
+  int rc;
+  if (fstat(fd, &st) != 0)
+    rc = bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: %s", path, strerror(errno));
+  else if (o->raw_cols)
+    rc = raw_shape(&st, path, o, a, err);
+  else
+    rc = read_header(fd, path, o->dtypes, a, &offset, err);
+  if (rc == 0)
+    rc = load(fd, &st, path, o, offset, a, err);
+  /* A mapping outlives the descriptor it was made from. */
+  close(fd);
+  if (rc != 0) {
+    bg_npy_close(a);
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+void bg_npy_close(bg_npy_t *a) {
+  if (!a)
+    return;
+  if (a->map)
+    munmap(a->map, a->map_len);
+  bg__pool_free(a->alloc, a->copy);
+  bg__pool_free(a->alloc, a);
+}
+
+const void *bg_npy_data(const bg_npy_t *a) {
+  return a->data;
+}
+
+bg_npy_dtype_t bg_npy_dtype(const bg_npy_t *a) {
+  return a->dtype;
+}
+
+int bg_npy_ndim(const bg_npy_t *a) {
+  return a->ndim;
+}
+
+const size_t *bg_npy_shape(const bg_npy_t *a) {
+  return a->shape;
+}
+
+size_t bg_npy_bytes(const bg_npy_t *a) {
+  return a->bytes;
+}
+
+int bg_npy_mapped(const bg_npy_t *a) {
+  return a->map != NULL;
+}
