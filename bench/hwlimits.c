@@ -2,7 +2,7 @@
 /* The probes behind `brigade info --limits`. Each is the best of a few short runs: the machine
  * is shared, and the best run is the closest to what the hardware can do. */
 #define _GNU_SOURCE
-#include "limits.h"
+#include "hwlimits.h"
 #include "knn.h"
 #include "stats.h"
 

@@ -3,8 +3,8 @@
  * bandwidth, first-touch page faults, file creation, fork, waking threads, sgemm). A row's time
  * means something only beside what this machine can do at best. Measured in a few seconds and
  * cached per machine, since they change with the hardware, not from run to run. */
-#ifndef BRIGADE_BENCH_LIMITS_H
-#define BRIGADE_BENCH_LIMITS_H
+#ifndef BRIGADE_BENCH_HWLIMITS_H
+#define BRIGADE_BENCH_HWLIMITS_H
 
 #include <stdio.h>
 

@@ -2,7 +2,7 @@
 /* The limits' cache file and their printed forms. The cache is a flat JSON object that this
  * file both writes and reads: anything it does not recognise is measured again, never trusted. */
 #define _GNU_SOURCE
-#include "limits.h"
+#include "hwlimits.h"
 #include "outfile.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 /* brigade info: what the lecture's section 2.1 prints (logical and physical cores), and what a
  * user needs to choose workers and sizes: usable CPUs, caches, memory, backends. */
 #include "cli.h"
-#include "limits.h"
+#include "hwlimits.h"
 #include "opts.h"
 
 #include "brigade.h"
