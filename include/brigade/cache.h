@@ -94,16 +94,42 @@ int bg_cache_clear(bg_cache_t *c);
  */
 int bg_cache_remove(const char *dir);
 
+/* The longest key a bg_memo_key_fn may give; a longer one fails its item with BG_ERANGE. */
+#define BG_MEMO_KEY_MAX (1u << 20)
+
+/**
+ * bg_memo_key_fn - the cache key of item @i, for items whose bytes are not their identity: a
+ * `char *` path's address changes from run to run, its characters do not.
+ * @in, @i, @ctx: what the task gets (@ctx is the memo's ctx); @in is NULL for an index range.
+ * @buf: where the key goes, @cap bytes.
+ *
+ * Called from any worker at once, so it must be thread-safe, and it must give the same key for
+ * the same item every time: equal keys mean equal results.
+ *
+ * Return: the key's length, the key written to @buf when the length is at most @cap. A larger
+ * length is a request: the memo calls again with a buffer of that many bytes (up to
+ * BG_MEMO_KEY_MAX; beyond it, or if the second call asks for more again, the item fails with
+ * BG_ERANGE without running). A negative value fails the item with that code, unrun.
+ */
+typedef int (*bg_memo_key_fn)(const void *in, size_t i, void *ctx, void *buf, size_t cap);
+
 /* A task wrapped in the cache, for bg_map on any backend: set desc.fn = bg_memo_task and
  * desc.ctx to one of these. The key is the task name and the item's bytes (or its index when
- * the map has no items); only results of calls that returned 0 are stored. */
+ * the map has no items, or what @key gives); only results of calls that returned 0 are stored.
+ *
+ * The sizes repeat the map's, and bg_map checks them before any item runs: it fails with
+ * BG_EINVAL when out_size differs from the map's (a map that keeps results), when in_size
+ * differs (a map with items and no key function), or when cache, task or fn is NULL. Every
+ * entry records its result's size, so a lookup for another size is a miss, never a short
+ * result, even when bg_memo_task is called other than by bg_map. */
 typedef struct bg_memo {
   bg_cache_t *cache;
-  const char *task; /* the identity, as for bg_cache_get */
-  bg_task_fn fn;    /* the task computed on a miss */
-  void *ctx;        /* its ctx */
-  size_t in_size;   /* the map's in_size (ignored when the map has no items) */
-  size_t out_size;  /* the map's out_size */
+  const char *task;   /* the identity, as for bg_cache_get */
+  bg_task_fn fn;      /* the task computed on a miss */
+  void *ctx;          /* its ctx */
+  size_t in_size;     /* the map's in_size (unused when the map has no items or key is set) */
+  size_t out_size;    /* the map's out_size */
+  bg_memo_key_fn key; /* optional: the item's key (NULL: its bytes or index, as above) */
 } bg_memo_t;
 
 /** bg_memo_task - a bg_task_fn: the cached result, or fn's, which is then stored. */

@@ -121,7 +121,11 @@ static void test_identical_results(void **st) {
   const char *backends[] = {"threads", "procs"};
   for (int b = 0; b < 2; b++) {
     bg_cache_t *c = open_cache(backends[b], 0);
-    bg_memo_t m = {c, "work/v1", work, NULL, sizeof(uint64_t), sizeof first[0]};
+    bg_memo_t m = {.cache = c,
+                   .task = "work/v1",
+                   .fn = work,
+                   .in_size = sizeof(uint64_t),
+                   .out_size = sizeof first[0]};
     size_t failed;
     atomic_store(&calls, 0);
     map_memo(backends[b], &m, in, first, &failed);
@@ -152,6 +156,193 @@ static void test_identical_results(void **st) {
     assert_int_equal(count_files(backends[b], ".tmp-", NULL), 0);
     bg_cache_close(c);
   }
+}
+
+/* An 8-byte result, as in the program. */
+static int square(void *out, const void *in, size_t i, void *ctx) {
+  (void)i, (void)ctx;
+  atomic_fetch_add(&calls, 1);
+  uint64_t x = *(const uint64_t *)in;
+  *(uint64_t *)out = x * x + 1;
+  return 0;
+}
+
+/* The issue's program: a memo made for 4-byte results on a map of 8-byte ones returned 100 of
+ * 100 results wrong on its second run. bg_map now refuses it before any item runs, and so a
+ * memo for other items, and one without a cache, task or function; run after run. */
+static void test_memo_mismatch(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("mismatch", 0);
+  static uint64_t in[100], out[100];
+  for (size_t i = 0; i < 100; i++)
+    in[i] = i + 3;
+  bg_memo_t m = {
+      .cache = c, .task = "square/v1", .fn = square, .in_size = sizeof in[0], .out_size = 4};
+  bg_pool_t *p = tk_pool("threads", 2);
+  bg_map_desc_t d = tk_desc(bg_memo_task, &m, 100, out, sizeof out[0]);
+  d.in = in;
+  d.in_size = sizeof in[0];
+  atomic_store(&calls, 0);
+  for (int run = 0; run < 2; run++)
+    assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  m.out_size = sizeof out[0];
+  m.in_size = 4;
+  assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  m.in_size = sizeof in[0];
+  bg_memo_t broken[3] = {m, m, m};
+  broken[0].cache = NULL;
+  broken[1].task = NULL;
+  broken[2].fn = NULL;
+  for (int b = 0; b < 3; b++) {
+    d.ctx = &broken[b];
+    assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  }
+  d.ctx = NULL;
+  assert_int_equal(bg_map(p, &d, NULL), BG_EINVAL);
+  assert_int_equal(atomic_load(&calls), 0);
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.stores + s.hits + s.misses, 0);
+  /* The right sizes: computed once, then every result from the cache and right. */
+  d.ctx = &m;
+  for (int run = 0; run < 2; run++) {
+    memset(out, 0, sizeof out);
+    assert_int_equal(bg_map(p, &d, NULL), 0);
+    for (size_t i = 0; i < 100; i++)
+      assert_int_equal(out[i], in[i] * in[i] + 1);
+  }
+  assert_int_equal(atomic_load(&calls), 100);
+  /* Called directly with another result size: a miss, never a short result. */
+  uint32_t small = 0;
+  assert_int_equal(bg_cache_get(c, m.task, &in[0], sizeof in[0], &small, sizeof small), BG_ENOENT);
+  bg_pool_destroy(p);
+  bg_cache_close(c);
+}
+
+/* Items that are pointers: a path's characters, not its address, are its key. */
+static int path_key(const void *in, size_t i, void *ctx, void *buf, size_t cap) {
+  (void)i, (void)ctx;
+  const char *path = *(const char *const *)in;
+  size_t len = strlen(path);
+  if (len <= cap)
+    memcpy(buf, path, len);
+  return (int)len;
+}
+
+static int path_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)i, (void)ctx;
+  atomic_fetch_add(&calls, 1);
+  const char *path = *(const char *const *)in;
+  uint64_t h = 1469598103934665603ull;
+  for (const char *q = path; *q; q++)
+    h = (h ^ (unsigned char)*q) * 1099511628211ull;
+  *(uint64_t *)out = h;
+  return 0;
+}
+
+enum { PATHS = 50 };
+
+/* Maps path_task over PATHS strings laid out at @shift bytes into a fresh buffer (so their
+ * addresses differ from any other run's), through a new handle on "paths". The strings are
+ * "/data/<i>" padded to @pad characters, so that a key can be longer than the stack buffer.
+ * Return: calls made; @addr gets the first string's address. */
+static int map_paths(size_t shift, size_t pad, bg_memo_key_fn key, uintptr_t *addr) {
+  char *buf = calloc(PATHS, shift + pad + 32);
+  const char *items[PATHS];
+  uint64_t out[PATHS], want;
+  assert_non_null(buf);
+  for (size_t i = 0; i < PATHS; i++) {
+    char *q = buf + shift + i * (pad + 32);
+    int w = snprintf(q, 32, "/data/%zu", i);
+    memset(q + w, 'x', pad);
+    items[i] = q;
+  }
+  *addr = (uintptr_t)items[0];
+  bg_cache_t *c = open_cache("paths", 0);
+  bg_memo_t m = {.cache = c,
+                 .task = "path/v1",
+                 .fn = path_task,
+                 .in_size = sizeof items[0],
+                 .out_size = sizeof out[0],
+                 .key = key};
+  bg_pool_t *p = tk_pool("threads", 2);
+  bg_map_desc_t d = tk_desc(bg_memo_task, &m, PATHS, out, sizeof out[0]);
+  d.in = items;
+  d.in_size = sizeof items[0];
+  atomic_store(&calls, 0);
+  assert_int_equal(bg_map(p, &d, NULL), 0);
+  for (size_t i = 0; i < PATHS; i++) {
+    path_task(&want, &items[i], i, NULL);
+    assert_int_equal(out[i], want);
+  }
+  bg_pool_destroy(p);
+  bg_cache_close(c);
+  free(buf);
+  return atomic_load(&calls) - PATHS; /* the checks above counted too */
+}
+
+/* With a key function, the same strings at other addresses hit: in another process, and again
+ * through another handle. Without one they are keyed by address and miss. Keys longer than
+ * the memo's stack buffer take a second call. */
+static void test_memo_key(void **st) {
+  (void)st;
+  for (size_t pad = 0; pad <= 1000; pad += 1000) {
+    uintptr_t a0 = 0, a1 = 0;
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0)
+      _exit(map_paths(0, pad, path_key, &a0) == PATHS ? 0 : 1);
+    int status;
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(map_paths(8, pad, path_key, &a0), 0);
+    assert_int_equal(map_paths(24, pad, path_key, &a1), 0);
+    assert_true(a0 != a1);
+  }
+  uintptr_t a;
+  assert_int_equal(map_paths(40, 0, NULL, &a), PATHS);
+}
+
+static int failing_key(const void *in, size_t i, void *ctx, void *buf, size_t cap) {
+  (void)in, (void)ctx, (void)buf, (void)cap;
+  return i == 1 ? -7 : (int)BG_MEMO_KEY_MAX + 1;
+}
+
+/* Asks for a longer buffer each time it is called. */
+static int greedy_key(const void *in, size_t i, void *ctx, void *buf, size_t cap) {
+  (void)in, (void)i, (void)ctx, (void)buf;
+  return (int)cap + 1;
+}
+
+/* A key function's failure is its item's, with its code, and the task does not run: a negative
+ * length, a key over BG_MEMO_KEY_MAX, and one that asks for more on the second call. */
+static void test_memo_key_errors(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("keyerr", 0);
+  uint64_t in[3] = {1, 2, 3}, out[3];
+  bg_item_status_t status[3];
+  bg_memo_t m = {
+      .cache = c, .task = "square/v1", .fn = square, .out_size = sizeof out[0], .key = failing_key};
+  bg_pool_t *p = tk_pool("threads", 2);
+  bg_map_desc_t d = tk_desc(bg_memo_task, &m, 2, out, sizeof out[0]);
+  d.in = in;
+  d.in_size = sizeof in[0];
+  d.status = status;
+  atomic_store(&calls, 0);
+  assert_int_equal(bg_map(p, &d, NULL), BG_ETASK);
+  assert_int_equal(status[0].code, BG_ERANGE);
+  assert_int_equal(status[1].code, -7);
+  m.key = greedy_key;
+  d.n = 1;
+  assert_int_equal(bg_map(p, &d, NULL), BG_ETASK);
+  assert_int_equal(status[0].code, BG_ERANGE);
+  assert_int_equal(atomic_load(&calls), 0);
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.stores + s.misses, 0);
+  bg_pool_destroy(p);
+  bg_cache_close(c);
 }
 
 /* Damages the entry for (task, key): flips a byte of the result, or cuts the file short. */
@@ -199,7 +390,8 @@ static void test_corrupt_entry(void **st) {
     assert_int_equal(s.corrupt, 1);
     assert_int_equal(count_files(name, "", NULL), 0); /* removed */
     /* Through the memo: recomputed, stored again, then a hit. */
-    bg_memo_t m = {c, "t", work, NULL, sizeof key, sizeof got};
+    bg_memo_t m = {
+        .cache = c, .task = "t", .fn = work, .in_size = sizeof key, .out_size = sizeof got};
     atomic_store(&calls, 0);
     assert_int_equal(bg_memo_task(got, &key, 0, &m), 0);
     uint64_t want[2];
@@ -525,7 +717,8 @@ int main(void) {
       cmocka_unit_test(test_eviction),          cmocka_unit_test(test_concurrent_writers),
       cmocka_unit_test(test_failed_store),      cmocka_unit_test(test_planted_lock_link),
       cmocka_unit_test(test_non_regular_entry), cmocka_unit_test(test_remove),
-      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_refusals),          cmocka_unit_test(test_memo_mismatch),
+      cmocka_unit_test(test_memo_key),          cmocka_unit_test(test_memo_key_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
