@@ -26,8 +26,11 @@
 /* A store tries again after its segment filled up or was evicted by another process. Only a
  * cap of a segment or two shared by busy writers makes that common: four processes on a
  * 7 KB cap retried 15% of their stores, each retry failing again about a third as often;
- * nine retries was the most in 90,000 stores. */
+ * nine retries was the most in 90,000 stores, but a process starved of CPU on a loaded
+ * machine can lose every race. So after FULL_TRIES a full segment takes the record anyway
+ * (a segment a little past its size costs nothing), and only evictions make it try again. */
 #define APPEND_TRIES 32
+#define FULL_TRIES 8
 /* More new segments than this since the handle last looked: list the folder instead. */
 #define PROBE_MAX 64
 
@@ -313,10 +316,11 @@ static uint64_t blocks_to(uint64_t end, uint64_t block) {
   return (end + block - 1) / block * block;
 }
 
-/* Appends the record under the segment's flock. Return: 0, AGAIN (the segment is full or
- * was evicted: c->wfd is closed) or BG_ESYS (nothing is left of the record). */
+/* Appends the record under the segment's flock; past the segment's size only if @overfill.
+ * Return: 0, AGAIN (the segment is full or was evicted: c->wfd is closed) or BG_ESYS
+ * (nothing is left of the record). */
 static int append_locked(bg_cache_t *c, const void *rec, size_t len, uint64_t khash, int started,
-                         uint64_t *grown) {
+                         int overfill, uint64_t *grown) {
   bg__seg *s = bg__seg_find(c, c->wnum);
   struct stat st;
   int rc = BG_ESYS;
@@ -334,7 +338,7 @@ static int append_locked(bg_cache_t *c, const void *rec, size_t len, uint64_t kh
    * tail of one that died: they go before the next record is written. */
   if ((uint64_t)st.st_size > s->end && ftruncate(c->wfd, (off_t)s->end) != 0)
     goto out;
-  if (s->end > 0 && s->end + len > c->seg_max) {
+  if (s->end > 0 && s->end + len > c->seg_max && !overfill) {
     rc = AGAIN;
     goto out;
   }
@@ -366,7 +370,7 @@ int bg__folder_append(bg_cache_t *c, const void *rec, size_t len, uint64_t khash
   for (int t = 0; t < APPEND_TRIES; t++) {
     int started = 0, rc = c->wfd >= 0 ? 0 : open_writer(c, len, &started);
     if (rc == 0)
-      rc = append_locked(c, rec, len, khash, started, grown);
+      rc = append_locked(c, rec, len, khash, started, t >= FULL_TRIES, grown);
     if (rc != AGAIN)
       return rc;
     bg__folder_sync(c);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The memo cache: a cached map returns results identical to the computed ones without running
- * the task again (threads and procs); a damaged or truncated entry is removed and recomputed,
- * never returned; the folder stays under its cap, least recently used entries going first;
- * four processes writing and reading one folder at once only ever read correct results and
- * leave no temporary file; a planted lock link is never followed and an entry that is not a
- * regular file (a FIFO, a link) is a prompt miss; bg_cache_remove leaves no trace of a cache
- * and nothing of others' is removed; bad arguments are refused. */
+ * the task again (threads and procs); bg_map refuses a memo whose sizes are not the map's;
+ * a key function keys pointer items by content, across processes and handles, and its
+ * failures fail its item; 4,000 small results take under 1 MB on disk; a damaged, cut or torn
+ * record is skipped and recomputed, never returned; the folder stays under its cap in bytes
+ * on disk, least recently used segments going first; four processes, and four threads on one
+ * handle, writing and reading one folder at once only ever read correct results; a planted
+ * lock link is never followed and a segment that is not a regular file (a FIFO, a link) is a
+ * prompt miss; bg_cache_remove leaves no trace of a cache and nothing of others' is removed;
+ * bad arguments are refused. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,12 +25,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "testkit.h"
 
 #include "brigade.h"
+#include "internal/cache_impl.h"
 
 static char root[256];
 
@@ -723,6 +728,175 @@ static void test_refusals(void **st) {
   bg_cache_close(NULL);
 }
 
+/* The bytes the folder's regular files take on disk, its lock file included. */
+static uint64_t disk_bytes(const char *name) {
+  uint64_t segs, dot;
+  count_files(name, "", &segs);
+  count_files(name, ".lock", &dot);
+  return segs + dot;
+}
+
+/* The figure: 4,000 8-byte results took 16 MB on disk, a file and a block each. */
+static void test_packed_on_disk(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("packed", 0);
+  for (uint64_t k = 0; k < 4000; k++) {
+    uint64_t v = k * 3;
+    assert_int_equal(bg_cache_put(c, "small/v1", &k, sizeof k, &v, sizeof v), 0);
+  }
+  assert_true(disk_bytes("packed") < 1000000);
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_true(s.bytes < 1000000);
+  bg_cache_close(c);
+  /* All of them found again by a new handle. */
+  c = open_cache("packed", 0);
+  for (uint64_t k = 0; k < 4000; k++) {
+    uint64_t v = 0;
+    assert_int_equal(bg_cache_get(c, "small/v1", &k, sizeof k, &v, sizeof v), 0);
+    assert_int_equal(v, k * 3);
+  }
+  bg_cache_close(c);
+}
+
+enum { REC = sizeof(bg__rec_hdr) + 1 + 8 + 8 }; /* a record of task "t", 8-byte key and result */
+
+/* The path of the folder's only segment. */
+static void only_entry(const char *name, char *buf, size_t cap);
+
+/* Flips the byte at @off of @name's only segment. */
+static void flip_at(const char *name, off_t off) {
+  char p[600];
+  only_entry(name, p, sizeof p);
+  int fd = open(p, O_RDWR);
+  assert_true(fd >= 0);
+  unsigned char b;
+  assert_int_equal(pread(fd, &b, 1, off), 1);
+  b ^= 0x40;
+  assert_int_equal(pwrite(fd, &b, 1, off), 1);
+  close(fd);
+}
+
+static void put_three(const char *name) {
+  bg_cache_t *c = open_cache(name, 0);
+  for (uint64_t k = 0; k < 3; k++)
+    assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, &k, sizeof k), 0);
+  bg_cache_close(c);
+}
+
+/* Which of keys 0-2 a new handle finds, one bit each; *corrupt: what it counted as damaged. */
+static unsigned found(const char *name, uint64_t *corrupt) {
+  bg_cache_t *c = open_cache(name, 0);
+  unsigned bits = 0;
+  for (uint64_t k = 0; k < 3; k++) {
+    uint64_t v = 99;
+    int rc = bg_cache_get(c, "t", &k, sizeof k, &v, sizeof v);
+    assert_true(rc == 0 ? v == k : rc == BG_ENOENT && v == 99);
+    bits |= (rc == 0) << k;
+  }
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  *corrupt = s.corrupt;
+  bg_cache_close(c);
+  return bits;
+}
+
+/* Damage inside a segment costs only the records it touches: a flipped result is a counted
+ * miss, a flipped header is skipped over to the next record, and a torn tail (what a writer
+ * that died mid-record leaves) is ignored by readers and cut off by the next writer. */
+static void test_segment_damage(void **st) {
+  (void)st;
+  uint64_t corrupt;
+  put_three("body");
+  flip_at("body", REC + REC - 1);
+  assert_int_equal(found("body", &corrupt), 5);
+  assert_int_equal(corrupt, 1);
+  put_three("header");
+  flip_at("header", REC + 2);
+  assert_int_equal(found("header", &corrupt), 5);
+  assert_int_equal(corrupt, 0);
+  put_three("torn");
+  char p[600];
+  only_entry("torn", p, sizeof p);
+  int fd = open(p, O_RDWR | O_APPEND);
+  char half[REC / 2];
+  assert_int_equal(pread(fd, half, sizeof half, 0), (ssize_t)sizeof half);
+  assert_int_equal(write(fd, half, sizeof half), (ssize_t)sizeof half);
+  close(fd);
+  assert_int_equal(found("torn", &corrupt), 7);
+  bg_cache_t *c = open_cache("torn", 0);
+  uint64_t k = 3;
+  assert_int_equal(bg_cache_put(c, "t", &k, sizeof k, &k, sizeof k), 0);
+  bg_cache_close(c);
+  struct stat sb;
+  assert_int_equal(stat(p, &sb), 0);
+  assert_int_equal(sb.st_size, 4 * REC);
+  c = open_cache("torn", 0);
+  assert_int_equal(bg_cache_get(c, "t", &k, sizeof k, &k, sizeof k), 0);
+  assert_int_equal(k, 3);
+  bg_cache_close(c);
+}
+
+/* The cap counts bytes on disk: 8-byte results, which took a 4 KiB block each before, keep
+ * the folder's blocks under the cap (and its eighth of slack) all along. */
+static void test_cap_on_disk(void **st) {
+  (void)st;
+  enum { CAP = 64 * 1024 };
+  bg_cache_t *c = open_cache("disk-cap", CAP);
+  for (uint64_t k = 0; k < 6000; k++) {
+    assert_int_equal(bg_cache_put(c, "small/v1", &k, sizeof k, &k, sizeof k), 0);
+    if (k % 100 == 0)
+      assert_true(disk_bytes("disk-cap") <= CAP + CAP / 8);
+  }
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_true(s.evictions > 3000);
+  assert_true(s.bytes <= CAP + CAP / 8);
+  /* The newest are kept. */
+  uint64_t k = 5999, v = 0;
+  assert_int_equal(bg_cache_get(c, "small/v1", &k, sizeof k, &v, sizeof v), 0);
+  assert_int_equal(v, k);
+  bg_cache_close(c);
+}
+
+enum { THREADS = 4, THREAD_OPS = 3000 };
+
+static void *hammer(void *arg) {
+  bg_cache_t *c = arg;
+  unsigned seed = (unsigned)(uintptr_t)pthread_self();
+  uintptr_t bad = 0;
+  for (int r = 0; r < THREAD_OPS; r++) {
+    uint64_t k = (uint64_t)rand_r(&seed) % 500, v[4], want[4];
+    value_of(k, want, 4);
+    int rc = bg_cache_get(c, "threads", &k, sizeof k, v, sizeof v);
+    if (rc == 0 && memcmp(v, want, sizeof v) != 0)
+      bad = 1;
+    if (rc != 0 && bg_cache_put(c, "threads", &k, sizeof k, want, sizeof want) != 0)
+      bad = 2;
+  }
+  return (void *)bad;
+}
+
+/* Threads sharing one handle under a cap that makes them evict: only right results, no
+ * damage seen. Also run under ThreadSanitizer (make tsan). */
+static void test_threads_one_handle(void **st) {
+  (void)st;
+  bg_cache_t *c = open_cache("threads", 16 * 1024);
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, hammer, c), 0);
+  for (int i = 0; i < THREADS; i++) {
+    void *bad;
+    assert_int_equal(pthread_join(t[i], &bad), 0);
+    assert_null(bad);
+  }
+  bg_cache_stats_t s;
+  assert_int_equal(bg_cache_stats(c, &s), 0);
+  assert_int_equal(s.corrupt, 0);
+  assert_true(s.hits > 0 && s.evictions > 0);
+  bg_cache_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_identical_results), cmocka_unit_test(test_corrupt_entry),
@@ -731,6 +905,8 @@ int main(void) {
       cmocka_unit_test(test_non_regular_entry), cmocka_unit_test(test_remove),
       cmocka_unit_test(test_refusals),          cmocka_unit_test(test_memo_mismatch),
       cmocka_unit_test(test_memo_key),          cmocka_unit_test(test_memo_key_errors),
+      cmocka_unit_test(test_packed_on_disk),    cmocka_unit_test(test_segment_damage),
+      cmocka_unit_test(test_cap_on_disk),       cmocka_unit_test(test_threads_one_handle),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
