@@ -61,7 +61,7 @@ struct bg_cache {
                          * description so that its flock excludes other processes; -1: none */
   uint64_t wnum;        /* L: wfd's segment number */
   uint64_t epoch;       /* L: the lock file's epoch when the folder was last listed */
-  int listed;           /* L: 0 until the folder is listed, and again after a failed rotation */
+  int listed;           /* L: 0 until the folder is first listed */
   uint64_t top;         /* L: the largest segment number seen */
   bg__seg *segs;        /* L: by number, oldest first */
   size_t nsegs, segcap; /* L */
