@@ -109,7 +109,11 @@ void bench_note_cache(bench_result *res, unsigned workers, size_t n) {
     goto done;
   if (bg_pool_create(&po, &pool) != 0 || bg_cache_open(dir, 0, &cache) != 0)
     goto done;
-  bg_memo_t memo = {cache, "prime-fixed/v1", bench_prime_fixed, &number, 0, 1};
+  bg_memo_t memo = {.cache = cache,
+                    .task = "prime-fixed/v1",
+                    .fn = bench_prime_fixed,
+                    .ctx = &number,
+                    .out_size = 1};
   bg_map_desc_t bare, cached;
   bg_map_desc_init(&bare);
   bare.fn = bench_prime_fixed;

@@ -2,8 +2,10 @@
 /* bg_map: validate the description, pick inline or parallel execution, run it on the pool's
  * backend and summarise what happened. How the auto schedule decides is written up in
  * docs/SCHEDULING.md; the code below is that page's algorithm. */
+#include "brigade/cache.h"
 #include "brigade/error.h"
 #include "internal/clock.h"
+#include "internal/memo.h"
 #include "internal/pool_impl.h"
 
 #include <stddef.h>
@@ -68,6 +70,9 @@ static int check_desc(const bg_map_desc_t *d) {
     return BG_ERANGE;
   if (d->out && d->n > SIZE_MAX / d->out_size)
     return BG_ERANGE;
+  /* A memo repeats the map's sizes (cache.h): checked before any item runs. */
+  if (d->fn == bg_memo_task)
+    return bg__memo_check(d);
   return BG_OK;
 }
 
