@@ -194,17 +194,20 @@ static int finite_rows(const char *path, const bg_npy_t *m) {
 }
 
 /* Reads a (rows, dim) float array through the library. A file that is not what brigade reads
- * is a usage error (exit 2: the library's BG_EINVAL); one it cannot read, a failure (exit 1). */
+ * is a usage error (exit 2: the library's BG_EFORMAT); one it cannot read, a failure (exit 1). */
 static int load_matrix(const char *path, const knn_args *a, uint64_t avail, bg_npy_t **out) {
   bg_npy_opts_t o;
   bg_npy_opts_init(&o);
   o.dtypes = 1u << BG_NPY_F32 | 1u << BG_NPY_F64;
   o.max_bytes = avail;
+  /* Read into memory, not mapped: a file that another process truncates during the search
+   * would otherwise kill the command with SIGBUS instead of being read whole or refused. */
+  o.copy = 1;
   o.raw_cols = a->raw ? (size_t)a->dim : 0;
   o.raw_dtype = (bg_npy_dtype_t)a->dtype;
   bg_npy_error_t e;
   int rc = bg_npy_open(path, &o, out, &e);
-  if (rc == BG_EINVAL)
+  if (rc == BG_EFORMAT)
     return cli_usage("knn", "%s%s", e.msg,
                      e.fault == BG_NPY_MAGIC ? "; for raw data give --raw" : "");
   if (rc != 0)

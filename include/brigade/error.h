@@ -27,7 +27,8 @@ extern "C" {
   XX(ENOENT, -10, "no such backend, file or entry")                                                \
   XX(ECRASH, -11, "a task's worker process died (a signal or an exit)")                            \
   XX(ETIMEDOUT, -12, "a task ran past its timeout")                                                \
-  XX(EBACKEND, -13, "the chosen backend cannot do this; another backend can")
+  XX(EBACKEND, -13, "the chosen backend cannot do this; another backend can")                      \
+  XX(EFORMAT, -14, "the file is not in a format brigade reads")
 
 typedef enum bg_status {
 #define BG__ERR_ENUM(name, value, msg) BG_##name = (value),

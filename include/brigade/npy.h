@@ -28,21 +28,21 @@ typedef enum bg_npy_dtype {
 /* NumPy before 2.0 allowed 32 dimensions; a header with more is refused. */
 #define BG_NPY_MAX_DIMS 32
 
-/* What went wrong, finer than the status code: the format problems all return BG_EINVAL, and a
+/* What went wrong, finer than the status code: the format problems all return BG_EFORMAT, and a
  * caller that adds its own advice (the CLI's "give --raw" after BG_NPY_MAGIC) tells them apart
  * here. */
 typedef enum bg_npy_fault {
   BG_NPY_NONE = 0,  /* no problem */
   BG_NPY_ARG,       /* a NULL, unknown or inconsistent argument (BG_EINVAL) */
   BG_NPY_OPEN,      /* the file cannot be opened (BG_ENOENT, BG_ESYS) */
-  BG_NPY_MAGIC,     /* no \x93NUMPY magic: not a .npy file (BG_EINVAL) */
-  BG_NPY_VERSION,   /* a format version other than 1.0, 2.0 and 3.0 (BG_EINVAL) */
-  BG_NPY_HEADER,    /* truncated, over 1 MiB, or not the dict NumPy writes (BG_EINVAL) */
-  BG_NPY_DTYPE,     /* big-endian, another type, or one outside opts.dtypes (BG_EINVAL) */
-  BG_NPY_ORDER,     /* Fortran order (BG_EINVAL) */
+  BG_NPY_MAGIC,     /* no \x93NUMPY magic: not a .npy file (BG_EFORMAT) */
+  BG_NPY_VERSION,   /* a format version other than 1.0, 2.0 and 3.0 (BG_EFORMAT) */
+  BG_NPY_HEADER,    /* truncated, over 1 MiB, or not the dict NumPy writes (BG_EFORMAT) */
+  BG_NPY_DTYPE,     /* big-endian, another type, or one outside opts.dtypes (BG_EFORMAT) */
+  BG_NPY_ORDER,     /* Fortran order (BG_EFORMAT) */
   BG_NPY_SHAPE,     /* a negative dimension, too many, or more bytes than memory can address
-                       (BG_EINVAL) */
-  BG_NPY_RAW,       /* a raw file that is not a non-zero multiple of its row (BG_EINVAL) */
+                       (BG_EFORMAT when reading; BG_EINVAL for bg_npy_write's arguments) */
+  BG_NPY_RAW,       /* a raw file that is not a non-zero multiple of its row (BG_EFORMAT) */
   BG_NPY_TOO_BIG,   /* more data than opts.max_bytes (BG_ERANGE) */
   BG_NPY_TRUNCATED, /* less data in the file than its header promises (BG_ERANGE) */
   BG_NPY_NOMEM,     /* the copy or the handle could not be allocated (BG_ENOMEM) */
@@ -92,8 +92,8 @@ void bg_npy_opts_init(bg_npy_opts_t *o);
  * mapping costs address space, not heap: pages are read as they are touched. A mapped file that
  * another process truncates raises SIGBUS when the lost pages are read; opts.copy avoids it.
  *
- * Return: 0; BG_EINVAL (@path or @out NULL, @o of another version, or a format problem:
- * err->fault says which); BG_ENOENT (no such file); BG_ESYS (cannot open, read or map it);
+ * Return: 0; BG_EINVAL (@path or @out NULL, @o of another version); BG_EFORMAT (a format
+ * problem: err->fault says which); BG_ENOENT (no such file); BG_ESYS (cannot open, read or map it);
  * BG_ERANGE (more than opts.max_bytes, or truncated); BG_ENOMEM.
  * Thread-safe: concurrent calls share nothing.
  */

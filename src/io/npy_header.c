@@ -181,7 +181,7 @@ static int refuse_dtype(const char *path, const char *descr, unsigned accepted,
     first = first ? first : types[t].numpy;
     n++, left--;
   }
-  return bg__npy_fail(err, BG_NPY_DTYPE, BG_EINVAL,
+  return bg__npy_fail(err, BG_NPY_DTYPE, BG_EFORMAT,
                       "%s: unsupported dtype '%s' (brigade reads little-endian %s; convert with "
                       "arr.astype(np.%s))",
                       path, descr, list, first);
@@ -194,9 +194,9 @@ int bg__npy_parse_header(const char *text, const char *path, unsigned accepted,
   char key[32] = "";
   if (dict(&h, key, sizeof key) != 0) {
     if (key[0])
-      return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL,
+      return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT,
                           "%s: the .npy header has an unexpected or repeated key '%s'", path, key);
-    return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL,
+    return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT,
                         "%s: the .npy header is not the dict NumPy writes ({'descr': ..., "
                         "'fortran_order': ..., 'shape': (...)})",
                         path);
@@ -207,14 +207,14 @@ int bg__npy_parse_header(const char *text, const char *path, unsigned accepted,
   if (t == BG_NPY_DTYPE_COUNT_ || !(accepted & 1u << t))
     return refuse_dtype(path, h.descr, accepted, err);
   if (h.fortran)
-    return bg__npy_fail(err, BG_NPY_ORDER, BG_EINVAL,
+    return bg__npy_fail(err, BG_NPY_ORDER, BG_EFORMAT,
                         "%s: Fortran-ordered array; save np.ascontiguousarray(arr)", path);
   if (h.too_many)
-    return bg__npy_fail(err, BG_NPY_SHAPE, BG_EINVAL, "%s: the shape has more than %d dimensions",
+    return bg__npy_fail(err, BG_NPY_SHAPE, BG_EFORMAT, "%s: the shape has more than %d dimensions",
                         path, BG_NPY_MAX_DIMS);
   for (int i = 0; i < h.ndims; i++) {
     if (h.dims[i] < 0)
-      return bg__npy_fail(err, BG_NPY_SHAPE, BG_EINVAL,
+      return bg__npy_fail(err, BG_NPY_SHAPE, BG_EFORMAT,
                           "%s: the shape has a negative dimension (%lld)", path, h.dims[i]);
     shape[i] = (size_t)h.dims[i];
   }

@@ -58,24 +58,24 @@ static int read_header(int fd, const char *path, unsigned accepted, bg_npy_t *a,
                        bg_npy_error_t *err) {
   unsigned char magic[12];
   if (read_full(fd, magic, 10) != 10 || memcmp(magic, "\x93NUMPY", 6) != 0)
-    return bg__npy_fail(err, BG_NPY_MAGIC, BG_EINVAL, "%s: not a .npy file (no \\x93NUMPY magic)",
+    return bg__npy_fail(err, BG_NPY_MAGIC, BG_EFORMAT, "%s: not a .npy file (no \\x93NUMPY magic)",
                         path);
   if (magic[6] < 1 || magic[6] > 3 || magic[7] != 0)
-    return bg__npy_fail(err, BG_NPY_VERSION, BG_EINVAL,
+    return bg__npy_fail(err, BG_NPY_VERSION, BG_EFORMAT,
                         "%s: .npy format version %u.%u is not one brigade reads (1.0, 2.0, 3.0)",
                         path, magic[6], magic[7]);
   size_t hlen = magic[8] | (size_t)magic[9] << 8;
   *offset = 10;
   if (magic[6] >= 2) {
     if (read_full(fd, magic + 10, 2) != 2)
-      return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL, "%s: truncated header", path);
+      return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT, "%s: truncated header", path);
     hlen |= (size_t)magic[10] << 16 | (size_t)magic[11] << 24;
     *offset = 12;
   }
   char *text = hlen < BG__NPY_MAX_HEADER ? malloc(hlen + 1) : NULL;
   if (!text || read_full(fd, text, hlen) != (ssize_t)hlen) {
     free(text);
-    return bg__npy_fail(err, BG_NPY_HEADER, BG_EINVAL, "%s: truncated or oversized header", path);
+    return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT, "%s: truncated or oversized header", path);
   }
   text[hlen] = '\0';
   *offset += hlen;
@@ -92,7 +92,7 @@ static int raw_shape(const struct stat *st, const char *path, const bg_npy_opts_
   size_t e = bg__npy_elem_size(o->raw_dtype), row;
   if (__builtin_mul_overflow(o->raw_cols, e, &row) || !S_ISREG(st->st_mode) || st->st_size == 0 ||
       (uint64_t)st->st_size % row)
-    return bg__npy_fail(err, BG_NPY_RAW, BG_EINVAL,
+    return bg__npy_fail(err, BG_NPY_RAW, BG_EFORMAT,
                         "%s: a raw file of %s rows with dim %zu must be a non-zero multiple of "
                         "%zu bytes",
                         path, bg_npy_dtype_name(o->raw_dtype), o->raw_cols, row);
@@ -142,7 +142,7 @@ static int load(int fd, const struct stat *st, const char *path, const bg_npy_op
                 size_t offset, bg_npy_t *a, bg_npy_error_t *err) {
   if (bg__npy_bytes(a->ndim, a->shape, bg__npy_elem_size(a->dtype), &a->bytes) != 0 ||
       a->bytes > (uint64_t)INT64_MAX - offset)
-    return bg__npy_fail(err, BG_NPY_SHAPE, BG_EINVAL, "%s: the shape is too large to address",
+    return bg__npy_fail(err, BG_NPY_SHAPE, BG_EFORMAT, "%s: the shape is too large to address",
                         path);
   if (a->bytes > o->max_bytes)
     return bg__npy_fail(err, BG_NPY_TOO_BIG, BG_ERANGE,

@@ -51,7 +51,7 @@ static void check(const char *path, int copy) {
   int rc = bg_npy_open(path, &o, &a, &e);
   if (rc != 0) {
     /* A refusal names its fault and says something. */
-    if (rc != BG_EINVAL && rc != BG_ERANGE && rc != BG_ENOMEM && rc != BG_ESYS)
+    if (rc != BG_EFORMAT && rc != BG_ERANGE && rc != BG_ENOMEM && rc != BG_ESYS)
       abort();
     if (e.fault == BG_NPY_NONE || !e.msg[0])
       abort();

@@ -200,25 +200,25 @@ static void versions_two_and_three_are_read(void **state) {
 static void bad_magic_and_version(void **state) {
   (void)state;
   put("bad.npy", "not numpy at all", 16);
-  refused("bad.npy", NULL, BG_EINVAL, BG_NPY_MAGIC, "not a .npy file");
+  refused("bad.npy", NULL, BG_EFORMAT, BG_NPY_MAGIC, "not a .npy file");
   put("tiny.npy", "\x93NUMPY", 6);
-  refused("tiny.npy", NULL, BG_EINVAL, BG_NPY_MAGIC, "no \\x93NUMPY magic");
+  refused("tiny.npy", NULL, BG_EFORMAT, BG_NPY_MAGIC, "no \\x93NUMPY magic");
   put_npy("v4.npy", 4, "{}", 0, 0);
-  refused("v4.npy", NULL, BG_EINVAL, BG_NPY_VERSION, "version 4.0 is not one brigade reads");
+  refused("v4.npy", NULL, BG_EFORMAT, BG_NPY_VERSION, "version 4.0 is not one brigade reads");
   put("v11.npy", "\x93NUMPY\x01\x01\x02\x00{}", 12);
-  refused("v11.npy", NULL, BG_EINVAL, BG_NPY_VERSION, "version 1.1");
+  refused("v11.npy", NULL, BG_EFORMAT, BG_NPY_VERSION, "version 1.1");
 }
 
 static void truncated_or_oversized_header(void **state) {
   (void)state;
   const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
   put_npy("th.npy", 1, dict, strlen(dict) + 100, 0);
-  refused("th.npy", NULL, BG_EINVAL, BG_NPY_HEADER, "truncated or oversized header");
+  refused("th.npy", NULL, BG_EFORMAT, BG_NPY_HEADER, "truncated or oversized header");
   put("th2.npy", "\x93NUMPY\x02\x00\x10\x00", 10);
-  refused("th2.npy", NULL, BG_EINVAL, BG_NPY_HEADER, "truncated header");
+  refused("th2.npy", NULL, BG_EFORMAT, BG_NPY_HEADER, "truncated header");
   /* A 2 MiB length field: refused before anything that size is allocated or read. */
   put_npy("long.npy", 2, dict, 2u << 20, 0);
-  refused("long.npy", NULL, BG_EINVAL, BG_NPY_HEADER, "oversized");
+  refused("long.npy", NULL, BG_EFORMAT, BG_NPY_HEADER, "oversized");
 }
 
 static void header_not_the_dict_numpy_writes(void **state) {
@@ -238,30 +238,30 @@ static void header_not_the_dict_numpy_writes(void **state) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     put_npy("dict.npy", 1, bad[i][0], 0, 64);
-    refused("dict.npy", NULL, BG_EINVAL, BG_NPY_HEADER, bad[i][1]);
+    refused("dict.npy", NULL, BG_EFORMAT, BG_NPY_HEADER, bad[i][1]);
   }
 }
 
 static void fortran_order_refused(void **state) {
   (void)state;
   put_npy("f.npy", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 0, 16);
-  refused("f.npy", NULL, BG_EINVAL, BG_NPY_ORDER, "Fortran-ordered array");
+  refused("f.npy", NULL, BG_EFORMAT, BG_NPY_ORDER, "Fortran-ordered array");
 }
 
 static void unsupported_dtypes_refused_by_name(void **state) {
   (void)state;
   put_npy("i4.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", 0, 8);
-  refused("i4.npy", NULL, BG_EINVAL, BG_NPY_DTYPE,
+  refused("i4.npy", NULL, BG_EFORMAT, BG_NPY_DTYPE,
           "unsupported dtype '<i4' (brigade reads little-endian float32 '<f4', float64 '<f8' or "
           "int64 '<i8'; convert with arr.astype(np.float32))");
   put_npy("be.npy", 1, "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", 0, 16);
-  refused("be.npy", NULL, BG_EINVAL, BG_NPY_DTYPE, "unsupported dtype '>f8'");
+  refused("be.npy", NULL, BG_EFORMAT, BG_NPY_DTYPE, "unsupported dtype '>f8'");
   /* An int64 file where the caller takes floats only: refused before its data is read. */
   put_npy("i8.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", 0, 16);
   bg_npy_opts_t o;
   bg_npy_opts_init(&o);
   o.dtypes = 1u << BG_NPY_F32 | 1u << BG_NPY_F64;
-  refused("i8.npy", &o, BG_EINVAL, BG_NPY_DTYPE,
+  refused("i8.npy", &o, BG_EFORMAT, BG_NPY_DTYPE,
           "(brigade reads little-endian float32 '<f4' or float64 '<f8'; convert with "
           "arr.astype(np.float32))");
   o.dtypes = 1u << BG_NPY_I64;
@@ -273,17 +273,17 @@ static void unsupported_dtypes_refused_by_name(void **state) {
 static void shapes_negative_overflowing_or_too_deep(void **state) {
   (void)state;
   put_npy("neg.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 2), }", 0, 0);
-  refused("neg.npy", NULL, BG_EINVAL, BG_NPY_SHAPE, "negative dimension (-3)");
+  refused("neg.npy", NULL, BG_EFORMAT, BG_NPY_SHAPE, "negative dimension (-3)");
   put_npy("huge.npy", 1,
           "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 0, 0);
-  refused("huge.npy", NULL, BG_EINVAL, BG_NPY_SHAPE, "too large to address");
+  refused("huge.npy", NULL, BG_EFORMAT, BG_NPY_SHAPE, "too large to address");
   char dict[512];
   int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
   for (int i = 0; i <= BG_NPY_MAX_DIMS; i++)
     len += snprintf(dict + len, sizeof dict - (size_t)len, "1, ");
   snprintf(dict + len, sizeof dict - (size_t)len, "), }");
   put_npy("deep.npy", 1, dict, 0, 4);
-  refused("deep.npy", NULL, BG_EINVAL, BG_NPY_SHAPE, "more than 32 dimensions");
+  refused("deep.npy", NULL, BG_EFORMAT, BG_NPY_SHAPE, "more than 32 dimensions");
 }
 
 static void max_bytes_and_truncation(void **state) {
@@ -353,10 +353,10 @@ static void raw_files_given_their_row(void **state) {
   assert_memory_equal(bg_npy_data(a), v, sizeof v);
   bg_npy_close(a);
   o.raw_cols = 4;
-  refused("raw.bin", &o, BG_EINVAL, BG_NPY_RAW,
+  refused("raw.bin", &o, BG_EFORMAT, BG_NPY_RAW,
           "a raw file of f32 rows with dim 4 must be a non-zero multiple of 16 bytes");
   put("empty.bin", "", 0);
-  refused("empty.bin", &o, BG_EINVAL, BG_NPY_RAW, "non-zero multiple");
+  refused("empty.bin", &o, BG_EFORMAT, BG_NPY_RAW, "non-zero multiple");
 }
 
 static void open_arguments_and_missing_files(void **state) {
