@@ -17,7 +17,7 @@ build: bootstrap
 	@cmake --build $(BUILD)
 
 bench: build
-	./$(BUILD)/brigade bench
+	./$(BUILD)/brigade bench --limits
 	./$(BUILD)/brigade bench --suite knn
 
 # The catalogue and the knn suite with the Python frameworks beside brigade

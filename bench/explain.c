@@ -3,6 +3,7 @@
  * went (CPU or waiting, user or kernel), whether the map was too short for parallelism to pay,
  * what limited the speedup (cores, memory bandwidth, the kernel), and what auto did. */
 #include "runner.h"
+#include "ceilings.h"
 #include "contention.h"
 
 #include <stdio.h>
@@ -210,7 +211,7 @@ static void explain_oversubscription(bench_result *res, const char *section, con
 }
 
 void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
-                   const char *section, unsigned cores) {
+                   const char *section, unsigned cores, const bench_limits *lim) {
   const bench_row *seq = seq_row(res, section), *best = best_row(res, section);
   if (seq && seq->failed) {
     bench_note_add(res, section,
@@ -255,4 +256,5 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
   explain_limits(res, w, c, section, seq, best);
   explain_processes(res, w, c, section);
   explain_oversubscription(res, section, best, cores);
+  bench_explain_ceilings(res, w, c, section, seq, best, lim);
 }

@@ -25,6 +25,7 @@ typedef struct bench_limits {
   double fork_us;         /* fork + _exit + waitpid of a child */
   double wake_us;         /* waking parked pool threads and waiting for them */
   double sgemm_gflops;    /* OpenBLAS sgemm, 1024^3, all workers */
+  double others_cpu;      /* share of the CPU other processes took while measuring; -1: unknown */
   char skipped[256];      /* the probes that could not run, and why */
 } bench_limits;
 
@@ -45,6 +46,14 @@ int bench_limits_load(const char *path, bench_limits *l);
 
 /* Writes the cache atomically, creating its folder. Returns 0 or -1 with the reason in err. */
 int bench_limits_save(const char *path, const bench_limits *l, char *err, size_t cap);
+
+/* This machine's limits for a command: from the cache unless @remeasure; else, when @measure,
+ * measured now (telling @say, a stream such as stderr, that it takes a few seconds) and cached.
+ * Returns 0 with *cached set; 1 when there are none (no cache and !measure); -1 when measuring
+ * failed, with the reason in err. A cache that cannot be written is not a failure: its reason
+ * goes to @say. */
+int bench_limits_get(bench_limits *l, int measure, int remeasure, int *cached, FILE *say, char *err,
+                     size_t cap);
 
 /* The figures as the members of a JSON object (no braces), as the cache and --json write them. */
 void bench_limits_json(FILE *f, const bench_limits *l);

@@ -3,6 +3,7 @@
  * file both writes and reads: anything it does not recognise is measured again, never trusted. */
 #define _GNU_SOURCE
 #include "hwlimits.h"
+#include "contention.h"
 #include "outfile.h"
 
 #include <errno.h>
@@ -86,7 +87,7 @@ void bench_limits_json(FILE *f, const bench_limits *l) {
           l->machine, l->measured_at, l->workers);
   for (size_t k = 0; k < NFIELDS; k++)
     fprintf(f, ",\"%s\":%.4f", fields[k].name, get(l, k));
-  fprintf(f, ",\"skipped\":\"%s\"", l->skipped);
+  fprintf(f, ",\"others_cpu\":%.4f,\"skipped\":\"%s\"", l->others_cpu, l->skipped);
 }
 
 /* The number after "name": in @text, or -1 when absent. */
@@ -139,6 +140,10 @@ int bench_limits_load(const char *path, bench_limits *l) {
   for (size_t k = 0; k < NFIELDS; k++)
     if ((*at(l, k) = number(text, fields[k].name)) < 0)
       return -1;
+  /* -1 (unknown) is a value of its own here: only its absence makes the file foreign. */
+  if (!strstr(text, "\"others_cpu\":"))
+    return -1;
+  l->others_cpu = number(text, "others_cpu");
   return 0;
 }
 
@@ -162,6 +167,25 @@ int bench_limits_save(const char *path, const bench_limits *l, char *err, size_t
   bench_limits_json(o.f, l);
   fputs("}\n", o.f);
   return bench_outfile_commit(&o, err, cap);
+}
+
+int bench_limits_get(bench_limits *l, int measure, int remeasure, int *cached, FILE *say, char *err,
+                     size_t cap) {
+  char path[4096], why[512];
+  int have_path = bench_limits_cache_path(path, sizeof path) == 0;
+  *cached = have_path && !remeasure && bench_limits_load(path, l) == 0;
+  if (*cached)
+    return 0;
+  if (!measure && !remeasure)
+    return 1;
+  fprintf(say, "brigade: measuring this machine's limits (a few seconds; cached afterwards)...\n");
+  if (bench_limits_measure(l, err, cap) != 0)
+    return -1;
+  if (!have_path)
+    fprintf(say, "brigade: neither XDG_CACHE_HOME nor HOME is set: the limits are not cached\n");
+  else if (bench_limits_save(path, l, why, sizeof why) != 0)
+    fprintf(say, "brigade: the limits are not cached: %s\n", why);
+  return 0;
 }
 
 /* "12.3" or "-" for a figure that was not measured. */
@@ -197,4 +221,11 @@ void bench_limits_text(FILE *f, const bench_limits *l) {
           fig(l->sgemm_gflops, "%.0f", a, sizeof a), l->workers);
   if (l->skipped[0])
     fprintf(f, "  not measured:       %s\n", l->skipped);
+  if (l->others_cpu >= BENCH_OTHERS_NOTICEABLE)
+    fprintf(
+        f,
+        "  caution:            other processes used %.0f%% of the CPU while these were measured:\n"
+        "                      the figures are low; measure again on a quiet machine "
+        "(--remeasure)\n",
+        100 * l->others_cpu);
 }

@@ -523,7 +523,7 @@ static int run_case_once(const bench_run_opts *o, const bench_workload *w, bench
     w->teardown(rc.state);
   free(rc.out);
   if (e == 0 && res->nrows > first_row)
-    bench_explain(res, w, &c, rc.section, o->cores);
+    bench_explain(res, w, &c, rc.section, o->cores, o->limits);
   if (e == 0 && o->peers && res->nrows > first_row) {
     if (bench_workload_find(w->name) != w)
       bench_note_add(res, rc.section, "Python peers not run: they cannot call a C plug-in");

@@ -5,6 +5,7 @@
 #ifndef BRIGADE_BENCH_RUNNER_H
 #define BRIGADE_BENCH_RUNNER_H
 
+#include "hwlimits.h"
 #include "peers.h"
 #include "result.h"
 #include "workload.h"
@@ -24,14 +25,15 @@ typedef struct bench_run_opts {
   unsigned workers[BENCH_MAX_WORKER_COUNTS]; /* 0 = auto */
   size_t nworkers;
   unsigned repeat;
-  int lecture;              /* the lecture's sizes instead of the quick ones */
-  size_t n_override;        /* 0: the workload's own item counts */
-  double param;             /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
-  int progress;             /* a progress bar on stderr */
-  int insights;             /* a note per row with each worker's items, busy, idle, start-up */
-  unsigned cores;           /* workers one per core means; 0: read from the topology */
-  double timeout;           /* --task: seconds an item may run before it is killed; 0: none */
-  const bench_peers *peers; /* run the Python frameworks on each case too; NULL: no */
+  int lecture;                /* the lecture's sizes instead of the quick ones */
+  size_t n_override;          /* 0: the workload's own item counts */
+  double param;               /* < 0: the workload's own knob (seconds, bytes, MiB, doubles) */
+  int progress;               /* a progress bar on stderr */
+  int insights;               /* a note per row with each worker's items, busy, idle, start-up */
+  unsigned cores;             /* workers one per core means; 0: read from the topology */
+  double timeout;             /* --task: seconds an item may run before it is killed; 0: none */
+  const bench_peers *peers;   /* run the Python frameworks on each case too; NULL: no */
+  const bench_limits *limits; /* this machine's limits, to compare rows with; NULL: unknown */
   /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every
    * rank runs the mpi rows together; only rank 0 runs seq and the other backends, and only
    * its result is complete. */
@@ -46,8 +48,9 @@ typedef struct bench_run_opts {
 int bench_run_workload(const bench_run_opts *o, const bench_workload *w, bench_result *res,
                        char *err, size_t cap);
 
-/* Appends the explanations of one case, computed from its rows. */
+/* Appends the explanations of one case, computed from its rows and, where @lim is not NULL,
+ * this machine's measured limits. */
 void bench_explain(bench_result *res, const bench_workload *w, const bench_case *c,
-                   const char *section, unsigned cores);
+                   const char *section, unsigned cores, const bench_limits *lim);
 
 #endif

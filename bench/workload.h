@@ -16,6 +16,17 @@ typedef struct bench_case {
   double param; /* the workload's knob: seconds, bytes, MiB, doubles (see param_fmt) */
 } bench_case;
 
+/* What bounds a workload's time on a given machine: the ceiling its rows are compared with
+ * (brigade info --limits). */
+typedef enum bench_bound {
+  BENCH_BOUND_NONE = 0, /* unknown (a user's --task) */
+  BENCH_BOUND_CPU,      /* instructions: the ceiling is the cores */
+  BENCH_BOUND_LATENCY,  /* waiting: no hardware ceiling, only how many wait at once */
+  BENCH_BOUND_FILES,    /* the kernel's file creation and removal */
+  BENCH_BOUND_FAULTS,   /* first touch of fresh memory (page faults), then writing it */
+  BENCH_BOUND_MEMORY,   /* reading memory: the read bandwidth */
+} bench_bound;
+
 typedef struct bench_workload {
   const char *name;
   const char *simulates; /* one line */
@@ -38,6 +49,7 @@ typedef struct bench_workload {
   uint64_t (*setup_bytes)(const bench_case *c); /* memory setup needs, or NULL */
   double (*bytes_read)(const bench_case *c);    /* bytes the map streams from memory, or NULL */
   int blocking;                                 /* items wait (sleep, I/O) rather than compute */
+  bench_bound bound;                            /* what limits it (BENCH_BOUND_NONE: unknown) */
   int foreign; /* a user's --task: untrusted, so its rows run guarded and supervised */
 } bench_workload;
 

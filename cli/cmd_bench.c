@@ -4,6 +4,7 @@
  * explanations, CSV, JSON, Markdown and plots. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "contention.h"
 #include "knn.h"
 #include "opts.h"
 #include "outfile.h"
@@ -74,6 +75,9 @@ void cmd_bench_help(FILE *f) {
          "                   and beyond the cores too); or run it under mpirun yourself\n"
          "  --insights       per row, what each worker did in the last run: items, start-up,\n"
          "                   busy and idle time, and the imbalance between workers\n"
+         "  --limits         compare every row with this machine's limits (brigade info\n"
+         "                   --limits), measuring them first if none are cached; without it\n"
+         "                   the cached ones are used when there are\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
          "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
@@ -111,6 +115,8 @@ typedef struct bench_args {
   char peers_dir[4096]; /* the installed scripts' folder, when --peers-dir is not given */
   int with_peers;
   unsigned launch_ranks; /* --ranks N: start mpirun with N ranks of this command */
+  int measure_limits;    /* --limits: measure this machine's limits when none are cached */
+  bench_limits limits;   /* what the catalogue's rows are compared with, when known */
 } bench_args;
 
 /* The peer scripts: the source tree's for the brigade in its build folder, else those installed
@@ -429,9 +435,13 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   if (env && *env && parse_workers(env, &a->run, why, sizeof why) != 0)
     return cli_usage("bench", "the environment variable BG_THREADS=%s", why);
   for (int i = 1; i < argc; i += 2) {
-    if (!strcmp(argv[i], "--insights")) {
-      a->run.insights = 1;
-      i--; /* a flag: no value follows */
+    /* Flags: no value follows. */
+    if (!strcmp(argv[i], "--insights") || !strcmp(argv[i], "--limits")) {
+      if (!strcmp(argv[i], "--insights"))
+        a->run.insights = 1;
+      else
+        a->measure_limits = 1;
+      i--;
       continue;
     }
     if (!is_value_opt(argv[i]))
@@ -538,6 +548,25 @@ static int run_catalogue(bench_args *a, bench_result *res) {
     if ((saved = dup(STDOUT_FILENO)) >= 0)
       dup2(STDERR_FILENO, STDOUT_FILENO);
   }
+  /* The machine's limits: cached ones are used, and --limits measures them when there are
+   * none. Without them the notes say how to get them. Under mpirun only rank 0 explains. */
+  int cached = 0, got = a->run.rank != 0 ? 1
+                                         : bench_limits_get(&a->limits, a->measure_limits, 0,
+                                                            &cached, stderr, err, sizeof err);
+  if (got < 0)
+    return cli_fail("bench", "cannot measure the limits: %s", err);
+  a->run.limits = got == 0 ? &a->limits : NULL;
+  if (got == 0 && a->limits.others_cpu >= BENCH_OTHERS_NOTICEABLE)
+    bench_note_add(res, "",
+                   "The machine's limits the notes compare with were measured while other "
+                   "processes used %.0f%% of the CPU, so they are low: `brigade info --limits "
+                   "--remeasure` on a quiet machine corrects them.",
+                   100 * a->limits.others_cpu);
+  if (got != 0 && !a->task && a->run.rank == 0)
+    bench_note_add(res, "",
+                   "Run `brigade info --limits` once (or add --limits) and the notes compare each "
+                   "row with this machine's measured limits: memory bandwidth, page faults, file "
+                   "creation, fork.");
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);

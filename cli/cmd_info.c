@@ -146,25 +146,6 @@ static void print_json(facts *f) {
   printf("}\n");
 }
 
-/* The limits from this machine's cache, or measured now and cached (a cache that cannot be
- * written is worth a warning, not a failure). */
-static int get_limits(bench_limits *l, int remeasure, int *cached) {
-  char path[4096], err[512];
-  int have_path = bench_limits_cache_path(path, sizeof path) == 0;
-  *cached = have_path && !remeasure && bench_limits_load(path, l) == 0;
-  if (*cached)
-    return 0;
-  fprintf(stderr, "brigade info: measuring this machine's limits (a few seconds)...\n");
-  if (bench_limits_measure(l, err, sizeof err) != 0)
-    return cli_fail("info", "cannot measure the limits: %s", err);
-  if (!have_path)
-    fprintf(stderr, "brigade info: neither XDG_CACHE_HOME nor HOME is set: the limits are not "
-                    "cached\n");
-  else if (bench_limits_save(path, l, err, sizeof err) != 0)
-    fprintf(stderr, "brigade info: the limits are not cached: %s\n", err);
-  return 0;
-}
-
 int cmd_info(int argc, char **argv) {
   int json = 0, limits = 0, remeasure = 0;
   for (int i = 1; i < argc; i++) {
@@ -182,9 +163,9 @@ int cmd_info(int argc, char **argv) {
   facts f = {0};
   bench_limits lim;
   if (limits) {
-    int rc = get_limits(&lim, remeasure, &f.limits_cached);
-    if (rc != 0)
-      return rc;
+    char err[512];
+    if (bench_limits_get(&lim, 1, remeasure, &f.limits_cached, stderr, err, sizeof err) != 0)
+      return cli_fail("info", "cannot measure the limits: %s", err);
     f.limits = &lim;
   }
   int rc = bg_topo_create(&f.topo);

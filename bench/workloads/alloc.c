@@ -49,6 +49,7 @@ static uint64_t alloc_item_bytes(const bench_case *c) {
 
 const bench_workload bench_wl_alloc = {
     .name = "alloc",
+    .bound = BENCH_BOUND_FAULTS,
     .simulates = "memory-intensive work: each item allocates and fills X MiB of random doubles",
     .param_fmt = "%g MiB each",
     .quick = {8, 16},

@@ -114,6 +114,7 @@ static int disk_check(void *state, const bench_case *c, const void *out, char *e
 
 const bench_workload bench_wl_disk_small = {
     .name = "disk-small",
+    .bound = BENCH_BOUND_FILES,
     .simulates = "small file writes: 200 B of random letters written and deleted per item",
     .param_fmt = "%g B files",
     .quick = {5000, 200},
@@ -129,6 +130,7 @@ const bench_workload bench_wl_disk_small = {
 
 const bench_workload bench_wl_disk_large = {
     .name = "disk-large",
+    .bound = BENCH_BOUND_FILES,
     .simulates = "large file writes: 20 KB of random letters written and deleted per item",
     .param_fmt = "%g B files",
     .quick = {2000, 20000},

@@ -122,6 +122,7 @@ static double mean_bytes_read(const bench_case *c) {
 
 const bench_workload bench_wl_chunk_mean = {
     .name = "chunk-mean",
+    .bound = BENCH_BOUND_MEMORY,
     .simulates = "per-chunk means of one big array (the lecture's serialization test)",
     .param_fmt = "array of %.0f doubles",
     .quick = {1000, 1e7},
@@ -139,6 +140,7 @@ const bench_workload bench_wl_chunk_mean = {
 
 const bench_workload bench_wl_vector_mean = {
     .name = "vector-mean",
+    .bound = BENCH_BOUND_MEMORY,
     .simulates = "the same mean in one vectorised pass, split in blocks over the workers",
     .param_fmt = "array of %.0f doubles",
     .quick = {16, 1e7},

@@ -88,6 +88,7 @@ static int range_check(void *state, const bench_case *c, const void *out, char *
 
 const bench_workload bench_wl_prime_fixed = {
     .name = "prime-fixed",
+    .bound = BENCH_BOUND_CPU,
     .simulates = "equal CPU work: trial division of 9999991 in every item",
     .quick = {20000, 0},
     .lecture = {{1000, 0}, {100000, 0}},
@@ -100,6 +101,7 @@ const bench_workload bench_wl_prime_fixed = {
 
 const bench_workload bench_wl_prime_range = {
     .name = "prime-range",
+    .bound = BENCH_BOUND_CPU,
     .simulates = "unequal CPU work: trial division of each index, dearer as i grows",
     .quick = {200000, 0},
     .lecture = {{1000, 0}, {1000000, 0}},

@@ -37,6 +37,7 @@ static int sleep_check(void *state, const bench_case *c, const void *out, char *
 
 const bench_workload bench_wl_sleep = {
     .name = "sleep",
+    .bound = BENCH_BOUND_LATENCY,
     .simulates = "network or database latency: each item waits, using no CPU",
     .param_fmt = "%g s each",
     .quick = {50, 0.01},

@@ -118,7 +118,7 @@ static void superlinear_case(bench_result *res, double others, int noisy) {
   seq->noisy = noisy, seq->wall.max = noisy ? 1.6 : 1.0;
   add_row(res, "threads", 2, 1.0 / 3);
   const bench_workload *w = bench_workload_find("prime-fixed");
-  bench_explain(res, w, &w->quick, "s", 2);
+  bench_explain(res, w, &w->quick, "s", 2, NULL);
 }
 
 static void says_why_a_figure_is_not_to_be_trusted(void **st) {
@@ -162,7 +162,7 @@ static void says_why_a_figure_is_not_to_be_trusted(void **st) {
   add_row(res, "seq", 1, 1.0);
   bench_row *t = add_row(res, "threads", 2, 0.9);
   t->cpu_s = 0.5, t->others_measured = 1, t->others_cpu = 0.5;
-  bench_explain(res, w, &c, "s", 2);
+  bench_explain(res, w, &c, "s", 2, NULL);
   assert_true(said(res, "they waited for cores that others held (contention)"));
   assert_false(said(res, "the rest went to waiting"));
   free(res);

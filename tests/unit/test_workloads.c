@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ceilings.h"
 #include "runner.h"
 #include "workload.h"
 
@@ -147,12 +148,90 @@ static void runner_measures_and_explains(void **state) {
   free(res);
 }
 
+static int noted(const bench_result *res, const char *text) {
+  for (size_t i = 0; i < res->nnotes; i++)
+    if (strstr(res->notes[i].text, text))
+      return 1;
+  return 0;
+}
+
+static bench_row *ceiling_row(bench_result *res, const char *backend, unsigned workers,
+                              double median) {
+  bench_row *r = &res->rows[res->nrows++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->section, sizeof r->section, "s");
+  r->backend = backend;
+  r->workers = workers;
+  r->wall = (bench_summary){median, median, median};
+  return r;
+}
+
+/* Each bound's sentence, computed from the rows and the limits: memory against the read
+ * bandwidth, files against the kernel's create+unlink (the shared folder's lock named only when
+ * the limits show it), faults against first touch, and the procs rows' forks. */
+static void rows_are_set_against_the_machines_limits(void **state) {
+  (void)state;
+  bench_limits lim = {.workers = 2,
+                      .read_gbs_1 = 20,
+                      .read_gbs_all = 40,
+                      .fault_us_4k = 1.0,
+                      .fault_us_4k_thp = 0.25,
+                      .file_us_1 = 20,
+                      .file_us_shared = 60,
+                      .file_us_private = 21,
+                      .fork_us = 500};
+  bench_result *res = calloc(1, sizeof *res);
+  /* vector-mean of 1e7 doubles (80 MB): 8 ms is 10 GB/s, 4 ms is 20 GB/s. */
+  const bench_workload *w = bench_workload_find("vector-mean");
+  bench_case c = {16, 1e7};
+  bench_row *seq = ceiling_row(res, "seq", 1, 0.008), *best = ceiling_row(res, "threads", 2, 0.004);
+  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  assert_true(noted(res, "threads read 20.0 GB/s with 2 workers, 50% of the 40.0 GB/s"));
+  assert_true(noted(res, "the sequential loop 10.0 GB/s, 50% of one thread's 20.0 GB/s"));
+  assert_true(noted(res, "Not the bandwidth"));
+  best->wall.median = 0.0021; /* 38 GB/s: at the ceiling */
+  memset(res->notes, 0, sizeof res->notes), res->nnotes = 0;
+  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  assert_true(noted(res, "The memory bandwidth is the limit"));
+  /* disk-small: 1000 files, 30 ms sequential = 30 us each; 2 workers 20 ms = 40 us each. */
+  w = bench_workload_find("disk-small");
+  c = (bench_case){1000, 200};
+  memset(res, 0, sizeof *res);
+  seq = ceiling_row(res, "seq", 1, 0.030), best = ceiling_row(res, "openmp", 2, 0.020);
+  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  assert_true(noted(res, "the sequential loop spent 30.0 us per file, where the kernel's"));
+  assert_true(noted(res, "each file took 40.0 us of a worker's time"));
+  assert_true(noted(res, "The shared folder is the limit"));
+  lim.file_us_shared = 22;
+  memset(res->notes, 0, sizeof res->notes), res->nnotes = 0;
+  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  assert_true(noted(res, "The folder is not contended here"));
+  /* alloc of 8 items of 16 MiB, 80 ms sequential = 10 ms each; 16 MiB = 4096 pages = 4.1 ms. */
+  w = bench_workload_find("alloc");
+  c = (bench_case){8, 16};
+  memset(res, 0, sizeof *res);
+  seq = ceiling_row(res, "seq", 1, 0.080), best = ceiling_row(res, "procs", 2, 0.050);
+  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  assert_true(noted(res, "each item's 16 MiB costs 4.1 ms in page faults alone, 41%"));
+  assert_true(noted(res, "huge pages (MADV_HUGEPAGE) first touch costs 0.25 us per 4 KiB"));
+  assert_true(noted(res, "Processes fault in address spaces of their own"));
+  assert_true(noted(res, "Each procs map forks its 2 workers; fork + wait costs 500 us"));
+  /* CPU-bound work has no measured ceiling beyond the cores; no limits, no sentence. */
+  memset(res, 0, sizeof *res);
+  seq = ceiling_row(res, "seq", 1, 0.080), best = ceiling_row(res, "threads", 2, 0.040);
+  bench_explain_ceilings(res, bench_workload_find("prime-fixed"), &c, "s", seq, best, &lim);
+  bench_explain_ceilings(res, bench_workload_find("alloc"), &c, "s", seq, best, NULL);
+  assert_int_equal(res->nnotes, 0);
+  free(res);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_check_passes_on_every_backend_and_catches_corruption),
       cmocka_unit_test(disk_leaves_nothing_even_when_items_fail),
       cmocka_unit_test(runner_refuses_what_memory_cannot_hold),
       cmocka_unit_test(runner_measures_and_explains),
+      cmocka_unit_test(rows_are_set_against_the_machines_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
