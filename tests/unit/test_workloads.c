@@ -166,6 +166,15 @@ static bench_row *ceiling_row(bench_result *res, const char *backend, unsigned w
   return r;
 }
 
+/* The notes of a case of workload @wl with a sequential row of @seq_s seconds and a best row of
+ * @backend on two workers taking @best_s, set against @lim. */
+static void ceiling_case(bench_result *res, const char *wl, bench_case c, const char *backend,
+                         double seq_s, double best_s, const bench_limits *lim) {
+  memset(res, 0, sizeof *res);
+  bench_row *seq = ceiling_row(res, "seq", 1, seq_s), *best = ceiling_row(res, backend, 2, best_s);
+  bench_explain_ceilings(res, bench_workload_find(wl), &c, "s", seq, best, lim);
+}
+
 /* Each bound's sentence, computed from the rows and the limits: memory against the read
  * bandwidth, files against the kernel's create+unlink (the shared folder's lock named only when
  * the limits show it), faults against first touch, and the procs rows' forks. */
@@ -181,46 +190,31 @@ static void rows_are_set_against_the_machines_limits(void **state) {
                       .file_us_private = 21,
                       .fork_us = 500};
   bench_result *res = calloc(1, sizeof *res);
-  /* vector-mean of 1e7 doubles (80 MB): 8 ms is 10 GB/s, 4 ms is 20 GB/s. */
-  const bench_workload *w = bench_workload_find("vector-mean");
-  bench_case c = {16, 1e7};
-  bench_row *seq = ceiling_row(res, "seq", 1, 0.008), *best = ceiling_row(res, "threads", 2, 0.004);
-  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  /* vector-mean of 1e7 doubles (80 MB): 8 ms is 10 GB/s, 4 ms is 20 GB/s, 2.1 ms 38 GB/s. */
+  ceiling_case(res, "vector-mean", (bench_case){16, 1e7}, "threads", 0.008, 0.004, &lim);
   assert_true(noted(res, "threads read 20.0 GB/s with 2 workers, 50% of the 40.0 GB/s"));
   assert_true(noted(res, "the sequential loop 10.0 GB/s, 50% of one thread's 20.0 GB/s"));
   assert_true(noted(res, "Not the bandwidth"));
-  best->wall.median = 0.0021; /* 38 GB/s: at the ceiling */
-  memset(res->notes, 0, sizeof res->notes), res->nnotes = 0;
-  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  ceiling_case(res, "vector-mean", (bench_case){16, 1e7}, "threads", 0.008, 0.0021, &lim);
   assert_true(noted(res, "The memory bandwidth is the limit"));
   /* disk-small: 1000 files, 30 ms sequential = 30 us each; 2 workers 20 ms = 40 us each. */
-  w = bench_workload_find("disk-small");
-  c = (bench_case){1000, 200};
-  memset(res, 0, sizeof *res);
-  seq = ceiling_row(res, "seq", 1, 0.030), best = ceiling_row(res, "openmp", 2, 0.020);
-  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  ceiling_case(res, "disk-small", (bench_case){1000, 200}, "openmp", 0.030, 0.020, &lim);
   assert_true(noted(res, "the sequential loop spent 30.0 us per file, where the kernel's"));
   assert_true(noted(res, "each file took 40.0 us of a worker's time"));
   assert_true(noted(res, "The shared folder is the limit"));
   lim.file_us_shared = 22;
-  memset(res->notes, 0, sizeof res->notes), res->nnotes = 0;
-  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  ceiling_case(res, "disk-small", (bench_case){1000, 200}, "openmp", 0.030, 0.020, &lim);
   assert_true(noted(res, "The folder is not contended here"));
   /* alloc of 8 items of 16 MiB, 80 ms sequential = 10 ms each; 16 MiB = 4096 pages = 4.1 ms. */
-  w = bench_workload_find("alloc");
-  c = (bench_case){8, 16};
-  memset(res, 0, sizeof *res);
-  seq = ceiling_row(res, "seq", 1, 0.080), best = ceiling_row(res, "procs", 2, 0.050);
-  bench_explain_ceilings(res, w, &c, "s", seq, best, &lim);
+  ceiling_case(res, "alloc", (bench_case){8, 16}, "procs", 0.080, 0.050, &lim);
   assert_true(noted(res, "each item's 16 MiB costs 4.1 ms in page faults alone, 41%"));
   assert_true(noted(res, "huge pages (MADV_HUGEPAGE) first touch costs 0.25 us per 4 KiB"));
   assert_true(noted(res, "Processes fault in address spaces of their own"));
   assert_true(noted(res, "Each procs map forks its 2 workers; fork + wait costs 500 us"));
-  /* CPU-bound work has no measured ceiling beyond the cores; no limits, no sentence. */
-  memset(res, 0, sizeof *res);
-  seq = ceiling_row(res, "seq", 1, 0.080), best = ceiling_row(res, "threads", 2, 0.040);
-  bench_explain_ceilings(res, bench_workload_find("prime-fixed"), &c, "s", seq, best, &lim);
-  bench_explain_ceilings(res, bench_workload_find("alloc"), &c, "s", seq, best, NULL);
+  /* CPU-bound work has no measured ceiling beyond the cores; without limits, no sentence. */
+  ceiling_case(res, "prime-fixed", (bench_case){8, 16}, "threads", 0.080, 0.040, &lim);
+  assert_int_equal(res->nnotes, 0);
+  ceiling_case(res, "alloc", (bench_case){8, 16}, "procs", 0.080, 0.050, NULL);
   assert_int_equal(res->nnotes, 0);
   free(res);
 }
