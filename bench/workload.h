@@ -67,7 +67,7 @@ extern volatile sig_atomic_t bench_interrupted;
 #define BENCH_EINTR 130
 
 extern const bench_workload bench_wl_sleep, bench_wl_prime_fixed, bench_wl_prime_range,
-    bench_wl_disk_small, bench_wl_disk_large, bench_wl_alloc, bench_wl_chunk_mean,
-    bench_wl_vector_mean;
+    bench_wl_disk_small, bench_wl_disk_dirs, bench_wl_disk_large, bench_wl_alloc,
+    bench_wl_alloc_huge, bench_wl_chunk_mean, bench_wl_vector_mean;
 
 #endif

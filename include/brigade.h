@@ -4,6 +4,7 @@
 #ifndef BRIGADE_H
 #define BRIGADE_H
 
+#include "brigade/bigmem.h"
 #include "brigade/dist.h"
 #include "brigade/cache.h"
 #include "brigade/error.h"

@@ -9,26 +9,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int alloc_task(void *out, const void *in, size_t i, void *ctx) {
-  (void)in;
-  const bench_case *c = ctx;
-  size_t count = (size_t)(c->param * 1024 * 1024 / sizeof(double));
-  double *a = malloc(count * sizeof *a);
-  if (!a)
-    return 12; /* ENOMEM, as the item's code */
+/* Fills @count fresh doubles at @a with item i's random numbers; writes their mean. */
+static int fill(double *a, size_t count, size_t i, void *out) {
   uint64_t seed = bench_rng_seed(i);
   double sum = 0;
   for (size_t k = 0; k < count; k++) {
-    if (k % (1u << 20) == 0 && bench_interrupted) {
-      free(a);
+    if (k % (1u << 20) == 0 && bench_interrupted)
       return BENCH_EINTR;
-    }
     a[k] = bench_rng_double(&seed);
     sum += a[k];
   }
-  free(a);
   *(double *)out = count ? sum / (double)count : 0;
   return 0;
+}
+
+static size_t doubles(const bench_case *c) {
+  return (size_t)(c->param * 1024 * 1024 / sizeof(double));
+}
+
+static int alloc_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  size_t count = doubles(ctx);
+  double *a = malloc(count * sizeof *a);
+  if (!a)
+    return 12; /* ENOMEM, as the item's code */
+  int rc = fill(a, count, i, out);
+  free(a);
+  return rc;
+}
+
+/* The same work on huge pages (bg_big_alloc): one fault per 2 MiB instead of per 4 KiB. */
+static int alloc_huge_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  size_t count = doubles(ctx);
+  void *a;
+  if (!count || bg_big_alloc(count * sizeof(double), &a) != 0)
+    return count ? 12 : fill(NULL, 0, i, out);
+  int rc = fill(a, count, i, out);
+  bg_big_free(a, count * sizeof(double));
+  return rc;
 }
 
 static int alloc_check(void *state, const bench_case *c, const void *out, char *err, size_t cap) {
@@ -57,6 +76,20 @@ const bench_workload bench_wl_alloc = {
     .nlecture = 2,
     .out_size = sizeof(double),
     .fn = alloc_task,
+    .check = alloc_check,
+    .item_bytes = alloc_item_bytes,
+};
+
+const bench_workload bench_wl_alloc_huge = {
+    .name = "alloc-huge",
+    .bound = BENCH_BOUND_FAULTS,
+    .simulates = "alloc on huge pages (bg_big_alloc): the way out of alloc's page faults",
+    .param_fmt = "%g MiB each",
+    .quick = {8, 16},
+    .lecture = {{100, 500}, {10, 5000}},
+    .nlecture = 2,
+    .out_size = sizeof(double),
+    .fn = alloc_huge_task,
     .check = alloc_check,
     .item_bytes = alloc_item_bytes,
 };

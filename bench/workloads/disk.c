@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct disk_state {
   char dir[PATH_MAX];
   size_t bytes;
+  int per_worker; /* each worker writes in a folder of its own, dir/w<worker> */
 } disk_state;
 
 static int disk_setup(const bench_case *c, void **state, char *err, size_t cap) {
@@ -38,20 +40,65 @@ static int disk_setup(const bench_case *c, void **state, char *err, size_t cap) 
   return 0;
 }
 
-/* Removes every file in the directory, then the directory. */
+static int disk_dirs_setup(const bench_case *c, void **state, char *err, size_t cap) {
+  int rc = disk_setup(c, state, err, cap);
+  if (rc == 0)
+    ((disk_state *)*state)->per_worker = 1;
+  return rc;
+}
+
+/* Counts the files left in @dir and, with @clear, removes them and the workers' folders in it.
+ * Returns the count, or -1 when @dir cannot be read. */
+static long sweep(const char *dir, int clear) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  long left = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    if (e->d_name[0] == 'w') {
+      char sub[PATH_MAX + 32];
+      snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+      long in = sweep(sub, clear);
+      left += in > 0 ? in : 0;
+      if (clear)
+        rmdir(sub);
+      continue;
+    }
+    left++;
+    if (clear)
+      unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+  return left;
+}
+
+/* Removes every file and folder in the directory, then the directory. */
 static void disk_teardown(void *state) {
   disk_state *s = state;
-  DIR *d = opendir(s->dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-        unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
-  }
+  sweep(s->dir, 1);
   rmdir(s->dir);
   free(s);
+}
+
+/* Creates item i's file: in the shared folder, or in the worker's own (made at its first
+ * file: the open that finds no folder makes it and tries again). */
+static int create(const disk_state *s, size_t i, char *path, size_t cap) {
+  int w = bg_worker_id() < 0 ? 0 : bg_worker_id();
+  if (s->per_worker)
+    snprintf(path, cap, "%s/w%d/f%zu", s->dir, w, i);
+  else
+    snprintf(path, cap, "%s/f%zu", s->dir, i);
+  int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && s->per_worker) {
+    *strrchr(path, '/') = '\0';
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+      return -1;
+    path[strlen(path)] = '/';
+    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  }
+  return fd;
 }
 
 static int disk_task(void *out, const void *in, size_t i, void *ctx) {
@@ -64,9 +111,8 @@ static int disk_task(void *out, const void *in, size_t i, void *ctx) {
   uint64_t seed = bench_rng_seed(i);
   for (size_t k = 0; k < n; k++)
     buf[k] = (char)('a' + bench_rng_next(&seed) % 26);
-  char path[PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/f%zu", s->dir, i);
-  int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  char path[PATH_MAX + 64];
+  int fd = create(s, i, path, sizeof path);
   if (fd < 0)
     return errno ? errno : EIO;
   size_t done = 0;
@@ -96,17 +142,13 @@ static int disk_check(void *state, const bench_case *c, const void *out, char *e
       return -1;
     }
   }
-  DIR *d = opendir(s->dir);
-  if (!d) {
+  long left = sweep(s->dir, 0);
+  if (left < 0) {
     snprintf(err, cap, "the temporary directory %s vanished", s->dir);
     return -1;
   }
-  size_t left = 0;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    left += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-  closedir(d);
   if (left) {
-    snprintf(err, cap, "%zu files were left in %s", left, s->dir);
+    snprintf(err, cap, "%ld files were left in %s", left, s->dir);
     return -1;
   }
   return 0;
@@ -122,6 +164,22 @@ const bench_workload bench_wl_disk_small = {
     .nlecture = 2,
     .out_size = sizeof(uint64_t),
     .setup = disk_setup,
+    .teardown = disk_teardown,
+    .fn = disk_task,
+    .check = disk_check,
+    .blocking = 1,
+};
+
+const bench_workload bench_wl_disk_dirs = {
+    .name = "disk-dirs",
+    .bound = BENCH_BOUND_FILES,
+    .simulates = "disk-small with one folder per worker: the way past the shared folder's lock",
+    .param_fmt = "%g B files",
+    .quick = {5000, 200},
+    .lecture = {{1000, 200}, {100000, 200}},
+    .nlecture = 2,
+    .out_size = sizeof(uint64_t),
+    .setup = disk_dirs_setup,
     .teardown = disk_teardown,
     .fn = disk_task,
     .check = disk_check,

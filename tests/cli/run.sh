@@ -102,6 +102,11 @@ expect 0 out '^  memory read: .* GB/s one thread' -- info --limits
 XDG_CACHE_HOME="$tmp/xdg" "$bin" info --limits --remeasure >/dev/null 2>"$tmp/lim.err"
 grep -q "measuring this machine's limits" "$tmp/lim.err" && pass=$((pass + 1)) ||
   { echo "FAIL: info --limits --remeasure did not measure"; fail=$((fail + 1)); }
+# With limits cached, the catalogue sets its rows against them; without, it says how to get them.
+expect 0 out "Against this machine's limits: .* GB/s with .* of the .* GB/s that all its cores" -- \
+  bench --workload vector-mean --repeat 1
+XDG_CACHE_HOME="$tmp/none" expect 0 out 'Run `brigade info --limits` once' -- bench --workload \
+  vector-mean --repeat 1
 expect 2 err "unknown suite 'gpu'" -- bench --suite gpu
 expect 2 err "unknown workload 'primes'" -- bench --workload primes
 expect 2 err "unknown workload 'nope'" -- bench --workload sleep,nope
