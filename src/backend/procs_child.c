@@ -40,6 +40,56 @@ int bg__sock_recv(int fd, void *buf, size_t len) {
   return sock_io(fd, buf, len, 0);
 }
 
+/* One control buffer for one descriptor, aligned as a cmsghdr. */
+typedef union fdctl {
+  struct cmsghdr h;
+  char buf[CMSG_SPACE(sizeof(int))];
+} fdctl;
+
+int bg__sock_send_fd(int fd, const void *buf, size_t len, int pass) {
+  struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+  fdctl ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (pass >= 0) {
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass, sizeof pass);
+  }
+  ssize_t k;
+  while ((k = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  /* The descriptor went with the first byte: a short send finishes as plain bytes. */
+  if (k < 0 || (size_t)k > len)
+    return -1;
+  return bg__sock_send(fd, (const char *)buf + k, len - (size_t)k);
+}
+
+int bg__sock_recv_fd(int fd, void *buf, size_t len, int *got) {
+  struct iovec iov = {.iov_base = buf, .iov_len = len};
+  fdctl ctl;
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t k;
+  while ((k = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  *got = -1;
+  struct cmsghdr *c = k > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+    memcpy(got, CMSG_DATA(c), sizeof *got);
+  if (k <= 0 || bg__sock_recv(fd, (char *)buf + k, len - (size_t)k) != 0) {
+    if (*got >= 0)
+      close(*got);
+    *got = -1;
+    return -1;
+  }
+  return 0;
+}
+
 long bg__fork_socket(int *mine) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)

@@ -73,6 +73,12 @@ _Noreturn void bg__procs_child(const bg__pchild *c);
 int bg__sock_send(int fd, const void *buf, size_t len);
 int bg__sock_recv(int fd, void *buf, size_t len);
 
+/* The same for one message that carries a descriptor: @pass (none when negative) goes with
+ * it (SCM_RIGHTS); *got receives the one that came (close-on-exec), or -1. On failure nothing
+ * received is left open. Return: 0, or -1. */
+int bg__sock_send_fd(int fd, const void *buf, size_t len, int pass);
+int bg__sock_recv_fd(int fd, void *buf, size_t len, int *got);
+
 /* Flushes stdio, makes a socket pair and forks. Return: the child's pid in the parent, 0 in
  * the child, -1 on failure (nothing left open). *mine: this side's end of the socket; the
  * other side's is closed here. */
