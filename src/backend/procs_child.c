@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "internal/clock.h"
 #include "internal/procs.h"
+#include "internal/procs_persist.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -160,13 +161,33 @@ static int reserve(char **buf, size_t *cap, size_t n) {
   return 0;
 }
 
-/* Serves commands; returns when told to quit or when the parent is gone. */
+/* Serves commands; returns when told to quit or when the parent is gone. A persistent worker
+ * takes each command's map from its arena (cur); the others run c's all their life. */
 static void serve(const bg__pchild *c) {
-  const bg_map_desc_t *d = c->d;
+  bg__pchild cur = *c;
+  bg__pview view = {0};
+  if (c->persist) {
+    view.base = c->persist->base;
+    view.len = c->persist->len;
+  }
   char *buf = NULL;
   size_t cap = 0;
   bg__pcmd m;
-  while (bg__sock_recv(c->fd, &m, sizeof m) == 0 && m.op == BG__PCMD_RUN) {
+  int fd;
+  while (bg__sock_recv_fd(c->fd, &m, sizeof m, &fd) == 0) {
+    if (m.op == BG__PCMD_ARENA) {
+      if (bg__persist_remap(&view, &m, fd) != 0)
+        break;
+      continue;
+    }
+    if (fd >= 0)
+      close(fd);
+    if (m.op != BG__PCMD_RUN)
+      break;
+    if (c->persist)
+      bg__persist_apply(&view, &cur);
+    c = &cur;
+    const bg_map_desc_t *d = c->d;
     size_t n = (size_t)(m.e - m.b), nfailed = 0, end;
     if (!c->copy) {
       end = run(c, &m, d->in ? (const char *)d->in + m.b * d->in_size : NULL,

@@ -24,6 +24,9 @@ static size_t desc_size(uint32_t version) {
     return offsetof(bg_map_desc_t, status);
   case 2:
     return offsetof(bg_map_desc_t, breaker);
+  case 3:
+  case 4:
+    return offsetof(bg_map_desc_t, ctx_size);
   default:
     return sizeof(bg_map_desc_t);
   }
@@ -60,7 +63,7 @@ const char *bg_item_state_name(int state) {
 static int check_desc(const bg_map_desc_t *d) {
   if (!d->fn)
     return BG_EINVAL;
-  if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0))
+  if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0) || (d->ctx_size && !d->ctx))
     return BG_EINVAL;
   if (d->n > MAX_ITEMS)
     return BG_ERANGE;
@@ -274,7 +277,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   bg_map_desc_t desc;
   if (!pool || !user || user->version == 0 || user->version > BG_MAP_DESC_VERSION)
     return BG_EINVAL;
-  /* Not bg__upgrade, which knows only version 1 and the latest: there are three. */
+  /* Not bg__upgrade, which knows only version 1 and the latest: there are more. */
   memset(&desc, 0, sizeof desc);
   memcpy(&desc, user, desc_size(user->version));
   const bg_map_desc_t *d = &desc;
@@ -283,6 +286,9 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     return rc;
   if (d->timeout_ms && !pool->ops->isolated)
     return BG_EBACKEND;
+  /* Workers forked maps ago would read whatever ctx pointed to then: stale data, silently. */
+  if (pool->ops->persistent && d->ctx && !d->ctx_size)
+    return BG_EINVAL;
   uint64_t t0 = bg__now_ns();
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);
