@@ -272,6 +272,27 @@ static void note_messages(bench_result *res, size_t n) {
                    (one->wall.median - whole->wall.median) / (double)n * 1e6, one->workers);
 }
 
+/* The peer's map-cost row: Python's multiprocessing.Pool, created once, timed per map. */
+static void peer_map_cost(const bench_overhead_opts *o, unsigned workers, bench_result *res) {
+  bench_peers_cmd cmd;
+  if (bench_peers_cmd_init(&cmd, o->peers, "mapcost.py", "map-cost", res) != 0)
+    return;
+  res->peers = 1;
+  bench_peers_cmd_arg(&cmd, "--n", "%zu", o->n_small);
+  bench_peers_cmd_arg(&cmd, "--maps", "%u", o->maps);
+  bench_peers_cmd_arg(&cmd, "--workers", "%u", workers);
+  bench_peers_run_script(o->peers, &cmd, "the Python peer process", "map-cost", "map-cost",
+                         o->n_small, res);
+  const bench_row *py = bench_find_row(res, "map-cost", "py:multiprocessing", "-");
+  const bench_row *pp = bench_find_row(res, "map-cost", "procs-persistent", "auto");
+  if (py && pp && !py->failed)
+    bench_note_add(res, "",
+                   "vs Python: multiprocessing.Pool(%u) created once took %.1f us per map of the "
+                   "same %zu items, procs-persistent %.1f us: %.1fx (target >= 4x)",
+                   py->workers, py->wall.median * 1e6, o->n_small, pp->wall.median * 1e6,
+                   py->wall.median / pp->wall.median);
+}
+
 /* What the map-cost and procs-items rows say about the two procs modes, against the targets of
  * issue 23. */
 static void note_map_cost(bench_result *res, const bench_overhead_opts *o) {
@@ -307,6 +328,9 @@ static int run_map_cost(const bench_overhead_opts *o, bg_map_desc_t *d, bench_re
                        sizeof map_cost_cases / sizeof map_cost_cases[0], o->maps, d, res, what);
   if (rc != 0)
     return rc;
+  const bench_row *pp = bench_find_row(res, "map-cost", "procs-persistent", "auto");
+  if (o->peers && pp)
+    peer_map_cost(o, pp->workers, res);
   d->n = o->n_items;
   rc = run_section(o, "procs-items", procs_items_cases,
                    sizeof procs_items_cases / sizeof procs_items_cases[0], o->repeat, d, res, what);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "peers.h"
 #include "result.h"
 
 typedef struct bench_overhead_opts {
@@ -21,6 +22,8 @@ typedef struct bench_overhead_opts {
   unsigned maps;     /* maps in a row in the map-cost section, each timed */
   size_t n_items;    /* items of the procs-items section (both procs modes, one map) */
   int progress;      /* print a progress line on stderr */
+  /* --peers python: Python's reused multiprocessing.Pool joins the map-cost section; or NULL */
+  const bench_peers *peers;
 } bench_overhead_opts;
 
 /* Runs the suite. Returns 0, or a negative BG_E* when a pool cannot be created or a map fails

@@ -51,9 +51,10 @@ void cmd_bench_help(FILE *f) {
          "  --size S         quick (default; the whole catalogue in about 15 s) or lecture\n"
          "                   (the lecture's sizes: minutes, and several GiB for alloc)\n"
          "  --backends LIST  parallel backends to compare with seq (default: all usable):\n"
-         "                   threads, procs (forked workers, shared-memory results),\n"
-         "                   procs-copy (items and results through pipes, as Python's\n"
-         "                   pools pickle them), openmp; mpi with --ranks\n"
+         "                   threads, procs (workers forked at each map, shared-memory\n"
+         "                   results), procs-copy (items and results through pipes, as\n"
+         "                   Python's pools pickle them), openmp; mpi with --ranks;\n"
+         "                   procs-persistent (workers kept between maps) only when named\n"
          "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
          "                   cores); auto (default: one per core, more when items block)\n"
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
@@ -63,8 +64,9 @@ void cmd_bench_help(FILE *f) {
          "                   memory-wall case 1G, or 32M quick)\n"
          "  --peers python   also run the Python frameworks (a loop, multiprocessing,\n"
          "                   concurrent.futures, joblib, mpire, NumPy; with --suite knn: NumPy,\n"
-         "                   PyTorch, faiss) on every case, in the same tables, with a 'vs peer'\n"
-         "                   column; make bench-peers installs them\n"
+         "                   PyTorch, faiss; with --suite overhead: a reused multiprocessing.Pool\n"
+         "                   in the map-cost section) on every case, in the same tables, with\n"
+         "                   a 'vs peer' column; make bench-peers installs them\n"
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
          "  --peer-timeout S seconds one peer process may run before it is killed (default\n"
          "                   1800); a peer printing over 1 MiB is killed too\n"
@@ -445,9 +447,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (rc != 0)
       return rc;
   }
-  if (a->with_peers && !strcmp(a->suite, "overhead"))
-    return cli_usage("bench", "--peers runs with the catalogue and knn suites (the overhead "
-                              "suite times brigade's own costs)");
   if (!a->with_peers && (a->peers.python || a->peers.dir || a->peers.timeout > 0))
     return cli_usage("bench", "--python, --peers-dir and --peer-timeout go with --peers python");
   if (a->with_peers) {
@@ -497,7 +496,8 @@ static int run_overhead(const bench_args *a, bench_result *res) {
                            .n_small = 100,
                            .maps = 1000,
                            .n_items = 1000000,
-                           .progress = a->run.progress};
+                           .progress = a->run.progress,
+                           .peers = a->run.peers};
   const char *what = "";
   int rc = bench_overhead(&o, res, &what);
   if (rc != 0)
