@@ -146,7 +146,8 @@ typedef struct bg_map_report {
                            * start; not n_tripped */
   size_t n_timeout;       /* failed items that ran past the timeout */
   size_t n_retries;       /* extra attempts made under desc->retries */
-  size_t workers_started; /* worker processes started (procs: replacements included) */
+  size_t workers_started; /* worker processes started (procs: replacements included;
+                           * procs-persistent: during this map, 0 when all were reused) */
   int interrupted;        /* 1 if SIGINT or SIGTERM stopped the map (procs) */
   double imbalance;       /* the busiest worker's busy time over the mean, minus 1 */
   /* Version 3. */
