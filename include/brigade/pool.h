@@ -66,7 +66,8 @@ typedef struct bg_pool_opts {
    *    items or ctx, globals changed since the fork, memory mapped or code loaded since (a
    *    dlopen'ed task) are not seen as they are now: pass values. A map of small items then
    *    costs tens of microseconds rather than a fork. The shared arena keeps the size of the
-   *    largest map's items, results and statuses until bg_pool_destroy (or a Ctrl-C).
+   *    largest map's items, results and statuses until bg_pool_destroy (or a Ctrl-C); results
+   *    in a bg_shared_create array are copied through it too, not written in place.
    * A backend name rather than a flag, because the mode changes what a task may read: it is
    * named wherever the backend is (reports, bench rows, --backend, bg_backend_info), and
    * "auto" never picks it. Snapshot stays the default procs mode: it is the one whose tasks

@@ -146,11 +146,14 @@ static int arena_map(run *R) {
   return BG_OK;
 }
 
-/* The persistent mode's arena: the control mapping made at init, and this map staged in the
- * data arena (items and results copied: the workers cannot see the caller's memory now). */
+/* The persistent mode's arena: the control mapping, made before the pool's first fork, and
+ * this map staged in the data arena (items and results copied: the workers cannot see the
+ * caller's memory as it is now). */
 static int persist_arena(run *R, int copy_in) {
   bg__persist *p = &R->ps->persist;
-  int rc = bg__persist_stage(p, R->d, copy_in, &R->out, &R->status);
+  int rc = p->slots ? BG_OK : bg__persist_init(p, R->ps->workers);
+  if (rc == 0)
+    rc = bg__persist_stage(p, R->d, copy_in, &R->out, &R->status);
   if (rc != 0)
     return rc;
   R->slots = p->slots;
@@ -763,11 +766,9 @@ static void procs_map(void *state, bg__job *job) {
     wait_events(&R, watch_timeouts(&R));
   }
   if (job->interrupted) {
-    /* Ctrl-C ends a persistent pool's workers too, and the arena goes with them: the caller
+    /* Ctrl-C ends a persistent pool's workers too (and, below, its shared memory): the caller
      * is stopping, and a later map starts afresh. */
     stop_all(&R);
-    if (ps->persistent)
-      bg__persist_release(&ps->persist);
   } else {
     for (unsigned w = 0; w < ps->workers && !ps->persistent; w++)
       if (R.kids[w].pid)
@@ -783,6 +784,8 @@ static void procs_map(void *state, bg__job *job) {
   bg__interrupt_end(&R.guard);
   if (!ps->persistent)
     munmap(R.arena, R.arena_len);
+  else if (job->interrupted)
+    bg__persist_fini(&ps->persist);
   free(R.q);
 }
 
@@ -796,7 +799,7 @@ static void procs_fini(void *state) {
   for (unsigned w = 0; ps->kids && w < ps->workers; w++)
     if (ps->kids[w].pid)
       retire(&ps->kids[w]);
-  if (ps->persistent && ps->persist.slots)
+  if (ps->persistent)
     bg__persist_fini(&ps->persist);
   a->free(ps->who, a->ud);
   a->free(ps->pf, a->ud);
@@ -810,12 +813,16 @@ static int init_common(const bg__backend_cfg *cfg, void **state, int copy, int p
   pstate *ps = a->alloc(sizeof *ps, a->ud);
   if (!ps)
     return BG_ENOMEM;
-  *ps = (pstate){.workers = W, .copy = copy, .persistent = persistent, .life = cfg->life};
+  *ps = (pstate){.workers = W,
+                 .copy = copy,
+                 .persistent = persistent,
+                 .life = cfg->life,
+                 .persist = {.fd = -1}};
   ps->alloc = *a;
   ps->kids = a->alloc(W * sizeof *ps->kids, a->ud);
   ps->pf = a->alloc(W * sizeof *ps->pf, a->ud);
   ps->who = a->alloc(W * sizeof *ps->who, a->ud);
-  if (!ps->kids || !ps->pf || !ps->who || (persistent && bg__persist_init(&ps->persist, W))) {
+  if (!ps->kids || !ps->pf || !ps->who) {
     procs_fini(ps);
     return BG_ENOMEM;
   }

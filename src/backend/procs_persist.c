@@ -50,7 +50,10 @@ void bg__persist_release(bg__persist *p) {
 
 void bg__persist_fini(bg__persist *p) {
   bg__persist_release(p);
-  munmap(p->slots, p->ctl_len);
+  if (p->slots)
+    munmap(p->slots, p->ctl_len);
+  p->slots = NULL;
+  p->stats = NULL;
 }
 
 /* A new, larger arena in place of the old. It at least doubles, so that maps of growing size

@@ -12,21 +12,24 @@
 
 #include "internal/procs.h"
 
-/* The parent's side. I: set at init; O: the supervising thread of the map in progress. */
+/* The parent's side. O: the supervising thread of the map in progress. Zero but fd -1 (and all
+ * unmapped) while the pool has no workers: before its first map and after a Ctrl-C. */
 typedef struct bg__persist {
-  bg__pslot *slots; /* I: one per worker, shared, mapped before the first fork */
-  bg__wstat *stats; /* I: the workers' own counts, in the same mapping */
-  size_t ctl_len;   /* I */
+  bg__pslot *slots; /* O: one per worker, shared, mapped before the first fork; or NULL */
+  bg__wstat *stats; /* O: the workers' own counts, in the same mapping */
+  size_t ctl_len;   /* O */
   int fd;           /* O: the data arena's memfd, -1 when there is none */
   char *base;       /* O: the data arena, mapped in the parent */
   size_t len;       /* O */
   unsigned gen;     /* O: which arena: a worker whose own number differs is sent this one */
 } bg__persist;
 
-/* Maps the control part (slots and counts) for @workers. Return: 0 or BG_ENOMEM. */
+/* Maps the control part (slots and counts) for @workers; *p must be unmapped. Return: 0 or
+ * BG_ENOMEM. */
 int bg__persist_init(bg__persist *p, unsigned workers);
 
-/* Unmaps everything; the workers must be gone or told to quit already. */
+/* Unmaps everything, leaving *p as before bg__persist_init; the workers must be gone or told
+ * to quit already. */
 void bg__persist_fini(bg__persist *p);
 
 /* Lays one map out in the data arena, growing it when it is too small: a header its workers
@@ -38,7 +41,7 @@ void bg__persist_fini(bg__persist *p);
 int bg__persist_stage(bg__persist *p, const bg_map_desc_t *d, int copy_in, char **out,
                       bg_item_status_t **status);
 
-/* Drops the data arena (after a Ctrl-C, when every worker has been killed). */
+/* Drops the data arena only. */
 void bg__persist_release(bg__persist *p);
 
 /* Sends the current arena to a worker whose arena number *gen is not current. Return: 0, or
