@@ -38,7 +38,23 @@ static const bcase overhead_cases[] = {
     {"openmp", BG_SCHED_AUTO, 0, NULL, 0},          {"openmp", BG_SCHED_STATIC, 0, NULL, 0},
     {"openmp", BG_SCHED_DYNAMIC, 0, NULL, 0},       {"openmp", BG_SCHED_GUIDED, 0, NULL, 0},
     {"openmp", BG_SCHED_STEAL, 0, NULL, 0},         {"procs", BG_SCHED_AUTO, 0, NULL, 0},
-    {"procs", BG_SCHED_AUTO, 0, "procs+shared", 1},
+    {"procs", BG_SCHED_AUTO, 0, "procs+shared", 1}, {"procs-persistent", BG_SCHED_AUTO, 0, NULL, 0},
+};
+
+/* What one small map costs, fixed cost against fixed cost: threads, procs forking its workers
+ * at each map (snapshot) and procs-persistent keeping them. */
+static const bcase map_cost_cases[] = {
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0},
+    {"threads", BG_SCHED_AUTO, 0, NULL, 0},
+    {"procs", BG_SCHED_AUTO, 0, NULL, 0},
+    {"procs-persistent", BG_SCHED_AUTO, 0, NULL, 0},
+};
+
+/* What an item costs in one large map on each procs mode. */
+static const bcase procs_items_cases[] = {
+    {"seq", BG_SCHED_STATIC, 0, NULL, 0},
+    {"procs", BG_SCHED_AUTO, 0, NULL, 0},
+    {"procs-persistent", BG_SCHED_AUTO, 0, NULL, 0},
 };
 
 /* What one chunk costs a procs worker: the same trivial items as two chunks (static) and as one
@@ -68,7 +84,8 @@ static int usable(const char *backend) {
   return 0;
 }
 
-static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg_map_desc_t *d,
+/* Times @runs maps (after the warm-up) on a fresh pool: the row's figures are per map. */
+static int time_case(const bcase *c, unsigned workers, unsigned runs, const bg_map_desc_t *d,
                      bench_row *row) {
   bg_pool_opts_t o;
   bg_pool_opts_init(&o);
@@ -88,8 +105,10 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
   }
   if (sh)
     dd.out = bg_shared_data(sh);
-  double t[64];
-  for (unsigned r = 0; r <= repeat && rc == 0; r++) {
+  double *t = malloc(runs * sizeof *t);
+  if (!t)
+    rc = BG_ENOMEM;
+  for (unsigned r = 0; r <= runs && rc == 0; r++) {
     double t0 = bench_now();
     rc = bg_map(pool, &dd, NULL);
     if (r > 0)
@@ -103,7 +122,8 @@ static int time_case(const bcase *c, unsigned workers, unsigned repeat, const bg
   row->n = d->n;
   bg_pool_destroy(pool);
   if (rc == 0)
-    row->wall = bench_summarise(t, repeat);
+    row->wall = bench_summarise(t, runs);
+  free(t);
   return rc;
 }
 
@@ -113,9 +133,10 @@ static void progress(const bench_overhead_opts *o, const char *section, const bc
             bg_schedule_name(c->schedule));
 }
 
-/* Runs every usable case on one workload; the first case must be seq, the baseline. */
+/* Runs every usable case on one workload, each @runs times; the first case must be seq, the
+ * baseline. */
 static int run_section(const bench_overhead_opts *o, const char *section, const bcase *cases,
-                       size_t ncases, const bg_map_desc_t *d, bench_result *res,
+                       size_t ncases, unsigned runs, const bg_map_desc_t *d, bench_result *res,
                        const char **what) {
   double seq = 0;
   for (size_t i = 0; i < ncases; i++) {
@@ -128,7 +149,7 @@ static int run_section(const bench_overhead_opts *o, const char *section, const 
     memset(row, 0, sizeof *row);
     snprintf(row->section, sizeof row->section, "%s", section);
     row->workload = section;
-    int rc = time_case(&cases[i], o->workers, o->repeat, d, row);
+    int rc = time_case(&cases[i], o->workers, runs, d, row);
     if (rc != 0) {
       *what = section;
       return rc;
@@ -251,6 +272,74 @@ static void note_messages(bench_result *res, size_t n) {
                    (one->wall.median - whole->wall.median) / (double)n * 1e6, one->workers);
 }
 
+/* The peer's map-cost row: Python's multiprocessing.Pool, created once, timed per map. */
+static void peer_map_cost(const bench_overhead_opts *o, unsigned workers, bench_result *res) {
+  bench_peers_cmd cmd;
+  if (bench_peers_cmd_init(&cmd, o->peers, "mapcost.py", "map-cost", res) != 0)
+    return;
+  res->peers = 1;
+  bench_peers_cmd_arg(&cmd, "--n", "%zu", o->n_small);
+  bench_peers_cmd_arg(&cmd, "--maps", "%u", o->maps);
+  bench_peers_cmd_arg(&cmd, "--workers", "%u", workers);
+  bench_peers_run_script(o->peers, &cmd, "the Python peer process", "map-cost", "map-cost",
+                         o->n_small, res);
+  const bench_row *py = bench_find_row(res, "map-cost", "py:multiprocessing", "-");
+  const bench_row *pp = bench_find_row(res, "map-cost", "procs-persistent", "auto");
+  if (py && pp && !py->failed)
+    bench_note_add(res, "",
+                   "vs Python: multiprocessing.Pool(%u) created once took %.1f us per map of the "
+                   "same %zu items, procs-persistent %.1f us: %.1fx (target >= 4x)",
+                   py->workers, py->wall.median * 1e6, o->n_small, pp->wall.median * 1e6,
+                   py->wall.median / pp->wall.median);
+}
+
+/* What the map-cost and procs-items rows say about the two procs modes, against the targets of
+ * issue 23. */
+static void note_map_cost(bench_result *res, const bench_overhead_opts *o) {
+  static const char *const modes[] = {"threads", "procs", "procs-persistent"};
+  double us[3], ns[3] = {0, 0, 0};
+  unsigned workers = 0;
+  for (size_t i = 0; i < 3; i++) {
+    const bench_row *r = bench_find_row(res, "map-cost", modes[i], "auto");
+    const bench_row *big = bench_find_row(res, "procs-items", modes[i], "auto");
+    if (!r || (i > 0 && !big))
+      return;
+    us[i] = r->wall.median * 1e6;
+    ns[i] = big ? big->ns_per_item : 0;
+    workers = r->workers;
+  }
+  bench_note_add(res, "",
+                 "map cost: %u maps of %zu trivial items on %u workers, median per map: threads "
+                 "%.1f us, procs (snapshot: a fork per worker per map) %.1f us, procs-persistent "
+                 "%.1f us (target <= 100 us), %.1fx faster than snapshot; one map of %zu items: "
+                 "procs %.1f ns per item, procs-persistent %.1f ns (target: no worse)",
+                 o->maps, o->n_small, workers, us[0], us[1], us[2], us[1] / us[2], o->n_items,
+                 ns[1], ns[2]);
+}
+
+/* The map-cost section (o->maps maps of o->n_small trivial items, each timed: the rows' times
+ * are per map) and the procs-items section (one map of o->n_items, o->repeat times), and what
+ * they say about the two procs modes. @d: the trivial map, whose results buffer holds at
+ * least o->n_items. */
+static int run_map_cost(const bench_overhead_opts *o, bg_map_desc_t *d, bench_result *res,
+                        const char **what) {
+  d->n = o->n_small;
+  int rc = run_section(o, "map-cost", map_cost_cases,
+                       sizeof map_cost_cases / sizeof map_cost_cases[0], o->maps, d, res, what);
+  if (rc != 0)
+    return rc;
+  const bench_row *pp = bench_find_row(res, "map-cost", "procs-persistent", "auto");
+  if (o->peers && pp)
+    peer_map_cost(o, pp->workers, res);
+  d->n = o->n_items;
+  rc = run_section(o, "procs-items", procs_items_cases,
+                   sizeof procs_items_cases / sizeof procs_items_cases[0], o->repeat, d, res, what);
+  if (rc != 0)
+    return rc;
+  note_map_cost(res, o);
+  return 0;
+}
+
 int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char **what) {
   res->suite = "overhead";
   size_t *out = malloc(o->n_trivial * sizeof *out);
@@ -272,7 +361,7 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   d.out = out;
   d.out_size = sizeof *out;
   rc = run_section(o, "overhead", overhead_cases, sizeof overhead_cases / sizeof overhead_cases[0],
-                   &d, res, what);
+                   o->repeat, &d, res, what);
   if (rc != 0)
     goto done;
   const bench_row *ta = bench_find_row(res, "overhead", "threads", "auto");
@@ -291,10 +380,13 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
                    pa->wall.median * 1e3, pa->wall.median / ta->wall.median, ps->wall.median * 1e3);
   d.n = o->n_messages;
   rc = run_section(o, "procs-messages", message_cases,
-                   sizeof message_cases / sizeof message_cases[0], &d, res, what);
+                   sizeof message_cases / sizeof message_cases[0], o->repeat, &d, res, what);
   if (rc != 0)
     goto done;
   note_messages(res, o->n_messages);
+  rc = run_map_cost(o, &d, res, what);
+  if (rc != 0)
+    goto done;
   bench_note_futures(res, o->workers, o->n_messages);
   bench_note_cache(res, o->workers, o->n_cache);
   d.fn = bench_prime_fixed;
@@ -303,7 +395,7 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   d.out = flags;
   d.out_size = 1;
   rc = run_section(o, "prime-fixed", speedup_cases, sizeof speedup_cases / sizeof speedup_cases[0],
-                   &d, res, what);
+                   o->repeat, &d, res, what);
   if (rc != 0)
     goto done;
   add_notes(res, "prime-fixed");
@@ -311,7 +403,7 @@ int bench_overhead(const bench_overhead_opts *o, bench_result *res, const char *
   d.ctx = NULL;
   d.n = o->n_range;
   rc = run_section(o, "prime-range", speedup_cases, sizeof speedup_cases / sizeof speedup_cases[0],
-                   &d, res, what);
+                   o->repeat, &d, res, what);
   if (rc != 0)
     goto done;
   add_notes(res, "prime-range");

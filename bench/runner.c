@@ -57,7 +57,8 @@ static void insights_note(bench_result *res, const run_case *rc, const char *bac
 /* Backends that run tasks inside the bench's own process (or, for mpi, inside the ranks, which
  * cannot fork a row away): a foreign task's rows on them run supervised, except mpi's. */
 static int in_process(const char *backend) {
-  return strcmp(backend, "procs") && strcmp(backend, "procs-copy");
+  return strcmp(backend, "procs") && strcmp(backend, "procs-copy") &&
+         strcmp(backend, "procs-persistent");
 }
 
 /* The pool and map description of one row. Every item runs, failed or not: a row reports how

@@ -52,9 +52,10 @@ void cmd_bench_help(FILE *f) {
          "  --size S         quick (default; the whole catalogue in about 15 s) or lecture\n"
          "                   (the lecture's sizes: minutes, and several GiB for alloc)\n"
          "  --backends LIST  parallel backends to compare with seq (default: all usable):\n"
-         "                   threads, procs (forked workers, shared-memory results),\n"
-         "                   procs-copy (items and results through pipes, as Python's\n"
-         "                   pools pickle them), openmp; mpi with --ranks\n"
+         "                   threads, procs (workers forked at each map, shared-memory\n"
+         "                   results), procs-copy (items and results through pipes, as\n"
+         "                   Python's pools pickle them), openmp; mpi with --ranks;\n"
+         "                   procs-persistent (workers kept between maps) only when named\n"
          "  --workers LIST   worker counts, e.g. 1,2,4; sweep (1, 2, 4, ... up to twice the\n"
          "                   cores); auto (default: one per core, more when items block)\n"
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up\n"
@@ -64,8 +65,9 @@ void cmd_bench_help(FILE *f) {
          "                   memory-wall case 1G, or 32M quick)\n"
          "  --peers python   also run the Python frameworks (a loop, multiprocessing,\n"
          "                   concurrent.futures, joblib, mpire, NumPy; with --suite knn: NumPy,\n"
-         "                   PyTorch, faiss) on every case, in the same tables, with a 'vs peer'\n"
-         "                   column; make bench-peers installs them\n"
+         "                   PyTorch, faiss; with --suite overhead: a reused multiprocessing.Pool\n"
+         "                   in the map-cost section) on every case, in the same tables, with\n"
+         "                   a 'vs peer' column; make bench-peers installs them\n"
          "  --python PATH    the interpreter for --peers (default: $BRIGADE_PYTHON or python3)\n"
          "  --peer-timeout S seconds one peer process may run before it is killed (default\n"
          "                   1800); a peer printing over 1 MiB is killed too\n"
@@ -269,8 +271,11 @@ static void default_backends(bench_run_opts *o) {
   o->nbackends = 0;
   for (size_t k = 0; k < bg_backend_count() && o->nbackends < BENCH_MAX_BACKENDS; k++) {
     bg_backend_info_t b;
-    /* mpi runs only when asked for (--backends mpi): it needs every rank of an mpirun. */
-    if (bg_backend_info(k, &b) == 0 && b.usable && strcmp(b.name, "seq") && strcmp(b.name, "mpi"))
+    /* mpi runs only when asked for (--backends mpi): it needs every rank of an mpirun. Nor
+     * does procs-persistent: the catalogue's tasks read their state through ctx pointers, which
+     * its workers, forked before the map, cannot follow (the overhead suite compares it). */
+    if (bg_backend_info(k, &b) == 0 && b.usable && strcmp(b.name, "seq") && strcmp(b.name, "mpi") &&
+        strcmp(b.name, "procs-persistent"))
       o->backends[o->nbackends++] = b.name;
   }
 }
@@ -452,9 +457,6 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     if (rc != 0)
       return rc;
   }
-  if (a->with_peers && !strcmp(a->suite, "overhead"))
-    return cli_usage("bench", "--peers runs with the catalogue and knn suites (the overhead "
-                              "suite times brigade's own costs)");
   if (!a->with_peers && (a->peers.python || a->peers.dir || a->peers.timeout > 0))
     return cli_usage("bench", "--python, --peers-dir and --peer-timeout go with --peers python");
   if (a->with_peers) {
@@ -501,7 +503,11 @@ static int run_overhead(const bench_args *a, bench_result *res) {
                            .n_messages = 20000,
                            .n_cache = 400,
                            .n_range = 1000000,
-                           .progress = a->run.progress};
+                           .n_small = 100,
+                           .maps = 1000,
+                           .n_items = 1000000,
+                           .progress = a->run.progress,
+                           .peers = a->run.peers};
   const char *what = "";
   int rc = bench_overhead(&o, res, &what);
   if (rc != 0)
@@ -570,6 +576,14 @@ static int run_catalogue(bench_args *a, bench_result *res) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = bench_run_workload(&a->run, list[i], res, err, sizeof err);
+  for (size_t i = 0; i < res->nrows; i++)
+    if (!strcmp(res->rows[i].backend, "procs") || !strcmp(res->rows[i].backend, "procs-copy")) {
+      bench_note_add(res, "",
+                     "procs and procs-copy rows ran in the snapshot mode: workers forked at each "
+                     "map, seeing its items and ctx copy-on-write (procs-persistent, workers kept "
+                     "between maps, is compared in the overhead suite)");
+      break;
+    }
   if (saved >= 0) {
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);

@@ -82,7 +82,7 @@ static void print_text(const facts *f) {
   for (size_t i = 0; i < bg_backend_count(); i++) {
     bg_backend_info_t b;
     bg_backend_info(i, &b);
-    printf("  %-10s %s\n", b.name,
+    printf("  %-16s %s\n", b.name,
            !b.compiled ? "not compiled in"
            : b.usable  ? "usable"
            : !strcmp(b.name, "mpi")

@@ -70,8 +70,9 @@ const char *bg_item_state_name(int state);
  */
 typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
 
-/* Version 4 adds no field: it says the caller's report (bg_map_report_t) is of version 4. */
-#define BG_MAP_DESC_VERSION 4u
+/* Version 4 adds no field: it says the caller's report (bg_map_report_t) is of version 4.
+ * Version 5 adds ctx_size (its report is still of version 4). */
+#define BG_MAP_DESC_VERSION 5u
 
 /* The circuit breaker's threshold that bg_map_desc_init() sets: high enough that a few bad
  * items in a row do not stop a map, low enough that a map whose every item crashes costs a few
@@ -100,6 +101,12 @@ typedef struct bg_map_desc {
    * which is also what a description of version 1 or 2 gets; bg_map_desc_init() sets
    * BG_MAP_BREAKER_DEFAULT. Backends that run tasks in-process ignore it. */
   uint32_t breaker;
+  /* Version 5. The context as bytes: ctx points to ctx_size bytes that are copied to the
+   * workers at each map, and each task gets a pointer to its worker's copy. The procs-persistent
+   * backend needs it: its workers were forked before this map and cannot read the caller's
+   * memory as it is now, so there a non-NULL ctx without ctx_size is refused (BG_EINVAL)
+   * rather than read stale. Other backends pass ctx as it is and ignore ctx_size. */
+  size_t ctx_size;
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */
@@ -139,7 +146,8 @@ typedef struct bg_map_report {
                            * start; not n_tripped */
   size_t n_timeout;       /* failed items that ran past the timeout */
   size_t n_retries;       /* extra attempts made under desc->retries */
-  size_t workers_started; /* worker processes started (procs: replacements included) */
+  size_t workers_started; /* worker processes started (procs: replacements included;
+                           * procs-persistent: during this map, 0 when all were reused) */
   int interrupted;        /* 1 if SIGINT or SIGTERM stopped the map (procs) */
   double imbalance;       /* the busiest worker's busy time over the mean, minus 1 */
   /* Version 3. */
@@ -192,13 +200,20 @@ typedef struct bg_map_report {
  * set, so that the caller knows the results in that array are lost and must not read them (it
  * would die of SIGBUS). Other backends run tasks in the caller's process, which SIGBUS kills.
  *
+ * On procs-persistent the worker processes are forked at the pool's first map and kept until
+ * bg_pool_destroy (see bg_pool_opts_t's backend): the items, d->ctx's ctx_size bytes and the
+ * results travel through shared memory, and the guarantees above are the same. A worker that
+ * died between maps, or that another thread's map forked, is replaced before the map; Ctrl-C
+ * ends every worker, and the next map forks new ones.
+ *
  * Return: 0; BG_ETASK if any item failed (see @report); BG_ECANCELED (interrupted; @report
  * says what finished); BG_EINVAL (NULL pool, desc or fn, wrong version, in without in_size,
- * out without out_size); BG_ERANGE (n * size overflows; or, with @report written, the procs
- * map found the file behind in or out shrunk); BG_EBUSY (BG_MAP_NOWAIT and the pool
- * is in use); BG_EBACKEND (timeout_ms on a backend that cannot stop a running task: procs
- * can); BG_ENOMEM (procs: no memory for the shared results). Workers that cannot be forked or whose
- * init callback fails make their items fail (BG_ITEM_EXITED), not the call.
+ * out without out_size, ctx_size without ctx; on procs-persistent a ctx without ctx_size);
+ * BG_ERANGE (n * size overflows; or, with @report written, the procs map found the file behind in
+ * or out shrunk); BG_EBUSY (BG_MAP_NOWAIT and the pool is in use); BG_EBACKEND (timeout_ms on a
+ * backend that cannot stop a running task: procs can); BG_ENOMEM (procs: no memory for the shared
+ * results); BG_ESYS (procs-persistent: no memfd for its arena). Workers that cannot be forked or
+ * whose init callback fails make their items fail (BG_ITEM_EXITED), not the call.
  */
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *d, bg_map_report_t *report);
 

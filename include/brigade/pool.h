@@ -51,8 +51,28 @@ typedef void (*bg_worker_exit_fn)(unsigned w, void *ctx, void *state);
 #define BG_POOL_OPTS_VERSION 2u
 
 typedef struct bg_pool_opts {
-  uint32_t version;                /* BG_POOL_OPTS_VERSION, set by bg_pool_opts_init() */
-  const char *backend;             /* "seq" "threads" "procs" "procs-copy" "openmp" "mpi" "auto" */
+  uint32_t version; /* BG_POOL_OPTS_VERSION, set by bg_pool_opts_init() */
+  /* "seq" "threads" "procs" "procs-copy" "procs-persistent" "openmp" "mpi" "auto". The two
+   * procs modes differ in when workers are forked, and so in what memory they see:
+   *  - procs (and procs-copy), "snapshot": at each map. Tasks see the caller's memory as it is
+   *    at the map's start, copy-on-write (items and ctx are never copied), at a fork per
+   *    worker per map (about 1.6 ms for 2 workers).
+   *  - procs-persistent: at the pool's first map, and kept until bg_pool_destroy (a worker
+   *    that dies or reaches max_tasks is replaced, as on procs). Tasks see the caller's memory
+   *    as of their worker's fork, which is not the same moment for a replacement: everything
+   *    a map gives them comes through shared memory, copied at each map: the items (in), the
+   *    results (out) and the context as bytes (bg_map_desc_t.ctx_size; a ctx without it is
+   *    refused with BG_EINVAL, since it would be read as it was at the fork). Pointers inside
+   *    items or ctx, globals changed since the fork, memory mapped or code loaded since (a
+   *    dlopen'ed task) are not seen as they are now: pass values. A map of small items then
+   *    costs tens of microseconds rather than a fork. The shared arena keeps the size of the
+   *    largest map's items, results and statuses until bg_pool_destroy (or a Ctrl-C); results
+   *    in a bg_shared_create array are copied through it too, not written in place.
+   * A backend name rather than a flag, because the mode changes what a task may read: it is
+   * named wherever the backend is (reports, bench rows, --backend, bg_backend_info), and
+   * "auto" never picks it. Snapshot stays the default procs mode: it is the one whose tasks
+   * read the caller's memory without the caller having to think about it. */
+  const char *backend;
   unsigned workers;                /* 0: bg_topo_default_workers() (physical cores) */
   bg_schedule_t schedule;          /* default BG_SCHED_AUTO */
   size_t chunk;                    /* 0: the schedule's own default */
@@ -78,6 +98,8 @@ void bg_pool_opts_init(bg_pool_opts_t *o);
  *
  * The procs backends fork their worker processes at each map, so that they see the caller's
  * memory as it is then (copy-on-write, nothing serialised): creating such a pool is cheap.
+ * procs-persistent forks them at the first map, on the thread that runs it (a later map on
+ * another thread replaces them: a worker's parent-death signal follows the forking thread).
  *
  * Return: 0; BG_EINVAL (NULL @out, unknown version or schedule, workers > 4096); BG_EBACKEND
  * (a lifecycle callback or max_tasks on openmp or mpi); BG_ETASK (a worker's init callback failed);
@@ -90,6 +112,8 @@ int bg_pool_create(const bg_pool_opts_t *o, bg_pool_t **out);
 /**
  * bg_pool_destroy - stop the workers and free the pool; NULL is a no-op.
  *
+ * procs-persistent's workers are told to quit (their exit callbacks run, up to 5 s each),
+ * then killed with their process groups and reaped, and the shared memory is unmapped.
  * Must not be called while a map is running on the pool or from inside one of its tasks.
  */
 void bg_pool_destroy(bg_pool_t *p);

@@ -3,7 +3,9 @@
  * hangs takes only its worker with it. Workers are forked at each map and so see the caller's
  * memory as it is then, copy-on-write: inputs and the context are never serialised. The
  * caller's thread only supervises: it hands out chunks on each worker's socket, waits in
- * poll() for replies, deaths, timeouts and Ctrl-C, and replaces dead workers. Two transports:
+ * poll() for replies, deaths, timeouts and Ctrl-C, and replaces dead workers. The persistent
+ * mode (procs-persistent, procs_persist.c) keeps its workers between maps instead and stages
+ * each map in an arena they share; everything else here serves both modes. Two transports:
  *  - procs: results go to a shared anonymous mapping and are copied out as chunks finish; a
  *    worker's slot in that mapping says which item it runs, so after a crash the items before
  *    it are kept, the culprit is named, and the rest of the chunk is re-run item by item;
@@ -17,6 +19,7 @@
 #include "internal/clock.h"
 #include "internal/interrupt.h"
 #include "internal/procs.h"
+#include "internal/procs_persist.h"
 #include "internal/shared.h"
 
 #include <errno.h>
@@ -38,17 +41,8 @@
 #define START_FAILURES_MAX 3
 /* How long a worker told to quit may take (its exit callback) before it is killed. */
 #define QUIT_GRACE_MS 5000
-/* Arenas this large are checked against the memory available before they are mapped. */
-#define ARENA_CHECK_BYTES ((size_t)16 << 20)
 /* The longest poll(): the loop wakes at least this often to look at timeouts and progress. */
 #define POLL_MAX_MS 100
-
-typedef struct pstate {
-  unsigned workers; /* I */
-  int copy;         /* I */
-  bg__life *life;   /* I */
-  bg_allocator_t alloc;
-} pstate;
 
 /* One worker seen from the parent. */
 typedef struct kid {
@@ -65,7 +59,22 @@ typedef struct kid {
   int start_failures; /* processes in a row that died before being ready */
   int gave_up;        /* no more processes for this worker in this map */
   size_t ok_mark;     /* shm: the worker's count of successes when the chunk was sent */
+  unsigned gen;       /* persistent: the arena the worker has */
+  pid_t forker;       /* the thread that forked it */
 } kid;
+
+/* O: the supervising thread of the map in progress, or bg_pool_destroy's. */
+typedef struct pstate {
+  unsigned workers; /* I */
+  int copy;         /* I */
+  int persistent;   /* I: workers live from their first map to bg_pool_destroy */
+  bg__life *life;   /* I */
+  bg_allocator_t alloc;
+  kid *kids;         /* workers entries; persistent: the live workers between maps too */
+  struct pollfd *pf; /* workers entries, for poll() */
+  unsigned *who;     /* pf[j] is worker who[j] */
+  bg__persist persist;
+} pstate;
 
 /* Items to hand out again: [b, e), in chunks, before any new chunk of the scheduler. attempts:
  * what each had already (a single re-run item's count). */
@@ -86,9 +95,9 @@ typedef struct run {
   char *out;      /* shared results (shm transport) */
   bg_item_status_t *status;
   kid *kids;
-  struct pollfd *pf; /* workers entries, for poll() */
-  unsigned *who;     /* pf[j] is worker who[j] */
-  redo *q;           /* FIFO */
+  struct pollfd *pf;
+  unsigned *who;
+  redo *q; /* FIFO */
   size_t qhead, qlen, qcap;
   int halted;
   /* Why the items not handed out were failed (fail_rest), so that a chunk a dying worker gives
@@ -117,10 +126,7 @@ static int arena_map(run *R) {
   /* Results that already lie in a shared array are written there by the workers directly. */
   int direct = !R->ps->copy && d->out && bg__shared_contains(d->out, d->n * d->out_size);
   size_t len = off_out + (!R->ps->copy && d->out && !direct ? d->n * d->out_size : 0);
-  /* The check reads /proc and the cgroup files: below ARENA_CHECK_BYTES an arena is within
-   * any safety margin and the reads would only add to every map's cost. */
-  uint64_t avail;
-  if (len >= ARENA_CHECK_BYTES && bg_mem_available(&avail) == 0 && len > avail)
+  if (bg__arena_fits(len) != 0)
     return BG_ENOMEM;
   void *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (a == MAP_FAILED)
@@ -137,6 +143,23 @@ static int arena_map(run *R) {
   /* A failed item's result stays what the caller had, as on the in-process backends. */
   if (R->out && !direct)
     memcpy(R->out, d->out, d->n * d->out_size);
+  return BG_OK;
+}
+
+/* The persistent mode's arena: the control mapping, made before the pool's first fork, and
+ * this map staged in the data arena (items and results copied: the workers cannot see the
+ * caller's memory as it is now). */
+static int persist_arena(run *R, int copy_in) {
+  bg__persist *p = &R->ps->persist;
+  int rc = p->slots ? BG_OK : bg__persist_init(p, R->ps->workers);
+  if (rc == 0)
+    rc = bg__persist_stage(p, R->d, copy_in, &R->out, &R->status);
+  if (rc != 0)
+    return rc;
+  R->slots = p->slots;
+  R->sst = p->stats;
+  for (unsigned w = 0; w < R->ps->workers; w++)
+    bg__wstat_reset(&R->sst[w]);
   return BG_OK;
 }
 
@@ -280,7 +303,8 @@ static int spawn(run *R, unsigned w) {
                   .out = R->out,
                   .status = R->status,
                   .life = R->ps->life,
-                  .parent = (long)getpid()};
+                  .parent = (long)getpid(),
+                  .persist = R->ps->persistent ? &R->ps->persist : NULL};
   int fd;
   pid_t pid = (pid_t)bg__fork_socket(&fd);
   if (pid < 0)
@@ -299,6 +323,8 @@ static int spawn(run *R, unsigned w) {
   k->fd = fd;
   k->tasks = 0;
   k->timed_out = 0;
+  k->gen = R->ps->persist.gen;
+  k->forker = gettid();
   R->job->stats[w].started++;
   return BG_OK;
 }
@@ -306,11 +332,16 @@ static int spawn(run *R, unsigned w) {
 static int send_chunk(run *R, kid *k) {
   const bg_map_desc_t *d = R->d;
   bg__pcmd m = {.op = BG__PCMD_RUN, .b = k->b, .e = k->e, .prior = k->prior};
-  /* The worker is idle and waits for this message: its counts are settled. */
+  /* The worker is idle and waits for this message: its counts are settled, and its slot may
+   * be written. Its item from an earlier chunk (of an earlier map, for a persistent worker)
+   * must not be mistaken for progress in this one should it die before starting. */
   k->ok_mark = R->sst[k - R->kids].ok;
+  atomic_store_explicit(&R->slots[k - R->kids].cur, SIZE_MAX, memory_order_relaxed);
   k->busy = 1;
   k->sent_ns = bg__now_ns();
   k->tasks += k->e - k->b;
+  if (R->ps->persistent && bg__persist_sync(&R->ps->persist, k->fd, &k->gen) != 0)
+    return -1;
   if (bg__sock_send(k->fd, &m, sizeof m) != 0)
     return -1;
   if (R->ps->copy && d->in &&
@@ -680,34 +711,49 @@ static void stop_all(run *R) {
   }
 }
 
+/* A persistent worker that died between maps is reaped before the map, so that its death is
+ * not blamed on the chunk it would be sent. One forked by another thread is retired: a
+ * worker's parent-death signal follows the thread that forked it, not the process, and that
+ * thread may end while this map runs. The map's own thread, inside bg_map, cannot. */
+static void check_kids(run *R) {
+  pid_t self = gettid();
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    kid *k = &R->kids[w];
+    if (!k->pid)
+      continue;
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == k->pid)
+      reap(k);
+    else if (k->forker != self)
+      retire(k);
+  }
+}
+
+/* Forgets what the last map left in each worker's entry but the process itself. */
+static void kids_begin(run *R) {
+  for (unsigned w = 0; w < R->ps->workers; w++) {
+    kid *k = &R->kids[w];
+    *k = (kid){.pid = k->pid, .fd = k->fd, .tasks = k->tasks, .gen = k->gen, .forker = k->forker};
+  }
+}
+
 static void procs_map(void *state, bg__job *job) {
   pstate *ps = state;
-  run R = {.ps = ps, .job = job, .d = job->d};
-  kid *kids = malloc(ps->workers * sizeof *kids);
-  R.pf = malloc(ps->workers * sizeof *R.pf);
-  R.who = malloc(ps->workers * sizeof *R.who);
-  if (!kids || !R.pf || !R.who) {
-    free(R.who);
-    free(R.pf);
-    free(kids);
-    job->rc = BG_ENOMEM;
+  run R = {.ps = ps, .job = job, .d = job->d, .kids = ps->kids, .pf = ps->pf, .who = ps->who};
+  kids_begin(&R);
+  /* A file already shrunk before the map would kill every worker that touches it (and the
+   * parent, copying it into a persistent arena). */
+  int shrunk = files_shrunk(&R);
+  job->rc = ps->persistent ? persist_arena(&R, !shrunk) : arena_map(&R);
+  if (job->rc != 0)
     return;
-  }
-  for (unsigned w = 0; w < ps->workers; w++)
-    kids[w] = (kid){.fd = -1};
-  R.kids = kids;
-  job->rc = arena_map(&R);
-  if (job->rc != 0) {
-    free(R.who);
-    free(R.pf);
-    free(kids);
-    return;
-  }
-  /* A file already shrunk before the map would kill every worker that touches it. */
-  if (files_shrunk(&R)) {
+  if (shrunk) {
     job->shrunk = 1;
     trip(&R, BG_ITEM_CRASHED, SIGBUS);
   }
+  if (ps->persistent)
+    check_kids(&R);
   bg__interrupt_begin(&R.guard);
   for (;;) {
     if (bg__interrupted(&R.guard)) {
@@ -720,11 +766,13 @@ static void procs_map(void *state, bg__job *job) {
     wait_events(&R, watch_timeouts(&R));
   }
   if (job->interrupted) {
+    /* Ctrl-C ends a persistent pool's workers too (and, below, its shared memory): the caller
+     * is stopping, and a later map starts afresh. */
     stop_all(&R);
   } else {
-    for (unsigned w = 0; w < ps->workers; w++)
-      if (kids[w].pid)
-        retire(&kids[w]);
+    for (unsigned w = 0; w < ps->workers && !ps->persistent; w++)
+      if (R.kids[w].pid)
+        retire(&R.kids[w]);
     /* What workers dying after fail_rest gave back fails the same way. */
     if (R.rest_state)
       fail_rest(&R, R.rest_state, R.rest_code);
@@ -734,37 +782,66 @@ static void procs_map(void *state, bg__job *job) {
     job->shrunk = 1;
   merge_stats(&R);
   bg__interrupt_end(&R.guard);
-  munmap(R.arena, R.arena_len);
+  if (!ps->persistent)
+    munmap(R.arena, R.arena_len);
+  else if (job->interrupted)
+    bg__persist_fini(&ps->persist);
   free(R.q);
-  free(R.who);
-  free(R.pf);
-  free(kids);
 }
 
 static int procs_probe(void) {
   return BG_OK;
 }
 
-static int init_common(const bg__backend_cfg *cfg, void **state, int copy) {
-  pstate *ps = cfg->alloc->alloc(sizeof *ps, cfg->alloc->ud);
+static void procs_fini(void *state) {
+  pstate *ps = state;
+  const bg_allocator_t *a = &ps->alloc;
+  for (unsigned w = 0; ps->kids && w < ps->workers; w++)
+    if (ps->kids[w].pid)
+      retire(&ps->kids[w]);
+  if (ps->persistent)
+    bg__persist_fini(&ps->persist);
+  a->free(ps->who, a->ud);
+  a->free(ps->pf, a->ud);
+  a->free(ps->kids, a->ud);
+  a->free(ps, a->ud);
+}
+
+static int init_common(const bg__backend_cfg *cfg, void **state, int copy, int persistent) {
+  const bg_allocator_t *a = cfg->alloc;
+  unsigned W = cfg->workers;
+  pstate *ps = a->alloc(sizeof *ps, a->ud);
   if (!ps)
     return BG_ENOMEM;
-  *ps = (pstate){.workers = cfg->workers, .copy = copy, .life = cfg->life, .alloc = *cfg->alloc};
+  *ps = (pstate){.workers = W,
+                 .copy = copy,
+                 .persistent = persistent,
+                 .life = cfg->life,
+                 .persist = {.fd = -1}};
+  ps->alloc = *a;
+  ps->kids = a->alloc(W * sizeof *ps->kids, a->ud);
+  ps->pf = a->alloc(W * sizeof *ps->pf, a->ud);
+  ps->who = a->alloc(W * sizeof *ps->who, a->ud);
+  if (!ps->kids || !ps->pf || !ps->who) {
+    procs_fini(ps);
+    return BG_ENOMEM;
+  }
+  for (unsigned w = 0; w < W; w++)
+    ps->kids[w] = (kid){.fd = -1};
   *state = ps;
   return BG_OK;
 }
 
 static int procs_init(const bg__backend_cfg *cfg, void **state) {
-  return init_common(cfg, state, 0);
+  return init_common(cfg, state, 0, 0);
 }
 
 static int procs_copy_init(const bg__backend_cfg *cfg, void **state) {
-  return init_common(cfg, state, 1);
+  return init_common(cfg, state, 1, 0);
 }
 
-static void procs_fini(void *state) {
-  pstate *ps = state;
-  ps->alloc.free(ps, ps->alloc.ud);
+static int procs_persistent_init(const bg__backend_cfg *cfg, void **state) {
+  return init_common(cfg, state, 0, 1);
 }
 
 const bg__backend_ops bg__backend_procs = {
@@ -787,6 +864,20 @@ const bg__backend_ops bg__backend_procs_copy = {
     .lifecycle = 1,
     .probe = procs_probe,
     .init = procs_copy_init,
+    .map = procs_map,
+    .fini = procs_fini,
+};
+
+/* Below procs: "auto" never picks a backend whose tasks cannot read the caller's memory. */
+const bg__backend_ops bg__backend_procs_persistent = {
+    .abi = BG_BACKEND_ABI,
+    .name = "procs-persistent",
+    .priority = 3,
+    .isolated = 1,
+    .persistent = 1,
+    .lifecycle = 1,
+    .probe = procs_probe,
+    .init = procs_persistent_init,
     .map = procs_map,
     .fini = procs_fini,
 };

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "internal/clock.h"
 #include "internal/procs.h"
+#include "internal/procs_persist.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -38,6 +39,56 @@ int bg__sock_send(int fd, const void *buf, size_t len) {
 
 int bg__sock_recv(int fd, void *buf, size_t len) {
   return sock_io(fd, buf, len, 0);
+}
+
+/* One control buffer for one descriptor, aligned as a cmsghdr. */
+typedef union fdctl {
+  struct cmsghdr h;
+  char buf[CMSG_SPACE(sizeof(int))];
+} fdctl;
+
+int bg__sock_send_fd(int fd, const void *buf, size_t len, int pass) {
+  struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+  fdctl ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (pass >= 0) {
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass, sizeof pass);
+  }
+  ssize_t k;
+  while ((k = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  /* The descriptor went with the first byte: a short send finishes as plain bytes. */
+  if (k < 0 || (size_t)k > len)
+    return -1;
+  return bg__sock_send(fd, (const char *)buf + k, len - (size_t)k);
+}
+
+int bg__sock_recv_fd(int fd, void *buf, size_t len, int *got) {
+  struct iovec iov = {.iov_base = buf, .iov_len = len};
+  fdctl ctl;
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t k;
+  while ((k = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    ;
+  *got = -1;
+  struct cmsghdr *c = k > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+    memcpy(got, CMSG_DATA(c), sizeof *got);
+  if (k <= 0 || bg__sock_recv(fd, (char *)buf + k, len - (size_t)k) != 0) {
+    if (*got >= 0)
+      close(*got);
+    *got = -1;
+    return -1;
+  }
+  return 0;
 }
 
 long bg__fork_socket(int *mine) {
@@ -110,13 +161,33 @@ static int reserve(char **buf, size_t *cap, size_t n) {
   return 0;
 }
 
-/* Serves commands; returns when told to quit or when the parent is gone. */
+/* Serves commands; returns when told to quit or when the parent is gone. A persistent worker
+ * takes each command's map from its arena (cur); the others run c's all their life. */
 static void serve(const bg__pchild *c) {
-  const bg_map_desc_t *d = c->d;
+  bg__pchild cur = *c;
+  bg__pview view = {0};
+  if (c->persist) {
+    view.base = c->persist->base;
+    view.len = c->persist->len;
+  }
   char *buf = NULL;
   size_t cap = 0;
   bg__pcmd m;
-  while (bg__sock_recv(c->fd, &m, sizeof m) == 0 && m.op == BG__PCMD_RUN) {
+  int fd;
+  while (bg__sock_recv_fd(c->fd, &m, sizeof m, &fd) == 0) {
+    if (m.op == BG__PCMD_ARENA) {
+      if (bg__persist_remap(&view, &m, fd) != 0)
+        break;
+      continue;
+    }
+    if (fd >= 0)
+      close(fd);
+    if (m.op != BG__PCMD_RUN)
+      break;
+    if (c->persist)
+      bg__persist_apply(&view, &cur);
+    c = &cur;
+    const bg_map_desc_t *d = c->d;
     size_t n = (size_t)(m.e - m.b), nfailed = 0, end;
     if (!c->copy) {
       end = run(c, &m, d->in ? (const char *)d->in + m.b * d->in_size : NULL,

@@ -13,8 +13,11 @@ typedef struct entry {
 } entry;
 
 static const entry table[] = {
-    {"seq", &bg__backend_seq},       {"threads", &bg__backend_threads},
-    {"procs", &bg__backend_procs},   {"procs-copy", &bg__backend_procs_copy},
+    {"seq", &bg__backend_seq},
+    {"threads", &bg__backend_threads},
+    {"procs", &bg__backend_procs},
+    {"procs-copy", &bg__backend_procs_copy},
+    {"procs-persistent", &bg__backend_procs_persistent},
 #if BG_HAVE_OPENMP
     {"openmp", &bg__backend_openmp},
 #else

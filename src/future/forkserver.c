@@ -36,49 +36,6 @@ typedef struct fsrep {
   int64_t status; /* REAP: the wait status */
 } fsrep;
 
-/* Sends @rep with @fd attached when fd >= 0. */
-static int send_rep(int sock, const fsrep *rep, int fd) {
-  struct iovec iov = {.iov_base = (void *)(uintptr_t)rep, .iov_len = sizeof *rep};
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  memset(&ctl, 0, sizeof ctl);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-  if (fd >= 0) {
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-  ssize_t k;
-  while ((k = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-    ;
-  return k == (ssize_t)sizeof *rep ? 0 : -1;
-}
-
-/* Receives a reply and the descriptor attached to it, if any (*fd = -1 otherwise). */
-static int recv_rep(int sock, fsrep *rep, int *fd) {
-  struct iovec iov = {.iov_base = rep, .iov_len = sizeof *rep};
-  union {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  struct msghdr msg = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-  ssize_t k;
-  while ((k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-    ;
-  *fd = -1;
-  struct cmsghdr *c = k > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
-  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-    memcpy(fd, CMSG_DATA(c), sizeof *fd);
-  return k == (ssize_t)sizeof *rep ? 0 : -1;
-}
-
 /* The workers the server has forked and not yet reaped, so that it can kill them when it
  * leaves. */
 typedef struct live {
@@ -150,7 +107,7 @@ static void serve_spawn(server *sv, unsigned w) {
       rep.pid = -1;
     }
   }
-  send_rep(sv->ctl, &rep, pid > 0 ? fd : -1);
+  bg__sock_send_fd(sv->ctl, &rep, sizeof rep, pid > 0 ? fd : -1);
   if (pid > 0)
     close(fd);
 }
@@ -218,7 +175,7 @@ _Noreturn static void serve(int ctl, const bg__xchild *tmpl, pid_t caller) {
       continue;
     }
     fsrep rep = {q.pid, serve_reap(&sv.live, (pid_t)q.pid)};
-    send_rep(ctl, &rep, -1);
+    bg__sock_send_fd(ctl, &rep, sizeof rep, -1);
   }
   for (size_t i = 0; i < sv.live.n; i++)
     kill(-sv.live.pid[i], SIGKILL);
@@ -254,8 +211,8 @@ int bg__forkserver_spawn(const bg__forkserver *fs, unsigned w, long *pid, int *f
   fsreq q = {FS_SPAWN, w, 0};
   fsrep rep;
   *fd = -1;
-  if (bg__sock_send(fs->fd, &q, sizeof q) != 0 || recv_rep(fs->fd, &rep, fd) != 0 || rep.pid < 0 ||
-      *fd < 0) {
+  if (bg__sock_send(fs->fd, &q, sizeof q) != 0 ||
+      bg__sock_recv_fd(fs->fd, &rep, sizeof rep, fd) != 0 || rep.pid < 0 || *fd < 0) {
     if (*fd >= 0)
       close(*fd);
     return BG_ESYS;
@@ -268,8 +225,11 @@ int bg__forkserver_reap(const bg__forkserver *fs, long pid) {
   fsreq q = {FS_REAP, 0, pid};
   fsrep rep;
   int fd;
-  if (bg__sock_send(fs->fd, &q, sizeof q) != 0 || recv_rep(fs->fd, &rep, &fd) != 0)
+  if (bg__sock_send(fs->fd, &q, sizeof q) != 0 ||
+      bg__sock_recv_fd(fs->fd, &rep, sizeof rep, &fd) != 0)
     return -1;
+  if (fd >= 0)
+    close(fd);
   return (int)rep.status;
 }
 

@@ -23,7 +23,7 @@ typedef struct bg__backend_cfg {
 
 typedef struct bg__backend_ops {
   uint32_t abi;         /* BG_BACKEND_ABI */
-  const char *name;     /* "seq" "threads" "procs" "procs-copy" "openmp" "mpi" */
+  const char *name;     /* "seq" "threads" "procs" "procs-copy" "procs-persistent" "openmp" "mpi" */
   int priority;         /* "auto" takes the highest whose probe() succeeds */
   unsigned max_workers; /* 0: any number; the sequential backend has exactly 1 */
   /* Every process of a job runs each map together (mpi): map() is called for every bg_map,
@@ -34,6 +34,9 @@ typedef struct bg__backend_ops {
    * backend runs every worker's lifecycle callbacks itself. */
   int isolated;
   int lifecycle; /* 1 if the backend supports bg_pool_opts_t's worker callbacks */
+  /* Its worker processes outlive the map (procs-persistent): they see the caller's memory as
+   * of their fork, so a context must come as bytes (desc->ctx_size), which bg_map checks. */
+  int persistent;
   /* How long idle workers stay awake after a map, in ns; NULL or 0: they do not spin, or the
    * backend cannot say (OpenMP's runtime decides for itself). */
   uint64_t (*spin_ns)(void *state);
@@ -56,5 +59,6 @@ extern const bg__backend_ops bg__backend_openmp;
 extern const bg__backend_ops bg__backend_mpi;
 extern const bg__backend_ops bg__backend_procs;
 extern const bg__backend_ops bg__backend_procs_copy;
+extern const bg__backend_ops bg__backend_procs_persistent;
 
 #endif

@@ -8,7 +8,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "brigade/error.h"
+#include "brigade/topo.h"
 #include "internal/job.h"
+
+struct bg__persist;
+
+/* Arenas this large are checked against the memory available before they are mapped. Below
+ * it an arena is within any safety margin, and the check (it reads /proc and the cgroup
+ * files) would only add to every map's cost. */
+#define BG__ARENA_CHECK_BYTES ((size_t)16 << 20)
+
+/* 0 if an arena of @len bytes may be mapped, BG_ENOMEM if it exceeds the memory available. */
+static inline int bg__arena_fits(size_t len) {
+  uint64_t avail;
+  if (len >= BG__ARENA_CHECK_BYTES && bg_mem_available(&avail) == 0 && len > avail)
+    return BG_ENOMEM;
+  return BG_OK;
+}
 
 /* A worker's exit status when its init callback failed. */
 #define BG__PROCS_INIT_FAILED 125
@@ -22,7 +39,9 @@ typedef struct bg__pslot {
   _Atomic uint64_t ready_ns;                 /* W: when the process was ready for work */
 } bg__pslot;
 
-enum { BG__PCMD_RUN = 1, BG__PCMD_QUIT = 2 };
+/* ARENA (persistent mode): map the data arena whose memfd comes with the message, b bytes
+ * long, in place of the old one. */
+enum { BG__PCMD_RUN = 1, BG__PCMD_QUIT = 2, BG__PCMD_ARENA = 3 };
 
 /* Parent to worker: run items [b, e). prior: attempts the single item of a re-run already
  * had. The copy transport sends (e - b) * in_size bytes of items after it. */
@@ -57,6 +76,9 @@ typedef struct bg__pchild {
   bg_item_status_t *status; /* shared: per-item outcomes (shm transport), or NULL */
   const bg__life *life;     /* or NULL */
   long parent;              /* the parent's pid, to notice it died before prctl */
+  /* The persistent mode's arena as mapped at the fork (each map's description, items and
+   * results come through it), or NULL: the worker lives for one map and reads d. */
+  const struct bg__persist *persist;
 } bg__pchild;
 
 /* What every worker process does first: drop the caller's handlers for Ctrl-C and crash
@@ -72,6 +94,12 @@ _Noreturn void bg__procs_child(const bg__pchild *c);
  * Return: 0, or -1 (the peer is gone or the call failed). */
 int bg__sock_send(int fd, const void *buf, size_t len);
 int bg__sock_recv(int fd, void *buf, size_t len);
+
+/* The same for one message that carries a descriptor: @pass (none when negative) goes with
+ * it (SCM_RIGHTS); *got receives the one that came (close-on-exec), or -1. On failure nothing
+ * received is left open. Return: 0, or -1. */
+int bg__sock_send_fd(int fd, const void *buf, size_t len, int pass);
+int bg__sock_recv_fd(int fd, void *buf, size_t len, int *got);
 
 /* Flushes stdio, makes a socket pair and forks. Return: the child's pid in the parent, 0 in
  * the child, -1 on failure (nothing left open). *mine: this side's end of the socket; the

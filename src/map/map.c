@@ -26,6 +26,9 @@ static size_t desc_size(uint32_t version) {
     return offsetof(bg_map_desc_t, status);
   case 2:
     return offsetof(bg_map_desc_t, breaker);
+  case 3:
+  case 4:
+    return offsetof(bg_map_desc_t, ctx_size);
   default:
     return sizeof(bg_map_desc_t);
   }
@@ -62,7 +65,7 @@ const char *bg_item_state_name(int state) {
 static int check_desc(const bg_map_desc_t *d) {
   if (!d->fn)
     return BG_EINVAL;
-  if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0))
+  if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0) || (d->ctx_size && !d->ctx))
     return BG_EINVAL;
   if (d->n > MAX_ITEMS)
     return BG_ERANGE;
@@ -216,6 +219,33 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   r->chunks += inline_chunks;
 }
 
+/* auto on an isolated backend: guided, never below a chunk worth BG_SCHED_TARGET_NS at the cost
+ * per item last measured for this function. Each chunk costs a message round trip there (tens
+ * of microseconds), so a map of trivial items goes in one or two chunks, not in the dozen of
+ * plain guided (the measured cost includes each chunk's message, so it shrinks toward the
+ * items' own as chunks grow). With no history, or long items, it is plain guided. */
+static size_t isolated_chunk(bg_pool_t *p, bg_task_fn fn) {
+  const bg__cost *c = cost_find(p, fn);
+  if (p->chunk || p->schedule != BG_SCHED_AUTO || !c || c->ns_per_item <= 0)
+    return p->chunk;
+  double k = BG_SCHED_TARGET_NS / c->ns_per_item;
+  return k < 1 ? 1 : k > (double)BG_SCHED_CHUNK_MAX ? BG_SCHED_CHUNK_MAX : (size_t)k;
+}
+
+/* Runs a map on an isolated backend and remembers what an item of its function cost: the
+ * workers' time in chunks, messages included, per item. */
+static void map_isolated(bg_pool_t *p, bg__job *job) {
+  const bg_map_desc_t *d = job->d;
+  bg_schedule_t k = p->schedule == BG_SCHED_AUTO ? BG_SCHED_GUIDED : p->schedule;
+  bg__sched_init(&p->sched, k, 0, d->n, p->workers, isolated_chunk(p, d->fn), 0, p->slots);
+  p->ops->map(p->bstate, job);
+  uint64_t busy = 0;
+  for (unsigned w = 0; w < p->workers; w++)
+    busy += job->stats[w].busy_ns;
+  if (busy > 0 && !job->rc && !job->interrupted)
+    cost_record(p, d->fn, (double)busy / (double)d->n);
+}
+
 static void map_locked(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   const bg_map_desc_t *d = job->d;
   for (unsigned w = 0; w < p->workers; w++)
@@ -227,11 +257,8 @@ static void map_locked(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   } else if (p->ops->isolated) {
     /* Tasks never run on the caller: a crash must not take the caller's process with it. Each
      * chunk costs the worker a message, so auto means guided: few, shrinking chunks. */
-    bg_schedule_t k = p->schedule == BG_SCHED_AUTO ? BG_SCHED_GUIDED : p->schedule;
-    if (d->n > 0) {
-      bg__sched_init(&p->sched, k, 0, d->n, p->workers, p->chunk, 0, p->slots);
-      p->ops->map(p->bstate, job);
-    }
+    if (d->n > 0)
+      map_isolated(p, job);
   } else if (p->schedule == BG_SCHED_AUTO) {
     map_auto(p, job, &partial);
   } else if (d->n > 0) {
@@ -279,7 +306,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   bg_map_desc_t desc;
   if (!pool || !user || user->version == 0 || user->version > BG_MAP_DESC_VERSION)
     return BG_EINVAL;
-  /* Not bg__upgrade, which knows only version 1 and the latest: there are three. */
+  /* Not bg__upgrade, which knows only version 1 and the latest: there are more. */
   memset(&desc, 0, sizeof desc);
   memcpy(&desc, user, desc_size(user->version));
   const bg_map_desc_t *d = &desc;
@@ -288,6 +315,9 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     return rc;
   if (d->timeout_ms && !pool->ops->isolated)
     return BG_EBACKEND;
+  /* Workers forked maps ago would read whatever ctx pointed to then: stale data, silently. */
+  if (pool->ops->persistent && d->ctx && !d->ctx_size)
+    return BG_EINVAL;
   uint64_t t0 = bg__now_ns();
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);

@@ -142,7 +142,10 @@ expect 0 out '^suite,section,workload' -- bench --workload prime-fixed --n 100 -
 expect 0 out '^### prime-fixed: 100 items' -- bench --workload prime-fixed --n 100 --repeat 1 --format markdown
 # The overhead suite's cache folder is removed entirely (it used to stay, .lock inside).
 mkdir -p "$tmp/ovh"
-TMPDIR="$tmp/ovh" expect 0 out 'threads/auto speedup' -- bench --suite overhead --repeat 1 --workers 2
+TMPDIR="$tmp/ovh" expect 0 out 'threads/auto speedup' -- bench --suite overhead --repeat 1 --workers 2 --peers python --peers-dir /nonexistent
+# The map-cost section compares both procs modes, and names the peer script it could not find.
+grep -q 'map cost: 1000 maps of 100 trivial items on 2 workers' "$tmp/out" && pass=$((pass + 1)) || { echo "FAIL: no map-cost note"; fail=$((fail + 1)); }
+grep -q 'Python peers not run: /nonexistent/mapcost.py is missing' "$tmp/out" && pass=$((pass + 1)) || { echo "FAIL: the overhead suite's peer was not tried"; fail=$((fail + 1)); }
 [ -z "$(ls -A "$tmp/ovh")" ] && pass=$((pass + 1)) || { echo "FAIL: the overhead suite left $(ls -A "$tmp/ovh")"; fail=$((fail + 1)); }
 expect 0 out '== task digit_sum: 1000 items ==' -- bench --task "$plugin:digit_sum" --n 1000 --repeat 1
 expect 1 out 'seq: .*100 of 1000 items failed: 100 returned non-zero \(the first, item 7, returned 7\)' -- bench --task "$plugin:fail_on_seven" --n 1000 --repeat 1
@@ -277,7 +280,6 @@ expect 0 out 'Python peers not run: /nonexistent/python was not found' -- bench 
 # An interpreter that exits non-zero without printing: the peer is reported as failed.
 expect 0 out 'the Python peer process failed \(exit 1\)' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python false
 expect 2 err "unknown peers 'ruby'" -- bench --peers ruby
-expect 2 err "--peers runs with the catalogue and knn suites" -- bench --suite overhead --peers python
 # knn peers: the fake numpy answers the smallest case right (checked against brigade's answer)
 # and fails the others as NumPy does at the memory wall; the fake torch answers wrong; faiss
 # writes no answer (and a stray file). Their files live in a private folder under TMPDIR that is

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The procs backends: results equal seq's on both transports; a 10,000-item map in which
- * chosen items segfault, abort, exit and hang delivers every other result and names each
- * failed item and its cause; retries; BG_MAP_HALT; Ctrl-C (SIGINT from a timer) stops a map
- * cleanly; the circuit breaker stops a map whose every worker dies the same way, and only
- * that; processes a task starts do not outlive the map; and after every map no child process
- * and no shared mapping is left behind. */
+/* The procs backends: results equal seq's on both transports and in the persistent mode; a
+ * 10,000-item map in which chosen items segfault, abort, exit and hang delivers every other
+ * result and names each failed item and its cause; retries; BG_MAP_HALT; Ctrl-C (SIGINT from a
+ * timer) stops a map cleanly; the circuit breaker stops a map whose every worker dies the same way,
+ * and only that; processes a task starts do not outlive the map; and after every map no child
+ * process and no shared mapping is left behind. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,16 +26,20 @@
 
 #include "brigade.h"
 
-static const char *const transports[] = {"procs", "procs-copy"};
+/* Both transports of the snapshot mode, and the persistent mode: every guarantee holds on
+ * each. */
+static const char *const transports[] = {"procs", "procs-copy", "procs-persistent"};
+enum { NT = sizeof transports / sizeof transports[0] };
 
-/* Lines of /proc/self/maps that are shared anonymous memory: how our arena shows. */
+/* Lines of /proc/self/maps that are shared anonymous memory or a memfd: how our arenas show. */
 static int shared_mappings(void) {
   FILE *f = fopen("/proc/self/maps", "r");
   assert_non_null(f);
   char line[512];
   int n = 0;
   while (fgets(line, sizeof line, f))
-    n += strstr(line, "/dev/zero (deleted)") != NULL || strstr(line, "SYSV") != NULL;
+    n += strstr(line, "/dev/zero (deleted)") != NULL || strstr(line, "SYSV") != NULL ||
+         strstr(line, "/memfd:") != NULL;
   fclose(f);
   return n;
 }
@@ -51,7 +55,7 @@ static void test_results_equal_seq(void **st) {
   (void)st;
   size_t sizes[] = {0, 1, 7, 1000, 100003};
   int maps = shared_mappings();
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     bg_pool_t *p = tk_pool(transports[t], 3);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       size_t n = sizes[s];
@@ -171,6 +175,11 @@ static void test_misbehaving_copy(void **st) {
   run_misbehaving("procs-copy");
 }
 
+static void test_misbehaving_persistent(void **st) {
+  (void)st;
+  run_misbehaving("procs-persistent");
+}
+
 /* Crashes the first time it runs an item whose marker file does not exist yet: a transient
  * fault, gone on the retry. The marker outlives the crashed process. */
 static int crash_once(void *out, const void *in, size_t i, void *ctx) {
@@ -190,13 +199,14 @@ static int crash_once(void *out, const void *in, size_t i, void *ctx) {
 
 static void test_retries(void **st) {
   (void)st;
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     char dir[] = "/tmp/bg-retry-XXXXXX";
     assert_non_null(mkdtemp(dir));
     bg_pool_t *p = tk_pool(transports[t], 2);
     size_t n = 40, out[40];
     bg_item_status_t status[40];
     bg_map_desc_t d = tk_desc(crash_once, dir, n, out, sizeof *out);
+    d.ctx_size = sizeof dir;
     d.status = status;
     d.retries = 1;
     bg_map_report_t r;
@@ -229,8 +239,8 @@ static int flaky(void *out, const void *in, size_t i, void *ctx) {
 
 static void test_retries_of_returned_failures(void **st) {
   (void)st;
-  const char *backends[] = {"seq", "threads", "procs", "procs-copy"};
-  for (size_t b = 0; b < 4; b++) {
+  const char *backends[] = {"seq", "threads", "procs", "procs-copy", "procs-persistent"};
+  for (size_t b = 0; b < 5; b++) {
     bg_pool_t *p = tk_pool(backends[b], 1);
     size_t out[4];
     bg_item_status_t status[4];
@@ -261,7 +271,7 @@ static int fail_at_100(void *out, const void *in, size_t i, void *ctx) {
 
 static void test_halt(void **st) {
   (void)st;
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     bg_pool_t *p = tk_pool(transports[t], 2);
     bg_map_desc_t d = tk_desc(fail_at_100, NULL, 1000000, NULL, 0);
     d.flags = BG_MAP_HALT;
@@ -300,10 +310,11 @@ static void app_handler(int sig) {
   app_saw_sigint = 1;
 }
 
-/* A timer sends SIGINT (procs) or SIGTERM (procs-copy) to this process 150 ms into a 2 s map. */
+/* A timer sends SIGINT (procs) or SIGTERM (procs-copy, procs-persistent) to this process 150 ms
+ * into a 2 s map. */
 static void test_sigint(void **st) {
   (void)st;
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     int sig = t ? SIGTERM : SIGINT;
     int maps = shared_mappings();
     struct sigaction sa = {.sa_handler = app_handler}, old;
@@ -413,6 +424,7 @@ static void run_storm(const char *backend, int exits) {
   bg_item_status_t *status = malloc(N * sizeof *status);
   static int three = 3;
   bg_map_desc_t d = tk_desc(always_dies, exits ? &three : NULL, N, NULL, 0);
+  d.ctx_size = exits ? sizeof three : 0;
   d.status = status;
   assert_int_equal(d.breaker, BG_MAP_BREAKER_DEFAULT);
   bg_map_report_t r;
@@ -446,12 +458,14 @@ static void test_breaker_storm(void **st) {
   run_storm("procs", 0);
   run_storm("procs-copy", 0);
   run_storm("procs", 1);
+  run_storm("procs-persistent", 0);
+  run_storm("procs-persistent", 1);
 }
 
 /* Breaker 0: the old behaviour, one worker per crashing item, every item run. */
 static void test_breaker_off(void **st) {
   (void)st;
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     enum { N = 200 };
     bg_pool_t *p = tk_pool(transports[t], 2);
     bg_item_status_t status[N];
@@ -487,7 +501,7 @@ static int tenth_dies(void *out, const void *in, size_t i, void *ctx) {
 
 static void test_breaker_interleaved(void **st) {
   (void)st;
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     enum { N = 2000 };
     bg_pool_t *p = tk_pool(transports[t], 2);
     size_t *out = calloc(N, sizeof *out);
@@ -555,11 +569,12 @@ static void test_task_children_killed(void **st) {
   (void)st;
   /* Orphans come to this process, not to init: it can reap them and see them go. */
   assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  for (size_t t = 0; t < 2; t++) {
+  for (size_t t = 0; t < NT; t++) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     bg_pool_t *p = tk_pool(transports[t], 2);
     bg_map_desc_t d = tk_desc(leave_sleeper, &fds[1], 3, NULL, 0);
+    d.ctx_size = sizeof fds[1];
     bg_map_report_t r;
     assert_int_equal(bg_map(p, &d, &r), 0);
     bg_pool_destroy(p);
@@ -639,6 +654,7 @@ int main(void) {
       cmocka_unit_test(test_results_equal_seq),
       cmocka_unit_test(test_misbehaving_shm),
       cmocka_unit_test(test_misbehaving_copy),
+      cmocka_unit_test(test_misbehaving_persistent),
       cmocka_unit_test(test_retries),
       cmocka_unit_test(test_retries_of_returned_failures),
       cmocka_unit_test(test_halt),
