@@ -15,6 +15,20 @@
 
 #include "brigade.h"
 
+/* 1 in a ThreadSanitizer build (gcc says so with __SANITIZE_THREAD__, clang with
+ * __has_feature), which cannot follow threads started in a child forked from a multi-threaded
+ * process. */
+#if defined(__SANITIZE_THREAD__)
+#define TK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TK_TSAN 1
+#endif
+#endif
+#ifndef TK_TSAN
+#define TK_TSAN 0
+#endif
+
 static inline bg_pool_t *tk_pool(const char *backend, unsigned workers) {
   bg_pool_opts_t o;
   bg_pool_opts_init(&o);
