@@ -8,7 +8,7 @@
  * each map in an arena they share; everything else here serves both modes. Two transports:
  *  - procs: results go to a shared anonymous mapping and are copied out as chunks finish; a
  *    worker's slot in that mapping says which item it runs, so after a crash the items before
- *    it are kept, the culprit is named, and the rest of the chunk is re-run item by item;
+ *    it are kept, the culprit is named, and the rest of the chunk is run again as one range;
  *  - procs-copy: items and results travel on the socket (what Python's pools do with pickles),
  *    to show what serialization costs; after a crash the whole rest of the chunk is re-run.
  * The mapping is anonymous, so nothing can outlive the map in /dev/shm. */
@@ -59,6 +59,7 @@ typedef struct kid {
   int start_failures; /* processes in a row that died before being ready */
   int gave_up;        /* no more processes for this worker in this map */
   size_t ok_mark;     /* shm: the worker's count of successes when the chunk was sent */
+  size_t done_mark;   /* shm: its count of items recorded (successes and failures) then */
   unsigned gen;       /* persistent: the arena the worker has */
   pid_t forker;       /* the thread that forked it */
 } kid;
@@ -206,15 +207,14 @@ static void fail_item(run *R, unsigned w, size_t i, int state, int code, uint32_
   record_failure(R, w, i, state, code, attempts, 0);
 }
 
-/* Queues items [b, e) to be handed out again: as one range (one_by_one 0), or one entry per
- * item, so that each runs alone and a second bad item in a dead worker's chunk is found and
- * named too. Items the queue has no memory for fail. */
-static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts, int one_by_one) {
-  size_t step = one_by_one ? 1 : e - b;
-  for (size_t i = b; i < e; i += step)
-    if (push_redo(R, i, i + step, attempts) != 0)
-      for (size_t j = i; j < i + step; j++)
-        fail_item(R, w, j, BG_ITEM_EXITED, -1, attempts);
+/* Queues items [b, e) to be handed out again, as one range. A second bad item in a dead
+ * worker's chunk needs no item-by-item re-run to be found: the worker that re-runs the range
+ * dies on it, and its slot names it. (Item by item, a worker killed from outside turned the
+ * rest of a long chunk into one message per item.) Items the queue has no memory for fail. */
+static void requeue(run *R, unsigned w, size_t b, size_t e, uint32_t attempts) {
+  if (b < e && push_redo(R, b, e, attempts) != 0)
+    for (size_t j = b; j < e; j++)
+      fail_item(R, w, j, BG_ITEM_EXITED, -1, attempts);
 }
 
 /* Delivers the results and statuses of items [b, end) that a shm worker finished. */
@@ -336,6 +336,7 @@ static int send_chunk(run *R, kid *k) {
    * be written. Its item from an earlier chunk (of an earlier map, for a persistent worker)
    * must not be mistaken for progress in this one should it die before starting. */
   k->ok_mark = R->sst[k - R->kids].ok;
+  k->done_mark = R->sst[k - R->kids].ok + R->sst[k - R->kids].failed;
   atomic_store_explicit(&R->slots[k - R->kids].cur, SIZE_MAX, memory_order_relaxed);
   k->busy = 1;
   k->sent_ns = bg__now_ns();
@@ -428,11 +429,11 @@ static void start_failed(run *R, unsigned w, int state, int code) {
     return;
   k->gave_up = 1;
   if (k->rest_b < k->rest_e)
-    requeue(R, w, k->rest_b, k->rest_e, 0, 0);
+    requeue(R, w, k->rest_b, k->rest_e, 0);
   k->rest_b = k->rest_e = 0;
   bg__range r;
   while (R->job->sched->kind == BG_SCHED_STATIC && bg__sched_next(R->job->sched, w, &r))
-    requeue(R, w, r.begin, r.end, 0, 0);
+    requeue(R, w, r.begin, r.end, 0);
   for (unsigned j = 0; j < R->ps->workers; j++)
     if (!R->kids[j].gave_up)
       return;
@@ -456,32 +457,49 @@ static void note_startup(run *R, unsigned w) {
     st->startup_ns = t - R->job->t0_ns;
 }
 
+/* Where a reaped shm worker stopped in its chunk, from its own counts. It records an item's
+ * outcome before its slot moves on to the next, so a worker killed in between (by the
+ * timeout's SIGKILL, sent just as a slow item finished, or by Ctrl-C) has counted an item its
+ * slot still names. The counts are what the report adds up, so they decide: the items before
+ * the returned position are done, and the slot's running flag holds only for that position.
+ * Otherwise the item would be run, and counted, a second time. */
+static size_t shm_settled(const run *R, unsigned w, size_t cur, int *running) {
+  const kid *k = &R->kids[w];
+  size_t done = R->sst[w].ok + R->sst[w].failed - k->done_mark;
+  size_t at = done < k->e - k->b ? k->b + done : k->e;
+  if (at != cur)
+    *running = 0;
+  return at;
+}
+
 /* What a dead worker was running: keep what it finished, blame the item it was running (or run
- * it again under retries), and queue the rest of its chunk to be run item by item. */
-static void give_back(run *R, unsigned w, int state, int code, int ready) {
+ * it again under retries), and queue the rest of its chunk to be run again. */
+static void give_back(run *R, unsigned w, int state, int code) {
   kid *k = &R->kids[w];
   bg__pslot *s = &R->slots[w];
   size_t cur = atomic_load_explicit(&s->cur, memory_order_acquire);
   int running = atomic_load_explicit(&s->running, memory_order_acquire);
   if (cur < k->b || cur > k->e)
     cur = k->b, running = 0;
+  if (!R->ps->copy)
+    cur = shm_settled(R, w, cur, &running);
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   if (R->ps->copy)
-    requeue(R, w, k->b, cur, k->prior, 0); /* they ran, but their results went down with it */
+    requeue(R, w, k->b, cur, k->prior); /* they ran, but their results went down with it */
   else if (cur > k->b)
     deliver_shm(R, k->b, cur);
   size_t from = cur;
   if (running) {
     uint32_t attempts = k->prior + 1;
     if (attempts <= R->d->retries) {
-      requeue(R, w, cur, cur + 1, attempts, 1); /* the worker that reruns it counts the retry */
+      requeue(R, w, cur, cur + 1, attempts); /* the worker that reruns it counts the retry */
     } else {
       fail_item(R, w, cur, state, code, attempts);
     }
     from = cur + 1;
   }
-  /* Before being ready it ran nothing: its chunk goes back whole. */
-  requeue(R, w, from, k->e, running ? 0 : k->prior, ready);
+  /* What it had not reached yet (all of it, if it died before being ready) goes back whole. */
+  requeue(R, w, from, k->e, running ? 0 : k->prior);
 }
 
 /* A worker is gone: say why, hand back what it held, and tell the start-failure limit (not
@@ -506,7 +524,7 @@ static void on_death(run *R, unsigned w) {
    * copy worker's went down with it: they will count when the items are run again. */
   int succeeded = busy && !R->ps->copy && R->sst[w].ok > k->ok_mark;
   if (busy)
-    give_back(R, w, state, code, ready);
+    give_back(R, w, state, code);
   if (ready) {
     k->start_failures = 0;
     breaker_note(R, state, code, succeeded);
@@ -619,7 +637,7 @@ static void feed(run *R) {
       if (!next_range(R, w, k))
         break;
       if (!k->pid && spawn(R, w) != 0) {
-        requeue(R, w, k->b, k->e, k->prior, 0);
+        requeue(R, w, k->b, k->e, k->prior);
         start_failed(R, w, BG_ITEM_EXITED, -1);
         continue;
       }
@@ -703,11 +721,13 @@ static void stop_all(run *R) {
     kid *k = &R->kids[w];
     if (!k->pid)
       continue;
-    int busy = k->busy;
-    size_t b = k->b, cur = atomic_load_explicit(&R->slots[w].cur, memory_order_acquire);
+    int busy = k->busy, running = 0;
     reap(k);
-    if (busy && !R->ps->copy && cur > b && cur <= k->e)
-      deliver_shm(R, b, cur);
+    if (busy && !R->ps->copy) {
+      size_t cur = shm_settled(R, w, k->b, &running);
+      if (cur > k->b)
+        deliver_shm(R, k->b, cur);
+    }
   }
 }
 

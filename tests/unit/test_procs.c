@@ -135,8 +135,10 @@ static void run_misbehaving(const char *backend) {
   assert_int_equal(r.first_state, BG_ITEM_CRASHED);
   assert_int_equal(r.first_code, BG_ECRASH);
   assert_int_equal(r.version, BG_MAP_REPORT_VERSION);
-  /* Four workers died and were replaced. */
-  assert_true(r.workers_started >= 2 + 4);
+  /* Four workers died. Those that segfaulted, aborted and exited were replaced, with half the
+   * map still to run; the one that hung may not be: by its timeout the other worker may have
+   * run everything else, and a process is started only for work. */
+  assert_true(r.workers_started >= 2 + 3);
   for (size_t i = 0; i < N_BIG; i++) {
     switch (i) {
     case I_SEGV:
