@@ -84,6 +84,18 @@ static int open_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   return 0;
 }
 
+/* Adds a row to --trace's collection; @tr NULL (with @why) for a row whose spans cannot be had
+ * here. A row that does not fit is left out: the trace is an aid, not the result. */
+static void trace_row(const bench_run_opts *o, const run_case *rc, const char *backend,
+                      unsigned workers, uint64_t t0, uint64_t t1, const bg_trace_t *tr) {
+  char name[BENCH_SECTION_LEN + 64];
+  snprintf(name, sizeof name, "%s: %s x%u", rc->section, backend, workers);
+  const char *why = !strcmp(backend, "mpi") ? "mpi ranks run their own loops"
+                    : !tr ? "a --task row on an in-process backend runs in a supervised child"
+                          : NULL;
+  bench_trace_add_row(o->trace, name, workers, t0, t1, tr, why);
+}
+
 /* Times one (backend, workers) row. Returns 0 or a BG_E* from pool creation. A foreign task's
  * timed runs keep no per-item statuses (on procs they cost an arena of n of them per map): a
  * row that fails is run once more, untimed, to count (foreign_row). */
@@ -113,14 +125,22 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   bg_map_report_t rep = {0};
   int rcode = 0;
   bench_peak_reset();
+  /* --trace: every run is traced (two clock reads per chunk), the last one kept. */
+  bg_trace_t *tr = NULL;
+  uint64_t tr0 = 0, tr1 = 0;
+  if (o->trace && o->rank == 0 && bg_trace_create(BENCH_TRACE_ROW_SPANS, &tr) == 0)
+    d.trace = tr;
   /* The machine's CPU time over the timed runs, to tell what other processes took. */
   bench_machine_cpu machine = {.ok = 1};
   for (unsigned r = 0; r < reps + (unsigned)warm && !bench_interrupted; r++) {
     memset(rc->out, 0, rc->c.n * rc->w->out_size);
+    bg_trace_clear(tr);
     bench_machine_cpu m0 = bench_machine_cpu_now();
     bench_cpu c0 = bench_cpu_now();
     double t0 = bench_now();
+    tr0 = bg_trace_now_ns();
     rcode = bg_map(pool, &d, &rep);
+    tr1 = bg_trace_now_ns();
     double dt = bench_now() - t0;
     bench_cpu c1 = bench_cpu_now();
     bench_machine_cpu m1 = bench_machine_cpu_now();
@@ -154,6 +174,9 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
                       : 0;
   if (o->insights && o->rank == 0 && !bench_interrupted)
     insights_note(res, rc, backend, pool, &rep);
+  if (tr && !bench_interrupted)
+    trace_row(o, rc, backend, bg_pool_workers(pool), tr0, tr1, tr);
+  bg_trace_destroy(tr);
   bg_progress_bar_destroy(bar);
   bg_pool_destroy(pool);
   if (bench_interrupted)
@@ -202,7 +225,10 @@ typedef struct row_job {
 static void row_in_child(void *arg, bench_sup_share *sh) {
   row_job *j = arg;
   size_t first = j->res->nnotes;
-  sh->rcode = time_row(j->o, j->rc, j->backend, j->workers, j->row, j->res);
+  /* What the child would trace stays in the child. */
+  bench_run_opts o = *j->o;
+  o.trace = NULL;
+  sh->rcode = time_row(&o, j->rc, j->backend, j->workers, j->row, j->res);
   sh->row = *j->row;
   for (size_t k = first; k < j->res->nnotes && sh->nnotes < BENCH_SUP_NOTES; k++)
     memcpy(sh->notes[sh->nnotes++], j->res->notes[k].text, BENCH_NOTE_LEN);
@@ -293,6 +319,8 @@ static int foreign_row(const bench_run_opts *o, run_case *rc, const char *backen
   row_job j = {o, rc, backend, workers, row, res};
   if ((e = bench_supervise_row(rc->foreign, o->timeout, row_in_child, &j, rc->share, &oc)) != 0)
     return e;
+  if (o->trace)
+    trace_row(o, rc, backend, workers, 0, 0, NULL);
   rc->fork_s = oc.fork_s > rc->fork_s ? oc.fork_s : rc->fork_s;
   if (oc.done && rc->share->rcode != 0)
     return rc->share->rcode;

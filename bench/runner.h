@@ -8,6 +8,7 @@
 #include "hwlimits.h"
 #include "peers.h"
 #include "result.h"
+#include "trace.h"
 #include "workload.h"
 
 #define BENCH_MAX_BACKENDS 8
@@ -34,6 +35,7 @@ typedef struct bench_run_opts {
   double timeout;             /* --task: seconds an item may run before it is killed; 0: none */
   const bench_peers *peers;   /* run the Python frameworks on each case too; NULL: no */
   const bench_limits *limits; /* this machine's limits, to compare rows with; NULL: unknown */
+  bench_trace *trace;         /* --trace: each row's last timed run goes here; NULL: none */
   /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every
    * rank runs the mpi rows together; only rank 0 runs seq and the other backends, and only
    * its result is complete. */

@@ -10,6 +10,7 @@
 #include "outfile.h"
 #include "overhead.h"
 #include "plot.h"
+#include "trace.h"
 #include "plugin.h"
 #include "report.h"
 #include "runner.h"
@@ -82,7 +83,12 @@ void cmd_bench_help(FILE *f) {
          "                   the cached ones are used when there are\n"
          "  --format F       table (default), csv, json (docs/bench-schema.json), markdown\n"
          "  --out FILE       write the report to FILE instead of standard output\n"
-         "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n\n"
+         "  --plot FILE      draw speedups with gnuplot to FILE.svg or FILE.png\n"
+         "  --trace FILE     each row's last timed run as a timeline, one track per worker\n"
+         "                   (start-up, chunks, waits, idle), in the Chrome trace format:\n"
+         "                   open FILE in Perfetto or chrome://tracing. Costs two clock reads\n"
+         "                   per chunk. mpi rows and --task rows run in a supervised child\n"
+         "                   are listed without spans; the Python peers are not in it\n\n"
          "A --task function is not trusted. Its seq, threads and openmp rows each run in a\n"
          "child process of their own (procs rows isolate every item already), so a crash,\n"
          "abort(), exit() or hang ends only that row: every item still runs, and the row is\n"
@@ -108,7 +114,8 @@ typedef struct bench_args {
   bench_format format;
   const char *out_path;
   const char *plot_path;
-  const char *backends; /* --backends, parsed once the suite is known */
+  const char *trace_path; /* --trace: the catalogue's rows as a Chrome trace */
+  const char *backends;   /* --backends, parsed once the suite is known */
   bench_knn_opts knn;
   bench_plugin plugin;  /* --task: the rows name it, so it lives as long as the report */
   double max_seconds;   /* knn: 0 until given */
@@ -331,7 +338,7 @@ static const char *const value_opts[] = {
     "--suite", "--workload",    "--task",         "--out-size", "--n",      "--param",
     "--size",  "--backends",    "--workers",      "--repeat",   "--format", "--out",
     "--plot",  "--max-seconds", "--mem-budget",   "--peers",    "--python", "--peers-dir",
-    "--ranks", "--timeout",     "--peer-timeout", NULL};
+    "--ranks", "--timeout",     "--peer-timeout", "--trace",    NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -419,6 +426,8 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
       return cli_usage("bench", "unknown format '%s' (formats: table, csv, json, markdown)", val);
   } else if (!strcmp(opt, "--out")) {
     a->out_path = val;
+  } else if (!strcmp(opt, "--trace")) {
+    a->trace_path = val;
   } else {
     a->plot_path = val;
   }
@@ -469,6 +478,11 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   }
   if (a->launch_ranks && strcmp(a->suite, "catalogue"))
     return cli_usage("bench", "--ranks runs the catalogue on the mpi backend only");
+  if (a->trace_path && strcmp(a->suite, "catalogue"))
+    return cli_usage("bench",
+                     "--trace draws the catalogue's rows and --task's; --suite %s has "
+                     "none to draw",
+                     a->suite);
   if (a->launch_ranks && !a->backends)
     a->backends = "mpi";
   if (!strcmp(a->suite, "knn"))
@@ -674,6 +688,25 @@ static int write_report(const bench_args *a, const bench_result *res, const char
   return 0;
 }
 
+/* --trace, written whole like --out; an interrupted run leaves an earlier trace as it was. */
+static int write_trace(const char *path, const bench_trace *t) {
+  bench_outfile o;
+  char err[512];
+  if (bench_outfile_open(&o, path, err, sizeof err) != 0)
+    return cli_fail("bench", "--trace %s", err);
+  if (bench_trace_write(t, o.f) != 0) {
+    bench_outfile_abandon(&o, "write failed", err, sizeof err);
+    return cli_fail("bench", "--trace %s", err);
+  }
+  if (bench_outfile_commit(&o, err, sizeof err) != 0)
+    return cli_fail("bench", "--trace %s", err);
+  fprintf(stderr,
+          "brigade bench: --trace wrote %zu rows to %s (open it in Perfetto or "
+          "chrome://tracing)\n",
+          bench_trace_rows(t), path);
+  return 0;
+}
+
 int cmd_bench_check(int argc, char **argv) {
   bench_args a;
   return parse_args(argc, argv, &a);
@@ -693,7 +726,8 @@ int cmd_bench(int argc, char **argv) {
   /* Under mpirun only rank 0 reports; the other ranks take part in the mpi rows. */
   int reports = a.run.rank == 0;
   if (!reports)
-    a.out_path = NULL, a.plot_path = NULL, a.run.progress = 0, a.run.peers = NULL;
+    a.out_path = NULL, a.plot_path = NULL, a.trace_path = NULL, a.run.progress = 0,
+    a.run.peers = NULL;
   /* --out and --plot are checked before anything runs, mpirun's ranks included: a bad path is
    * found now, not after the run; and neither may be the --task library. */
   char lib[4096] = "", why[512];
@@ -704,11 +738,17 @@ int cmd_bench(int argc, char **argv) {
     return cli_usage("bench", "--out %s", why);
   if (a.plot_path && bench_outfile_check(a.plot_path, inputs, why, sizeof why) != 0)
     return cli_usage("bench", "--plot %s", why);
+  if (a.trace_path && bench_outfile_check(a.trace_path, inputs, why, sizeof why) != 0)
+    return cli_usage("bench", "--trace %s", why);
   if (a.launch_ranks && a.run.ranks == 1)
     return launch_mpirun(argc, argv, a.launch_ranks);
   bench_result *res = calloc(1, sizeof *res);
-  if (!res)
+  if (a.trace_path)
+    a.run.trace = bench_trace_new();
+  if (!res || (a.trace_path && !a.run.trace)) {
+    free(res);
     return cli_fail("bench", "out of memory");
+  }
   struct sigaction sa = {.sa_handler = on_signal};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
@@ -727,6 +767,8 @@ int cmd_bench(int argc, char **argv) {
     char err[512];
     if (!stopped && a.plot_path && bench_plot(res, a.plot_path, err, sizeof err) != 0)
       rc = cli_fail("bench", "%s", err);
+    if (!stopped && a.trace_path && write_trace(a.trace_path, a.run.trace) != 0)
+      rc = CLI_FAIL;
     size_t failed = 0;
     for (size_t i = 0; i < res->nrows; i++)
       failed += res->rows[i].failed && !res->rows[i].external;
@@ -734,6 +776,7 @@ int cmd_bench(int argc, char **argv) {
       rc = cli_fail("bench", "%zu row%s FAILED; the notes under %s say why", failed,
                     failed == 1 ? "" : "s", failed == 1 ? "its table" : "the tables");
   }
+  bench_trace_free(a.run.trace);
   free(res);
   return rc;
 }

@@ -17,6 +17,7 @@
 #include "brigade/progress.h"
 #include "brigade/shared.h"
 #include "brigade/topo.h"
+#include "brigade/trace.h"
 #include "brigade/version.h"
 
 #endif

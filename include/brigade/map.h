@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "brigade/pool.h"
+#include "brigade/trace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,8 +72,8 @@ const char *bg_item_state_name(int state);
 typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
 
 /* Version 4 adds no field: it says the caller's report (bg_map_report_t) is of version 4.
- * Version 5 adds ctx_size (its report is still of version 4). */
-#define BG_MAP_DESC_VERSION 5u
+ * Version 5 adds ctx_size, version 6 trace (their report is still of version 4). */
+#define BG_MAP_DESC_VERSION 6u
 
 /* The circuit breaker's threshold that bg_map_desc_init() sets: high enough that a few bad
  * items in a row do not stop a map, low enough that a map whose every item crashes costs a few
@@ -107,6 +108,9 @@ typedef struct bg_map_desc {
    * memory as it is now, so there a non-NULL ctx without ctx_size is refused (BG_EINVAL)
    * rather than read stale. Other backends pass ctx as it is and ignore ctx_size. */
   size_t ctx_size;
+  /* Version 6. Optional: a trace (brigade/trace.h) to which the map appends each worker's
+   * start-up, its chunks and, on procs, the deaths of its processes. */
+  bg_trace_t *trace;
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */

@@ -5,6 +5,8 @@
  * region. The only file that includes omp.h. */
 #include "brigade/error.h"
 #include "internal/backend.h"
+#include "internal/clock.h"
+#include "internal/trace.h"
 
 #include <omp.h>
 
@@ -58,13 +60,17 @@ static void omp_map(void *state, bg__job *job) {
 #pragma omp parallel num_threads(s->workers)
   {
     unsigned w = (unsigned)omp_get_thread_num();
+    uint64_t t0 = job->trace ? bg__now_ns() : 0;
     bg__task_enter();
-#pragma omp for schedule(runtime)
+#pragma omp for schedule(runtime) nowait
     for (long long i = b; i < e; i++) {
       if (!bg_atomic_load_relaxed(&job->sched->halt))
         bg__job_run_range(job, w, (size_t)i, (size_t)i + 1);
     }
     bg__task_leave();
+    /* OpenMP hands out its own chunks unseen: the span is the thread's whole share. */
+    if (job->trace)
+      bg__trace_add(job->trace, BG_SPAN_LOOP, w, 0, 0, t0, bg__now_ns());
   }
 }
 

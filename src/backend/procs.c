@@ -21,6 +21,7 @@
 #include "internal/procs.h"
 #include "internal/procs_persist.h"
 #include "internal/shared.h"
+#include "internal/trace.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -62,6 +63,7 @@ typedef struct kid {
   size_t done_mark;   /* shm: its count of items recorded (successes and failures) then */
   unsigned gen;       /* persistent: the arena the worker has */
   pid_t forker;       /* the thread that forked it */
+  uint64_t spawn_ns;  /* traced maps: when its process was forked, until its start-up is drawn */
 } kid;
 
 /* O: the supervising thread of the map in progress, or bg_pool_destroy's. */
@@ -306,6 +308,7 @@ static int spawn(run *R, unsigned w) {
                   .parent = (long)getpid(),
                   .persist = R->ps->persistent ? &R->ps->persist : NULL};
   int fd;
+  uint64_t forked_ns = R->job->trace ? bg__now_ns() : 0; /* before the child can be ready */
   pid_t pid = (pid_t)bg__fork_socket(&fd);
   if (pid < 0)
     return BG_ESYS;
@@ -325,6 +328,7 @@ static int spawn(run *R, unsigned w) {
   k->timed_out = 0;
   k->gen = R->ps->persist.gen;
   k->forker = gettid();
+  k->spawn_ns = forked_ns;
   R->job->stats[w].started++;
   return BG_OK;
 }
@@ -449,6 +453,19 @@ static uint64_t chunk_ns(const run *R, unsigned w) {
   return now > from ? now - from : 0;
 }
 
+/* A traced map: the span of worker w's chunk, ending now, as @kind (run, or died with its
+ * process), preceded the first time by its process's start-up from fork to ready. */
+static void trace_chunk(run *R, unsigned w, int kind, size_t b, size_t e) {
+  kid *k = &R->kids[w];
+  uint64_t ready = atomic_load_explicit(&R->slots[w].ready_ns, memory_order_acquire);
+  uint64_t now = bg__now_ns();
+  if (k->spawn_ns && ready >= k->spawn_ns)
+    bg__trace_add(R->job->trace, BG_SPAN_STARTUP, w, 0, 0, k->spawn_ns, ready);
+  k->spawn_ns = 0;
+  uint64_t from = ready > k->sent_ns ? ready : k->sent_ns;
+  bg__trace_add(R->job->trace, kind, w, b, e, from < now ? from : now, now);
+}
+
 /* The first process of slot w: its time from the map's start to being ready. */
 static void note_startup(run *R, unsigned w) {
   uint64_t t = atomic_load_explicit(&R->slots[w].ready_ns, memory_order_acquire);
@@ -523,6 +540,8 @@ static void on_death(run *R, unsigned w) {
   /* The shm worker counted its successes in the arena; it is reaped, so they are settled. A
    * copy worker's went down with it: they will count when the items are run again. */
   int succeeded = busy && !R->ps->copy && R->sst[w].ok > k->ok_mark;
+  if (busy && R->job->trace)
+    trace_chunk(R, w, BG_SPAN_DIED, k->b, k->e);
   if (busy)
     give_back(R, w, state, code);
   if (ready) {
@@ -570,6 +589,8 @@ static int on_reply(run *R, unsigned w) {
   }
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   note_startup(R, w);
+  if (R->job->trace)
+    trace_chunk(R, w, BG_SPAN_CHUNK, (size_t)r.b, (size_t)r.end);
   k->busy = 0;
   if (r.nfailed && R->job->halt_on_error)
     R->halted = 1;

@@ -61,6 +61,7 @@ typedef struct bg__job {
   bg_item_status_t *status; /* I: where per-item outcomes go, or NULL */
   bg__life *life;           /* I: NULL when the pool has no lifecycle */
   bg__progress *progress;   /* I: NULL when nobody listens */
+  bg_trace_t *trace;        /* I: desc->trace: where spans go, or NULL */
   uint64_t t0_ns;           /* I: when the map started, for start-up times */
   int rc;                   /* set by a backend that could not run the map (BG_ENOMEM ...) */
   int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */

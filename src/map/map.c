@@ -7,6 +7,7 @@
 #include "internal/clock.h"
 #include "internal/memo.h"
 #include "internal/pool_impl.h"
+#include "internal/trace.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,8 @@ static size_t desc_size(uint32_t version) {
   case 3:
   case 4:
     return offsetof(bg_map_desc_t, ctx_size);
+  case 5:
+    return offsetof(bg_map_desc_t, trace);
   default:
     return sizeof(bg_map_desc_t);
   }
@@ -287,7 +290,10 @@ static void map_nested(bg__job *job, bg_map_report_t *r) {
   job->sched = &s;
   job->stats = &st;
   job->workers = 1;
+  uint64_t t0 = job->trace ? bg__now_ns() : 0;
   bg__job_run_range(job, 0, 0, d->n);
+  if (job->trace)
+    bg__trace_add(job->trace, BG_SPAN_CHUNK, 0, 0, d->n, t0, bg__now_ns());
   summarise(&st, 1, d->n, r);
   r->ran_inline = 1;
   r->chunks = d->n > 0;
@@ -335,6 +341,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .halt_on_error = (d->flags & BG_MAP_HALT) != 0,
                  .status = d->status,
                  .progress = d->progress ? &prog : NULL,
+                 .trace = d->trace,
                  .t0_ns = t0};
   bg_map_report_t r;
   if (bg__in_task()) {

@@ -2,9 +2,11 @@
 /* The worker loop every in-process backend shares: ask the scheduler for chunks and run them,
  * with the thread marked as "inside a task" (so a nested bg_map can tell) and as worker w (so
  * bg_worker_state() can answer). Between chunks it recycles the worker's state under
- * max_tasks and reports progress; it reads the clock twice per map, not per chunk. */
+ * max_tasks and reports progress; it reads the clock twice per map, not per chunk, unless the
+ * map is traced. */
 #include "internal/clock.h"
 #include "internal/job.h"
+#include "internal/trace.h"
 
 #include <stdint.h>
 
@@ -88,10 +90,13 @@ static void run_with_quota(bg__job *j, unsigned w, size_t b, size_t e) {
 }
 
 void bg__job_run_chunk(bg__job *j, unsigned w, size_t b, size_t e) {
+  uint64_t t0 = j->trace ? bg__now_ns() : 0;
   if (j->life && j->life->max_tasks)
     run_with_quota(j, w, b, e);
   else
     bg__job_run_range(j, w, b, e);
+  if (j->trace)
+    bg__trace_add(j->trace, BG_SPAN_CHUNK, w, b, e, t0, bg__now_ns());
   if (j->progress)
     bg__progress_add(j->progress, e - b);
 }
@@ -107,8 +112,11 @@ void bg__job_work(bg__job *j, unsigned w) {
   bg__wstat *st = &j->stats[w];
   uint64_t t0 = bg__now_ns();
   /* A worker that already ran an inline prefix of this map started at once. */
-  if (st->busy_ns == 0)
+  if (st->busy_ns == 0) {
     st->startup_ns = t0 > j->t0_ns ? t0 - j->t0_ns : 0;
+    if (j->trace)
+      bg__trace_add(j->trace, BG_SPAN_STARTUP, w, 0, 0, j->t0_ns, t0);
+  }
   task_depth++;
   while (bg__sched_next(j->sched, w, &r))
     bg__job_run_chunk(j, w, r.begin, r.end);

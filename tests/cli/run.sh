@@ -346,6 +346,51 @@ code=$?
   { echo "FAIL: --plot without gnuplot: exit $code"; fail=$((fail + 1)); }
 expect 1 err "must end in .svg or .png" -- bench --workload prime-fixed --n 10 --repeat 1 --plot "$tmp/p.pdf"
 
+# --trace: a Chrome trace-event file in which every row is a process, every worker a track, and
+# each track's spans tile its map from 0 to the row's end without overlap; every item of a
+# chunk-scheduled row is in exactly one chunk span; a --task row run in a supervised child is
+# named, not drawn; a bad path is refused before anything runs; another suite says why not.
+trace_ok() { # FILE N_ITEMS
+  python3 - "$1" "$2" <<'PY'
+import json, sys, re, collections
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+n = int(sys.argv[2])
+names = {e["pid"]: e["args"]["name"] for e in ev if e["name"] == "process_name"}
+assert len(names) >= 2, names
+tracks = collections.defaultdict(list)
+for e in ev:
+    if e["ph"] == "X":
+        assert e["dur"] >= 0 and e["ts"] >= 0, e
+        tracks[(e["pid"], e["tid"])].append(e)
+for pid, name in names.items():
+    if "not traced" in name:
+        continue
+    items = [0] * n
+    for (p, tid), spans in tracks.items():
+        if p != pid:
+            continue
+        spans.sort(key=lambda e: e["ts"])
+        assert spans[0]["ts"] <= 1.001 or spans[0]["cat"] == "wait", (name, spans[0])
+        for a, b in zip(spans, spans[1:]):
+            assert a["ts"] + a["dur"] <= b["ts"] + 1e-3, (name, a, b)
+        for e in spans:
+            m = re.match(r"items (\d+)-(\d+)$", e["name"])
+            if e["cat"] == "chunk" and m:
+                for i in range(int(m[1]), int(m[2]) + 1):
+                    items[i] += 1
+    assert all(c == 1 for c in items), (name, [i for i, c in enumerate(items) if c != 1][:5])
+PY
+}
+"$bin" bench --workload prime-range --n 3000 --repeat 2 --workers 2 --backends threads,procs \
+  --trace "$tmp/t.json" >/dev/null 2>"$tmp/err" && trace_ok "$tmp/t.json" 3000 &&
+  grep -q "trace wrote 3 rows" "$tmp/err" && pass=$((pass + 1)) ||
+  { echo "FAIL: --trace"; head -c 400 "$tmp/t.json"; cat "$tmp/err"; fail=$((fail + 1)); }
+"$bin" bench --task "$plugin:digit_sum" --n 500 --repeat 1 --backends threads,procs --trace "$tmp/t2.json" \
+  >/dev/null 2>&1 && trace_ok "$tmp/t2.json" 500 && grep -q "threads x[0-9]* (not traced: a --task row" "$tmp/t2.json" &&
+  pass=$((pass + 1)) || { echo "FAIL: --trace with --task"; fail=$((fail + 1)); }
+expect 2 err "--trace '$tmp': cannot write: it is a directory" -- bench --workload sleep --trace "$tmp"
+expect 2 err "--trace draws the catalogue's rows" -- bench --suite overhead --trace "$tmp/o.json"
+
 # OPENBLAS_CORETYPE=Haswell halves OpenBLAS on an AVX-512 CPU: info says so.
 if grep -q avx512f /proc/cpuinfo && "$bin" --version | grep -q 'blas=openblas'; then
   OPENBLAS_CORETYPE=Haswell expect 0 out 'Warning: OpenBLAS runs an AVX2 kernel' -- info
