@@ -680,13 +680,14 @@ static int watch_timeouts(run *R) {
     if (!k->busy || k->timed_out || !atomic_load_explicit(&s->running, memory_order_acquire))
       continue;
     uint64_t t0 = atomic_load_explicit(&s->t0_ns, memory_order_relaxed);
-    if (now - t0 >= limit) {
+    uint64_t left = bg__time_left(now, t0, limit);
+    if (left == 0) {
       k->timed_out = 1;
       kill(-k->pid, SIGKILL);
       kill(k->pid, SIGKILL);
       continue;
     }
-    uint64_t left = (t0 + limit - now) / 1000000u + 1;
+    left = left / 1000000u + 1;
     wait_ms = left < (uint64_t)wait_ms ? (int)left : wait_ms;
   }
   return wait_ms;

@@ -39,6 +39,16 @@ typedef struct bg__pslot {
   _Atomic uint64_t ready_ns;                 /* W: when the process was ready for work */
 } bg__pslot;
 
+/* The time left before an item that started at @t0 (a worker's clock reading) reaches @limit
+ * at @now (the parent's), in ns; 0 once it has. A worker may start an item after the parent
+ * read @now, so @t0 can lie after it: that item has just started, and has all its time left.
+ * (Unsigned now - t0 once wrapped there to a huge age and killed a worker that had run an item
+ * for nanoseconds: a false timeout, now and then, in any map with a timeout.) */
+static inline uint64_t bg__time_left(uint64_t now, uint64_t t0, uint64_t limit) {
+  uint64_t age = now > t0 ? now - t0 : 0;
+  return age >= limit ? 0 : limit - age;
+}
+
 /* ARENA (persistent mode): map the data arena whose memfd comes with the message, b bytes
  * long, in place of the old one. */
 enum { BG__PCMD_RUN = 1, BG__PCMD_QUIT = 2, BG__PCMD_ARENA = 3 };
