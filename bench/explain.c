@@ -192,6 +192,48 @@ static void explain_processes(bench_result *res, const bench_workload *w, const 
                    human(pr->wall.median, b, sizeof b));
 }
 
+/* The fastest row among those whose backend is @prefix, or NULL. */
+static const bench_row *fastest_of(const bench_result *res, const char *section,
+                                   const char *prefix) {
+  const bench_row *best = NULL;
+  for (size_t i = 0; i < res->nrows; i++) {
+    const bench_row *r = &res->rows[i];
+    if (strcmp(r->section, section) || r->failed || r->external ||
+        strncmp(r->backend, prefix, strlen(prefix)))
+      continue;
+    if (!best || r->wall.median < best->wall.median)
+      best = r;
+  }
+  return best;
+}
+
+/* Processes share nothing the kernel keeps per process: work that is mostly the kernel's
+ * (page faults, file creation) can go faster in processes than in one process's threads. When
+ * this run shows it, the recommendation names processes, in C and in Python, with the figures
+ * and what the kernel time was; when threads win, the Fastest line has said so already. */
+static void explain_choice(bench_result *res, const bench_workload *w, const char *section) {
+  const bench_row *th = fastest_of(res, section, "threads");
+  const bench_row *pr = fastest_of(res, section, "procs");
+  if (!th || !pr || pr->wall.median > 0.9 * th->wall.median)
+    return;
+  char a[32], b[32], kernel[256] = "";
+  if (pr->sys_share > 0.3 || w->bound == BENCH_BOUND_FAULTS || w->bound == BENCH_BOUND_FILES)
+    snprintf(kernel, sizeof kernel,
+             " %.0f%% of the CPU time was the kernel's (%s), and processes do that in address "
+             "spaces and file tables of their own, where one process's threads share one.",
+             100 * (th->sys_share > pr->sys_share ? th->sys_share : pr->sys_share),
+             w->bound == BENCH_BOUND_FILES ? "creating and removing files"
+             : w->item_bytes               ? "page faults handing out fresh memory"
+                                           : "system calls");
+  bench_note_add(res, section,
+                 "Choose processes for this work: %s took %s against threads' %s (%.0f%% "
+                 "less).%s In C, brigade's procs backend (procs-persistent for many small "
+                 "maps); in Python, a process pool (multiprocessing), not threads.",
+                 pr->backend, human(pr->wall.median, a, sizeof a),
+                 human(th->wall.median, b, sizeof b), 100 * (1 - pr->wall.median / th->wall.median),
+                 kernel);
+}
+
 /* Rows with more CPU-bound workers than cores: the extra threads only take turns. */
 static void explain_oversubscription(bench_result *res, const char *section, const bench_row *best,
                                      unsigned cores) {
@@ -255,6 +297,7 @@ void bench_explain(bench_result *res, const bench_workload *w, const bench_case 
                    whole);
   explain_limits(res, w, c, section, seq, best);
   explain_processes(res, w, c, section);
+  explain_choice(res, w, section);
   explain_oversubscription(res, section, best, cores);
   bench_explain_ceilings(res, w, c, section, seq, best, lim);
 }
