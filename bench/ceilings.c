@@ -93,11 +93,42 @@ static void forks(bench_result *res, const char *section, const bench_limits *li
   }
 }
 
+/* The time the measured limit allows a row of @workers: the bytes at the read bandwidth, the
+ * files at the kernel's cost per file (the faster of one folder and a folder each), the pages
+ * at their first-touch cost, shared among as many workers as the limits were measured with.
+ * 0 where the workload's bound has no measured ceiling. */
+static double floor_time(const bench_workload *w, const bench_case *c, const bench_limits *lim,
+                         unsigned workers) {
+  unsigned k = workers < lim->workers ? workers : lim->workers;
+  k = k ? k : 1;
+  switch (w->bound) {
+  case BENCH_BOUND_MEMORY: {
+    double gbs = workers > 1 ? lim->read_gbs_all : lim->read_gbs_1;
+    return w->bytes_read && gbs > 0 ? w->bytes_read(c) / (gbs * 1e9) : 0;
+  }
+  case BENCH_BOUND_FILES: {
+    double us = workers > 1 ? (lim->file_us_private < lim->file_us_shared ? lim->file_us_private
+                                                                          : lim->file_us_shared)
+                            : lim->file_us_1;
+    return us > 0 ? (double)c->n * us * 1e-6 / k : 0;
+  }
+  case BENCH_BOUND_FAULTS: {
+    double us = w->huge_pages ? lim->fault_us_4k_thp : lim->fault_us_4k;
+    return us > 0 && c->param > 0 ? (double)c->n * c->param * 256 * us * 1e-6 / k : 0;
+  }
+  default:
+    return 0;
+  }
+}
+
 void bench_explain_ceilings(bench_result *res, const bench_workload *w, const bench_case *c,
                             const char *section, const bench_row *seq, const bench_row *best,
                             const bench_limits *lim) {
   if (!lim || seq->wall.median <= 0 || best->wall.median <= 0)
     return;
+  for (size_t i = 0; i < res->nrows; i++)
+    if (!strcmp(res->rows[i].section, section) && !res->rows[i].external)
+      res->rows[i].floor_s = floor_time(w, c, lim, res->rows[i].workers);
   switch (w->bound) {
   case BENCH_BOUND_MEMORY:
     memory(res, w, c, section, seq, best, lim);

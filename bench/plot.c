@@ -9,13 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *terminal_for(const char *path) {
+/* The gnuplot terminal for the file's extension, @panels stacked charts high; NULL for an
+ * extension it does not draw. */
+static const char *terminal_for(const char *path, int panels, char *buf, size_t cap) {
   const char *dot = strrchr(path, '.');
   if (dot && !strcmp(dot, ".svg"))
-    return "svg size 1000,900 dynamic background rgb 'white'";
-  if (dot && !strcmp(dot, ".png"))
-    return "pngcairo size 1000,900";
-  return NULL;
+    snprintf(buf, cap, "svg size 1000,%d dynamic background rgb 'white'", 450 * panels);
+  else if (dot && !strcmp(dot, ".png"))
+    snprintf(buf, cap, "pngcairo size 1000,%d", 450 * panels);
+  else
+    return NULL;
+  return buf;
 }
 
 #define MAX_SERIES 16
@@ -37,23 +41,42 @@ static size_t distinct(const bench_result *r, size_t off, const char *skip, cons
   return n;
 }
 
-/* What the bars show: speedup over the sequential loop, or (knn suite) GFLOP/s. */
+/* What the bars show: speedup over the sequential loop, (knn suite) GFLOP/s, or the fastest
+ * time over what the machine's measured limit allows (1: at the limit). */
+typedef enum bar_kind { BAR_SPEEDUP, BAR_GFLOPS, BAR_OVER_LIMIT } bar_kind;
+
 typedef struct bar_metric {
   const char *title, *ylabel;
-  int gflops;
+  bar_kind kind;
 } bar_metric;
 
-/* The best value of a backend in a section, over worker counts; a wrong answer has none. */
+/* The best value of a backend in a section, over worker counts; a wrong answer has none, and
+ * neither has a row without a limit to be measured against. */
 static double best_of(const bench_result *r, const char *section, const char *backend,
                       const bar_metric *m) {
   double best = 0;
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
-    double v = m->gflops ? x->gflops : x->speedup;
-    if (!strcmp(x->section, section) && !strcmp(x->backend, backend) && !x->failed && v > best)
-      best = v;
+    if (strcmp(x->section, section) || strcmp(x->backend, backend) || x->failed)
+      continue;
+    if (m->kind == BAR_OVER_LIMIT) {
+      double v = x->floor_s > 0 ? x->wall.median / x->floor_s : 0;
+      if (v > 0 && (best == 0 || v < best))
+        best = v;
+      continue;
+    }
+    double v = m->kind == BAR_GFLOPS ? x->gflops : x->speedup;
+    best = v > best ? v : best;
   }
   return best;
+}
+
+/* Whether a section has a row with a measured limit. */
+static int has_floor(const bench_result *r, const char *section) {
+  for (size_t i = 0; i < r->nrows; i++)
+    if (!strcmp(r->rows[i].section, section) && r->rows[i].floor_s > 0)
+      return 1;
+  return 0;
 }
 
 static void bars(FILE *g, const bench_result *r, const char **backends, size_t nb,
@@ -61,16 +84,20 @@ static void bars(FILE *g, const bench_result *r, const char **backends, size_t n
   const char *sections[BENCH_MAX_ROWS];
   size_t ns = 0;
   for (size_t i = 0; i < r->nrows; i++)
-    if (ns == 0 || strcmp(sections[ns - 1], r->rows[i].section))
+    if ((ns == 0 || strcmp(sections[ns - 1], r->rows[i].section)) &&
+        (m->kind != BAR_OVER_LIMIT || has_floor(r, r->rows[i].section)))
       sections[ns++] = r->rows[i].section;
   fprintf(g,
           "set title '%s'\n"
           "set style data histograms\nset style histogram clustered gap 1\n"
           "set style fill solid 0.8 border -1\nset xtics rotate by -30 noenhanced\n"
-          "set ylabel '%s'\nset yrange [0:*]\nset key top left\nplot ",
-          m->title, m->ylabel);
+          "set ylabel '%s'\nset key top left\n%s\nplot ",
+          m->title, m->ylabel,
+          m->kind == BAR_OVER_LIMIT ? "set logscale y\nset yrange [*:*]" : "set yrange [0:*]");
   for (size_t b = 0; b < nb; b++)
     fprintf(g, "%s'-' using 2:xtic(1) title '%s' noenhanced", b ? ", " : "", backends[b]);
+  if (m->kind == BAR_OVER_LIMIT)
+    fprintf(g, ", 1 with lines dashtype 2 lc rgb 'black' title 'the machine''s limit'");
   fputc('\n', g);
   for (size_t b = 0; b < nb; b++) {
     for (size_t s = 0; s < ns; s++) {
@@ -79,7 +106,12 @@ static void bars(FILE *g, const bench_result *r, const char **backends, size_t n
       for (char *c = name; *c; c++)
         if (*c == '"')
           *c = '\'';
-      fprintf(g, "\"%s\" %.4f\n", name, best_of(r, sections[s], backends[b], m));
+      double v = best_of(r, sections[s], backends[b], m);
+      /* A log scale has no 0: a missing bar is left out, not drawn at the bottom. */
+      if (v > 0 || m->kind != BAR_OVER_LIMIT)
+        fprintf(g, "\"%s\" %.4f\n", name, v);
+      else
+        fprintf(g, "\"%s\" NaN\n", name);
     }
     fprintf(g, "e\n");
   }
@@ -113,7 +145,12 @@ static void lines(FILE *g, const bench_result *r, const char **backends, size_t 
 }
 
 int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
-  const char *term = terminal_for(path);
+  int limits = 0;
+  for (size_t i = 0; i < r->nrows; i++)
+    limits |= r->rows[i].floor_s > 0;
+  int knn = !strcmp(r->suite, "knn"), panels = knn ? 2 : 2 + limits;
+  char tbuf[96];
+  const char *term = terminal_for(path, panels, tbuf, sizeof tbuf);
   if (!term) {
     snprintf(err, cap, "--plot '%s': the file must end in .svg or .png", path);
     return -1;
@@ -140,17 +177,26 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
   }
   const char *backends[MAX_SERIES];
   size_t nb = distinct(r, offsetof(bench_row, backend), "seq", backends, MAX_SERIES);
-  if (!strcmp(r->suite, "knn")) {
+  if (knn) {
     /* One worker count per case: throughput per case is the whole story. */
     static const bar_metric gf = {"GFLOP/s per case (top-k included; sgemm: the bare product)",
-                                  "GFLOP/s", 1};
+                                  "GFLOP/s", BAR_GFLOPS};
     fprintf(g, "set terminal %s\nset output '%s'\n", term, o.af.tmp);
     bars(g, r, backends, nb, &gf);
   } else {
     static const bar_metric sp = {"Speedup over the sequential loop (best worker count)", "speedup",
-                                  0};
-    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout 2,1\n", term, o.af.tmp);
+                                  BAR_SPEEDUP};
+    static const bar_metric lim = {
+        "Fastest time over what the measured limits of this machine allow (brigade info --limits; "
+        "1: at the limit)",
+        "times the limit", BAR_OVER_LIMIT};
+    fprintf(g, "set terminal %s\nset output '%s'\nset multiplot layout %d,1\n", term, o.af.tmp,
+            panels);
     bars(g, r, backends, nb, &sp);
+    if (limits) {
+      bars(g, r, backends, nb, &lim);
+      fprintf(g, "unset logscale y\n");
+    }
     lines(g, r, backends, nb);
     fprintf(g, "unset multiplot\n");
   }

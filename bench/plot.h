@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Plots through gnuplot: speedup per workload case as grouped bars, and speedup against
- * workers with the ideal line; for the knn suite, GFLOP/s per case and backend. */
+/* Plots through gnuplot: speedup per workload case as grouped bars; where the machine's limits
+ * are known (brigade info --limits), each case's fastest time over what those limits allow;
+ * and speedup against workers with the ideal line. For the knn suite, GFLOP/s per case and
+ * backend. */
 #ifndef BRIGADE_BENCH_PLOT_H
 #define BRIGADE_BENCH_PLOT_H
 

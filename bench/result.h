@@ -51,6 +51,7 @@ typedef struct bench_row {
   int noisy;           /* the runs spread widely: (max - min) / median above BENCH_NOISY */
   int cpu_unknown;     /* cpu_s cannot be this row's: too short, or above its workers' */
   int suspect;         /* efficiency above BENCH_SUPERLINEAR: a note gives the cause */
+  double floor_s;      /* the time this machine's measured limit allows the row; 0: unknown */
   /* A --task row's items that did not succeed, by what became of them (0 elsewhere, where a
    * failure is the check's or Ctrl-C's); first_failed is the lowest such index, -1 if none. */
   size_t n_failed, n_crashed, n_exited, n_timeout, n_overflow, n_not_run;

@@ -50,7 +50,8 @@ typedef struct bench_workload {
   double (*bytes_read)(const bench_case *c);    /* bytes the map streams from memory, or NULL */
   int blocking;                                 /* items wait (sleep, I/O) rather than compute */
   bench_bound bound;                            /* what limits it (BENCH_BOUND_NONE: unknown) */
-  int foreign; /* a user's --task: untrusted, so its rows run guarded and supervised */
+  int huge_pages; /* its memory comes on huge pages (MADV_HUGEPAGE): their fault cost applies */
+  int foreign;    /* a user's --task: untrusted, so its rows run guarded and supervised */
 } bench_workload;
 
 /* All built-in workloads, in the lecture's order. */

@@ -83,6 +83,7 @@ const bench_workload bench_wl_alloc = {
 const bench_workload bench_wl_alloc_huge = {
     .name = "alloc-huge",
     .bound = BENCH_BOUND_FAULTS,
+    .huge_pages = 1,
     .simulates = "alloc on huge pages (bg_big_alloc): the way out of alloc's page faults",
     .param_fmt = "%g MiB each",
     .quick = {8, 16},

@@ -336,6 +336,10 @@ fi
 if command -v gnuplot >/dev/null; then
   expect 0 out 'Fastest' -- bench --workload prime-fixed --n 1000 --repeat 1 --workers 1,2 --plot "$tmp/p.svg"
   grep -q '<svg' "$tmp/p.svg" && pass=$((pass + 1)) || { echo "FAIL: --plot wrote no SVG"; fail=$((fail + 1)); }
+  # With the machine's limits known, a chart of each case's time over what they allow.
+  expect 0 out 'Against this machine' -- bench --workload disk-small --n 300 --repeat 1 --limits --plot "$tmp/l.svg"
+  grep -q 'times the limit' "$tmp/l.svg" && ! grep -q 'times the limit' "$tmp/p.svg" &&
+    pass=$((pass + 1)) || { echo "FAIL: --plot against the limits"; fail=$((fail + 1)); }
   expect 0 out 'knn \(1000, 100, 100\)' -- bench --suite knn --backends blocked --repeat 1 --plot "$tmp/k.svg"
   grep -q 'GFLOP/s per case' "$tmp/k.svg" && pass=$((pass + 1)) || { echo "FAIL: knn --plot"; fail=$((fail + 1)); }
 fi
