@@ -24,7 +24,7 @@ typedef struct run_case {
   void *out;
   char section[BENCH_SECTION_LEN];
   double seq_s;    /* median of the seq row; 0 when it failed */
-  double seq_util; /* CPU time / wall time of the seq row */
+  double seq_util; /* CPU time / wall time of the seq row, over the CPU it could have had */
   int seq_failed;  /* no row has a speedup: nothing to compare with */
   /* A foreign task's (--task) rows: the guarded wrapper's shared record, the supervised
    * children's share, and what supervision cost (for the case's note). */
@@ -443,6 +443,14 @@ static int run_rows(const bench_run_opts *o, run_case *rc, uint64_t avail, bench
      * BENCH_CPU_MIN_WALL the ratio says nothing, and a 46 ns task must not look blocked. */
     rc->seq_util =
         !row->failed && row->wall.median >= BENCH_CPU_MIN_WALL ? row->cpu_s / row->wall.median : 1;
+    /* A loop that had a core only part of the time because other processes held the cores
+     * waited for the CPU, not on its items: its share is taken of what was left to it, or auto
+     * would take contention for blocking and start more workers than cores. */
+    if (row->others_measured && row->others_cpu >= BENCH_OTHERS_NOTICEABLE) {
+      double left = (double)o->cores * (1 - row->others_cpu);
+      if (left > 0 && left < 1)
+        rc->seq_util /= left;
+    }
     finish_row(res, row, rc);
   }
   /* The mpi backend's threads per rank: the cores shared among the ranks (all on this
