@@ -53,7 +53,7 @@ static void files(bench_result *res, const bench_case *c, const char *section, c
 }
 
 static void faults(bench_result *res, const bench_case *c, const char *section,
-                   const bench_row *seq, const bench_row *best, const bench_limits *lim) {
+                   const bench_row *seq, const bench_limits *lim) {
   if (lim->fault_us_4k <= 0 || c->param <= 0)
     return;
   double pages = c->param * 256, ms = pages * lim->fault_us_4k / 1e3;
@@ -67,13 +67,9 @@ static void faults(bench_result *res, const bench_case *c, const char *section,
   bench_note_add(res, section,
                  "Against this machine's limits: first touch of fresh memory costs %.2f us per "
                  "4 KiB page here, so each item's %g MiB costs %.1f ms in page faults alone, "
-                 "%.0f%% of the sequential loop's %.1f ms per item.%s%s",
+                 "%.0f%% of the sequential loop's %.1f ms per item.%s",
                  lim->fault_us_4k, c->param, ms, item_ms > 0 ? 100 * ms / item_ms : 0, item_ms,
-                 huge,
-                 strcmp(best->backend, "threads") && strcmp(best->backend, "openmp")
-                     ? " Processes fault in address spaces of their own, so their faults do not "
-                       "contend as one process's threads do."
-                     : "");
+                 huge);
 }
 
 /* What a procs map pays before its first item: a fork per worker. */
@@ -137,7 +133,7 @@ void bench_explain_ceilings(bench_result *res, const bench_workload *w, const be
     files(res, c, section, seq, best, lim);
     break;
   case BENCH_BOUND_FAULTS:
-    faults(res, c, section, seq, best, lim);
+    faults(res, c, section, seq, lim);
     break;
   default:
     break;

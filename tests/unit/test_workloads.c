@@ -209,7 +209,10 @@ static void rows_are_set_against_the_machines_limits(void **state) {
   ceiling_case(res, "alloc", (bench_case){8, 16}, "procs", 0.080, 0.050, &lim);
   assert_true(noted(res, "each item's 16 MiB costs 4.1 ms in page faults alone, 41%"));
   assert_true(noted(res, "huge pages (MADV_HUGEPAGE) first touch costs 0.25 us per 4 KiB"));
-  assert_true(noted(res, "Processes fault in address spaces of their own"));
+  /* Whether processes fault faster than threads is measured, not assumed: on Linux 6.18 with
+   * per-VMA locks they did not (alloc at 100 x 500 MiB: threads 22.6 s, procs 24.8 s); the
+   * advice to choose processes comes only from rows that show it (explain_choice). */
+  assert_false(noted(res, "Processes fault in address spaces of their own"));
   assert_true(noted(res, "Each procs map forks its 2 workers; fork + wait costs 500 us"));
   /* CPU-bound work has no measured ceiling beyond the cores; without limits, no sentence. */
   ceiling_case(res, "prime-fixed", (bench_case){8, 16}, "threads", 0.080, 0.040, &lim);
