@@ -37,7 +37,22 @@ int bench_outfile_check(const char *path, const char *const *inputs, char *err, 
     snprintf(err, cap, "'%s': cannot write: the folder %s: %s", path, d, strerror(errno));
     return -1;
   }
-  if (stat(path, &st) != 0)
+  int exists = stat(path, &st) == 0;
+  /* access() says yes to root everywhere, also on read-only file systems and in /sys: only
+   * creating a file tells (the temporary is made there too). Devices are written in place. */
+  if (!exists || S_ISREG(st.st_mode)) {
+    char probe[4096 + 32];
+    snprintf(probe, sizeof probe, "%s/.brigade-probe-XXXXXX", d);
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+      snprintf(err, cap, "'%s': cannot write: cannot create a file in the folder %s: %s", path, d,
+               strerror(errno));
+      return -1;
+    }
+    close(fd);
+    unlink(probe);
+  }
+  if (!exists)
     return 0; /* a new file */
   if (S_ISDIR(st.st_mode)) {
     snprintf(err, cap, "'%s': cannot write: it is a directory; name a file in it", path);

@@ -220,6 +220,18 @@ static const char *others_text(const bench_row *x, const char *none) {
   return buf;
 }
 
+/* A CSV field (RFC 4180): quoted, quotes doubled. A --task row's workload is the plug-in's
+ * function name, which may hold anything a symbol can. */
+static void csv_field(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"')
+      fputc('"', f);
+    fputc(*s, f);
+  }
+  fputs("\",", f);
+}
+
 static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
@@ -227,19 +239,21 @@ static void print_csv(FILE *f, const bench_result *r) {
              "n_overflow,n_not_run,first_failed,others_cpu,noisy,cpu_unknown,suspect\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
-    fprintf(f,
-            "%s,\"%s\",%s,%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,"
-            "%.3f,%.4f,\"%s\",%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld,%s,%d,%d,%d\n",
-            r->suite, x->section, x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n,
-            x->wall.median, x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib,
-            x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency, x->failed, x->gflops,
-            x->vs_sgemm, x->plan, x->external, x->vs_peer, x->n_failed, x->n_crashed, x->n_exited,
-            x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed, others_text(x, ""),
-            x->noisy, x->cpu_unknown, x->suspect);
+    fprintf(f, "%s,", r->suite);
+    csv_field(f, x->section);
+    csv_field(f, x->workload);
+    fprintf(f, "%s,%s,%zu,%u,%zu,%.6f,%.6f,%.6f,%.6f,%.4f,%.2f,%.3f,%.3f,%.4f,%.4f,%d,%.3f,%.4f,",
+            x->backend, x->schedule, x->chunk, x->workers, x->n, x->wall.median, x->wall.min,
+            x->wall.max, x->cpu_s, x->sys_share, x->peak_mib, x->ns_per_item, x->overhead_ns,
+            x->speedup, x->efficiency, x->failed, x->gflops, x->vs_sgemm);
+    csv_field(f, x->plan);
+    fprintf(f, "%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld,%s,%d,%d,%d\n", x->external, x->vs_peer,
+            x->n_failed, x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run,
+            x->first_failed, others_text(x, ""), x->noisy, x->cpu_unknown, x->suspect);
   }
 }
 
-/* Section names and notes are ours (no quotes or control characters), but escape anyway. */
+/* Every string: a --task row's section and workload carry the plug-in's function name. */
 static void json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (; *s; s++) {
@@ -263,16 +277,21 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
     const bench_row *x = &r->rows[i];
     fprintf(f, "%s\n{\"section\":", i ? "," : "");
     json_string(f, x->section);
+    fprintf(f, ",\"workload\":");
+    json_string(f, x->workload);
+    fprintf(f, ",\"backend\":");
+    json_string(f, x->backend);
+    fprintf(f, ",\"schedule\":");
+    json_string(f, x->schedule);
     fprintf(f,
-            ",\"workload\":\"%s\",\"backend\":\"%s\",\"schedule\":\"%s\",\"chunk\":%zu,"
+            ",\"chunk\":%zu,"
             "\"workers\":%u,\"n\":%zu,\"median_s\":%.6f,\"min_s\":%.6f,\"max_s\":%.6f,"
             "\"cpu_s\":%.6f,\"sys_share\":%.4f,\"peak_mib\":%.2f,\"ns_per_item\":%.3f,"
             "\"overhead_ns_per_item\":%.3f,\"speedup\":%.4f,\"efficiency\":%.4f,\"failed\":%s,"
             "\"gflops\":%.3f,\"vs_sgemm\":%.4f,\"plan\":",
-            x->workload, x->backend, x->schedule, x->chunk, x->workers, x->n, x->wall.median,
-            x->wall.min, x->wall.max, x->cpu_s, x->sys_share, x->peak_mib, x->ns_per_item,
-            x->overhead_ns, x->speedup, x->efficiency, x->failed ? "true" : "false", x->gflops,
-            x->vs_sgemm);
+            x->chunk, x->workers, x->n, x->wall.median, x->wall.min, x->wall.max, x->cpu_s,
+            x->sys_share, x->peak_mib, x->ns_per_item, x->overhead_ns, x->speedup, x->efficiency,
+            x->failed ? "true" : "false", x->gflops, x->vs_sgemm);
     json_string(f, x->plan);
     fprintf(f,
             ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u,"

@@ -175,7 +175,7 @@ static int time_row(const bench_run_opts *o, run_case *rc, const char *backend, 
   if (o->insights && o->rank == 0 && !bench_interrupted)
     insights_note(res, rc, backend, pool, &rep);
   if (tr && !bench_interrupted)
-    trace_row(o, rc, backend, bg_pool_workers(pool), tr0, tr1, tr);
+    trace_row(o, rc, backend, row->workers, tr0, tr1, tr); /* mpi: every rank's workers */
   bg_trace_destroy(tr);
   bg_progress_bar_destroy(bar);
   bg_pool_destroy(pool);

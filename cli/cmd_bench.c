@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -253,6 +254,13 @@ static int parse_backends(const char *val, bench_run_opts *o, unsigned launching
   for (int i = 0; i < n; i++) {
     if (!strcmp(items[i], "seq"))
       continue; /* always run, as the baseline */
+    /* Its workers were forked before the map and see its data only through ctx_size bytes; the
+     * catalogue's tasks and a plug-in's read their case through pointers, which it refuses
+     * (BG_EINVAL) rather than read stale. The overhead suite compares it. */
+    if (!strcmp(items[i], "procs-persistent"))
+      return cli_usage("bench", "procs-persistent cannot run the catalogue or a --task: its "
+                                "workers, forked before the map, would read the case's data as "
+                                "it was then; '--suite overhead --workers 2' compares it");
     size_t k = 0;
     bg_backend_info_t b;
     while (k < bg_backend_count() && bg_backend_info(k, &b) == 0 && strcmp(b.name, items[i]))
@@ -688,6 +696,14 @@ static int write_report(const bench_args *a, const bench_result *res, const char
   return 0;
 }
 
+/* 1 if @a and @b name the same file: the same name, or (both existing) the same inode. */
+static int same_file(const char *a, const char *b) {
+  struct stat x, y;
+  if (!strcmp(a, b))
+    return 1;
+  return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 /* --trace, written whole like --out; an interrupted run leaves an earlier trace as it was. */
 static int write_trace(const char *path, const bench_trace *t) {
   bench_outfile o;
@@ -740,6 +756,14 @@ int cmd_bench(int argc, char **argv) {
     return cli_usage("bench", "--plot %s", why);
   if (a.trace_path && bench_outfile_check(a.trace_path, inputs, why, sizeof why) != 0)
     return cli_usage("bench", "--trace %s", why);
+  /* Two outputs in one file: the second would silently replace the first. */
+  const char *outs[][2] = {
+      {"--out", a.out_path}, {"--plot", a.plot_path}, {"--trace", a.trace_path}};
+  for (int i = 0; i < 3; i++)
+    for (int j = i + 1; j < 3; j++)
+      if (outs[i][1] && outs[j][1] && same_file(outs[i][1], outs[j][1]))
+        return cli_usage("bench", "%s and %s both name '%s': give each its own file", outs[i][0],
+                         outs[j][0], outs[j][1]);
   if (a.launch_ranks && a.run.ranks == 1)
     return launch_mpirun(argc, argv, a.launch_ranks);
   bench_result *res = calloc(1, sizeof *res);

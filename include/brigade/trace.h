@@ -3,7 +3,10 @@
  * procs backends, when a worker process died. A map given a trace (desc.trace) appends one span
  * per event to it; the caller reads the spans after bg_map returns, for a picture such as
  * `brigade bench --trace` draws (the Chrome trace-event format). Recording costs two clock
- * reads and one atomic add per chunk, and nothing when desc.trace is NULL. */
+ * reads and one atomic add per chunk, and nothing when desc.trace is NULL. Spans carry no map
+ * id: a trace shared by maps running at once, or given to maps nested inside tasks (which run
+ * inline as their pool's worker 0), mixes their spans; give each its own trace to tell them
+ * apart. Under BG_MAP_HALT the chunk that stopped is drawn whole. */
 #ifndef BRIGADE_TRACE_H
 #define BRIGADE_TRACE_H
 
@@ -20,13 +23,15 @@ typedef enum bg_span_kind {
   BG_SPAN_STARTUP = 0, /* from the map's start (procs: the fork) until the worker could work */
   BG_SPAN_CHUNK = 1,   /* items [begin, end) run by the worker */
   BG_SPAN_LOOP = 2,    /* openmp's own schedules: the worker's whole share, chunks unseen */
-  BG_SPAN_DIED = 3,    /* procs: a chunk whose worker process died (a crash, exit, timeout) */
+  BG_SPAN_DIED = 3,    /* procs: the part of a chunk lost when its worker process died (a crash,
+                        * exit, timeout), from the item that died; what it finished before is a
+                        * chunk span of its own */
 } bg_span_kind_t;
 
 /* One span. Times are CLOCK_MONOTONIC nanoseconds, comparable with bg_trace_now_ns(). */
 typedef struct bg_span {
   uint64_t t0_ns, t1_ns;
-  size_t begin, end; /* items; 0 and 0 for start-up */
+  size_t begin, end; /* items; 0 and 0 for start-up and openmp's loop */
   uint32_t worker;   /* the pool's worker number */
   uint32_t kind;     /* bg_span_kind_t */
 } bg_span_t;

@@ -453,17 +453,29 @@ static uint64_t chunk_ns(const run *R, unsigned w) {
   return now > from ? now - from : 0;
 }
 
-/* A traced map: the span of worker w's chunk, ending now, as @kind (run, or died with its
- * process), preceded the first time by its process's start-up from fork to ready. */
-static void trace_chunk(run *R, unsigned w, int kind, size_t b, size_t e) {
+/* A traced map: worker w's chunk as spans ending now, preceded the first time by its process's
+ * start-up from fork to ready. Items [b, mid) ran and count as a chunk; [mid, e) died with the
+ * process (none when mid == e), from when the item that killed it started if the slot knows
+ * (a timeout keeps its start), else as a mark at the moment of death. */
+static void trace_chunk(run *R, unsigned w, size_t b, size_t mid, size_t e) {
   kid *k = &R->kids[w];
-  uint64_t ready = atomic_load_explicit(&R->slots[w].ready_ns, memory_order_acquire);
+  bg__pslot *s = &R->slots[w];
+  uint64_t ready = atomic_load_explicit(&s->ready_ns, memory_order_acquire);
   uint64_t now = bg__now_ns();
   if (k->spawn_ns && ready >= k->spawn_ns)
     bg__trace_add(R->job->trace, BG_SPAN_STARTUP, w, 0, 0, k->spawn_ns, ready);
   k->spawn_ns = 0;
   uint64_t from = ready > k->sent_ns ? ready : k->sent_ns;
-  bg__trace_add(R->job->trace, kind, w, b, e, from < now ? from : now, now);
+  from = from < now ? from : now;
+  uint64_t split = now;
+  if (mid < e && R->d->timeout_ms) {
+    uint64_t t0 = atomic_load_explicit(&s->t0_ns, memory_order_relaxed);
+    split = t0 > from && t0 < now ? t0 : now;
+  }
+  if (mid > b)
+    bg__trace_add(R->job->trace, BG_SPAN_CHUNK, w, b, mid, from, split);
+  if (mid < e)
+    bg__trace_add(R->job->trace, BG_SPAN_DIED, w, mid, e, mid > b ? split : from, now);
 }
 
 /* The first process of slot w: its time from the map's start to being ready. */
@@ -500,6 +512,10 @@ static void give_back(run *R, unsigned w, int state, int code) {
     cur = k->b, running = 0;
   if (!R->ps->copy)
     cur = shm_settled(R, w, cur, &running);
+  /* Drawn as what became of it: the items kept (shm) ran as a chunk; the rest died with the
+   * process and are run again elsewhere (copy: all of them, their results went down too). */
+  if (R->job->trace)
+    trace_chunk(R, w, k->b, R->ps->copy ? k->b : cur, k->e);
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   if (R->ps->copy)
     requeue(R, w, k->b, cur, k->prior); /* they ran, but their results went down with it */
@@ -540,8 +556,6 @@ static void on_death(run *R, unsigned w) {
   /* The shm worker counted its successes in the arena; it is reaped, so they are settled. A
    * copy worker's went down with it: they will count when the items are run again. */
   int succeeded = busy && !R->ps->copy && R->sst[w].ok > k->ok_mark;
-  if (busy && R->job->trace)
-    trace_chunk(R, w, BG_SPAN_DIED, k->b, k->e);
   if (busy)
     give_back(R, w, state, code);
   if (ready) {
@@ -590,7 +604,7 @@ static int on_reply(run *R, unsigned w) {
   R->job->stats[w].busy_ns += chunk_ns(R, w);
   note_startup(R, w);
   if (R->job->trace)
-    trace_chunk(R, w, BG_SPAN_CHUNK, (size_t)r.b, (size_t)r.end);
+    trace_chunk(R, w, (size_t)r.b, (size_t)r.end, (size_t)r.end);
   k->busy = 0;
   if (r.nfailed && R->job->halt_on_error)
     R->halted = 1;
@@ -749,6 +763,8 @@ static void stop_all(run *R) {
       size_t cur = shm_settled(R, w, k->b, &running);
       if (cur > k->b)
         deliver_shm(R, k->b, cur);
+      if (cur > k->b && R->job->trace)
+        trace_chunk(R, w, k->b, cur, cur);
     }
   }
 }

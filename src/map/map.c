@@ -273,9 +273,12 @@ static void map_locked(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   r->ran_inline =
       partial.ran_inline || (p->workers == 1 && !p->ops->collective && !p->ops->isolated);
   r->chunks = partial.chunks;
-  for (unsigned w = 0; w < p->workers; w++)
-    r->chunks += p->slots[w].chunks;
-  r->chunk_last = p->slots[0].chunk;
+  /* An empty map schedules nothing: the slots still hold an earlier map's figures, or none. */
+  if (d->n > 0) {
+    for (unsigned w = 0; w < p->workers; w++)
+      r->chunks += p->slots[w].chunks;
+    r->chunk_last = p->slots[0].chunk;
+  }
 }
 
 /* A map from inside a task: run everything on this thread with private bookkeeping, leaving

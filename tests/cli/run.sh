@@ -150,7 +150,7 @@ grep -q 'Python peers not run: /nonexistent/mapcost.py is missing' "$tmp/out" &&
 expect 0 out '== task digit_sum: 1000 items ==' -- bench --task "$plugin:digit_sum" --n 1000 --repeat 1
 expect 1 out 'seq: .*100 of 1000 items failed: 100 returned non-zero \(the first, item 7, returned 7\)' -- bench --task "$plugin:fail_on_seven" --n 1000 --repeat 1
 "$bin" bench --workload prime-fixed --n 100 --repeat 1 --workers sweep --format csv --out "$tmp/sweep.csv" &&
-  [ -s "$tmp/sweep.csv" ] && grep -q ',prime-fixed,threads,auto,0,4,' "$tmp/sweep.csv" && pass=$((pass + 1)) ||
+  [ -s "$tmp/sweep.csv" ] && grep -q ',"prime-fixed",threads,auto,0,4,' "$tmp/sweep.csv" && pass=$((pass + 1)) ||
   { echo "FAIL: --out with --workers sweep wrote no 4-worker row"; fail=$((fail + 1)); }
 
 # The process backends and --insights: a note per row with each worker's figures; procs-copy
@@ -394,6 +394,11 @@ PY
   pass=$((pass + 1)) || { echo "FAIL: --trace with --task"; fail=$((fail + 1)); }
 expect 2 err "--trace '$tmp': cannot write: it is a directory" -- bench --workload sleep --trace "$tmp"
 expect 2 err "--trace draws the catalogue's rows" -- bench --suite overhead --trace "$tmp/o.json"
+expect 2 err "--out and --trace both name" -- bench --workload sleep --trace "$tmp/same" --out "$tmp/same"
+expect 2 err "--out and --plot both name" -- bench --workload sleep --plot "$tmp/same.svg" --out "$tmp/same.svg"
+expect 2 err "procs-persistent cannot run the catalogue" -- bench --workload sleep --backends procs-persistent
+# A folder where access() says yes to root but nothing can be created: found before the run.
+expect 2 err "'/sys/x.json': cannot write" -- bench --workload sleep --out /sys/x.json
 
 # OPENBLAS_CORETYPE=Haswell halves OpenBLAS on an AVX-512 CPU: info says so.
 if grep -q avx512f /proc/cpuinfo && "$bin" --version | grep -q 'blas=openblas'; then

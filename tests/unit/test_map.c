@@ -463,9 +463,34 @@ static void bad_descriptions_are_refused(void **state) {
   bg_pool_destroy(p);
 }
 
+/* An empty map reports no chunks, whatever an earlier map or an earlier pool in the same
+ * memory left in the scheduler's slots (valgrind once saw the sum read uninitialised memory). */
+static void empty_map_reports_no_chunks(void **st) {
+  (void)st;
+  const char *const all[] = {"seq", "threads", "procs", "openmp"};
+  for (size_t b = 0; b < sizeof all / sizeof all[0]; b++) {
+    for (int round = 0; round < 3; round++) {
+      bg_pool_t *p = tk_pool(all[b], 2);
+      uint64_t out[1000];
+      bg_map_desc_t d = tk_desc(square_plus_one, NULL, 0, out, sizeof *out);
+      bg_map_report_t r;
+      assert_int_equal(bg_map(p, &d, &r), 0);
+      assert_int_equal(r.chunks, 0);
+      assert_int_equal(r.chunk_last, 0);
+      d.n = 1000;
+      assert_int_equal(bg_map(p, &d, &r), 0);
+      d.n = 0;
+      assert_int_equal(bg_map(p, &d, &r), 0);
+      assert_int_equal(r.chunks, 0);
+      bg_pool_destroy(p);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_size_matches_seq),
+      cmocka_unit_test(empty_map_reports_no_chunks),
       cmocka_unit_test(unequal_items_match_seq),
       cmocka_unit_test(failures_are_counted_and_others_kept),
       cmocka_unit_test(array_inputs_map_in_order),

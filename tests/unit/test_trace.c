@@ -127,27 +127,41 @@ static int segv_at_100(void *out, const void *in, size_t i, void *ctx) {
   return 0;
 }
 
+/* A worker that dies: its chunk shows as died from the item that killed it, what it finished
+ * before as a chunk, so every item that succeeded lies in exactly one chunk span. */
 static void test_died(void **st) {
   (void)st;
-  bg_pool_t *p = tk_pool("procs", W);
-  uint64_t *out = calloc(N, sizeof *out);
-  bg_trace_t *t = NULL;
-  assert_int_equal(bg_trace_create(4096, &t), 0);
-  bg_map_desc_t d = tk_desc(segv_at_100, NULL, N, out, sizeof *out);
-  d.trace = t;
-  assert_int_equal(bg_map(p, &d, NULL), BG_ETASK);
-  int died = 0;
-  for (size_t k = 0; k < bg_trace_count(t); k++) {
-    const bg_span_t *s = &bg_trace_spans(t)[k];
-    if (s->kind == BG_SPAN_DIED) {
-      assert_true(s->begin <= 100 && 100 < s->end);
-      died++;
+  const char *const all[] = {"procs", "procs-copy", "procs-persistent"};
+  for (size_t b = 0; b < 3; b++) {
+    bg_pool_t *p = tk_pool(all[b], W);
+    uint64_t *out = calloc(N, sizeof *out);
+    bg_item_status_t *status = calloc(N, sizeof *status);
+    unsigned char *seen = calloc(N, 1);
+    bg_trace_t *t = NULL;
+    assert_int_equal(bg_trace_create(2 * N + 64, &t), 0);
+    bg_map_desc_t d = tk_desc(segv_at_100, NULL, N, out, sizeof *out);
+    d.trace = t;
+    d.status = status;
+    assert_int_equal(bg_map(p, &d, NULL), BG_ETASK);
+    int died = 0;
+    for (size_t k = 0; k < bg_trace_count(t); k++) {
+      const bg_span_t *s = &bg_trace_spans(t)[k];
+      if (s->kind == BG_SPAN_DIED && s->begin <= 100 && 100 < s->end)
+        died++;
+      if (s->kind == BG_SPAN_CHUNK)
+        for (size_t i = s->begin; i < s->end; i++)
+          seen[i]++;
     }
+    assert_int_equal(died, 1);
+    for (size_t i = 0; i < N; i++)
+      if (status[i].state == BG_ITEM_OK && seen[i] != 1)
+        fail_msg("%s: item %zu succeeded but lies in %d chunk spans", all[b], i, seen[i]);
+    bg_trace_destroy(t);
+    bg_pool_destroy(p);
+    free(out);
+    free(status);
+    free(seen);
   }
-  assert_int_equal(died, 1);
-  bg_trace_destroy(t);
-  bg_pool_destroy(p);
-  free(out);
   tk_assert_no_children();
 }
 
