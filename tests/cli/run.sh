@@ -394,6 +394,8 @@ PY
   pass=$((pass + 1)) || { echo "FAIL: --trace with --task"; fail=$((fail + 1)); }
 expect 2 err "--trace '$tmp': cannot write: it is a directory" -- bench --workload sleep --trace "$tmp"
 expect 2 err "--trace draws the catalogue's rows" -- bench --suite overhead --trace "$tmp/o.json"
+# A trace that cannot be written is a failure (exit 1) that names the cause.
+expect 1 err "--trace '/dev/full': write failed: No space left on device" -- bench --workload sleep --n 2 --param 0.001 --repeat 1 --backends threads --trace /dev/full
 expect 2 err "--out and --trace both name" -- bench --workload sleep --trace "$tmp/same" --out "$tmp/same"
 expect 2 err "--out and --plot both name" -- bench --workload sleep --plot "$tmp/same.svg" --out "$tmp/same.svg"
 expect 2 err "procs-persistent cannot run the catalogue" -- bench --workload sleep --backends procs-persistent
