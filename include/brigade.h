@@ -9,6 +9,7 @@
 #include "brigade/cache.h"
 #include "brigade/error.h"
 #include "brigade/future.h"
+#include "brigade/journal.h"
 #include "brigade/gpu.h"
 #include "brigade/knn.h"
 #include "brigade/map.h"

@@ -71,9 +71,13 @@ const char *bg_item_state_name(int state);
  */
 typedef void (*bg_progress_fn)(size_t done, size_t total, void *ud);
 
+/* A journal (brigade/journal.h): declared here so that map.h needs not include it. */
+typedef struct bg_journal bg_journal_t;
+
 /* Version 4 adds no field: it says the caller's report (bg_map_report_t) is of version 4.
- * Version 5 adds ctx_size, version 6 trace (their report is still of version 4). */
-#define BG_MAP_DESC_VERSION 6u
+ * Version 5 adds ctx_size, version 6 trace (their report is still of version 4); version 7
+ * adds journal, and its report is of version 5. */
+#define BG_MAP_DESC_VERSION 7u
 
 /* The circuit breaker's threshold that bg_map_desc_init() sets: high enough that a few bad
  * items in a row do not stop a map, low enough that a map whose every item crashes costs a few
@@ -111,12 +115,20 @@ typedef struct bg_map_desc {
   /* Version 6. Optional: a trace (brigade/trace.h) to which the map appends each worker's
    * start-up, its chunks and, on procs, the deaths of its processes. */
   bg_trace_t *trace;
+  /* Version 7. Optional: a journal (brigade/journal.h) opened for this map's n, in_size and
+   * out_size. The map first takes from it what earlier runs finished: their results go into
+   * out and their outcomes into status, and those items are not run again (failed ones are,
+   * under BG_JOURNAL_RERUN_FAILED). Every item that settles during the map is then appended to
+   * it, with its outcome and result, in group commits under the journal's sync policy. The
+   * report counts the whole job, replayed items included (n_replayed says how many). The mpi
+   * backend refuses a journal (BG_EBACKEND): see docs/JOURNAL.md. */
+  bg_journal_t *journal;
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */
 void bg_map_desc_init(bg_map_desc_t *d);
 
-#define BG_MAP_REPORT_VERSION 4u
+#define BG_MAP_REPORT_VERSION 5u
 
 /* What happened during one map. Written by bg_map() whenever the map ran (see its @report), up
  * to the fields of the report version that goes with the description's version, so a program
@@ -161,6 +173,9 @@ typedef struct bg_map_report {
   /* Version 4. */
   int first_state; /* bg_item_state_t of first_failed; BG_ITEM_PENDING when none failed */
   size_t n_exited; /* of n_crashed, the items whose worker process called exit() */
+  /* Version 5. */
+  size_t n_replayed; /* items taken from desc->journal instead of being run (their outcomes
+                        are counted in n_ok and n_failed like the others) */
 } bg_map_report_t;
 
 /**

@@ -199,6 +199,8 @@ static void record_failure(run *R, unsigned w, size_t i, int state, int code, ui
     st->crashed++, st->exited += state == BG_ITEM_EXITED;
   if (R->d->status)
     R->d->status[i] = (bg_item_status_t){state, code, attempts};
+  if (R->job->journal)
+    bg__journal_settled(R->job->journal, i, i + 1);
   if (R->job->progress)
     bg__progress_add(R->job->progress, 1);
   if (R->job->halt_on_error)
@@ -226,6 +228,8 @@ static void deliver_shm(run *R, size_t b, size_t end) {
     memcpy((char *)d->out + b * d->out_size, R->out + b * d->out_size, (end - b) * d->out_size);
   if (d->status)
     memcpy(d->status + b, R->status + b, (end - b) * sizeof *d->status);
+  if (R->job->journal)
+    bg__journal_settled(R->job->journal, b, end);
   if (R->job->progress)
     bg__progress_add(R->job->progress, end - b);
 }
@@ -579,6 +583,8 @@ static int recv_copy(run *R, unsigned w, const bg__preply *r) {
     goto out;
   for (size_t j = 0; j < n; j++)
     bg__job_record(R->job, &R->job->stats[w], r->b + j, oc[j].code, oc[j].attempts);
+  if (R->job->journal)
+    bg__journal_settled(R->job->journal, (size_t)r->b, (size_t)r->end);
   if (R->job->progress)
     bg__progress_add(R->job->progress, n);
   rc = 0;

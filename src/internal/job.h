@@ -11,6 +11,7 @@
 
 #include "brigade/map.h"
 #include "internal/atomic.h"
+#include "internal/journal.h"
 #include "internal/sched.h"
 
 /* Per-worker outcome, on its own cache line. O: written by its worker only, read by the caller
@@ -62,6 +63,7 @@ typedef struct bg__job {
   bg__life *life;           /* I: NULL when the pool has no lifecycle */
   bg__progress *progress;   /* I: NULL when nobody listens */
   bg_trace_t *trace;        /* I: desc->trace: where spans go, or NULL */
+  bg_journal_t *journal;    /* I: desc->journal: told of every item that settles, or NULL */
   uint64_t t0_ns;           /* I: when the map started, for start-up times */
   int rc;                   /* set by a backend that could not run the map (BG_ENOMEM ...) */
   int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */
@@ -112,7 +114,8 @@ static inline void bg__job_run_range(bg__job *j, unsigned w, size_t b, size_t e)
   bg__wstat *st = &j->stats[w];
   const char *in = d->in;
   char *out = d->out;
-  for (size_t i = b; i < e; i++) {
+  size_t i;
+  for (i = b; i < e; i++) {
     void *o = out ? out + i * d->out_size : NULL;
     const void *x = in ? in + i * d->in_size : NULL;
     int rc = d->fn(o, x, i, d->ctx);
@@ -128,9 +131,12 @@ static inline void bg__job_run_range(bg__job *j, unsigned w, size_t b, size_t e)
     bg__job_record(j, st, i, rc, attempts);
     if (rc != 0 && j->halt_on_error) {
       bg__sched_halt(j->sched);
+      i++;
       break;
     }
   }
+  if (j->journal)
+    bg__journal_settled(j->journal, b, i);
 }
 
 /* Mark the calling thread as running tasks (so a nested bg_map runs inline) and unmark it. A

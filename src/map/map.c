@@ -5,6 +5,7 @@
 #include "brigade/cache.h"
 #include "brigade/error.h"
 #include "internal/clock.h"
+#include "internal/journal_map.h"
 #include "internal/memo.h"
 #include "internal/pool_impl.h"
 #include "internal/trace.h"
@@ -32,6 +33,8 @@ static size_t desc_size(uint32_t version) {
     return offsetof(bg_map_desc_t, ctx_size);
   case 5:
     return offsetof(bg_map_desc_t, trace);
+  case 6:
+    return offsetof(bg_map_desc_t, journal);
   default:
     return sizeof(bg_map_desc_t);
   }
@@ -47,6 +50,10 @@ static size_t report_size(uint32_t version) {
     return offsetof(bg_map_report_t, n_tripped);
   case 3:
     return offsetof(bg_map_report_t, first_state);
+  case 4:
+  case 5:
+  case 6:
+    return offsetof(bg_map_report_t, n_replayed);
   default:
     return sizeof(bg_map_report_t);
   }
@@ -330,6 +337,10 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   uint64_t t0 = bg__now_ns();
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);
+  bg__jmap jm = {0};
+  if (d->journal && (rc = bg__jmap_begin(&jm, &desc, pool->ops->persistent,
+                                         pool->ops->collective && !bg__in_task())) != 0)
+    return rc;
   bg__progress prog = {.fn = d->progress,
                        .ud = d->progress_ud,
                        .total = d->n,
@@ -345,6 +356,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .status = d->status,
                  .progress = d->progress ? &prog : NULL,
                  .trace = d->trace,
+                 .journal = d->journal,
                  .t0_ns = t0};
   bg_map_report_t r;
   if (bg__in_task()) {
@@ -352,8 +364,11 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     map_nested(&job, &r);
   } else {
     if (d->flags & BG_MAP_NOWAIT) {
-      if (pthread_mutex_trylock(&pool->map_lock) != 0)
+      if (pthread_mutex_trylock(&pool->map_lock) != 0) {
+        if (d->journal)
+          bg__jmap_abort(&jm);
         return BG_EBUSY;
+      }
     } else {
       pthread_mutex_lock(&pool->map_lock);
     }
@@ -363,8 +378,12 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     pool->last_wall_ns = bg__now_ns() - t0;
     pthread_mutex_unlock(&pool->map_lock);
   }
-  if (job.rc != 0)
+  if (job.rc != 0) {
+    if (d->journal)
+      bg__jmap_abort(&jm);
     return job.rc;
+  }
+  int jrc = d->journal ? bg__jmap_end(&jm, d->n, &r) : BG_OK;
   r.schedule = pool->schedule;
   r.wall_ns = bg__now_ns() - t0;
   r.interrupted = job.interrupted;
@@ -379,6 +398,9 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   }
   if (job.interrupted)
     return BG_ECANCELED;
+  /* Records that could not be written are lost to a resume: the caller must know. */
+  if (jrc != 0)
+    return jrc;
   /* The results in the shrunk file are lost, and reading them would raise SIGBUS: this is not
    * the usual "some items failed" that a caller answers by reading the others. */
   if (job.shrunk)

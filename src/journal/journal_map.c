@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/* A journal's part in a map: before it, the recorded outcomes are replayed into the caller's
+ * arrays and the items they settle are marked to be skipped; after it, the skipped items get
+ * their recorded outcomes back and the report is taken from the whole job's statuses.
+ *
+ * Skipping goes through the task itself, not the scheduler: a trampoline returns at once for a
+ * replayed item and calls the user's function for the others. Every backend then runs an
+ * unchanged map of n items (their schedulers, transports and crash handling stay as they are),
+ * and the cost is a bit test per item. A replayed item's result is left alone by every
+ * transport: the threads write nothing, procs copies the caller's out (holding the replayed
+ * results) into its arena before the map and back after. */
+#include "internal/journal_map.h"
+
+#include "brigade/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The trampoline's context. On procs-persistent the workers were forked before this map and
+ * see only the ctx_size bytes copied to them, so the user's context and the skip bits travel
+ * inside it (at the offsets); elsewhere they are read through the pointers. */
+typedef struct skip_ctx {
+  bg_task_fn fn;
+  void *ctx;
+  const uint64_t *bits;
+  size_t ctx_off;  /* non-zero: the user's context is copied here */
+  size_t bits_off; /* non-zero: the bits are copied here */
+} skip_ctx;
+
+static int skip_task(void *out, const void *in, size_t i, void *ctx) {
+  const skip_ctx *s = ctx;
+  const uint64_t *bits =
+      s->bits_off ? (const uint64_t *)(const void *)((const char *)s + s->bits_off) : s->bits;
+  if (bits[i >> 6] >> (i & 63) & 1)
+    return 0;
+  return s->fn(out, in, i, s->ctx_off ? (char *)s + s->ctx_off : s->ctx);
+}
+
+static size_t round_up(size_t x, size_t a) {
+  return (x + a - 1) / a * a;
+}
+
+/* Makes the trampoline's context for @d (the user's fn and ctx still in it). */
+static int make_skip(bg__jmap *m, bg_map_desc_t *d, int persistent) {
+  size_t words = (d->n + 63) / 64;
+  size_t ctx_off = persistent && d->ctx ? round_up(sizeof(skip_ctx), 64) : 0;
+  size_t bits_off =
+      persistent ? round_up((ctx_off ? ctx_off + d->ctx_size : sizeof(skip_ctx)), 64) : 0;
+  size_t size = persistent ? bits_off + words * sizeof(uint64_t) : sizeof(skip_ctx);
+  skip_ctx *s = aligned_alloc(64, round_up(size, 64));
+  if (!s)
+    return BG_ENOMEM;
+  *s = (skip_ctx){
+      .fn = d->fn, .ctx = d->ctx, .bits = m->skip, .ctx_off = ctx_off, .bits_off = bits_off};
+  if (ctx_off)
+    memcpy((char *)s + ctx_off, d->ctx, d->ctx_size);
+  if (bits_off)
+    memcpy((char *)s + bits_off, m->skip, words * sizeof(uint64_t));
+  m->blob = s;
+  d->fn = skip_task;
+  d->ctx = s;
+  d->ctx_size = persistent ? size : 0;
+  return BG_OK;
+}
+
+static void release(bg__jmap *m) {
+  if (m->own_run)
+    free(m->run);
+  free(m->rec);
+  free(m->skip);
+  free(m->blob);
+  if (m->j) {
+    m->j->status = NULL;
+    m->j->out = NULL;
+    m->j->skip = NULL;
+    m->j->busy = 0;
+  }
+  memset(m, 0, sizeof *m);
+}
+
+int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective) {
+  memset(m, 0, sizeof *m);
+  bg_journal_t *j = d->journal;
+  if (collective)
+    return BG_EBACKEND;
+  if (j->h.n != d->n || j->h.in_size != (d->in ? d->in_size : 0) ||
+      j->h.out_size != (d->out ? d->out_size : 0))
+    return BG_EINVAL;
+  if (j->busy)
+    return BG_EBUSY;
+  j->busy = 1;
+  m->j = j;
+  size_t n = d->n, words = (n + 63) / 64;
+  m->rec = calloc(n ? n : 1, sizeof *m->rec);
+  m->skip = calloc(words ? words : 1, sizeof *m->skip);
+  m->run = d->status;
+  if (!m->run) {
+    m->run = calloc(n ? n : 1, sizeof *m->run);
+    m->own_run = 1;
+  }
+  int rc = m->rec && m->skip && m->run ? BG_OK : BG_ENOMEM;
+  if (rc == 0 && (rc = bg_journal_replay(j, m->rec, d->out)) != 0)
+    rc = rc == BG_ENOMEM ? rc : BG_ESYS;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    int s = m->rec[i].state;
+    if (s == BG_ITEM_OK || (s > BG_ITEM_OK && !(j->flags & BG_JOURNAL_RERUN_FAILED))) {
+      m->skip[i >> 6] |= 1ull << (i & 63);
+      m->n_skip++;
+    }
+  }
+  if (rc == 0 && m->n_skip)
+    rc = make_skip(m, d, persistent);
+  if (rc != 0) {
+    release(m);
+    return rc;
+  }
+  d->status = m->run;
+  j->status = m->run;
+  j->out = d->out;
+  j->skip = m->skip;
+  return BG_OK;
+}
+
+/* The report's counts, taken from the statuses of the whole job. */
+static void recount(const bg_item_status_t *st, size_t n, bg_map_report_t *r) {
+  r->n_ok = r->n_failed = r->n_crashed = r->n_exited = r->n_timeout = 0;
+  r->first_failed = SIZE_MAX;
+  r->first_code = 0;
+  r->first_state = BG_ITEM_PENDING;
+  for (size_t i = 0; i < n; i++) {
+    int s = st[i].state;
+    if (s == BG_ITEM_PENDING)
+      continue;
+    if (s == BG_ITEM_OK) {
+      r->n_ok++;
+      continue;
+    }
+    r->n_failed++;
+    r->n_crashed += s == BG_ITEM_CRASHED || s == BG_ITEM_EXITED;
+    r->n_exited += s == BG_ITEM_EXITED;
+    r->n_timeout += s == BG_ITEM_TIMEOUT;
+    if (r->first_failed == SIZE_MAX) {
+      r->first_failed = i;
+      r->first_state = s;
+      r->first_code = s == BG_ITEM_FAILED    ? st[i].code
+                      : s == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT
+                                             : BG_ECRASH;
+    }
+  }
+  r->n_skipped = n - r->n_ok - r->n_failed;
+}
+
+int bg__jmap_end(bg__jmap *m, size_t n, bg_map_report_t *r) {
+  int rc = bg__journal_flush(m->j, 0);
+  for (size_t i = 0; i < n; i++)
+    if (m->skip[i >> 6] >> (i & 63) & 1)
+      m->run[i] = m->rec[i];
+  if (r) {
+    /* Tripped items keep their count (they are failures the breaker made). */
+    recount(m->run, n, r);
+    r->n_replayed = m->n_skip;
+  }
+  release(m);
+  return rc;
+}
+
+void bg__jmap_abort(bg__jmap *m) {
+  if (m->j)
+    bg__journal_flush(m->j, 0);
+  release(m);
+}
