@@ -49,6 +49,12 @@ enum bg_journal_flags {
   /* Start a new journal even if @path holds one (its records are discarded). Without it an
    * existing journal of the same job is resumed, and one of another job is refused. */
   BG_JOURNAL_TRUNCATE = 1u << 1,
+  /* Read an existing journal as it is, whatever its job: the job is taken from its header
+   * (the options' task, n, sizes, digest, base and total are ignored), nothing is created or
+   * written, a torn tail is counted but not cut, and the lock is shared, so a journal that a
+   * map holds is refused (BG_EBUSY) but several readers may look at once. For showing a
+   * journal and merging shards: a map refuses such a journal (BG_EINVAL). */
+  BG_JOURNAL_INSPECT = 1u << 2,
 };
 
 #define BG_JOURNAL_OPTS_VERSION 1u
@@ -115,7 +121,8 @@ uint64_t bg_journal_digest(const void *data, size_t len);
  * Return: 0; BG_EINVAL (NULL arguments, no task, a task name longer than BG_JOURNAL_TASK_MAX,
  * base + n past total; or the file is the journal of another job: @msg names both); BG_EFORMAT
  * (not a brigade journal, or a header whose checksum fails); BG_EBUSY (another process holds
- * it); BG_ERANGE (sizes that overflow); BG_ENOMEM; BG_ESYS (cannot create, read or lock it).
+ * it); BG_ENOENT (BG_JOURNAL_INSPECT of a file that does not exist); BG_ERANGE (sizes that
+ * overflow); BG_ENOMEM; BG_ESYS (cannot create, read or lock it).
  */
 int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t **out, char *msg,
                     size_t cap);

@@ -128,9 +128,10 @@ static int create_file(const char *path, const bg__jhdr *h, char *msg, size_t ca
   return BG_OK;
 }
 
-/* Opens and locks @path; *fd is -1 when it does not exist. */
-static int open_locked(const char *path, int *fd, char *msg, size_t cap) {
-  *fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+/* Opens and locks @path (@shared: read-only, under a shared lock); *fd is -1 when it does not
+ * exist. */
+static int open_locked(const char *path, int shared, int *fd, char *msg, size_t cap) {
+  *fd = open(path, (shared ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
   if (*fd < 0) {
     if (errno == ENOENT)
       return BG_OK;
@@ -142,7 +143,7 @@ static int open_locked(const char *path, int *fd, char *msg, size_t cap) {
     *fd = -1;
     return say(msg, cap, BG_EINVAL, "'%s' is not a regular file; a journal must be one", path);
   }
-  if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     int busy = errno == EWOULDBLOCK;
     close(*fd);
     *fd = -1;
@@ -217,8 +218,21 @@ static int load(bg_journal_t *j, const char *path, const bg__jhdr *want, char *m
                "the journal '%s' has a damaged header (its checksum does not hold); its "
                "records cannot be trusted: start a new journal",
                path);
-  if (memcmp(&h, want, sizeof h) != 0)
+  if (j->flags & BG_JOURNAL_INSPECT) {
+    /* The job is whatever the file says. */
+    j->h = h;
+    j->rsize = h.rsize;
+    free(j->state);
+    if (h.rsize != sizeof(bg__jrec) + h.out_size + 8 || h.n > SIZE_MAX / 16 || h.base > h.total ||
+        h.n > h.total - h.base)
+      return say(msg, cap, BG_EFORMAT,
+                 "the journal '%s' has a header whose sizes do not fit together", path);
+    if (!(j->state = calloc(h.n ? (size_t)h.n : 1, 1)))
+      return say(msg, cap, BG_ENOMEM, "out of memory for a journal of %llu items",
+                 (unsigned long long)h.n);
+  } else if (memcmp(&h, want, sizeof h) != 0) {
     return other_job(path, &h, want, msg, cap);
+  }
   uint64_t whole = 0;
   int rc = scan(j, (uint64_t)st.st_size, count_state, j, &j->n_dropped, &whole);
   if (rc != 0)
@@ -229,7 +243,7 @@ static int load(bg_journal_t *j, const char *path, const bg__jhdr *want, char *m
     /* A torn last record: what a kill during a write leaves. New records must start on a
      * record boundary, or every one after it would be read out of step. */
     j->n_dropped++;
-    if (ftruncate(j->fd, (off_t)whole) != 0)
+    if (!(j->flags & BG_JOURNAL_INSPECT) && ftruncate(j->fd, (off_t)whole) != 0)
       return say(msg, cap, BG_ESYS, "cannot cut the torn end off the journal '%s': %s", path,
                  strerror(errno));
   }
@@ -255,7 +269,7 @@ static int start_new(bg_journal_t *j, const char *path, char *msg, size_t cap) {
   int old = j->fd;
   int rc = create_file(path, &j->h, msg, cap);
   if (rc == 0)
-    rc = open_locked(path, &j->fd, msg, cap);
+    rc = open_locked(path, 0, &j->fd, msg, cap);
   if (old >= 0 && old != j->fd)
     close(old);
   if (rc == 0 && j->fd < 0)
@@ -278,6 +292,14 @@ int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t *
     return say(msg, cap, BG_ENOMEM, "out of memory for a journal");
   j->fd = -1;
   pthread_mutex_init(&j->lock, NULL);
+  int inspect = (o->flags & BG_JOURNAL_INSPECT) != 0;
+  bg_journal_opts_t any;
+  if (inspect) {
+    /* Any valid job will do until the header is read. */
+    any = *o;
+    any.task = "inspect", any.n = 0, any.out_size = 0, any.base = 0, any.total = 0;
+    o = &any;
+  }
   int rc = make_header(o, &j->h, msg, cap);
   if (rc == 0 && !(j->state = calloc(o->n ? o->n : 1, 1)))
     rc = say(msg, cap, BG_ENOMEM, "out of memory for the journal of %zu items", o->n);
@@ -287,8 +309,12 @@ int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t *
   j->sync_ns = (uint64_t)o->sync_ms * 1000000u;
   j->group_ns = (uint64_t)o->group_ms * 1000000u;
   if (rc == 0)
-    rc = open_locked(path, &j->fd, msg, cap);
-  if (rc == 0) {
+    rc = open_locked(path, inspect, &j->fd, msg, cap);
+  if (rc == 0 && inspect && j->fd < 0)
+    rc = say(msg, cap, BG_ENOENT, "no journal '%s'", path);
+  else if (rc == 0 && inspect)
+    rc = load(j, path, &j->h, msg, cap);
+  else if (rc == 0) {
     struct stat st;
     int fresh = j->fd < 0 || (o->flags & BG_JOURNAL_TRUNCATE) ||
                 (fstat(j->fd, &st) == 0 && st.st_size == 0);
@@ -305,7 +331,7 @@ int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t *
 int bg_journal_close(bg_journal_t *j) {
   if (!j)
     return BG_OK;
-  int rc = bg__journal_flush(j, 1);
+  int rc = j->flags & BG_JOURNAL_INSPECT ? BG_OK : bg__journal_flush(j, 1);
   journal_free(j);
   return rc;
 }

@@ -83,6 +83,8 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
   bg_journal_t *j = d->journal;
   if (collective)
     return BG_EBACKEND;
+  if (j->flags & BG_JOURNAL_INSPECT)
+    return BG_EINVAL;
   if (j->h.n != d->n || j->h.in_size != (d->in ? d->in_size : 0) ||
       j->h.out_size != (d->out ? d->out_size : 0))
     return BG_EINVAL;

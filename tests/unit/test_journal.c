@@ -605,6 +605,53 @@ static void test_replay(void **state) {
   assert_int_not_equal(bg_journal_digest("abc", 3), bg_journal_digest("abd", 3));
 }
 
+/* BG_JOURNAL_INSPECT reads any journal as it is, under a shared lock, and writes nothing. */
+static void test_inspect(void **state) {
+  (void)state;
+  enum { N = 8 };
+  char jp[600], msg[512];
+  path_of(jp, sizeof jp, "inspect.journal");
+  size_t len = make_journal(jp, N);
+  assert_int_equal(truncate(jp, (off_t)len - 3), 0); /* a torn tail */
+  bg_journal_opts_t o;
+  bg_journal_opts_init(&o);
+  o.flags = BG_JOURNAL_INSPECT; /* no task, no n: they come from the file */
+  bg_journal_t *a = NULL, *b = NULL;
+  assert_int_equal(bg_journal_open(jp, &o, &a, msg, sizeof msg), 0);
+  assert_int_equal(bg_journal_open(jp, &o, &b, msg, sizeof msg), 0); /* readers share */
+  bg_journal_info_t info;
+  bg_journal_info(a, &info);
+  assert_string_equal(info.task, "test-v1");
+  assert_int_equal(info.n, N);
+  assert_int_equal(info.out_size, 8);
+  assert_int_equal(info.n_ok, N - 1);
+  assert_int_equal(info.n_dropped, 1);
+  bg_item_status_t st[N];
+  uint64_t out[N] = {0};
+  assert_int_equal(bg_journal_replay(a, st, out), 0);
+  assert_int_equal(st[N - 1].state, BG_ITEM_PENDING);
+  expect_results(out, N - 1, 0);
+  /* A reader cannot run a map, and a writer must wait for the readers. */
+  runs_ctx c = ctx_for("inspect.log");
+  bg_map_report_t r;
+  assert_int_equal(run_map("seq", a, &c, out, N, NULL, &r), BG_EINVAL);
+  bg_journal_opts_t w = opts_for(N);
+  bg_journal_t *k = NULL;
+  assert_int_equal(bg_journal_open(jp, &w, &k, msg, sizeof msg), BG_EBUSY);
+  bg_journal_close(a);
+  bg_journal_close(b);
+  struct stat s;
+  assert_int_equal(stat(jp, &s), 0);
+  assert_int_equal((size_t)s.st_size, len - 3); /* nothing written, the tail not cut */
+  /* A journal a map holds cannot be inspected; a missing one says so. */
+  k = open_ok(jp, &w);
+  assert_int_equal(bg_journal_open(jp, &o, &a, msg, sizeof msg), BG_EBUSY);
+  bg_journal_close(k);
+  path_of(jp, sizeof jp, "no-such.journal");
+  assert_int_equal(bg_journal_open(jp, &o, &a, msg, sizeof msg), BG_ENOENT);
+  assert_null(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resume_seq),        cmocka_unit_test(test_resume_threads),
@@ -614,6 +661,7 @@ int main(void) {
       cmocka_unit_test(test_other_job),         cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_busy_and_mismatch), cmocka_unit_test(test_sync_policies),
       cmocka_unit_test(test_write_error),       cmocka_unit_test(test_replay),
+      cmocka_unit_test(test_inspect),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
