@@ -16,6 +16,8 @@ int cmd_info(int argc, char **argv);
 void cmd_info_help(FILE *f);
 int cmd_knn(int argc, char **argv);
 void cmd_knn_help(FILE *f);
+int cmd_map(int argc, char **argv);
+void cmd_map_help(FILE *f);
 int cmd_bench(int argc, char **argv);
 void cmd_bench_help(FILE *f);
 

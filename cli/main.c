@@ -14,6 +14,7 @@ static const cli_cmd commands[] = {
     {"info", cmd_info, cmd_info_help, "show cores, caches, memory and the backends available"},
     {"bench", cmd_bench, cmd_bench_help, "measure the backends and schedules on this machine"},
     {"knn", cmd_knn, cmd_knn_help, "exact nearest-neighbour search in bounded memory"},
+    {"map", cmd_map, cmd_map_help, "run a function over a job; resume it, shard it"},
     {"help", cmd_help, cmd_help_help, "show the help of a command"},
 };
 
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
     return cli_usage(NULL, "unknown option '%s'", first);
   const cli_cmd *c = find(first);
   if (!c)
-    return cli_usage(NULL, "unknown command '%s' (commands: info, bench, knn, help)", first);
+    return cli_usage(NULL, "unknown command '%s' (commands: info, bench, knn, map, help)", first);
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       c->help(stdout);

@@ -27,7 +27,8 @@ typedef int (*bg_task_fn)(void *out, const void *in, size_t i, void *ctx);
 
 enum bg_map_flags {
   BG_MAP_NOWAIT = 1u << 0, /* fail with BG_EBUSY instead of waiting for a busy pool */
-  BG_MAP_HALT = 1u << 1,   /* stop handing out work after the first failure */
+  BG_MAP_HALT = 1u << 1,   /* stop handing out work after the first failure (or after
+                            * desc->halt_after failures) */
   /* The mpi backend: results on every rank, not only on rank 0. Every rank passes out; one
    * that does not fails the map on every rank (first_code BG_EINVAL). */
   BG_MAP_ALL_RANKS = 1u << 2,
@@ -123,6 +124,9 @@ typedef struct bg_map_desc {
    * report counts the whole job, replayed items included (n_replayed says how many). The mpi
    * backend refuses a journal (BG_EBACKEND): see docs/JOURNAL.md. */
   bg_journal_t *journal;
+  /* Version 7. Under BG_MAP_HALT: the number of failed items after which the map hands out
+   * no more work (GNU parallel's --halt soon,fail=N). 0 and 1 mean the first failure. */
+  uint32_t halt_after;
 } bg_map_desc_t;
 
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */

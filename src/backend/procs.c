@@ -203,7 +203,7 @@ static void record_failure(run *R, unsigned w, size_t i, int state, int code, ui
     bg__journal_settled(R->job->journal, i, i + 1);
   if (R->job->progress)
     bg__progress_add(R->job->progress, 1);
-  if (R->job->halt_on_error)
+  if (bg__job_halt_due(R->job, 1))
     R->halted = 1;
 }
 
@@ -303,7 +303,7 @@ static int spawn(run *R, unsigned w) {
   bg__pchild c = {.d = R->d,
                   .w = w,
                   .copy = R->ps->copy,
-                  .halt = R->job->halt_on_error,
+                  .halt = R->job->halt_on_error && R->job->halt_after <= 1,
                   .slot = s,
                   .stats = &R->sst[w],
                   .out = R->out,
@@ -612,7 +612,7 @@ static int on_reply(run *R, unsigned w) {
   if (R->job->trace)
     trace_chunk(R, w, (size_t)r.b, (size_t)r.end, (size_t)r.end);
   k->busy = 0;
-  if (r.nfailed && R->job->halt_on_error)
+  if (bg__job_halt_due(R->job, r.nfailed))
     R->halted = 1;
   if (r.end - r.b > r.nfailed)
     R->streak = 0; /* something got done: whatever killed workers before is not a storm */

@@ -119,7 +119,7 @@ int bg__persist_stage(bg__persist *p, const bg_map_desc_t *d, int copy_in, char 
                               .status_off = d->status ? off_status : 0,
                               .retries = d->retries,
                               .timeout_ms = d->timeout_ms,
-                              .halt = (d->flags & BG_MAP_HALT) != 0};
+                              .halt = (d->flags & BG_MAP_HALT) && d->halt_after <= 1};
   if (d->ctx_size)
     memcpy(a + off_ctx, d->ctx, d->ctx_size);
   if (copy_in && in_bytes)

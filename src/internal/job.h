@@ -59,6 +59,9 @@ typedef struct bg__job {
   bg__wstat *stats;         /* I: one per worker */
   unsigned workers;         /* I */
   bool halt_on_error;       /* I */
+  size_t halt_after;        /* I: under halt_on_error, halt at this many failures (<= 1: the
+                               first) */
+  _Atomic size_t failures;  /* A: failures seen, counted only when halt_after > 1 */
   bg_item_status_t *status; /* I: where per-item outcomes go, or NULL */
   bg__life *life;           /* I: NULL when the pool has no lifecycle */
   bg__progress *progress;   /* I: NULL when nobody listens */
@@ -71,6 +74,15 @@ typedef struct bg__job {
   size_t n_tripped;         /* items that breaker failed without running them */
   int shrunk;               /* set when a file behind desc->in or desc->out shrank (procs) */
 } bg__job;
+
+/* Counts @nfail failures under halt_on_error; true when the map must halt. */
+static inline bool bg__job_halt_due(bg__job *j, size_t nfail) {
+  if (!j->halt_on_error || nfail == 0)
+    return false;
+  if (j->halt_after <= 1)
+    return true;
+  return bg_atomic_add_relaxed(&j->failures, nfail) + nfail >= j->halt_after;
+}
 
 /* Counts a failure of item i in @state with @code, keeping the lowest failed index. */
 static inline void bg__wstat_fail(bg__wstat *st, size_t i, int state, int code) {
@@ -129,7 +141,7 @@ static inline void bg__job_run_range(bg__job *j, unsigned w, size_t b, size_t e)
       attempts++;
     }
     bg__job_record(j, st, i, rc, attempts);
-    if (rc != 0 && j->halt_on_error) {
+    if (rc != 0 && bg__job_halt_due(j, 1)) {
       bg__sched_halt(j->sched);
       i++;
       break;

@@ -353,6 +353,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .stats = pool->stats,
                  .workers = pool->workers,
                  .halt_on_error = (d->flags & BG_MAP_HALT) != 0,
+                 .halt_after = d->halt_after,
                  .status = d->status,
                  .progress = d->progress ? &prog : NULL,
                  .trace = d->trace,

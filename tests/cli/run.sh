@@ -10,21 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 # The limits' cache goes here, never into the home folder of whoever runs the tests.
 export XDG_CACHE_HOME="$tmp/xdg"
 
-# expect CODE STREAM PATTERN -- ARGS...: exit code, then a regex that STREAM (out|err) must match.
-expect() {
-  local code=$1 stream=$2 pattern=$3
-  shift 4
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -ne "$code" ] || ! grep -Eq -- "$pattern" "$tmp/$stream"; then
-    echo "FAIL: brigade $* -> exit $got (want $code), $stream should match /$pattern/"
-    sed 's/^/  out: /' "$tmp/out" | head -5
-    sed 's/^/  err: /' "$tmp/err" | head -5
-    fail=$((fail + 1))
-  else
-    pass=$((pass + 1))
-  fi
-}
+. "$here/expect.sh"
 
 expect 0 out '^usage: brigade' -- --help
 expect 0 out '^usage: brigade' -- -h

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/* `brigade map`: run a user's function over a whole job from the command line and keep the
+ * results; with --journal, a run killed at any moment resumes where it stopped (--resume), or
+ * reruns only what failed (--resume-failed); with --shard K/N (or a Slurm job array), run one
+ * contiguous slice of the job, and --merge the shards' journals into one result. */
+#include "cli.h"
+#include "map_args.h"
+#include "map_files.h"
+#include "opts.h"
+#include "outfile.h"
+#include "plugin.h"
+
+#include "brigade.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CMD "map"
+
+void cmd_map_help(FILE *f) {
+  fprintf(
+      f,
+      "usage: brigade map --task LIB:FN (--n N | --in FILE) [options]\n"
+      "       brigade map --merge JOURNAL... --out FILE [--status FILE]\n\n"
+      "Runs FN on every item of a job and keeps the results. FN has bg_map's signature:\n"
+      "int FN(void *out, const void *in, size_t i, void *ctx), returning 0 for success; i is\n"
+      "the item's index in the whole job (also in a shard), ctx is NULL.\n\n"
+      "items:\n"
+      "  --n N               the indices 0..N-1\n"
+      "  --in FILE           a .npy whose rows are the items, or raw records (with --in-size)\n"
+      "  --in-size BYTES     the size of a raw record\n"
+      "results:\n"
+      "  --out FILE          FILE.npy: a .npy of --out-dtype (f32, f64, i64; default i64)\n"
+      "                      with --out-cols values per item (default 1); another name: the raw\n"
+      "                      results, --out-size bytes each (default 8). Written whole or not\n"
+      "                      at all: a killed run never leaves a half-written file\n"
+      "  --status FILE       every item's outcome as CSV: index,state,code,attempts\n"
+      "running:\n"
+      "  --backend NAME      procs (default: a crash or a timeout fails only its item),\n"
+      "                      procs-copy, procs-persistent, threads, openmp, seq\n"
+      "  --workers N         workers (default: one per core)\n"
+      "  --timeout T         per item, on the procs backends: 30s, 500ms, 2m, or seconds\n"
+      "  --retries N         run a failed item (non-zero return, crash, timeout) again\n"
+      "  --halt soon,fail=N  start no new items after N failures (or fail=P%% of the items)\n"
+      "  --progress, --no-progress   the bar with rate and time left (default: on a terminal)\n"
+      "resuming:\n"
+      "  --journal FILE      record every finished item, checksummed, so a run stopped at any\n"
+      "                      moment (kill -9 included) can resume\n"
+      "  --resume            run only the items the journal lacks\n"
+      "  --resume-failed     ... and the ones it records as failed\n"
+      "  --sync none|every|MS  when records reach the disk (fdatasync): never during the run\n"
+      "                      (default: a killed process loses nothing, a power cut may), after\n"
+      "                      every group of records, or every MS milliseconds\n"
+      "  --name NAME         the job's name in the journal (default FN): change it when FN\n"
+      "                      changes, and an old journal is refused instead of mixed in\n"
+      "sharding:\n"
+      "  --shard K/N         run the K-th of N contiguous slices; its files are named\n"
+      "                      NAME.shardK-of-N.EXT. Under a Slurm job array the shard comes from\n"
+      "                      SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT: sbatch --array=0-15\n"
+      "  --merge J...        join the shards' journals into --out and --status; refuses a\n"
+      "                      missing or an overlapping shard\n\n"
+      "Exit status: 0 when every item succeeded, 1 when any failed or did not run, 2 for a\n"
+      "usage error. Example:\n"
+      "  brigade map --task ./libmytask.so:digit_sum --n 1M --out sums.npy --journal sums.j\n"
+      "  (Ctrl-C, then the same command with --resume)\n");
+}
+
+/* The user's function sees the item's index in the whole job. */
+typedef struct shard_ctx {
+  bg_task_fn fn;
+  uint64_t base;
+} shard_ctx;
+
+static int shard_task(void *out, const void *in, size_t i, void *ctx) {
+  const shard_ctx *s = ctx;
+  return s->fn(out, in, (size_t)(i + s->base), NULL);
+}
+
+/* The paths this run writes: a shard's have its number in them. */
+typedef struct map_paths {
+  char out[4096], journal[4096], status[4096];
+  const char *o, *j, *s;
+} map_paths;
+
+static int shard_path(const map_args *a, const char *path, char *buf, const char **to) {
+  *to = NULL;
+  if (!path)
+    return 0;
+  if (!a->sharded) {
+    *to = path;
+    return 0;
+  }
+  if (map_shard_name(path, a->shard_k, a->shard_n, buf, 4096) != 0)
+    return cli_usage(CMD, "'%s': the name is too long", path);
+  *to = buf;
+  return 0;
+}
+
+static int make_paths(const map_args *a, map_paths *p) {
+  if (shard_path(a, a->out, p->out, &p->o) || shard_path(a, a->journal, p->journal, &p->j) ||
+      shard_path(a, a->status, p->status, &p->s))
+    return CLI_USAGE;
+  const char *inputs[] = {a->in, p->j, NULL};
+  char why[768];
+  if (p->o && bench_outfile_check(p->o, inputs, why, sizeof why) != 0)
+    return cli_usage(CMD, "--out: %s", why);
+  const char *inputs2[] = {a->in, p->j, p->o, NULL};
+  if (p->s && bench_outfile_check(p->s, inputs2, why, sizeof why) != 0)
+    return cli_usage(CMD, "--status: %s", why);
+  if (p->j && a->in &&
+      bench_outfile_check(p->j, (const char *[]){a->in, NULL}, why, sizeof why) != 0)
+    return cli_usage(CMD, "--journal: %s", why);
+  return 0;
+}
+
+/* Refuses a job whose results and statuses do not fit in the memory this process may use. */
+static int check_memory(size_t n, size_t out_size, int journal) {
+  uint64_t avail;
+  if (bg_mem_available(&avail) != 0)
+    return 0;
+  /* Results, statuses, and the journal's state, replayed outcomes and skip bits. */
+  double need = (double)n * ((double)out_size + sizeof(bg_item_status_t) +
+                             (journal ? 1.0 + sizeof(bg_item_status_t) + 0.125 : 0));
+  if (need <= (double)avail * 0.9)
+    return 0;
+  char b1[32], b2[32];
+  return cli_fail(CMD,
+                  "%zu items need %s for their results and outcomes, and this process may use "
+                  "%s; run it in shards (--shard K/N) or give smaller results",
+                  n, cli_bytes((uint64_t)need, b1, sizeof b1), cli_bytes(avail, b2, sizeof b2));
+}
+
+/* The journal of this run: a new one, or the one to resume. */
+static int open_journal(const map_args *a, const map_paths *p, const map_items *it, uint64_t base,
+                        size_t n, uint64_t total, bg_journal_t **out) {
+  *out = NULL;
+  if (!p->j)
+    return 0;
+  const char *fn = strrchr(a->task, ':') + 1;
+  const char *name = a->name ? a->name : fn;
+  if (strlen(name) > BG_JOURNAL_TASK_MAX)
+    return cli_usage(CMD, "the job's name '%s' is longer than %u bytes; give a shorter --name",
+                     name, BG_JOURNAL_TASK_MAX);
+  bg_journal_opts_t o;
+  bg_journal_opts_init(&o);
+  o.task = name;
+  o.n = n;
+  o.in_size = a->in ? it->in_size : 0;
+  o.out_size = a->fmt.size;
+  o.digest = a->in ? bg_journal_digest(it->data, it->n * it->in_size) : 0;
+  o.base = base;
+  o.total = total;
+  o.sync = a->sync;
+  if (a->sync_ms)
+    o.sync_ms = a->sync_ms;
+  o.flags = a->resume_failed ? BG_JOURNAL_RERUN_FAILED : 0;
+  char msg[768];
+  int rc = bg_journal_open(p->j, &o, out, msg, sizeof msg);
+  if (rc != 0)
+    return rc == BG_EINVAL || rc == BG_EFORMAT || rc == BG_EBUSY ? cli_usage(CMD, "%s", msg)
+                                                                 : cli_fail(CMD, "%s", msg);
+  bg_journal_info_t info;
+  bg_journal_info(*out, &info);
+  if (!a->resume && !a->resume_failed && info.records > 0) {
+    bg_journal_close(*out);
+    *out = NULL;
+    return cli_usage(CMD,
+                     "the journal '%s' already holds %llu records of this job; give --resume "
+                     "to continue it (or --resume-failed), or remove it to start over",
+                     p->j, (unsigned long long)info.records);
+  }
+  if (info.records > 0)
+    fprintf(stderr, "brigade map: resuming from '%s': %zu ok, %zu failed of %zu%s\n", p->j,
+            info.n_ok, info.n_failed, n,
+            info.n_dropped ? " (a torn or damaged record dropped: its item runs again)" : "");
+  return 0;
+}
+
+static const char *state_text(const bg_item_status_t *s, char *buf, size_t cap) {
+  switch (s->state) {
+  case BG_ITEM_FAILED:
+    snprintf(buf, cap, "failed with code %d", s->code);
+    break;
+  case BG_ITEM_CRASHED:
+    snprintf(buf, cap, "crashed (signal %d, %s)", s->code, strsignal(s->code));
+    break;
+  case BG_ITEM_EXITED:
+    snprintf(buf, cap, "its worker exited with status %d", s->code);
+    break;
+  case BG_ITEM_TIMEOUT:
+    snprintf(buf, cap, "ran past the timeout of %d ms", s->code);
+    break;
+  default:
+    snprintf(buf, cap, "%s", bg_item_state_name(s->state));
+  }
+  return buf;
+}
+
+/* What happened, on stderr: the counts and the first failures with their causes. */
+static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_t replayed,
+                      double secs) {
+  size_t counts[6] = {0};
+  for (size_t i = 0; i < n; i++)
+    counts[st[i].state >= 0 && st[i].state < 6 ? st[i].state : 0]++;
+  fprintf(stderr, "brigade map: %zu of %zu items ok", counts[BG_ITEM_OK], n);
+  size_t failed = n - counts[BG_ITEM_OK] - counts[BG_ITEM_PENDING];
+  if (failed)
+    fprintf(stderr, ", %zu failed (%zu returned non-zero, %zu crashed, %zu exited, %zu timed out)",
+            failed, counts[BG_ITEM_FAILED], counts[BG_ITEM_CRASHED], counts[BG_ITEM_EXITED],
+            counts[BG_ITEM_TIMEOUT]);
+  if (counts[BG_ITEM_PENDING])
+    fprintf(stderr, ", %zu not run", counts[BG_ITEM_PENDING]);
+  if (replayed)
+    fprintf(stderr, ", %zu of them from the journal", replayed);
+  fprintf(stderr, "; %.3f s\n", secs);
+  size_t shown = 0;
+  for (size_t i = 0; i < n && shown < 10; i++) {
+    if (st[i].state == BG_ITEM_OK || st[i].state == BG_ITEM_PENDING)
+      continue;
+    char buf[160];
+    fprintf(stderr, "  item %llu: %s\n", (unsigned long long)(base + i),
+            state_text(&st[i], buf, sizeof buf));
+    shown++;
+  }
+  if (failed > shown)
+    fprintf(stderr, "  ... and %zu more (--status FILE lists every item)\n", failed - shown);
+}
+
+/* Everything one run holds, released in one place. */
+typedef struct map_run {
+  map_items it;
+  bench_plugin pl;
+  bg_journal_t *j;
+  bg_pool_t *pool;
+  bg_progress_bar_t *bar;
+  void *out;
+  bg_item_status_t *status;
+} map_run;
+
+static void run_free(map_run *m) {
+  bg_progress_bar_destroy(m->bar);
+  bg_pool_destroy(m->pool);
+  bg_journal_close(m->j);
+  if (m->pl.handle)
+    bench_plugin_unload(&m->pl);
+  map_items_close(&m->it);
+  free(m->out);
+  free(m->status);
+}
+
+static int start_pool(const map_args *a, map_run *m) {
+  bg_pool_opts_t po;
+  bg_pool_opts_init(&po);
+  po.backend = a->backend;
+  po.workers = (unsigned)a->workers;
+  int rc = bg_pool_create(&po, &m->pool);
+  if (rc == BG_ENOENT)
+    return cli_usage(CMD,
+                     "unknown backend '%s' (backends: procs, procs-copy, procs-persistent, "
+                     "threads, openmp, seq)",
+                     a->backend);
+  if (rc != 0)
+    return cli_fail(CMD, "cannot start the '%s' workers: %s", a->backend, bg_strerror(rc));
+  if (a->timeout_ms && strncmp(a->backend, "procs", 5) != 0)
+    return cli_usage(CMD, "--timeout needs a backend that can stop a running item: procs, "
+                          "procs-copy or procs-persistent");
+  return 0;
+}
+
+/* Writes the results and statuses; 0 or 1. */
+static int write_outputs(const map_args *a, const map_paths *p, const map_run *m, size_t n) {
+  char err[768];
+  int rc = 0;
+  if (p->o && map_out_write(p->o, &a->fmt, m->out, n, err, sizeof err) != 0)
+    rc = cli_fail(CMD, "%s", err);
+  if (p->s && map_status_write(p->s, m->status, n, 0, err, sizeof err) != 0)
+    rc = cli_fail(CMD, "%s", err);
+  return rc;
+}
+
+static int run_map(const map_args *a) {
+  map_run m = {0};
+  map_paths p;
+  int code = CLI_OK;
+  char err[768];
+  if (a->in && map_items_open(&m.it, a->in, (size_t)a->in_size, err, sizeof err) != 0)
+    return cli_usage(CMD, "%s", err);
+  uint64_t total = a->in ? m.it.n : a->n;
+  uint64_t base = a->sharded ? a->shard_k * total / a->shard_n : 0;
+  uint64_t end = a->sharded ? (a->shard_k + 1) * total / a->shard_n : total;
+  size_t n = (size_t)(end - base);
+  if ((code = make_paths(a, &p)) != 0 || (code = check_memory(n, a->fmt.size, p.j != NULL)) != 0)
+    goto out;
+  if (bench_plugin_load(a->task, n, a->fmt.size, &m.pl, err, sizeof err) != 0) {
+    code = cli_usage(CMD, "%s", err);
+    goto out;
+  }
+  if ((code = open_journal(a, &p, &m.it, base, n, total, &m.j)) != 0 ||
+      (code = start_pool(a, &m)) != 0)
+    goto out;
+  m.out = calloc(n ? n : 1, a->fmt.size);
+  m.status = calloc(n ? n : 1, sizeof *m.status);
+  if (!m.out || !m.status) {
+    code = cli_fail(CMD, "out of memory for %zu results", n);
+    goto out;
+  }
+  if (a->sharded)
+    fprintf(stderr, "brigade map: shard %llu of %llu (%s): items [%llu, %llu) of %llu\n",
+            (unsigned long long)a->shard_k, (unsigned long long)a->shard_n, a->shard_from,
+            (unsigned long long)base, (unsigned long long)end, (unsigned long long)total);
+  shard_ctx sc = {m.pl.w.fn, base};
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = shard_task;
+  d.ctx = &sc;
+  d.ctx_size = sizeof sc;
+  d.n = n;
+  d.in = a->in ? (const char *)m.it.data + base * m.it.in_size : NULL;
+  d.in_size = a->in ? m.it.in_size : 0;
+  d.out = m.out;
+  d.out_size = a->fmt.size;
+  d.status = m.status;
+  d.timeout_ms = a->timeout_ms;
+  d.retries = (uint32_t)a->retries;
+  d.journal = m.j;
+  if (a->halt) {
+    d.flags |= BG_MAP_HALT;
+    d.halt_after = a->halt_pct > 0 ? (uint32_t)((double)n * a->halt_pct / 100.0 + 0.999999)
+                                   : (uint32_t)a->halt_fails;
+  }
+  if (a->progress != 0 &&
+      bg_progress_bar_create("map", -1, a->progress == 1 ? BG_PROGRESS_FORCE : 0, &m.bar) == 0 &&
+      bg_progress_bar_active(m.bar)) {
+    d.progress = bg_progress_bar_update;
+    d.progress_ud = m.bar;
+  }
+  bg_map_report_t r;
+  int rc = bg_map(m.pool, &d, &r);
+  bg_progress_bar_destroy(m.bar);
+  m.bar = NULL;
+  if (rc != 0 && rc != BG_ETASK && rc != BG_ECANCELED) {
+    code =
+        cli_fail(CMD, "the map failed: %s%s", bg_strerror(rc),
+                 rc == BG_ESYS && m.j ? " (the journal could not be written: a full disk?)" : "");
+    goto out;
+  }
+  summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9);
+  if (rc == BG_ECANCELED) {
+    fprintf(stderr, "brigade map: interrupted; no result file written. %s\n",
+            m.j ? "The journal keeps what finished: rerun the same command with --resume"
+                : "Nothing is kept: give --journal FILE to make a run resumable");
+    code = CLI_FAIL;
+    goto out;
+  }
+  code = write_outputs(a, &p, &m, n);
+  if (code == CLI_OK && (r.n_failed || r.n_skipped))
+    code = CLI_FAIL;
+out:
+  run_free(&m);
+  return code;
+}
+
+static int run_merge(const map_args *a) {
+  map_merged mg;
+  char err[1024];
+  if (map_merge(a->merge, a->nmerge, &mg, err, sizeof err) != 0)
+    return cli_fail(CMD, "%s", err);
+  int code = CLI_OK;
+  if (a->out && mg.out_size != a->fmt.size) {
+    code = cli_usage(CMD,
+                     "the shards hold results of %zu bytes, --out asks for %zu; give the "
+                     "--out-dtype, --out-cols or --out-size of the run",
+                     mg.out_size, a->fmt.size);
+  } else {
+    map_run m = {.out = mg.out, .status = mg.status};
+    map_paths p = {.o = a->out, .s = a->status};
+    code = write_outputs(a, &p, &m, mg.total);
+    summarise(mg.status, mg.total, 0, 0, 0);
+    size_t ok = 0;
+    for (size_t i = 0; i < mg.total; i++)
+      ok += mg.status[i].state == BG_ITEM_OK;
+    if (code == CLI_OK && ok != mg.total)
+      code = CLI_FAIL;
+  }
+  map_merged_free(&mg);
+  return code;
+}
+
+int cmd_map(int argc, char **argv) {
+  map_args a;
+  int rc = map_args_parse(argc, argv, &a);
+  if (rc != 0)
+    return rc;
+  return a.merge ? run_merge(&a) : run_map(&a);
+}

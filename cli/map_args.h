@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line of `brigade map`, checked whole before anything runs. */
+#ifndef BRIGADE_CLI_MAP_ARGS_H
+#define BRIGADE_CLI_MAP_ARGS_H
+
+#include <stdint.h>
+
+#include "map_files.h"
+
+typedef struct map_args {
+  const char *task;    /* LIB:FN */
+  const char *name;    /* the journal's task name; default FN */
+  const char *in;      /* items file, or NULL for --n indices */
+  uint64_t in_size;    /* raw records' size; 0: .npy */
+  uint64_t n;          /* --n */
+  const char *out;     /* results file, or NULL */
+  map_out_format fmt;  /* how results are written */
+  const char *backend; /* default procs */
+  uint64_t workers;    /* 0: the pool's default */
+  uint32_t timeout_ms; /* 0: none */
+  uint64_t retries;    /* --retries */
+  int halt;            /* --halt soon,fail=... given */
+  uint64_t halt_fails; /* stop after this many failures */
+  double halt_pct;     /* or this percentage of the items (> 0) */
+  const char *journal; /* --journal */
+  int resume;          /* --resume / --resume-failed */
+  int resume_failed;
+  int sync; /* bg_journal_sync_t */
+  uint32_t sync_ms;
+  int sync_given;
+  const char *status; /* --status FILE */
+  int progress;       /* 1 on, 0 off, -1 auto (a terminal) */
+  int sharded;        /* --shard K/N, or a Slurm array */
+  uint64_t shard_k, shard_n;
+  const char *shard_from; /* "--shard" or "Slurm array task 3 of 16" */
+  char shard_from_buf[96];
+  char *const *merge; /* --merge J... (NULL: not a merge) */
+  int nmerge;
+} map_args;
+
+/* Parses argv (argv[0] is "map"). Returns 0, or 2 after printing the usage error. Reads the
+ * Slurm array's environment when no --shard is given. */
+int map_args_parse(int argc, char **argv, map_args *a);
+
+#endif

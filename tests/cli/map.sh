@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# `brigade map`: its usage errors, results, statuses, journal, resume, shards and merge, and
+# Ctrl-C. usage: map.sh BRIGADE MYTASK_PLUGIN SPIN_PLUGIN
+set -u
+bin=$(realpath "$1") my=$(realpath "$2") spin=$(realpath "$3")
+here=$(cd "$(dirname "$0")" && pwd)
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
+. "$here/expect.sh"
+ok() { # WHAT COMMAND...: the command must succeed
+  local what=$1
+  shift
+  if "$@" >/dev/null 2>&1; then pass=$((pass + 1)); else
+    echo "FAIL: $what"
+    fail=$((fail + 1))
+  fi
+}
+# The int64 values of a 1-D .npy, one per line.
+values() { python3 -c "
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+h = struct.unpack('<H', b[8:10])[0]
+d = b[10 + h:]
+print('\n'.join(str(v) for v in struct.unpack('<%dq' % (len(d) // 8), d)))" "$1"; }
+
+T="$my:digit_sum" F="$my:fail_on_seven"
+expect 0 out '^usage: brigade map' -- map --help
+expect 0 out '^usage: brigade map' -- help map
+expect 2 err 'task LIB:FN is required' -- map --n 10
+expect 2 err 'not both' -- map --task "$T" --n 10 --in x.npy
+expect 2 err 'not neither' -- map --task "$T"
+expect 2 err '--resume needs --journal' -- map --task "$T" --n 10 --resume
+expect 2 err 'not both' -- map --task "$T" --n 10 --journal j --resume --resume-failed
+expect 2 err '--sync goes with --journal' -- map --task "$T" --n 10 --sync every
+expect 2 err "--sync 'sometimes'" -- map --task "$T" --n 10 --journal j --sync sometimes
+expect 2 err 'timeout needs a backend that can stop' -- map --task "$T" --n 10 --backend threads --timeout 1s
+expect 2 err "--timeout '0s'" -- map --task "$T" --n 10 --timeout 0s
+expect 2 err "--timeout '5%'" -- map --task "$T" --n 10 --timeout 5%
+expect 2 err 'cannot stop its running items' -- map --task "$T" --n 10 --halt now,fail=1
+expect 2 err "--halt 'sometimes'" -- map --task "$T" --n 10 --halt sometimes
+expect 2 err 'percentage must be in' -- map --task "$T" --n 10 --halt soon,fail=120%
+expect 2 err "--shard '3/3'" -- map --task "$T" --n 10 --shard 3/3
+expect 2 err "--shard 'x'" -- map --task "$T" --n 10 --shard x
+expect 2 err 'a shard must keep its results' -- map --task "$T" --n 10 --shard 0/2
+expect 2 err "unknown backend 'gpu'" -- map --task "$T" --n 10 --backend gpu
+expect 2 err '--out-size goes with raw results' -- map --task "$T" --n 10 --out r.npy --out-size 4
+expect 2 err "no function 'nope'" -- map --task "$my:nope" --n 10
+expect 2 err "unknown option '--frob'" -- map --task "$T" --n 10 --frob 1
+expect 2 err "--n '0'" -- map --task "$T" --n 0
+expect 2 err '--merge needs the shards' -- map --merge --out x.npy
+expect 2 err 'it runs nothing' -- map --merge a.j --task "$T" --out x.npy
+expect 2 err 'journal does not work on the mpi backend' -- map --task "$T" --n 10 --backend mpi --journal j
+printf 'not an array' >bad.bin
+expect 2 err 'is not a .npy file; for raw records' -- map --task "$T" --in bad.bin
+expect 2 err 'not a whole number of records' -- map --task "$T" --in bad.bin --in-size 5
+expect 2 err 'out: .*folder' -- map --task "$T" --n 10 --out /nonexistent/r.npy
+
+# Results: a .npy of int64, the same on every backend, written whole.
+expect 0 err '1000 of 1000 items ok' -- map --task "$T" --n 1000 --out ref.npy --backend seq
+for b in threads procs procs-copy procs-persistent openmp; do
+  expect 0 err '1000 of 1000 items ok' -- map --task "$T" --n 1000 --out "$b.npy" --backend "$b"
+  ok "$b gives the result of seq" cmp ref.npy "$b.npy"
+done
+ok "digit_sum(999) is the digit sum of 998001" test "$(values ref.npy | sed -n 1000p)" = 27
+expect 0 err 'ok' -- map --task "$T" --n 10 --out raw.bin
+ok "raw results are 8 bytes each" test "$(stat -c %s raw.bin)" = 80
+
+# Failures: the exit status, the first causes on stderr, every item in --status.
+expect 1 err 'item 7: failed with code 7' -- map --task "$F" --n 1000 --out f.npy --status f.csv
+ok "status lists every item" test "$(wc -l <f.csv)" = 1001
+ok "status has the 100 failures" test "$(grep -c ',failed,7,1$' f.csv)" = 100
+expect 1 err '5 failed .* not run' -- map --task "$F" --n 1000 --backend seq --halt soon,fail=5
+expect 1 err 'item 3: ran past the timeout of 300 ms' -- map --task "$spin:hang_on_three" --n 8 --timeout 300ms --workers 2
+
+# The journal: a finished run is refused without --resume, resumed with it; another job's is
+# refused; --resume-failed reruns exactly the failed items, here with a mended function.
+expect 1 err '900 of 1000 items ok' -- map --task "$F" --n 1000 --out r.npy --journal r.j --name job-v1
+expect 2 err 'already holds 1000 records of this job; give --resume' -- map --task "$F" --n 1000 --journal r.j --name job-v1
+expect 2 err "another job \(task 'job-v1', not 'fail_on_seven'\)" -- map --task "$F" --n 1000 --journal r.j --resume
+expect 2 err 'another job \(items \[0, 1000\) of 1000, not \[0, 999\)' -- map --task "$F" --n 999 --journal r.j --name job-v1 --resume
+expect 1 err '900 of 1000 items ok, 100 failed.*1000 of them from the journal' -- map --task "$F" --n 1000 --journal r.j --name job-v1 --resume
+expect 0 err '1000 of 1000 items ok, 900 of them from the journal' -- map --task "$T" --n 1000 --out r.npy --journal r.j --name job-v1 --resume-failed
+ok "the mended result equals a clean run" cmp r.npy ref.npy
+
+# Items from a file: a .npy's rows, or raw records.
+python3 -c "
+import struct
+rows = [(float(i) + 0.5, -1.0) for i in range(6)]
+hdr = \"{'descr': '<f8', 'fortran_order': False, 'shape': (6, 2), }\"
+hdr += ' ' * (64 - 10 - len(hdr) - 1) + '\n'
+with open('items.npy', 'wb') as f:
+    f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(hdr)) + hdr.encode())
+    for r in rows: f.write(struct.pack('<2d', *r))
+with open('items.bin', 'wb') as f:
+    for r in rows: f.write(struct.pack('<2d', *r))
+"
+expect 0 err '6 of 6 items ok' -- map --task "$spin:first_value" --in items.npy --out col.npy --out-dtype f64
+expect 0 err '6 of 6 items ok' -- map --task "$spin:first_value" --in items.bin --in-size 16 --out colraw.npy --out-dtype f64
+ok "raw and .npy items give one result" cmp col.npy colraw.npy
+ok "the first column comes back" python3 -c "
+import struct; b = open('col.npy', 'rb').read(); v = struct.unpack('<6d', b[-48:])
+assert v == tuple(i + 0.5 for i in range(6)), v"
+expect 2 err 'drop --in-size' -- map --task "$spin:first_value" --in items.npy --in-size 16
+
+# Shards: three slices, by --shard and by a Slurm array's variables, merged into the one-shot
+# result; a missing or a repeated shard is refused.
+expect 0 err 'shard 0 of 3 \(--shard\): items \[0, 333\) of 1000' -- map --task "$T" --n 1000 --shard 0/3 --out s.npy --journal s.j
+SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=3 SLURM_ARRAY_TASK_STEP=2 \
+  expect 0 err 'shard 1 of 3 \(Slurm array task 5' -- map --task "$T" --n 1000 --out s.npy --journal s.j
+expect 0 err 'items \[666, 1000\)' -- map --task "$T" --n 1000 --shard 2/3 --out s.npy --journal s.j
+ok "each shard wrote its own files" test -e s.shard0-of-3.npy -a -e s.shard1-of-3.j -a -e s.shard2-of-3.npy
+expect 0 err '1000 of 1000 items ok' -- map --merge s.shard2-of-3.j s.shard0-of-3.j s.shard1-of-3.j --out merged.npy --status merged.csv
+ok "merged shards equal the one-shot result" cmp merged.npy ref.npy
+expect 1 err 'no shard holds items \[333, 666\) of 1000' -- map --merge s.shard0-of-3.j s.shard2-of-3.j --out m2.npy
+expect 1 err 'overlap' -- map --merge s.shard0-of-3.j s.shard0-of-3.j s.shard1-of-3.j s.shard2-of-3.j --out m2.npy
+expect 2 err 'results of 8 bytes, --out asks for 4' -- map --merge s.shard*-of-3.j --out m3.npy --out-dtype f32
+SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=3 SLURM_ARRAY_TASK_STEP=2 \
+  expect 2 err 'not a range with a step' -- map --task "$T" --n 10 --out x.npy
+
+# Ctrl-C: no result file, the journal keeps what finished, --resume completes it. A background
+# job of a script starts with SIGINT ignored: python puts the default action back first.
+python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+  "$bin" map --task "$spin:spin_hash" --n 100000 --out big.npy --journal big.j --no-progress 2>int.err &
+pid=$!
+sleep 0.5
+kill -INT $pid
+wait $pid
+code=$?
+if [ $code -eq 1 ] && grep -q 'interrupted; no result file written' int.err && [ ! -e big.npy ]; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: Ctrl-C: exit $code, big.npy $(test -e big.npy && echo exists || echo absent)"
+  sed 's/^/  err: /' int.err
+  fail=$((fail + 1))
+fi
+expect 0 err '100000 of 100000 items ok, [0-9]+ of them from the journal' -- map --task "$spin:spin_hash" --n 100000 --out big.npy --journal big.j --resume
+ok "no temporary left" test -z "$(ls -A | grep '^\.')"
+
+echo "cli map: $pass passed, $fail failed"
+[ $fail -eq 0 ]
