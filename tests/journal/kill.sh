@@ -40,7 +40,7 @@ for backend in "$@"; do
     status=$?
     # No worker outlives the killed parent (procs workers die with it).
     for ((w = 0; w < 50; w++)); do
-      pgrep -f "$plugin" >/dev/null 2>&1 || break
+      pgrep -f "$plugin:spin_hash" >/dev/null 2>&1 || break
       sleep 0.1
     done
     ((w < 50)) || fail "$backend: workers outlived the killed parent"
