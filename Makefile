@@ -5,7 +5,7 @@ GENERATOR  := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 TSAN_OPTIONS_RUN := halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1
 
-.PHONY: all bootstrap build bench bench-peers test test-all sanitize asan tsan fuzz fuzz-npy format format-check clean
+.PHONY: all bootstrap build bench bench-peers test test-all test-slurm sanitize asan tsan fuzz fuzz-npy format format-check clean
 
 all: build
 
@@ -32,6 +32,14 @@ test: build
 
 test-all: build
 	cd $(BUILD) && ctest --output-on-failure
+
+# `brigade map` as a job array on a single-node Slurm started on this machine (root; installs
+# Slurm and munge). Not part of `make test`: CI does not run daemons.
+test-slurm: build
+	@scripts/bootstrap.sh --slurm
+	@scripts/slurm-local.sh start $(BUILD)/slurm
+	SLURM_CONF=$(CURDIR)/$(BUILD)/slurm/slurm.conf tests/slurm/array.sh ./$(BUILD)/brigade \
+	  ./$(BUILD)/tests/libspin.so; rc=$$?; scripts/slurm-local.sh stop $(BUILD)/slurm; exit $$rc
 
 # ASan+UBSan on every test, then ThreadSanitizer on the stress tests. TSan is built with clang:
 # its libomp carries Archer, which tells TSan about OpenMP's barriers; gcc's libgomp does not

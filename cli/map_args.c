@@ -174,8 +174,7 @@ static int shard_from_slurm(map_args *a) {
   a->sharded = 1;
   a->shard_k = (uint64_t)((i - m) / s);
   a->shard_n = (uint64_t)c;
-  snprintf(a->shard_from_buf, sizeof a->shard_from_buf, "Slurm array task %lld (%llu of %lld)", i,
-           (unsigned long long)a->shard_k, c);
+  snprintf(a->shard_from_buf, sizeof a->shard_from_buf, "Slurm array task %lld", i);
   a->shard_from = a->shard_from_buf;
   return 0;
 }

@@ -6,13 +6,16 @@
 # --peers also installs the Python frameworks `brigade bench --peers python` compares with:
 # Debian's NumPy, joblib, psutil, PyTorch (CPU) and faiss, and mpire (not in Debian) from the
 # Python package registry into .venv-peers, a virtual environment that sees Debian's packages.
+# --slurm also installs Slurm and munge, for `make test-slurm` (a single-node Slurm on this
+# machine runs `brigade map` as a job array).
 set -eu
-peers=0
+peers=0 slurm=0
 for arg in "$@"; do
   case "$arg" in
   --peers) peers=1 ;;
+  --slurm) slurm=1 ;;
   *)
-    echo "usage: scripts/bootstrap.sh [--peers]" >&2
+    echo "usage: scripts/bootstrap.sh [--peers] [--slurm]" >&2
     exit 2
     ;;
   esac
@@ -32,6 +35,9 @@ packages=(
   gnuplot-nox                                   # brigade bench --plot
   openmpi-bin libopenmpi-dev                    # the mpi backend and its tests (mpirun)
 )
+if [ "$slurm" -eq 1 ]; then
+  packages+=(slurm-wlm munge)
+fi
 if [ "$peers" -eq 1 ]; then
   packages+=(python3-venv python3-pip python3-joblib python3-psutil python3-torch python3-faiss)
 fi

@@ -506,8 +506,8 @@ static size_t shm_settled(const run *R, unsigned w, size_t cur, int *running) {
 }
 
 /* What a dead worker was running: keep what it finished, blame the item it was running (or run
- * it again under retries), and queue the rest of its chunk to be run again. */
-static void give_back(run *R, unsigned w, int state, int code) {
+ * it again under retries) unless @blame is 0, and queue the rest of its chunk to be run again. */
+static void give_back(run *R, unsigned w, int state, int code, int blame) {
   kid *k = &R->kids[w];
   bg__pslot *s = &R->slots[w];
   size_t cur = atomic_load_explicit(&s->cur, memory_order_acquire);
@@ -516,6 +516,7 @@ static void give_back(run *R, unsigned w, int state, int code) {
     cur = k->b, running = 0;
   if (!R->ps->copy)
     cur = shm_settled(R, w, cur, &running);
+  running = running && blame;
   /* Drawn as what became of it: the items kept (shm) ran as a chunk; the rest died with the
    * process and are run again elsewhere (copy: all of them, their results went down too). */
   if (R->job->trace)
@@ -560,8 +561,14 @@ static void on_death(run *R, unsigned w) {
   /* The shm worker counted its successes in the arena; it is reaped, so they are settled. A
    * copy worker's went down with it: they will count when the items are run again. */
   int succeeded = busy && !R->ps->copy && R->sst[w].ok > k->ok_mark;
+  /* A worker ended by the signal that is stopping the map did not fail its item: a job
+   * scheduler (scancel, a time limit) or systemd signals every process of the job, the
+   * workers too, and the parent's own signal is already pending when it sees the death. The
+   * item stays pending, to be run by a resumed map, instead of being recorded as crashed. */
+  int stopping =
+      state == BG_ITEM_CRASHED && (code == SIGINT || code == SIGTERM) && bg__interrupted(&R->guard);
   if (busy)
-    give_back(R, w, state, code);
+    give_back(R, w, state, code, !stopping);
   if (ready) {
     k->start_failures = 0;
     breaker_note(R, state, code, succeeded);

@@ -129,8 +129,54 @@ static void test_killed_persistent(void **st) {
   run_killed("procs-persistent");
 }
 
+/* Item 50 plays a job scheduler stopping the job (scancel, a time limit, systemd): SIGTERM to
+ * the parent and to the worker alike. */
+static int term_all(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  if (i == 50) {
+    kill(getppid(), SIGTERM);
+    raise(SIGTERM);
+  }
+  usleep(200);
+  *(uint64_t *)out = i;
+  return 0;
+}
+
+/* The map stops (BG_ECANCELED), and the item whose worker the stopping signal ended is pending,
+ * not crashed: recorded as a crash, a resumed map would keep it as a failure (a Slurm array
+ * cancelled mid-run once did). */
+static void run_term_to_all(const char *backend) {
+  enum { M = 400 };
+  bg_pool_t *p = tk_pool(backend, 2);
+  uint64_t out[M];
+  bg_item_status_t status[M];
+  bg_map_desc_t d = tk_desc(term_all, NULL, M, out, sizeof out[0]);
+  d.status = status;
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), BG_ECANCELED);
+  assert_int_equal(r.interrupted, 1);
+  assert_int_equal(r.n_failed, 0);
+  assert_int_equal(r.n_crashed, 0);
+  assert_int_equal(status[50].state, BG_ITEM_PENDING);
+  for (size_t i = 0; i < M; i++)
+    if (status[i].state == BG_ITEM_OK)
+      assert_int_equal(out[i], i);
+  bg_pool_destroy(p);
+  tk_assert_no_children();
+}
+
+static void test_term_to_all(void **st) {
+  (void)st;
+  if (TK_TSAN)
+    skip();
+  run_term_to_all("procs");
+  run_term_to_all("procs-copy");
+  run_term_to_all("procs-persistent");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_term_to_all),
       cmocka_unit_test(test_killed_shm),
       cmocka_unit_test(test_killed_copy),
       cmocka_unit_test(test_killed_persistent),
