@@ -42,8 +42,11 @@ void cmd_map_help(FILE *f) {
       "  --backend NAME      procs (default: a crash or a timeout fails only its item),\n"
       "                      procs-copy, procs-persistent, threads, openmp, seq\n"
       "  --workers N         workers (default: one per core)\n"
-      "  --timeout T         per item, on the procs backends: 30s, 500ms, 2m, or seconds\n"
-      "  --retries N         run a failed item (non-zero return, crash, timeout) again\n"
+      "  --timeout T         per item, on the procs backends: 30s, 500ms, 2m, seconds, or P%%\n"
+      "                      of the median item time so far (from the 3rd item on)\n"
+      "  --retries N         run a failed item again, up to N times\n"
+      "  --retry-on CAUSES   which failures --retries covers: failed (a non-zero return),\n"
+      "                      crashed (a signal or exit), timeout; default all, e.g. crashed\n"
       "  --halt soon,fail=N  start no new items after N failures (or fail=P%% of the items)\n"
       "  --progress, --no-progress   the bar with rate and time left (default: on a terminal)\n"
       "resuming:\n"
@@ -264,7 +267,7 @@ static int start_pool(const map_args *a, map_run *m) {
                      a->backend);
   if (rc != 0)
     return cli_fail(CMD, "cannot start the '%s' workers: %s", a->backend, bg_strerror(rc));
-  if (a->timeout_ms && strncmp(a->backend, "procs", 5) != 0)
+  if ((a->timeout_ms || a->timeout_pct) && strncmp(a->backend, "procs", 5) != 0)
     return cli_usage(CMD, "--timeout needs a backend that can stop a running item: procs, "
                           "procs-copy or procs-persistent");
   return 0;
@@ -324,7 +327,9 @@ static int run_map(const map_args *a) {
   d.out_size = a->fmt.size;
   d.status = m.status;
   d.timeout_ms = a->timeout_ms;
+  d.timeout_pct = a->timeout_pct;
   d.retries = (uint32_t)a->retries;
+  d.retry_on = a->retry_on;
   d.journal = m.j;
   if (a->halt) {
     d.flags |= BG_MAP_HALT;

@@ -18,10 +18,21 @@ static int count(const char *opt, const char *val, uint64_t min, uint64_t max, u
   return 0;
 }
 
-/* "1.5s", "500ms", "2m", or a bare number of seconds (GNU parallel's unit). */
-static int parse_timeout(const char *val, uint32_t *ms) {
+/* "1.5s", "500ms", "2m", a bare number of seconds (GNU parallel's unit), or "P%" of the median
+ * time per item. */
+static int parse_timeout(const char *val, map_args *a) {
   char *end;
   double v = strtod(val, &end);
+  if (end != val && !strcmp(end, "%")) {
+    if (!(v >= 100 && v <= 1e6))
+      return cli_usage(CMD,
+                       "--timeout '%s': a percentage of the median item time from 100%% to "
+                       "1000000%% (below 100%%, half the items would be killed), e.g. 300%%",
+                       val);
+    a->timeout_pct = (uint32_t)(v + 0.5);
+    return 0;
+  }
+  uint32_t *ms = &a->timeout_ms;
   double scale = !strcmp(end, "ms")           ? 1
                  : !strcmp(end, "s") || !*end ? 1000
                  : !strcmp(end, "m")          ? 60000
@@ -29,9 +40,32 @@ static int parse_timeout(const char *val, uint32_t *ms) {
   if (end == val || scale < 0 || !isfinite(v) || v <= 0 || v * scale > 4e9 || v * scale < 1)
     return cli_usage(CMD,
                      "--timeout '%s': give a time per item from 1ms to 1000h, e.g. 30s, 500ms, "
-                     "2m, or a number of seconds",
+                     "2m, a number of seconds, or P%% of the median item time",
                      val);
   *ms = (uint32_t)(v * scale + 0.5);
+  return 0;
+}
+
+/* "failed,crashed,timeout": a comma-separated subset. */
+static int parse_retry_on(const char *val, map_args *a) {
+  static const char *const names[] = {"failed", "crashed", "timeout"};
+  static const uint32_t bits[] = {BG_RETRY_FAILED, BG_RETRY_CRASHED, BG_RETRY_TIMEOUT};
+  a->retry_on = 0;
+  for (const char *p = val; *p;) {
+    size_t len = strcspn(p, ",");
+    int found = 0;
+    for (int k = 0; k < 3; k++)
+      if (len == strlen(names[k]) && !strncmp(p, names[k], len))
+        a->retry_on |= bits[k], found = 1;
+    if (!found)
+      return cli_usage(CMD,
+                       "--retry-on '%s': expected causes among failed, crashed, timeout, "
+                       "separated by commas",
+                       val);
+    p += len + (p[len] == ',');
+  }
+  if (!a->retry_on)
+    return cli_usage(CMD, "--retry-on '%s': name at least one cause", val);
   return 0;
 }
 
@@ -143,7 +177,9 @@ static int parse_one(const char *opt, const char *val, map_args *a, uint64_t *ou
   else if (!strcmp(opt, "--out-dtype"))
     return *dtype_given = 1, parse_dtype(val, a);
   else if (!strcmp(opt, "--timeout"))
-    return parse_timeout(val, &a->timeout_ms);
+    return parse_timeout(val, a);
+  else if (!strcmp(opt, "--retry-on"))
+    return parse_retry_on(val, a);
   else if (!strcmp(opt, "--halt"))
     return parse_halt(val, a);
   else if (!strcmp(opt, "--sync"))
@@ -223,6 +259,8 @@ static int check(map_args *a, uint64_t out_size, uint64_t cols, int dtype_given)
   if (a->sharded && !a->out && !a->journal)
     return cli_usage(CMD, "a shard must keep its results: give --out FILE and/or --journal "
                           "FILE (each shard writes its own, named .shardK-of-N)");
+  if (a->retry_on && !a->retries)
+    return cli_usage(CMD, "--retry-on says which failures --retries N runs again; give --retries");
   if (strcmp(a->backend, "mpi") == 0 && a->journal)
     return cli_usage(CMD, "--journal does not work on the mpi backend (each rank would need "
                           "its own); use --shard K/N for many machines, or a one-machine backend");

@@ -8,22 +8,24 @@
 #include "map_files.h"
 
 typedef struct map_args {
-  const char *task;    /* LIB:FN */
-  const char *name;    /* the journal's task name; default FN */
-  const char *in;      /* items file, or NULL for --n indices */
-  uint64_t in_size;    /* raw records' size; 0: .npy */
-  uint64_t n;          /* --n */
-  const char *out;     /* results file, or NULL */
-  map_out_format fmt;  /* how results are written */
-  const char *backend; /* default procs */
-  uint64_t workers;    /* 0: the pool's default */
-  uint32_t timeout_ms; /* 0: none */
-  uint64_t retries;    /* --retries */
-  int halt;            /* --halt soon,fail=... given */
-  uint64_t halt_fails; /* stop after this many failures */
-  double halt_pct;     /* or this percentage of the items (> 0) */
-  const char *journal; /* --journal */
-  int resume;          /* --resume / --resume-failed */
+  const char *task;     /* LIB:FN */
+  const char *name;     /* the journal's task name; default FN */
+  const char *in;       /* items file, or NULL for --n indices */
+  uint64_t in_size;     /* raw records' size; 0: .npy */
+  uint64_t n;           /* --n */
+  const char *out;      /* results file, or NULL */
+  map_out_format fmt;   /* how results are written */
+  const char *backend;  /* default procs */
+  uint64_t workers;     /* 0: the pool's default */
+  uint32_t timeout_ms;  /* 0: none */
+  uint32_t timeout_pct; /* --timeout P%: of the median item time; 0: none */
+  uint32_t retry_on;    /* BG_RETRY_* bits; 0: every cause */
+  uint64_t retries;     /* --retries */
+  int halt;             /* --halt soon,fail=... given */
+  uint64_t halt_fails;  /* stop after this many failures */
+  double halt_pct;      /* or this percentage of the items (> 0) */
+  const char *journal;  /* --journal */
+  int resume;           /* --resume / --resume-failed */
   int resume_failed;
   int sync; /* bg_journal_sync_t */
   uint32_t sync_ms;

@@ -34,6 +34,13 @@ enum bg_map_flags {
   BG_MAP_ALL_RANKS = 1u << 2,
 };
 
+/* Which failures desc->retries applies to (desc->retry_on); 0 means all of them. */
+enum bg_retry_on {
+  BG_RETRY_FAILED = 1u << 0,  /* the function returned non-zero */
+  BG_RETRY_CRASHED = 1u << 1, /* its worker process died of a signal or called exit() (procs) */
+  BG_RETRY_TIMEOUT = 1u << 2, /* it ran past desc->timeout_ms (procs) */
+};
+
 /* What became of one item. A map fills an array of these when the description asks for it.
  *
  * A CRASHED or EXITED item with attempts 0 never ran: the procs backend failed it with the cause
@@ -127,7 +134,17 @@ typedef struct bg_map_desc {
   /* Version 7. Under BG_MAP_HALT: the number of failed items after which the map hands out
    * no more work (GNU parallel's --halt soon,fail=N). 0 and 1 mean the first failure. */
   uint32_t halt_after;
+  /* Version 7. The causes of failure that retries applies to: BG_RETRY_* bits; 0: all. */
+  uint32_t retry_on;
+  /* Version 7. Procs backends, when timeout_ms is 0: an item running longer than this
+   * percentage of the median time per item of the chunks finished so far is killed as timed
+   * out (GNU parallel's --timeout P%); no limit until BG_MAP_TIMEOUT_PCT_MIN items have
+   * finished. The item's code is the limit in force, in milliseconds. 0: none. */
+  uint32_t timeout_pct;
 } bg_map_desc_t;
+
+/* Items that must finish before desc->timeout_pct sets a limit. */
+#define BG_MAP_TIMEOUT_PCT_MIN 3u
 
 /** bg_map_desc_init - zero @d, set its version and the default breaker. */
 void bg_map_desc_init(bg_map_desc_t *d);

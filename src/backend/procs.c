@@ -45,15 +45,19 @@
 /* The longest poll(): the loop wakes at least this often to look at timeouts and progress. */
 #define POLL_MAX_MS 100
 
+/* desc->timeout_pct: the median is taken over the last this many chunks. */
+#define PCT_SAMPLES 255
+
 /* One worker seen from the parent. */
 typedef struct kid {
-  pid_t pid;      /* 0: no process */
-  int fd;         /* the parent's end of its socket */
-  int busy;       /* it has a chunk */
-  int timed_out;  /* the parent killed it for running past the timeout */
-  size_t b, e;    /* the chunk it runs */
-  uint32_t prior; /* attempts its single re-run item had before */
-  size_t rest_b;  /* the part of a scheduler chunk not sent yet */
+  pid_t pid;         /* 0: no process */
+  int fd;            /* the parent's end of its socket */
+  int busy;          /* it has a chunk */
+  int timed_out;     /* the parent killed it for running past the timeout */
+  uint32_t limit_ms; /* ... which was this long */
+  size_t b, e;       /* the chunk it runs */
+  uint32_t prior;    /* attempts its single re-run item had before */
+  size_t rest_b;     /* the part of a scheduler chunk not sent yet */
   size_t rest_e;
   size_t tasks;       /* items sent to this process */
   uint64_t sent_ns;   /* when the chunk was sent */
@@ -111,7 +115,41 @@ typedef struct run {
   uint32_t streak;
   int streak_state, streak_code;
   bg__interrupt guard;
+  /* desc->timeout_pct: the time per item of the last chunks that finished (a ring), and the
+   * limit they give (0: none yet). */
+  uint64_t samples[PCT_SAMPLES];
+  size_t nsamples;
+  uint64_t pct_limit_ns;
+  size_t pct_items;
 } run;
+
+/* The per-item limit in force, in nanoseconds; 0: none. */
+static uint64_t limit_ns(const run *R) {
+  return R->d->timeout_ms ? (uint64_t)R->d->timeout_ms * 1000000u : R->pct_limit_ns;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A chunk of @items finished in @ns: its time per item joins the samples, and the limit is
+ * timeout_pct of their median once BG_MAP_TIMEOUT_PCT_MIN items have finished. */
+static void pct_sample(run *R, uint64_t ns, size_t items) {
+  if (!R->d->timeout_pct || items == 0)
+    return;
+  R->samples[R->nsamples++ % PCT_SAMPLES] = ns / items;
+  R->pct_items += items;
+  if (R->pct_items < BG_MAP_TIMEOUT_PCT_MIN)
+    return;
+  uint64_t v[PCT_SAMPLES];
+  size_t n = R->nsamples < PCT_SAMPLES ? R->nsamples : PCT_SAMPLES;
+  memcpy(v, R->samples, n * sizeof *v);
+  qsort(v, n, sizeof *v, cmp_u64);
+  uint64_t median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  uint64_t lim = median / 100 * R->d->timeout_pct;
+  R->pct_limit_ns = lim < 1000000u ? 1000000u : lim; /* a millisecond at least */
+}
 
 static size_t align_up(size_t x) {
   return (x + BG_CACHELINE - 1) & ~(size_t)(BG_CACHELINE - 1);
@@ -472,7 +510,7 @@ static void trace_chunk(run *R, unsigned w, size_t b, size_t mid, size_t e) {
   uint64_t from = ready > k->sent_ns ? ready : k->sent_ns;
   from = from < now ? from : now;
   uint64_t split = now;
-  if (mid < e && R->d->timeout_ms) {
+  if (mid < e && limit_ns(R)) {
     uint64_t t0 = atomic_load_explicit(&s->t0_ns, memory_order_relaxed);
     split = t0 > from && t0 < now ? t0 : now;
   }
@@ -529,7 +567,7 @@ static void give_back(run *R, unsigned w, int state, int code, int blame) {
   size_t from = cur;
   if (running) {
     uint32_t attempts = k->prior + 1;
-    if (attempts <= R->d->retries) {
+    if (attempts <= (state == BG_ITEM_TIMEOUT ? R->job->retries_timeout : R->job->retries_crash)) {
       requeue(R, w, cur, cur + 1, attempts); /* the worker that reruns it counts the retry */
     } else {
       fail_item(R, w, cur, state, code, attempts);
@@ -551,7 +589,7 @@ static void on_death(run *R, unsigned w) {
   int state = BG_ITEM_EXITED, code = 0;
   if (timed_out) {
     state = BG_ITEM_TIMEOUT;
-    code = (int)R->d->timeout_ms;
+    code = (int)k->limit_ms;
   } else if (WIFSIGNALED(status)) {
     state = BG_ITEM_CRASHED;
     code = WTERMSIG(status);
@@ -614,7 +652,9 @@ static int on_reply(run *R, unsigned w) {
   } else {
     deliver_shm(R, r.b, r.end);
   }
-  R->job->stats[w].busy_ns += chunk_ns(R, w);
+  uint64_t ns = chunk_ns(R, w);
+  R->job->stats[w].busy_ns += ns;
+  pct_sample(R, ns, (size_t)(r.end - r.b));
   note_startup(R, w);
   if (R->job->trace)
     trace_chunk(R, w, (size_t)r.b, (size_t)r.end, (size_t)r.end);
@@ -697,7 +737,7 @@ static void feed(run *R) {
 
 /* Kills the workers that have run past the timeout; returns the ms until the next deadline. */
 static int watch_timeouts(run *R) {
-  uint64_t limit = (uint64_t)R->d->timeout_ms * 1000000u, now = bg__now_ns();
+  uint64_t limit = limit_ns(R), now = bg__now_ns();
   int wait_ms = POLL_MAX_MS;
   if (!limit)
     return wait_ms;
@@ -710,6 +750,7 @@ static int watch_timeouts(run *R) {
     uint64_t left = bg__time_left(now, t0, limit);
     if (left == 0) {
       k->timed_out = 1;
+      k->limit_ms = (uint32_t)(limit / 1000000u);
       kill(-k->pid, SIGKILL);
       kill(k->pid, SIGKILL);
       continue;

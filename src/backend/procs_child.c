@@ -125,7 +125,7 @@ static size_t run(const bg__pchild *c, const bg__pcmd *m, const char *in, char *
   size_t i = m->b;
   while (i < m->e) {
     size_t k = i - m->b;
-    if (d->timeout_ms)
+    if (d->timeout_ms || d->timeout_pct)
       atomic_store_explicit(&c->slot->t0_ns, bg__now_ns(), memory_order_relaxed);
     atomic_store_explicit(&c->slot->cur, i, memory_order_relaxed);
     atomic_store_explicit(&c->slot->running, 1, memory_order_release);

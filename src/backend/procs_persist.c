@@ -20,7 +20,7 @@ typedef struct pmap {
   uint64_t in_off, in_size;
   uint64_t out_off, out_size;
   uint64_t status_off; /* 0: no statuses */
-  uint32_t retries, timeout_ms, halt;
+  uint32_t retries, timeout_ms, timeout_pct, halt;
 } pmap;
 
 static size_t align_up(size_t x) {
@@ -119,6 +119,7 @@ int bg__persist_stage(bg__persist *p, const bg_map_desc_t *d, int copy_in, char 
                               .status_off = d->status ? off_status : 0,
                               .retries = d->retries,
                               .timeout_ms = d->timeout_ms,
+                              .timeout_pct = d->timeout_pct,
                               .halt = (d->flags & BG_MAP_HALT) && d->halt_after <= 1};
   if (d->ctx_size)
     memcpy(a + off_ctx, d->ctx, d->ctx_size);
@@ -168,7 +169,8 @@ void bg__persist_apply(bg__pview *v, bg__pchild *c) {
                          .out = h->out_size ? a + h->out_off : NULL,
                          .out_size = (size_t)h->out_size,
                          .retries = h->retries,
-                         .timeout_ms = h->timeout_ms};
+                         .timeout_ms = h->timeout_ms,
+                         .timeout_pct = h->timeout_pct};
   c->d = &v->d;
   c->out = v->d.out;
   c->status = h->status_off ? (bg_item_status_t *)(void *)(a + h->status_off) : NULL;

@@ -62,6 +62,8 @@ typedef struct bg__job {
   size_t halt_after;        /* I: under halt_on_error, halt at this many failures (<= 1: the
                                first) */
   _Atomic size_t failures;  /* A: failures seen, counted only when halt_after > 1 */
+  uint32_t retries_crash;   /* I: desc->retries for a death of the worker, per retry_on */
+  uint32_t retries_timeout; /* I: desc->retries for a timeout, per retry_on */
   bg_item_status_t *status; /* I: where per-item outcomes go, or NULL */
   bg__life *life;           /* I: NULL when the pool has no lifecycle */
   bg__progress *progress;   /* I: NULL when nobody listens */

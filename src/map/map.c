@@ -77,6 +77,8 @@ static int check_desc(const bg_map_desc_t *d) {
     return BG_EINVAL;
   if ((d->in && d->in_size == 0) || (d->out && d->out_size == 0) || (d->ctx_size && !d->ctx))
     return BG_EINVAL;
+  if (d->retry_on & ~(uint32_t)(BG_RETRY_FAILED | BG_RETRY_CRASHED | BG_RETRY_TIMEOUT))
+    return BG_EINVAL;
   if (d->n > MAX_ITEMS)
     return BG_ERANGE;
   if (d->in && d->n > SIZE_MAX / d->in_size)
@@ -329,11 +331,16 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   int rc = check_desc(d);
   if (rc != 0)
     return rc;
-  if (d->timeout_ms && !pool->ops->isolated)
+  if ((d->timeout_ms || d->timeout_pct) && !pool->ops->isolated)
     return BG_EBACKEND;
   /* Workers forked maps ago would read whatever ctx pointed to then: stale data, silently. */
   if (pool->ops->persistent && d->ctx && !d->ctx_size)
     return BG_EINVAL;
+  /* desc.retries becomes the retries of a non-zero return (the only cause the workers see
+   * themselves); the parent of procs workers keeps those of the other causes. */
+  uint32_t on = d->retry_on ? d->retry_on : BG_RETRY_FAILED | BG_RETRY_CRASHED | BG_RETRY_TIMEOUT;
+  uint32_t retries = d->retries;
+  desc.retries = on & BG_RETRY_FAILED ? retries : 0;
   uint64_t t0 = bg__now_ns();
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);
@@ -354,6 +361,8 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .workers = pool->workers,
                  .halt_on_error = (d->flags & BG_MAP_HALT) != 0,
                  .halt_after = d->halt_after,
+                 .retries_crash = on & BG_RETRY_CRASHED ? retries : 0,
+                 .retries_timeout = on & BG_RETRY_TIMEOUT ? retries : 0,
                  .status = d->status,
                  .progress = d->progress ? &prog : NULL,
                  .trace = d->trace,

@@ -74,6 +74,13 @@ ok "status lists every item" test "$(wc -l <f.csv)" = 1001
 ok "status has the 100 failures" test "$(grep -c ',failed,7,1$' f.csv)" = 100
 expect 1 err '5 failed .* not run' -- map --task "$F" --n 1000 --backend seq --halt soon,fail=5
 expect 1 err 'item 3: ran past the timeout of 300 ms' -- map --task "$spin:hang_on_three" --n 8 --timeout 300ms --workers 2
+expect 1 err 'item 3: ran past the timeout of [0-9]+ ms' -- map --task "$spin:hang_on_three" --n 40 --timeout 300% --workers 2
+expect 2 err 'give --retries' -- map --task "$T" --n 10 --retry-on crashed
+expect 2 err "--retry-on 'crash'" -- map --task "$T" --n 10 --retries 2 --retry-on crash
+expect 1 err 'item 7: failed with code 7' -- map --task "$F" --n 20 --retries 2 --retry-on crashed,timeout --status rt.csv
+ok "--retry-on crashed,timeout leaves a non-zero return alone" grep -q '^7,failed,7,1$' rt.csv
+expect 1 err 'item 7: failed with code 7' -- map --task "$F" --n 20 --retries 2 --retry-on failed --status rt.csv
+ok "--retry-on failed retries a non-zero return" grep -q '^7,failed,7,3$' rt.csv
 
 # The journal: a finished run is refused without --resume, resumed with it; another job's is
 # refused; --resume-failed reruns exactly the failed items, here with a mended function.

@@ -652,41 +652,6 @@ static void test_inspect(void **state) {
   assert_null(a);
 }
 
-/* BG_MAP_HALT with halt_after: the map stops handing out work after that many failures (seq:
- * exactly that many; parallel backends: at least, with items left pending). */
-static void halt_after_on(const char *backend) {
-  enum { N = 2000 };
-  runs_ctx c = ctx_for("halt.log");
-  c.fail_mod = 2; /* every odd item fails */
-  bg_pool_t *p = tk_pool(backend, 2);
-  uint64_t out[N];
-  bg_map_desc_t d = tk_desc(task, &c, N, out, sizeof *out);
-  if (strcmp(backend, "procs-persistent") == 0)
-    d.ctx_size = sizeof c;
-  d.flags = BG_MAP_HALT;
-  d.halt_after = 5;
-  bg_map_report_t r;
-  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
-  if (strcmp(backend, "seq") == 0)
-    assert_int_equal(r.n_failed, 5);
-  assert_true(r.n_failed >= 5);
-  assert_true(r.n_skipped > 0);
-  assert_int_equal(r.first_failed, 1);
-  bg_pool_destroy(p);
-  clear_runs(&c);
-}
-
-static void test_halt_after(void **state) {
-  (void)state;
-  halt_after_on("seq");
-  halt_after_on("threads");
-  if (!TK_TSAN) {
-    halt_after_on("procs");
-    halt_after_on("procs-copy");
-    halt_after_on("procs-persistent");
-  }
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resume_seq),        cmocka_unit_test(test_resume_threads),
@@ -696,7 +661,7 @@ int main(void) {
       cmocka_unit_test(test_other_job),         cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_busy_and_mismatch), cmocka_unit_test(test_sync_policies),
       cmocka_unit_test(test_write_error),       cmocka_unit_test(test_replay),
-      cmocka_unit_test(test_inspect),           cmocka_unit_test(test_halt_after),
+      cmocka_unit_test(test_inspect),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
