@@ -218,7 +218,9 @@ static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_
     fprintf(stderr, ", %zu not run", counts[BG_ITEM_PENDING]);
   if (replayed)
     fprintf(stderr, ", %zu of them from the journal", replayed);
-  fprintf(stderr, "; %.3f s\n", secs);
+  if (secs > 0)
+    fprintf(stderr, "; %.3f s", secs);
+  fprintf(stderr, "\n");
   size_t shown = 0;
   for (size_t i = 0; i < n && shown < 10; i++) {
     if (st[i].state == BG_ITEM_OK || st[i].state == BG_ITEM_PENDING)

@@ -59,7 +59,7 @@ struct bg_journal {
   uint64_t last_sync_ns;  /* L */
   int write_error;        /* L: the first failed write or sync */
 
-  /* Set for the duration of one map (journal_map.c); read by the settle hook. */
+  /* Set for the duration of one map (journal_map.c), under lock; read by the settle hook. */
   int busy;
   const bg_item_status_t *status; /* the map's statuses */
   const char *out;                /* the map's results, or NULL */

@@ -70,10 +70,12 @@ static void release(bg__jmap *m) {
   free(m->skip);
   free(m->blob);
   if (m->j) {
+    pthread_mutex_lock(&m->j->lock);
     m->j->status = NULL;
     m->j->out = NULL;
     m->j->skip = NULL;
     m->j->busy = 0;
+    pthread_mutex_unlock(&m->j->lock);
   }
   memset(m, 0, sizeof *m);
 }
@@ -88,9 +90,13 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
   if (j->h.n != d->n || j->h.in_size != (d->in ? d->in_size : 0) ||
       j->h.out_size != (d->out ? d->out_size : 0))
     return BG_EINVAL;
-  if (j->busy)
-    return BG_EBUSY;
+  /* One map at a time: two would interleave their replays and skip bits. */
+  pthread_mutex_lock(&j->lock);
+  int busy = j->busy;
   j->busy = 1;
+  pthread_mutex_unlock(&j->lock);
+  if (busy)
+    return BG_EBUSY;
   m->j = j;
   size_t n = d->n, words = (n + 63) / 64;
   m->rec = calloc(n ? n : 1, sizeof *m->rec);
@@ -117,9 +123,11 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
     return rc;
   }
   d->status = m->run;
+  pthread_mutex_lock(&j->lock);
   j->status = m->run;
   j->out = d->out;
   j->skip = m->skip;
+  pthread_mutex_unlock(&j->lock);
   return BG_OK;
 }
 

@@ -470,6 +470,47 @@ static void test_refusals(void **state) {
   assert_non_null(strstr(msg, "cannot create"));
 }
 
+static int nested_journal(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)i;
+  runs_ctx c = ctx_for("nested.log");
+  bg_pool_t *p = tk_pool("seq", 1);
+  uint64_t o[10];
+  bg_map_desc_t d = tk_desc(task, &c, 10, o, 8);
+  d.journal = ctx;
+  int rc = bg_map(p, &d, NULL);
+  bg_pool_destroy(p);
+  *(uint64_t *)out = 0;
+  return rc;
+}
+
+/* One journal, one map at a time: a map inside a task of a map over the same journal is
+ * refused with BG_EBUSY. */
+static void test_one_map_at_a_time(void **state) {
+  (void)state;
+  char jp[600];
+  path_of(jp, sizeof jp, "nested.journal");
+  unlink(jp);
+  bg_journal_opts_t o = opts_for(10);
+  bg_journal_t *j = open_ok(jp, &o);
+  bg_pool_t *p = tk_pool("threads", 2);
+  uint64_t out[10];
+  bg_item_status_t st[10];
+  bg_map_desc_t d = tk_desc(nested_journal, j, 10, out, 8);
+  d.status = st;
+  d.journal = j;
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  for (int i = 0; i < 10; i++) {
+    assert_int_equal(st[i].state, BG_ITEM_FAILED);
+    assert_int_equal(st[i].code, BG_EBUSY);
+  }
+  /* The journal is free again after the map: the next one replays the failures. */
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  assert_int_equal(r.n_replayed, 10);
+  bg_pool_destroy(p);
+  bg_journal_close(j);
+}
+
 /* One journal, one process: a second open is refused while the first holds it; a map whose
  * sizes differ from the journal's is refused before any item runs. */
 static void test_busy_and_mismatch(void **state) {
@@ -661,7 +702,7 @@ int main(void) {
       cmocka_unit_test(test_other_job),         cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_busy_and_mismatch), cmocka_unit_test(test_sync_policies),
       cmocka_unit_test(test_write_error),       cmocka_unit_test(test_replay),
-      cmocka_unit_test(test_inspect),
+      cmocka_unit_test(test_inspect),           cmocka_unit_test(test_one_map_at_a_time),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
