@@ -354,7 +354,21 @@ static int run_map(const map_args *a) {
                  rc == BG_ESYS && m.j ? " (the journal could not be written: a full disk?)" : "");
     goto out;
   }
-  summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9);
+  if (strcmp(a->backend, "mpi") == 0) {
+    /* Results and counts are on rank 0 only, and the mpi backend keeps no per-item outcomes:
+     * rank 0 alone reports and writes. */
+    unsigned rank = 0, ranks = 1;
+    bg_dist_world(&rank, &ranks);
+    if (rank != 0)
+      goto out;
+    fprintf(stderr, "brigade map: %zu of %zu items ok on %u ranks", r.n_ok, n, ranks);
+    if (r.n_failed)
+      fprintf(stderr, ", %zu failed (the first, item %llu, returned %d)", r.n_failed,
+              (unsigned long long)(base + r.first_failed), r.first_code);
+    fprintf(stderr, "; %.3f s\n", (double)r.wall_ns / 1e9);
+  } else {
+    summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9);
+  }
   if (rc == BG_ECANCELED) {
     fprintf(stderr, "brigade map: interrupted; no result file written. %s\n",
             m.j ? "The journal keeps what finished: rerun the same command with --resume"
