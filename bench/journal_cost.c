@@ -7,13 +7,20 @@
  *   3. the cost per record of a sync after every group commit;
  *   4. the replay of a 1,000,000-item journal: bg_journal_open, then a map that takes every
  *      item from it.
- * usage: bench_journal [DIR] [REPEATS]   (DIR: where the journals go, default "."; the disk
- * there is what the sync figures measure) */
+ *   5. with BRIGADE and PLUGIN given: `brigade map --task PLUGIN:digit_sum --n 100M`, its map
+ *      as it reports it and its whole process (start, plug-in, results allocated, exit), against
+ *      bg_map of the same function through the library into a fresh array, interleaved.
+ * usage: bench_journal [DIR] [REPEATS] [BRIGADE PLUGIN]   (DIR: where the journals go, default
+ * "."; the disk there is what the sync figures measure) */
 #define _GNU_SOURCE
 #include "brigade.h"
 
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -182,12 +189,66 @@ static void replay(bg_pool_t *p) {
   free(out);
 }
 
+/* 5: the CLI against the library, the same function, the same pool size. */
+static void cli_vs_library(bg_pool_t *p, int reps, const char *brigade, const char *plugin) {
+  enum { N = 100000000 };
+  void *h = dlopen(plugin, RTLD_NOW);
+  bg_task_fn fn = h ? (bg_task_fn)(uintptr_t)dlsym(h, "digit_sum") : NULL;
+  uint64_t *out = malloc((size_t)N * sizeof *out);
+  if (!fn || !out) {
+    fprintf(stderr, "bench_journal: cannot load digit_sum from '%s'\n", plugin);
+    exit(1);
+  }
+  char task[4200], workers[16];
+  snprintf(task, sizeof task, "%s:digit_sum", plugin);
+  snprintf(workers, sizeof workers, "%u", bg_pool_workers(p));
+  char *args[] = {(char *)brigade, "map",     "--task",    task,    "--n",           "100M",
+                  "--backend",     "threads", "--workers", workers, "--no-progress", NULL};
+  extern char **environ;
+  char errpath[4200];
+  snprintf(errpath, sizeof errpath, "%s/bench-map.err", dir);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  double lib[64], cli[64], cli_map[64];
+  free(out);
+  for (int r = 0; r < reps; r++) {
+    /* A fresh array each time, as a program has: its page faults are part of the map. */
+    out = malloc((size_t)N * sizeof *out);
+    lib[r] = timed_map(p, fn, NULL, N, out, -1, NULL);
+    free(out);
+    uint64_t t0 = now_ns();
+    pid_t pid;
+    int st = 1;
+    if (posix_spawn(&pid, brigade, &fa, NULL, args, environ) != 0 || waitpid(pid, &st, 0) != pid ||
+        st != 0) {
+      fprintf(stderr, "bench_journal: '%s map' failed\n", brigade);
+      exit(1);
+    }
+    cli[r] = (double)(now_ns() - t0) / 1e9;
+    /* "brigade map: N of N items ok; 1.234 s": the map's own time. */
+    FILE *f = fopen(errpath, "r");
+    char line[512] = "";
+    const char *semi = f && fgets(line, sizeof line, f) ? strrchr(line, ';') : NULL;
+    cli_map[r] = semi ? atof(semi + 1) : 0;
+    if (f)
+      fclose(f);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  unlink(errpath);
+  double l = median(lib, reps), c = median(cli, reps), cm = median(cli_map, reps);
+  printf("5. digit_sum over %d items on %s threads, medians: library %.3f s; `brigade map`'s "
+         "map %.3f s (%+.1f%%), its whole process %.3f s (%+.1f%%)\n",
+         N, workers, l, cm, (cm / l - 1) * 100, c, (c / l - 1) * 100);
+  dlclose(h);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1)
     dir = argv[1];
   int reps = argc > 2 ? atoi(argv[2]) : 5;
-  if (reps < 1 || reps > 64) {
-    fprintf(stderr, "usage: bench_journal [DIR] [REPEATS 1..64]\n");
+  if (reps < 1 || reps > 64 || argc == 4 || argc > 5) {
+    fprintf(stderr, "usage: bench_journal [DIR] [REPEATS 1..64] [BRIGADE PLUGIN]\n");
     return 2;
   }
   bg_pool_opts_t po;
@@ -199,6 +260,8 @@ int main(int argc, char **argv) {
   item_overhead(p, reps);
   throughput(p, reps);
   replay(p);
+  if (argc == 5)
+    cli_vs_library(p, reps, argv[3], argv[4]);
   bg_pool_destroy(p);
   return 0;
 }

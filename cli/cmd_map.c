@@ -125,7 +125,7 @@ static int check_memory(size_t n, size_t out_size, int journal) {
   if (bg_mem_available(&avail) != 0)
     return 0;
   /* Results, statuses, and the journal's state, replayed outcomes and skip bits. */
-  double need = (double)n * ((double)out_size + sizeof(bg_item_status_t) +
+  double need = (double)n * ((double)out_size + (double)sizeof(bg_item_status_t) +
                              (journal ? 1.0 + sizeof(bg_item_status_t) + 0.125 : 0));
   if (need <= (double)avail * 0.9)
     return 0;
@@ -234,6 +234,35 @@ static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_
     fprintf(stderr, "  ... and %zu more (--status FILE lists every item)\n", failed - shown);
 }
 
+/* What happened, from the report alone (no per-item outcomes kept: a large map without
+ * --status, or the mpi backend): the counts and the first failure. */
+static void summarise_report(const bg_map_report_t *r, size_t n, uint64_t base, unsigned ranks) {
+  fprintf(stderr, "brigade map: %zu of %zu items ok", r->n_ok, n);
+  if (ranks > 1)
+    fprintf(stderr, " on %u ranks", ranks);
+  if (r->n_failed)
+    fprintf(stderr, ", %zu failed", r->n_failed);
+  if (r->n_skipped)
+    fprintf(stderr, ", %zu not run", r->n_skipped);
+  if (r->n_replayed)
+    fprintf(stderr, ", %zu of them from the journal", r->n_replayed);
+  fprintf(stderr, "; %.3f s\n", (double)r->wall_ns / 1e9);
+  if (!r->n_failed)
+    return;
+  const char *how = r->first_state == BG_ITEM_FAILED    ? "returned non-zero"
+                    : r->first_state == BG_ITEM_TIMEOUT ? "ran past the timeout"
+                    : r->first_state == BG_ITEM_EXITED  ? "its worker exited"
+                                                        : "crashed";
+  fprintf(stderr, "  the first, item %llu: %s", (unsigned long long)(base + r->first_failed), how);
+  if (r->first_state == BG_ITEM_FAILED)
+    fprintf(stderr, " (%d)", r->first_code);
+  fprintf(stderr, "; --status FILE lists every item with its cause\n");
+}
+
+/* Per-item outcomes cost 12 bytes and a store per item: kept when asked for, or when the map
+ * is small enough that the summary's list of failures is worth it. */
+#define STATUS_KEPT_MAX (1u << 20)
+
 /* Everything one run holds, released in one place. */
 typedef struct map_run {
   map_items it;
@@ -307,8 +336,9 @@ static int run_map(const map_args *a) {
       (code = start_pool(a, &m)) != 0)
     goto out;
   m.out = calloc(n ? n : 1, a->fmt.size);
-  m.status = calloc(n ? n : 1, sizeof *m.status);
-  if (!m.out || !m.status) {
+  int keep = p.s || (n <= STATUS_KEPT_MAX && strcmp(a->backend, "mpi") != 0);
+  m.status = keep ? calloc(n ? n : 1, sizeof *m.status) : NULL;
+  if (!m.out || (keep && !m.status)) {
     code = cli_fail(CMD, "out of memory for %zu results", n);
     goto out;
   }
@@ -319,9 +349,10 @@ static int run_map(const map_args *a) {
   shard_ctx sc = {m.pl.w.fn, base};
   bg_map_desc_t d;
   bg_map_desc_init(&d);
-  d.fn = shard_task;
-  d.ctx = &sc;
-  d.ctx_size = sizeof sc;
+  /* The shift costs an indirect call per item: only a shard past item 0 pays it. */
+  d.fn = base ? shard_task : m.pl.w.fn;
+  d.ctx = base ? &sc : NULL;
+  d.ctx_size = base ? sizeof sc : 0;
   d.n = n;
   d.in = a->in ? (const char *)m.it.data + base * m.it.in_size : NULL;
   d.in_size = a->in ? m.it.in_size : 0;
@@ -361,13 +392,11 @@ static int run_map(const map_args *a) {
     bg_dist_world(&rank, &ranks);
     if (rank != 0)
       goto out;
-    fprintf(stderr, "brigade map: %zu of %zu items ok on %u ranks", r.n_ok, n, ranks);
-    if (r.n_failed)
-      fprintf(stderr, ", %zu failed (the first, item %llu, returned %d)", r.n_failed,
-              (unsigned long long)(base + r.first_failed), r.first_code);
-    fprintf(stderr, "; %.3f s\n", (double)r.wall_ns / 1e9);
-  } else {
+    summarise_report(&r, n, base, ranks);
+  } else if (m.status) {
     summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9);
+  } else {
+    summarise_report(&r, n, base, 1);
   }
   if (rc == BG_ECANCELED) {
     fprintf(stderr, "brigade map: interrupted; no result file written. %s\n",

@@ -142,7 +142,8 @@ int bg_journal_info(const bg_journal_t *j, bg_journal_info_t *info);
  * @out: n * out_size bytes, or NULL: the results of the items recorded ok (others untouched).
  *
  * A map with the journal does this itself; this is for reading a journal without running
- * anything (merging shards, showing what failed). Return: 0, BG_EINVAL, or BG_ESYS.
+ * anything (merging shards, showing what failed). Return: 0, BG_EINVAL, BG_EBUSY (a map is
+ * using the journal), or BG_ESYS.
  */
 int bg_journal_replay(const bg_journal_t *j, bg_item_status_t *status, void *out);
 

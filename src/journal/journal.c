@@ -7,6 +7,7 @@
 
 #include "brigade/error.h"
 #include "internal/afile.h"
+#include "internal/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -247,7 +248,7 @@ static int load(bg_journal_t *j, const char *path, const bg__jhdr *want, char *m
       return say(msg, cap, BG_ESYS, "cannot cut the torn end off the journal '%s': %s", path,
                  strerror(errno));
   }
-  j->end = whole;
+  j->end = j->synced_end = whole;
   for (size_t i = 0; i < h.n; i++) {
     j->n_ok += j->state[i] == BG_ITEM_OK;
     j->n_failed += j->state[i] > BG_ITEM_OK;
@@ -261,6 +262,7 @@ static void journal_free(bg_journal_t *j) {
   pthread_mutex_destroy(&j->lock);
   free(j->state);
   free(j->buf);
+  free(j->spare);
   free(j);
 }
 
@@ -274,7 +276,7 @@ static int start_new(bg_journal_t *j, const char *path, char *msg, size_t cap) {
     close(old);
   if (rc == 0 && j->fd < 0)
     rc = say(msg, cap, BG_ESYS, "the journal '%s' vanished as it was created", path);
-  j->end = sizeof j->h;
+  j->end = j->synced_end = sizeof j->h; /* created synced (bg__afile_commit) */
   return rc;
 }
 
@@ -308,6 +310,7 @@ int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t *
   j->sync = o->sync;
   j->sync_ns = (uint64_t)o->sync_ms * 1000000u;
   j->group_ns = (uint64_t)o->group_ms * 1000000u;
+  j->last_sync_ns = bg__now_ns(); /* a new or read journal is synced: the period starts now */
   if (rc == 0)
     rc = open_locked(path, inspect, &j->fd, msg, cap);
   if (rc == 0 && inspect && j->fd < 0)
@@ -374,12 +377,9 @@ static void put_outcome(void *ud, size_t i, const bg_item_status_t *st, const ch
     memcpy(t->out + i * t->out_size, res, t->out_size);
 }
 
-int bg_journal_replay(const bg_journal_t *j, bg_item_status_t *status, void *out) {
-  if (!j)
-    return BG_EINVAL;
-  bg_journal_t *m = (bg_journal_t *)j;
+int bg__journal_replay(bg_journal_t *j, bg_item_status_t *status, void *out) {
   /* Records still in memory are written first, so that the file holds every one. */
-  int rc = bg__journal_flush(m, 0);
+  int rc = bg__journal_flush(j, 0);
   if (rc != 0)
     return rc;
   if (status)
@@ -388,4 +388,15 @@ int bg_journal_replay(const bg_journal_t *j, bg_item_status_t *status, void *out
   size_t dropped;
   uint64_t whole;
   return scan(j, j->end, put_outcome, &t, &dropped, &whole);
+}
+
+int bg_journal_replay(const bg_journal_t *j, bg_item_status_t *status, void *out) {
+  if (!j)
+    return BG_EINVAL;
+  bg_journal_t *m = (bg_journal_t *)j;
+  /* Not during a map: its writer thread owns the file's end. */
+  pthread_mutex_lock(&m->lock);
+  int busy = m->busy;
+  pthread_mutex_unlock(&m->lock);
+  return busy ? BG_EBUSY : bg__journal_replay(m, status, out);
 }

@@ -107,7 +107,7 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
     m->own_run = 1;
   }
   int rc = m->rec && m->skip && m->run ? BG_OK : BG_ENOMEM;
-  if (rc == 0 && (rc = bg_journal_replay(j, m->rec, d->out)) != 0)
+  if (rc == 0 && (rc = bg__journal_replay(j, m->rec, d->out)) != 0)
     rc = rc == BG_ENOMEM ? rc : BG_ESYS;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     int s = m->rec[i].state;
@@ -118,6 +118,8 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
   }
   if (rc == 0 && m->n_skip)
     rc = make_skip(m, d, persistent);
+  if (rc == 0)
+    rc = bg__journal_writer_start(j);
   if (rc != 0) {
     release(m);
     return rc;
@@ -161,7 +163,10 @@ static void recount(const bg_item_status_t *st, size_t n, bg_map_report_t *r) {
 }
 
 int bg__jmap_end(bg__jmap *m, size_t n, bg_map_report_t *r) {
-  int rc = bg__journal_flush(m->j, 0);
+  bg__journal_writer_stop(m->j);
+  /* The end of a map is a sync point of the interval policy too: its last records are what a
+   * caller that just got a report counts on. */
+  int rc = bg__journal_flush(m->j, m->j->sync == BG_JOURNAL_SYNC_INTERVAL);
   for (size_t i = 0; i < n; i++)
     if (m->skip[i >> 6] >> (i & 63) & 1)
       m->run[i] = m->rec[i];
@@ -175,7 +180,9 @@ int bg__jmap_end(bg__jmap *m, size_t n, bg_map_report_t *r) {
 }
 
 void bg__jmap_abort(bg__jmap *m) {
-  if (m->j)
+  if (m->j) {
+    bg__journal_writer_stop(m->j);
     bg__journal_flush(m->j, 0);
+  }
   release(m);
 }
