@@ -6,6 +6,7 @@
 #include "outfile.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +18,30 @@
 static const char *folder(const char *path, char *buf, size_t cap) {
   snprintf(buf, cap, "%s", path);
   return dirname(buf);
+}
+
+/* The canonical name of @path, whose folder must exist: the folder resolved, the base kept. */
+static int canonical(const char *path, char *buf, size_t cap) {
+  char dir[4096];
+  const char *d = folder(path, dir, sizeof dir);
+  char real[PATH_MAX];
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (!realpath(d, real))
+    return -1;
+  int len = snprintf(buf, cap, "%s/%s", real, base);
+  return len < 0 || (size_t)len >= cap ? -1 : 0;
+}
+
+int bench_same_file(const char *a, const char *b) {
+  struct stat x, y;
+  if (!strcmp(a, b))
+    return 1;
+  int ea = stat(a, &x) == 0, eb = stat(b, &y) == 0;
+  if (ea && eb)
+    return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+  char ca[PATH_MAX + 256], cb[PATH_MAX + 256];
+  return canonical(a, ca, sizeof ca) == 0 && canonical(b, cb, sizeof cb) == 0 && !strcmp(ca, cb);
 }
 
 int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap) {

@@ -21,6 +21,10 @@ typedef struct bench_outfile {
  * same file as one of them (same device and inode, whatever the name) is refused. */
 int bench_outfile_check(const char *path, const char *const *inputs, char *err, size_t cap);
 
+/* Whether two paths name one file: the same inode when both exist, else the same name once
+ * their folders are resolved ("./x" and "x", "d/../x" and "x"). */
+int bench_same_file(const char *a, const char *b);
+
 /* Creates the temporary file with bg__afile_create (in the destination's folder, so the rename
  * cannot cross file systems; O_EXCL never follows a planted link). Until commit or discard,
  * a SIGINT, SIGTERM or SIGHUP that would end the process (default action) removes the

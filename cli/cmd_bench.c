@@ -697,13 +697,6 @@ static int write_report(const bench_args *a, const bench_result *res, const char
 }
 
 /* 1 if @a and @b name the same file: the same name, or (both existing) the same inode. */
-static int same_file(const char *a, const char *b) {
-  struct stat x, y;
-  if (!strcmp(a, b))
-    return 1;
-  return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
-
 /* --trace, written whole like --out; an interrupted run leaves an earlier trace as it was. */
 static int write_trace(const char *path, const bench_trace *t) {
   bench_outfile o;
@@ -761,7 +754,7 @@ int cmd_bench(int argc, char **argv) {
       {"--out", a.out_path}, {"--plot", a.plot_path}, {"--trace", a.trace_path}};
   for (int i = 0; i < 3; i++)
     for (int j = i + 1; j < 3; j++)
-      if (outs[i][1] && outs[j][1] && same_file(outs[i][1], outs[j][1]))
+      if (outs[i][1] && outs[j][1] && bench_same_file(outs[i][1], outs[j][1]))
         return cli_usage("bench", "%s and %s both name '%s': give each its own file", outs[i][0],
                          outs[j][0], outs[j][1]);
   if (a.launch_ranks && a.run.ranks == 1)

@@ -102,21 +102,34 @@ static int shard_path(const map_args *a, const char *path, char *buf, const char
   return 0;
 }
 
+/* Refuses outputs that name one file, or one of the command's inputs (the items, the task's
+ * library, a merge's journals): writing one would destroy the other. */
+static int check_outputs(const char *const *names, const char *const *paths, int count,
+                         const char *const *inputs) {
+  char why[768];
+  for (int i = 0; i < count; i++)
+    for (int j = i + 1; j < count; j++)
+      if (paths[i] && paths[j] && bench_same_file(paths[i], paths[j]))
+        return cli_usage(CMD, "%s and %s both name '%s': give each its own file", names[i],
+                         names[j], paths[j]);
+  for (int i = 0; i < count; i++)
+    if (paths[i] && bench_outfile_check(paths[i], inputs, why, sizeof why) != 0)
+      return cli_usage(CMD, "%s: %s", names[i], why);
+  return 0;
+}
+
 static int make_paths(const map_args *a, map_paths *p) {
   if (shard_path(a, a->out, p->out, &p->o) || shard_path(a, a->journal, p->journal, &p->j) ||
       shard_path(a, a->status, p->status, &p->s))
     return CLI_USAGE;
-  const char *inputs[] = {a->in, p->j, NULL};
-  char why[768];
-  if (p->o && bench_outfile_check(p->o, inputs, why, sizeof why) != 0)
-    return cli_usage(CMD, "--out: %s", why);
-  const char *inputs2[] = {a->in, p->j, p->o, NULL};
-  if (p->s && bench_outfile_check(p->s, inputs2, why, sizeof why) != 0)
-    return cli_usage(CMD, "--status: %s", why);
-  if (p->j && a->in &&
-      bench_outfile_check(p->j, (const char *[]){a->in, NULL}, why, sizeof why) != 0)
-    return cli_usage(CMD, "--journal: %s", why);
-  return 0;
+  /* The task's library, as the loader will find it. */
+  char lib[4096];
+  const char *colon = strrchr(a->task, ':');
+  snprintf(lib, sizeof lib, "%.*s", (int)(colon - a->task), a->task);
+  const char *inputs[] = {a->in ? a->in : lib, lib, NULL};
+  const char *names[] = {"--out", "--status", "--journal"};
+  const char *paths[] = {p->o, p->s, p->j};
+  return check_outputs(names, paths, 3, inputs);
 }
 
 /* Refuses a job whose results and statuses do not fit in the memory this process may use. */
@@ -416,6 +429,17 @@ out:
 static int run_merge(const map_args *a) {
   map_merged mg;
   char err[1024];
+  const char *names[] = {"--out", "--status"};
+  const char *paths[] = {a->out, a->status};
+  const char **inputs = calloc((size_t)a->nmerge + 1, sizeof *inputs);
+  if (!inputs)
+    return cli_fail(CMD, "out of memory");
+  for (int i = 0; i < a->nmerge; i++)
+    inputs[i] = a->merge[i];
+  int bad = check_outputs(names, paths, 2, inputs);
+  free(inputs);
+  if (bad)
+    return bad;
   if (map_merge(a->merge, a->nmerge, &mg, err, sizeof err) != 0)
     return cli_fail(CMD, "%s", err);
   int code = CLI_OK;

@@ -45,6 +45,12 @@
 /* The longest poll(): the loop wakes at least this often to look at timeouts and progress. */
 #define POLL_MAX_MS 100
 
+/* A map the parent must hear from item by item, near enough (a journal records what the
+ * workers finish only when their chunk comes back; a halt after N failures counts them only
+ * then), sends pieces of about this long. Guided chunks of a quarter of the map would hold
+ * their results back for that long, and a kill -9 would lose them. */
+#define PIECE_NS 20000000u
+
 /* desc->timeout_pct: the median is taken over the last this many chunks. */
 #define PCT_SAMPLES 255
 
@@ -121,6 +127,8 @@ typedef struct run {
   size_t nsamples;
   uint64_t pct_limit_ns;
   size_t pct_items;
+  double item_ns; /* the time per item of the chunks that came back, smoothed; 0: none yet */
+  int pieces;     /* send pieces of about PIECE_NS (a journal, or a halt after N failures) */
 } run;
 
 /* The per-item limit in force, in nanoseconds; 0: none. */
@@ -286,6 +294,12 @@ static int next_range(run *R, unsigned w, kid *k) {
   if (l && l->max_tasks) {
     size_t left = l->max_tasks - k->tasks; /* feed() retires a worker whose quota is spent */
     cap = left < cap ? left : cap;
+  }
+  if (R->pieces) {
+    /* One item first: how long an item takes is not known yet. */
+    double fit = R->item_ns > 0 ? PIECE_NS / R->item_ns : 1;
+    size_t piece = fit < 1 ? 1 : fit > (double)SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)fit;
+    cap = piece < cap ? piece : cap;
   }
   k->prior = 0;
   if (R->halted)
@@ -655,6 +669,10 @@ static int on_reply(run *R, unsigned w) {
   uint64_t ns = chunk_ns(R, w);
   R->job->stats[w].busy_ns += ns;
   pct_sample(R, ns, (size_t)(r.end - r.b));
+  if (r.end > r.b) {
+    double per = (double)ns / (double)(r.end - r.b);
+    R->item_ns = R->item_ns > 0 ? 0.75 * R->item_ns + 0.25 * per : per;
+  }
   note_startup(R, w);
   if (R->job->trace)
     trace_chunk(R, w, (size_t)r.b, (size_t)r.end, (size_t)r.end);
@@ -853,6 +871,7 @@ static void kids_begin(run *R) {
 static void procs_map(void *state, bg__job *job) {
   pstate *ps = state;
   run R = {.ps = ps, .job = job, .d = job->d, .kids = ps->kids, .pf = ps->pf, .who = ps->who};
+  R.pieces = job->journal != NULL || (job->halt_on_error && job->halt_after > 1);
   kids_begin(&R);
   /* A file already shrunk before the map would kill every worker that touches it (and the
    * parent, copying it into a persistent arena). */

@@ -2,7 +2,10 @@
 /* The journal: a map records its items, a resumed map runs only what is missing (or failed),
  * a torn or damaged record is dropped and never trusted, a journal of another job is refused,
  * on every in-process and isolated backend. */
+#define _GNU_SOURCE
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -668,6 +671,62 @@ static void test_replay(void **state) {
   assert_int_not_equal(bg_journal_digest("abc", 3), bg_journal_digest("abd", 3));
 }
 
+/* What the probe task shares with the test across processes. */
+typedef struct probe {
+  char path[600];
+  _Atomic long long seen; /* the journal's size when item PROBE_AT ran; -1 before */
+} probe;
+enum { PROBE_N = 2000, PROBE_AT = 300 };
+
+/* Items of a millisecond; item PROBE_AT looks at how much of the journal is on disk. */
+static int probe_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)in;
+  probe *p = *(probe **)ctx;
+  if (i == PROBE_AT) {
+    struct stat st;
+    atomic_store(&p->seen, stat(p->path, &st) == 0 ? (long long)st.st_size : -2);
+  }
+  struct timespec ts = {0, 1000000};
+  nanosleep(&ts, NULL);
+  *(uint64_t *)out = i;
+  return 0;
+}
+
+/* On the procs backends a journal gets the workers' items while the map runs, not when their
+ * guided chunk comes back (here [0, 500) and the like, half a second): a kill -9 at item 300
+ * once lost every item. */
+static void test_procs_record_as_they_go(void **state) {
+  (void)state;
+  if (TK_TSAN)
+    skip();
+  const char *backends[] = {"procs", "procs-copy", "procs-persistent"};
+  for (int b = 0; b < 3; b++) {
+    probe *pr = mmap(NULL, sizeof *pr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(pr != MAP_FAILED);
+    path_of(pr->path, sizeof pr->path, "probe.journal");
+    atomic_store(&pr->seen, -1);
+    bg_journal_opts_t o = opts_for(PROBE_N);
+    o.flags = BG_JOURNAL_TRUNCATE;
+    bg_journal_t *j = open_ok(pr->path, &o);
+    bg_pool_t *p = tk_pool(backends[b], 2);
+    uint64_t out[PROBE_N];
+    bg_map_desc_t d = tk_desc(probe_task, &pr, PROBE_N, out, sizeof out[0]);
+    d.ctx_size = sizeof pr;
+    d.journal = j;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), 0);
+    bg_pool_destroy(p);
+    bg_journal_close(j);
+    long long seen = atomic_load(&pr->seen);
+    size_t records = seen > 0 ? ((size_t)seen - sizeof(bg__jhdr)) / (sizeof(bg__jrec) + 16) : 0;
+    /* About 550 had finished (two workers, pieces of about 20 ms): 100 at least. */
+    if (records < 100)
+      fail_msg("%s: %zu records in the journal when item %d ran", backends[b], records, PROBE_AT);
+    munmap(pr, sizeof *pr);
+  }
+  tk_assert_no_children();
+}
+
 /* BG_JOURNAL_INSPECT reads any journal as it is, under a shared lock, and writes nothing. */
 static void test_inspect(void **state) {
   (void)state;
@@ -717,14 +776,23 @@ static void test_inspect(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_resume_seq),        cmocka_unit_test(test_resume_threads),
-      cmocka_unit_test(test_resume_openmp),     cmocka_unit_test(test_resume_procs),
-      cmocka_unit_test(test_failed_threads),    cmocka_unit_test(test_failed_procs),
-      cmocka_unit_test(test_torn_tail),         cmocka_unit_test(test_flipped_bits),
-      cmocka_unit_test(test_other_job),         cmocka_unit_test(test_refusals),
-      cmocka_unit_test(test_busy_and_mismatch), cmocka_unit_test(test_sync_policies),
-      cmocka_unit_test(test_write_error),       cmocka_unit_test(test_replay),
-      cmocka_unit_test(test_inspect),           cmocka_unit_test(test_one_map_at_a_time),
+      cmocka_unit_test(test_resume_seq),
+      cmocka_unit_test(test_resume_threads),
+      cmocka_unit_test(test_resume_openmp),
+      cmocka_unit_test(test_resume_procs),
+      cmocka_unit_test(test_failed_threads),
+      cmocka_unit_test(test_failed_procs),
+      cmocka_unit_test(test_torn_tail),
+      cmocka_unit_test(test_flipped_bits),
+      cmocka_unit_test(test_other_job),
+      cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_busy_and_mismatch),
+      cmocka_unit_test(test_sync_policies),
+      cmocka_unit_test(test_write_error),
+      cmocka_unit_test(test_replay),
+      cmocka_unit_test(test_inspect),
+      cmocka_unit_test(test_one_map_at_a_time),
+      cmocka_unit_test(test_procs_record_as_they_go),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
