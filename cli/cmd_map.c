@@ -40,7 +40,8 @@ void cmd_map_help(FILE *f) {
       "  --status FILE       every item's outcome as CSV: index,state,code,attempts\n"
       "running:\n"
       "  --backend NAME      procs (default: a crash or a timeout fails only its item),\n"
-      "                      procs-copy, procs-persistent, threads, openmp, seq\n"
+      "                      procs-copy, procs-persistent, threads, openmp, seq, or mpi\n"
+      "                      under mpirun (rank 0 writes the results; no --journal there)\n"
       "  --workers N         workers (default: one per core)\n"
       "  --timeout T         per item, on the procs backends: 30s, 500ms, 2m, seconds, or P%%\n"
       "                      of the median item time so far (from the 3rd item on)\n"
@@ -62,7 +63,8 @@ void cmd_map_help(FILE *f) {
       "sharding:\n"
       "  --shard K/N         run the K-th of N contiguous slices; its files are named\n"
       "                      NAME.shardK-of-N.EXT. Under a Slurm job array the shard comes from\n"
-      "                      SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT: sbatch --array=0-15\n"
+      "                      SLURM_ARRAY_TASK_ID, _MIN, _STEP and _COUNT: sbatch --array=0-15;\n"
+      "                      --shard 0/1 runs the whole job (plain names) in an array task\n"
       "  --merge J...        join the shards' journals into --out and --status; refuses a\n"
       "                      missing or an overlapping shard\n\n"
       "Exit status: 0 when every item succeeded, 1 when any failed or did not run, 2 for a\n"
@@ -133,13 +135,17 @@ static int make_paths(const map_args *a, map_paths *p) {
 }
 
 /* Refuses a job whose results and statuses do not fit in the memory this process may use. */
-static int check_memory(size_t n, size_t out_size, int journal) {
+static int check_memory(size_t n, size_t out_size, int keep, int journal, const char *backend) {
   uint64_t avail;
   if (bg_mem_available(&avail) != 0)
     return 0;
-  /* Results, statuses, and the journal's state, replayed outcomes and skip bits. */
-  double need = (double)n * ((double)out_size + (double)sizeof(bg_item_status_t) +
-                             (journal ? 1.0 + sizeof(bg_item_status_t) + 0.125 : 0));
+  /* Results and the statuses kept; the journal's state, replayed and running outcomes and skip
+   * bits; and the procs backends' shared copy of results and statuses (their arena). */
+  double st = (double)sizeof(bg_item_status_t);
+  int procs = strncmp(backend, "procs", 5) == 0;
+  double need = (double)n * ((double)out_size + (keep ? st : 0) +
+                             (journal ? 1.0 + st + (keep ? 0 : st) + 0.125 : 0) +
+                             (procs ? (double)out_size + (keep || journal ? st : 0) : 0));
   if (need <= (double)avail * 0.9)
     return 0;
   char b1[32], b2[32];
@@ -188,10 +194,17 @@ static int open_journal(const map_args *a, const map_paths *p, const map_items *
                      "to continue it (or --resume-failed), or remove it to start over",
                      p->j, (unsigned long long)info.records);
   }
-  if (info.records > 0)
-    fprintf(stderr, "brigade map: resuming from '%s': %zu ok, %zu failed of %zu%s\n", p->j,
-            info.n_ok, info.n_failed, n,
-            info.n_dropped ? " (a torn or damaged record dropped: its item runs again)" : "");
+  if (info.records > 0) {
+    fprintf(stderr, "brigade map: resuming from '%s': %zu ok, %zu failed of %zu", p->j, info.n_ok,
+            info.n_failed, n);
+    if (info.n_dropped)
+      fprintf(stderr, " (%zu torn or damaged record%s dropped: %s again)", info.n_dropped,
+              info.n_dropped > 1 ? "s" : "",
+              info.n_dropped > 1 ? "their items run" : "its item runs");
+    fprintf(stderr, "\n");
+  } else if (a->resume || a->resume_failed) {
+    fprintf(stderr, "brigade map: no records in '%s' yet: starting from the first item\n", p->j);
+  }
   return 0;
 }
 
@@ -307,14 +320,55 @@ static int start_pool(const map_args *a, map_run *m) {
   if (rc == BG_ENOENT)
     return cli_usage(CMD,
                      "unknown backend '%s' (backends: procs, procs-copy, procs-persistent, "
-                     "threads, openmp, seq)",
+                     "threads, openmp, seq, mpi)",
                      a->backend);
+  if (rc == BG_EUNAVAIL && !strcmp(a->backend, "mpi"))
+    return cli_usage(CMD, "the mpi backend runs under mpirun: mpirun -np 4 brigade map ... "
+                          "--backend mpi (this process was not started by a launcher)");
   if (rc != 0)
     return cli_fail(CMD, "cannot start the '%s' workers: %s", a->backend, bg_strerror(rc));
   if ((a->timeout_ms || a->timeout_pct) && strncmp(a->backend, "procs", 5) != 0)
     return cli_usage(CMD, "--timeout needs a backend that can stop a running item: procs, "
                           "procs-copy or procs-persistent");
   return 0;
+}
+
+/* On threads, openmp and seq a running item cannot be stopped, so SIGINT and SIGTERM end the
+ * process as they would (exit status 130, 143); this says first what is kept. Set before the
+ * map: the handler only writes it (async-signal-safe) and re-raises. */
+static const char *stop_note = "";
+
+static void on_stop(int sig) {
+  ssize_t put = write(2, stop_note, strlen(stop_note));
+  (void)put;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+/* Installs on_stop for the map where the signals' action is the default (a program that set
+ * its own keeps it); returns which it installed, for restore_stop. */
+static int guard_stop(int journal) {
+  stop_note = journal ? "\nbrigade map: interrupted; no result file written. The journal keeps "
+                        "what finished: rerun the same command with --resume\n"
+                      : "\nbrigade map: interrupted; no result file written, nothing kept (give "
+                        "--journal FILE to make a run resumable)\n";
+  static const int sigs[] = {SIGINT, SIGTERM};
+  int mask = 0;
+  for (int i = 0; i < 2; i++) {
+    struct sigaction old, sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        sigaction(sigs[i], &sa, NULL) == 0)
+      mask |= 1 << i;
+  }
+  return mask;
+}
+
+static void restore_stop(int mask) {
+  if (mask & 1)
+    signal(SIGINT, SIG_DFL);
+  if (mask & 2)
+    signal(SIGTERM, SIG_DFL);
 }
 
 /* Writes the results and statuses; 0 or 1. */
@@ -339,7 +393,11 @@ static int run_map(const map_args *a) {
   uint64_t base = a->sharded ? a->shard_k * total / a->shard_n : 0;
   uint64_t end = a->sharded ? (a->shard_k + 1) * total / a->shard_n : total;
   size_t n = (size_t)(end - base);
-  if ((code = make_paths(a, &p)) != 0 || (code = check_memory(n, a->fmt.size, p.j != NULL)) != 0)
+  int keep = 0;
+  if ((code = make_paths(a, &p)) != 0)
+    goto out;
+  keep = p.s || (n <= STATUS_KEPT_MAX && strcmp(a->backend, "mpi") != 0);
+  if ((code = check_memory(n, a->fmt.size, keep, p.j != NULL, a->backend)) != 0)
     goto out;
   if (bench_plugin_load(a->task, n, a->fmt.size, &m.pl, err, sizeof err) != 0) {
     code = cli_usage(CMD, "%s", err);
@@ -349,7 +407,6 @@ static int run_map(const map_args *a) {
       (code = start_pool(a, &m)) != 0)
     goto out;
   m.out = calloc(n ? n : 1, a->fmt.size);
-  int keep = p.s || (n <= STATUS_KEPT_MAX && strcmp(a->backend, "mpi") != 0);
   m.status = keep ? calloc(n ? n : 1, sizeof *m.status) : NULL;
   if (!m.out || (keep && !m.status)) {
     code = cli_fail(CMD, "out of memory for %zu results", n);
@@ -389,13 +446,21 @@ static int run_map(const map_args *a) {
     d.progress_ud = m.bar;
   }
   bg_map_report_t r;
+  /* procs and mpi stop a map themselves and say so below. */
+  int guarded =
+      strncmp(a->backend, "procs", 5) && strcmp(a->backend, "mpi") ? guard_stop(m.j != NULL) : 0;
   int rc = bg_map(m.pool, &d, &r);
+  restore_stop(guarded);
   bg_progress_bar_destroy(m.bar);
   m.bar = NULL;
-  if (rc != 0 && rc != BG_ETASK && rc != BG_ECANCELED) {
+  /* A journal that could not be written loses nothing computed: the results are written all
+   * the same, and the run fails so that nobody counts on resuming from that journal. */
+  bg_journal_info_t ji = {0};
+  int jfail = m.j && bg_journal_info(m.j, &ji) == 0 && ji.write_error;
+  if (rc != 0 && rc != BG_ETASK && rc != BG_ECANCELED && !jfail) {
     code =
         cli_fail(CMD, "the map failed: %s%s", bg_strerror(rc),
-                 rc == BG_ESYS && m.j ? " (the journal could not be written: a full disk?)" : "");
+                 rc == BG_ENOMEM ? "; run it in shards (--shard K/N) or give smaller results" : "");
     goto out;
   }
   if (strcmp(a->backend, "mpi") == 0) {
@@ -419,6 +484,12 @@ static int run_map(const map_args *a) {
     goto out;
   }
   code = write_outputs(a, &p, &m, n);
+  if (jfail)
+    code = cli_fail(CMD,
+                    "the journal '%s' could not be written (%s: a full disk, or a file size "
+                    "limit?); the results are written, but a --resume would run again the "
+                    "items recorded after the failure",
+                    p.j, bg_strerror(ji.write_error));
   if (code == CLI_OK && (r.n_failed || r.n_skipped))
     code = CLI_FAIL;
 out:
@@ -450,8 +521,15 @@ static int run_merge(const map_args *a) {
                      mg.out_size, a->fmt.size);
   } else {
     map_run m = {.out = mg.out, .status = mg.status};
-    map_paths p = {.o = a->out, .s = a->status};
+    /* Shards that did not finish make no result file, as an interrupted run makes none; the
+     * statuses say what is missing. */
+    map_paths p = {.o = mg.incomplete[0] ? NULL : a->out, .s = a->status};
     code = write_outputs(a, &p, &m, mg.total);
+    if (mg.incomplete[0])
+      code = cli_fail(CMD,
+                      "not merged into %s: %s; resume those shards (the same brigade map "
+                      "command with their --shard K/N and --resume), then merge again",
+                      a->out ? a->out : "a result", mg.incomplete);
     summarise(mg.status, mg.total, 0, 0, 0);
     size_t ok = 0;
     for (size_t i = 0; i < mg.total; i++)

@@ -5,7 +5,11 @@
 
 #include "brigade.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 static int cmd_help(int argc, char **argv);
 static void cmd_help_help(FILE *f);
@@ -55,7 +59,26 @@ static int cmd_help(int argc, char **argv) {
   return CLI_OK;
 }
 
+/* OpenBLAS starts its threads as the program loads, each with buffers of its own; under a small
+ * address-space limit (ulimit -v) they fail to start or hang in their allocator, and a fork
+ * (the procs workers) then waits for them forever in OpenBLAS's fork handler. Such a limit
+ * gets one BLAS thread: the program runs itself again with OPENBLAS_NUM_THREADS=1, once (the
+ * variable set is what stops a second time). Only a limit below 4 GiB pays the few
+ * milliseconds. */
+static void blas_fits(char **argv) {
+  struct rlimit r;
+  if (getenv("OPENBLAS_NUM_THREADS") || getrlimit(RLIMIT_AS, &r) != 0 ||
+      r.rlim_cur == RLIM_INFINITY || r.rlim_cur >= (rlim_t)4 << 30)
+    return;
+  if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+    execv("/proc/self/exe", argv); /* returns only if it failed: go on as we are */
+}
+
 int main(int argc, char **argv) {
+  blas_fits(argv);
+  /* A file size limit (ulimit -f) is a write that fails with EFBIG, which every writer reports
+   * and survives (temporaries removed, previous files kept), not a signal that kills. */
+  signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;

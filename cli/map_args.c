@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CMD "map"
 
@@ -33,7 +34,8 @@ static int parse_timeout(const char *val, map_args *a) {
     return 0;
   }
   uint32_t *ms = &a->timeout_ms;
-  double scale = !strcmp(end, "ms")           ? 1
+  double scale = !strcmp(end, "h")            ? 3600000
+                 : !strcmp(end, "ms")         ? 1
                  : !strcmp(end, "s") || !*end ? 1000
                  : !strcmp(end, "m")          ? 60000
                                               : -1;
@@ -90,8 +92,10 @@ static int parse_halt(const char *val, map_args *a) {
     if (end != v + len - 1 || !(p > 0 && p <= 100))
       return cli_usage(CMD, "--halt '%s': the percentage must be in (0, 100]", val);
     a->halt_pct = p;
-  } else if (count("--halt", v, 1, UINT32_MAX, &a->halt_fails) != 0) {
-    return CLI_USAGE;
+  } else {
+    const char *why;
+    if (cli_parse_count(v, 1, UINT32_MAX, &a->halt_fails, &why) != 0)
+      return cli_usage(CMD, "--halt '%s': the count after fail= %s", val, why);
   }
   a->halt = 1;
   return 0;
@@ -139,7 +143,9 @@ static int parse_shard(const char *val, map_args *a) {
   n = strtoull(s, &end, 10);
   if (end == s || *end || s[0] == '-' || n == 0 || k >= n || n > (1ull << 32))
     return cli_usage(CMD, "--shard '%s': expected K/N with 0 <= K < N, e.g. 3/16", val);
-  a->sharded = 1;
+  /* 0/1 is the whole job under its plain names: how a Slurm array task runs a whole job. */
+  a->shard_given = 1;
+  a->sharded = n > 1;
   a->shard_k = k;
   a->shard_n = n;
   a->shard_from = "--shard";
@@ -218,7 +224,7 @@ static int shard_from_slurm(map_args *a) {
 /* The results' format from --out's name and the --out-* options. */
 static int result_format(map_args *a, uint64_t out_size, uint64_t cols, int dtype_given) {
   size_t len = a->out ? strlen(a->out) : 0;
-  a->fmt.npy = len > 4 && !strcmp(a->out + len - 4, ".npy");
+  a->fmt.npy = len > 4 && !strcasecmp(a->out + len - 4, ".npy");
   if (!dtype_given)
     a->fmt.dtype = BG_NPY_I64;
   size_t el = a->fmt.dtype == BG_NPY_F32 ? 4 : 8;
@@ -251,7 +257,8 @@ static int check(map_args *a, uint64_t out_size, uint64_t cols, int dtype_given)
   if (a->in_size && !a->in)
     return cli_usage(CMD, "--in-size goes with --in FILE (raw records)");
   if ((a->resume || a->resume_failed) && !a->journal)
-    return cli_usage(CMD, "--resume needs --journal FILE: the record of the run to resume");
+    return cli_usage(CMD, "%s needs --journal FILE: the record of the run to resume",
+                     a->resume ? "--resume" : "--resume-failed");
   if (a->resume && a->resume_failed)
     return cli_usage(CMD, "give --resume or --resume-failed, not both");
   if (a->sync_given && !a->journal)
@@ -306,7 +313,7 @@ int map_args_parse(int argc, char **argv, map_args *a) {
       i++;
     }
   }
-  if (!a->sharded && !a->merge && shard_from_slurm(a) != 0)
+  if (!a->shard_given && !a->merge && shard_from_slurm(a) != 0)
     return CLI_USAGE;
   return check(a, out_size, cols, dtype_given);
 }

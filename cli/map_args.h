@@ -33,6 +33,7 @@ typedef struct map_args {
   const char *status; /* --status FILE */
   int progress;       /* 1 on, 0 off, -1 auto (a terminal) */
   int sharded;        /* --shard K/N, or a Slurm array */
+  int shard_given;    /* --shard given (0/1 included): the Slurm array's variables are unread */
   uint64_t shard_k, shard_n;
   const char *shard_from; /* "--shard" or "Slurm array task 3 of 16" */
   char shard_from_buf[96];

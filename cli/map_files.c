@@ -79,6 +79,16 @@ static int open_raw(map_items *it, const char *path, size_t in_size, char *err, 
 
 int map_items_open(map_items *it, const char *path, size_t in_size, char *err, size_t cap) {
   memset(it, 0, sizeof *it);
+  /* Looked at before opening: opening a FIFO waits for a writer, forever. */
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, cap, "--in '%s': %s", path,
+             errno == ENOENT && stat(path, &st) != 0 ? "no such file"
+             : S_ISDIR(st.st_mode)                   ? "a folder, not a file of items"
+                                                     : "not a regular file (a FIFO, a device?); "
+                                                       "the items must be in a file");
+    return -1;
+  }
   int rc;
   if (is_npy(path))
     rc = in_size ? (snprintf(err, cap,
@@ -219,6 +229,13 @@ static int merge_read(shard *s, int count, map_merged *m, char *err, size_t cap)
       snprintf(err, cap, "--merge: cannot read '%s': %s", s[k].path, strerror(errno));
       return -1;
     }
+    size_t pending = 0, n = (size_t)s[k].info.n;
+    for (size_t i = 0; i < n; i++)
+      pending += m->status[b + i].state == BG_ITEM_PENDING;
+    size_t used = strlen(m->incomplete);
+    if (pending && used + 200 < sizeof m->incomplete)
+      snprintf(m->incomplete + used, sizeof m->incomplete - used, "%s'%s' (%zu of %zu not run)",
+               used ? ", " : "", s[k].path, pending, n);
   }
   return 0;
 }

@@ -53,6 +53,7 @@ typedef struct map_merged {
   bg_item_status_t *status; /* total entries (malloc'd); pending where a shard never ran it */
   size_t total, out_size;
   char task[BG_JOURNAL_TASK_MAX + 1];
+  char incomplete[1024]; /* the shards holding items that never ran, or "" */
 } map_merged;
 
 /* Joins the shards' journals into one result: each journal is read as it is (any order), the

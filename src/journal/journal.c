@@ -108,8 +108,12 @@ static int other_job(const char *path, const bg__jhdr *f, const bg__jhdr *w, cha
              path, what);
 }
 
-/* Creates @path holding only @h, atomically: a journal file always has a whole header. */
-static int create_file(const char *path, const bg__jhdr *h, char *msg, size_t cap) {
+/* Creates @path holding only @h, atomically: a journal file always has a whole header. With
+ * @replace the new file is renamed over what is there; without, it is linked into place, which
+ * fails (BG_EBUSY, *lost set) when another process created the journal meanwhile: two fresh
+ * runs started at once must not both go on, each with a file the other replaced. */
+static int create_file(const char *path, const bg__jhdr *h, int replace, int *lost, char *msg,
+                       size_t cap) {
   bg__afile_t f;
   char err[512];
   int rc = bg__afile_prepare(&f, path, err, sizeof err);
@@ -124,6 +128,18 @@ static int create_file(const char *path, const bg__jhdr *h, char *msg, size_t ca
     return say(msg, cap,
                bg__afile_abandon(&f, put < 0 ? strerror(errno) : "short write", err, sizeof err),
                "cannot create the journal: %s", err);
+  if (!replace) {
+    int linked = fdatasync(f.fd) == 0 ? link(f.tmp, path) : -1;
+    int e = errno;
+    bg__afile_discard(&f); /* the temporary goes; the link, if made, stays */
+    if (linked != 0 && e == EEXIST) {
+      *lost = 1;
+      return BG_EBUSY;
+    }
+    if (linked != 0)
+      return say(msg, cap, BG_ESYS, "cannot create the journal '%s': %s", path, strerror(e));
+    return BG_OK;
+  }
   if (bg__afile_commit(&f, err, sizeof err) != 0)
     return say(msg, cap, BG_ESYS, "cannot create the journal: %s", err);
   return BG_OK;
@@ -268,8 +284,11 @@ static void journal_free(bg_journal_t *j) {
 
 /* Opens @path as a new journal: created whole, then opened and locked. */
 static int start_new(bg_journal_t *j, const char *path, char *msg, size_t cap) {
-  int old = j->fd;
-  int rc = create_file(path, &j->h, msg, cap);
+  int old = j->fd, lost = 0;
+  /* A file to replace is one this process has locked (an empty one, or BG_JOURNAL_TRUNCATE). */
+  int rc = create_file(path, &j->h, old >= 0, &lost, msg, cap);
+  if (lost)
+    return BG_EBUSY; /* the caller opens the one that won */
   if (rc == 0)
     rc = open_locked(path, 0, &j->fd, msg, cap);
   if (old >= 0 && old != j->fd)
@@ -322,6 +341,15 @@ int bg_journal_open(const char *path, const bg_journal_opts_t *o, bg_journal_t *
     int fresh = j->fd < 0 || (o->flags & BG_JOURNAL_TRUNCATE) ||
                 (fstat(j->fd, &st) == 0 && st.st_size == 0);
     rc = fresh ? start_new(j, path, msg, cap) : load(j, path, &j->h, msg, cap);
+    if (rc == BG_EBUSY && j->fd < 0) {
+      /* Another process created it first: this one resumes it, or is refused, like any
+       * second opener (locked: busy; another job: refused). */
+      rc = open_locked(path, 0, &j->fd, msg, cap);
+      if (rc == 0)
+        rc = j->fd >= 0
+                 ? load(j, path, &j->h, msg, cap)
+                 : say(msg, cap, BG_EBUSY, "the journal '%s' vanished as it was created", path);
+    }
   }
   if (rc != 0) {
     journal_free(j);

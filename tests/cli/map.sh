@@ -144,6 +144,55 @@ if command -v mpirun >/dev/null 2>&1 && "$bin" --version | grep -q 'mpi=on'; the
   fi
 fi
 
+# A stranger's trial: outputs that would destroy an input or each other are refused; a FIFO is
+# not waited on; a journal that cannot be written loses no result; two fresh runs on one
+# journal never both go on; a whole job runs in a Slurm array task with --shard 0/1; a merge
+# of unfinished shards writes no result; a small address-space limit does not hang.
+cp "$my" mylib.so
+expect 2 err "--out: 'mylib.so' is the same file as the input" -- map --task ./mylib.so:digit_sum --n 10 --out mylib.so
+expect 2 err "--status: 'mylib.so' is the same file as the input" -- map --task ./mylib.so:digit_sum --n 10 --out y.npy --status mylib.so
+expect 2 err '--out and --status both name' -- map --task "$T" --n 10 --out x.npy --status ./x.npy
+expect 2 err '--out and --journal both name' -- map --task "$T" --n 10 --out x.j --journal x.j
+expect 2 err '--status and --journal both name' -- map --task "$T" --n 10 --status x.j --journal x.j
+expect 2 err "--out: 's.shard0-of-3.j' is the same file as the input" -- map --merge s.shard0-of-3.j s.shard1-of-3.j s.shard2-of-3.j --out s.shard0-of-3.j
+ok "a merge's journal survives a refused --out" cmp -s s.shard0-of-3.j s.shard0-of-3.j
+mkfifo fifo
+expect 2 err "--in 'fifo': not a regular file" -- map --task "$spin:first_value" --in fifo --in-size 8
+expect 2 err "--journal: 'j/x.j': cannot write: the folder j does not exist" -- map --task "$T" --n 10 --journal j/x.j
+"$bin" map --task "$T" --n 100000 --out limref.npy 2>/dev/null
+(ulimit -f 2000; "$bin" map --task "$T" --n 100000 --out lim.npy --journal lim.j >lim.out 2>lim.err)
+if [ $? -eq 1 ] && grep -q "the journal 'lim.j' could not be written" lim.err && cmp -s lim.npy limref.npy; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: a journal past ulimit -f: the results must still be written"
+  sed 's/^/  err: /' lim.err | head -5
+  fail=$((fail + 1))
+fi
+both=0
+for i in 1 2 3 4 5; do
+  rm -f race.j
+  "$bin" map --task "$spin:spin_hash" --n 20000 --journal race.j --name a --no-progress 2>/dev/null &
+  p1=$!
+  "$bin" map --task "$spin:spin_hash" --n 20000 --journal race.j --name b --no-progress 2>/dev/null &
+  p2=$!
+  wait $p1; c1=$?
+  wait $p2; c2=$?
+  [ $c1 -eq 0 ] && [ $c2 -eq 0 ] && both=$((both + 1))
+done
+ok "two fresh runs on one journal never both run ($both of 5 did)" test $both -eq 0
+SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=4 SLURM_ARRAY_TASK_MIN=0 \
+  expect 0 err '1000 of 1000 items ok' -- map --task "$T" --n 1000 --out whole.npy --shard 0/1
+ok "--shard 0/1 keeps the plain name and the whole job" cmp whole.npy ref.npy
+expect 0 err 'items \[0, 500\) of 1000' -- map --task "$T" --n 1000 --shard 0/2 --journal part.j --name part
+expect 1 err 'not run' -- map --task "$F" --n 1000 --shard 1/2 --journal part.j --name part --backend seq --halt soon,fail=1
+expect 1 err "not merged into part.npy: 'part.shard1-of-2.j' \([0-9]+ of 500 not run\)" -- map --merge part.shard0-of-2.j part.shard1-of-2.j --out part.npy --status ps.csv
+ok "an unfinished merge writes no result, but the statuses" test ! -e part.npy -a -e ps.csv
+expect 0 err '1000 of 1000|500 of 500 items ok' -- map --task "$T" --n 1000 --shard 1/2 --journal part.j --name part --resume-failed
+expect 0 err '1000 of 1000 items ok' -- map --merge part.shard*-of-2.j --out part.npy
+ok "the resumed shards merge into the one-shot result" cmp part.npy ref.npy
+(ulimit -v 150000; timeout 60 "$bin" map --task "$T" --n 100000 --out v.npy 2>/dev/null)
+ok "under ulimit -v 150000 a procs map ends (OpenBLAS's threads once hung its fork)" test $? -eq 0
+
 # Ctrl-C: no result file, the journal keeps what finished, --resume completes it. A background
 # job of a script starts with SIGINT ignored: python puts the default action back first.
 python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
