@@ -48,7 +48,9 @@ void cmd_map_help(FILE *f) {
       "  --retries N         run a failed item again, up to N times\n"
       "  --retry-on CAUSES   which failures --retries covers: failed (a non-zero return),\n"
       "                      crashed (a signal or exit), timeout; default all, e.g. crashed\n"
-      "  --halt soon,fail=N  start no new items after N failures (or fail=P%% of the items)\n"
+      "  --halt soon,fail=N  start no new items after N failures (or fail=P%% of the items);\n"
+      "                      now,fail=N also stops the running ones (procs backends): they\n"
+      "                      stay not run, for a --resume\n"
       "  --progress, --no-progress   the bar with rate and time left (default: on a terminal)\n"
       "resuming:\n"
       "  --journal FILE      record every finished item, checksummed, so a run stopped at any\n"
@@ -435,7 +437,7 @@ static int run_map(const map_args *a) {
   d.retry_on = a->retry_on;
   d.journal = m.j;
   if (a->halt) {
-    d.flags |= BG_MAP_HALT;
+    d.flags |= BG_MAP_HALT | (a->halt_now ? BG_MAP_HALT_NOW : 0);
     d.halt_after = a->halt_pct > 0 ? (uint32_t)((double)n * a->halt_pct / 100.0 + 0.999999)
                                    : (uint32_t)a->halt_fails;
   }

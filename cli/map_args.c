@@ -77,14 +77,12 @@ static int parse_halt(const char *val, map_args *a) {
     a->halt = 0;
     return 0;
   }
-  if (!strncmp(val, "now,", 4))
-    return cli_usage(CMD,
-                     "--halt '%s': a map cannot stop its running items without failing them; "
-                     "use soon,fail=N (no new items start, running ones finish)",
+  int now = !strncmp(val, "now,fail=", 9);
+  if (!now && strncmp(val, "soon,fail=", 10) != 0)
+    return cli_usage(CMD, "--halt '%s': expected never, soon,fail=N, now,fail=N (or fail=P%%)",
                      val);
-  if (strncmp(val, "soon,fail=", 10) != 0)
-    return cli_usage(CMD, "--halt '%s': expected never, soon,fail=N or soon,fail=P%%", val);
-  const char *v = val + 10;
+  a->halt_now = now;
+  const char *v = val + (now ? 9 : 10);
   size_t len = strlen(v);
   if (len > 1 && v[len - 1] == '%') {
     char *end;
@@ -266,6 +264,9 @@ static int check(map_args *a, uint64_t out_size, uint64_t cols, int dtype_given)
   if (a->sharded && !a->out && !a->journal)
     return cli_usage(CMD, "a shard must keep its results: give --out FILE and/or --journal "
                           "FILE (each shard writes its own, named .shardK-of-N)");
+  if (a->halt_now && strncmp(a->backend, "procs", 5) != 0)
+    return cli_usage(CMD, "--halt now needs a backend that can stop a running item: procs, "
+                          "procs-copy or procs-persistent (or use --halt soon)");
   if (a->retry_on && !a->retries)
     return cli_usage(CMD, "--retry-on says which failures --retries N runs again; give --retries");
   if (strcmp(a->backend, "mpi") == 0 && a->status)

@@ -21,7 +21,8 @@ typedef struct map_args {
   uint32_t timeout_pct; /* --timeout P%: of the median item time; 0: none */
   uint32_t retry_on;    /* BG_RETRY_* bits; 0: every cause */
   uint64_t retries;     /* --retries */
-  int halt;             /* --halt soon,fail=... given */
+  int halt;             /* --halt soon|now,fail=... given */
+  int halt_now;         /* now: the running items stop too (procs backends) */
   uint64_t halt_fails;  /* stop after this many failures */
   double halt_pct;      /* or this percentage of the items (> 0) */
   const char *journal;  /* --journal */

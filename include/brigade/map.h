@@ -32,6 +32,10 @@ enum bg_map_flags {
   /* The mpi backend: results on every rank, not only on rank 0. Every rank passes out; one
    * that does not fails the map on every rank (first_code BG_EINVAL). */
   BG_MAP_ALL_RANKS = 1u << 2,
+  /* With BG_MAP_HALT, on the procs backends: when the map halts, the items still running stop
+   * too (their workers are killed) and stay pending, as GNU parallel's --halt now. Backends
+   * that run tasks in-process cannot stop one: they refuse it (BG_EBACKEND). */
+  BG_MAP_HALT_NOW = 1u << 3,
 };
 
 /* Which failures desc->retries applies to (desc->retry_on); 0 means all of them. */

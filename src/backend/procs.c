@@ -886,9 +886,14 @@ static void procs_map(void *state, bg__job *job) {
   if (ps->persistent)
     check_kids(&R);
   bg__interrupt_begin(&R.guard);
+  int now = (R.d->flags & BG_MAP_HALT_NOW) != 0, stopped = 0;
   for (;;) {
     if (bg__interrupted(&R.guard)) {
       job->interrupted = 1;
+      break;
+    }
+    if (R.halted && now) {
+      stopped = 1; /* --halt now: what runs stops too, and stays pending */
       break;
     }
     feed(&R);
@@ -896,9 +901,9 @@ static void procs_map(void *state, bg__job *job) {
       break;
     wait_events(&R, watch_timeouts(&R));
   }
-  if (job->interrupted) {
+  if (job->interrupted || stopped) {
     /* Ctrl-C ends a persistent pool's workers too (and, below, its shared memory): the caller
-     * is stopping, and a later map starts afresh. */
+     * is stopping, and a later map starts afresh. So does a halt that stops what runs. */
     stop_all(&R);
   } else {
     for (unsigned w = 0; w < ps->workers && !ps->persistent; w++)
@@ -915,7 +920,7 @@ static void procs_map(void *state, bg__job *job) {
   bg__interrupt_end(&R.guard);
   if (!ps->persistent)
     munmap(R.arena, R.arena_len);
-  else if (job->interrupted)
+  else if (job->interrupted || stopped)
     bg__persist_fini(&ps->persist);
   free(R.q);
 }

@@ -331,7 +331,7 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   int rc = check_desc(d);
   if (rc != 0)
     return rc;
-  if ((d->timeout_ms || d->timeout_pct) && !pool->ops->isolated)
+  if ((d->timeout_ms || d->timeout_pct || (d->flags & BG_MAP_HALT_NOW)) && !pool->ops->isolated)
     return BG_EBACKEND;
   /* Workers forked maps ago would read whatever ctx pointed to then: stale data, silently. */
   if (pool->ops->persistent && d->ctx && !d->ctx_size)

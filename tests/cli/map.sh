@@ -39,7 +39,8 @@ expect 2 err "--sync 'sometimes'" -- map --task "$T" --n 10 --journal j --sync s
 expect 2 err 'timeout needs a backend that can stop' -- map --task "$T" --n 10 --backend threads --timeout 1s
 expect 2 err "--timeout '0s'" -- map --task "$T" --n 10 --timeout 0s
 expect 2 err "--timeout '5%'" -- map --task "$T" --n 10 --timeout 5%
-expect 2 err 'cannot stop its running items' -- map --task "$T" --n 10 --halt now,fail=1
+expect 2 err '--halt now needs a backend that can stop a running item' -- map --task "$T" --n 10 --halt now,fail=1 --backend threads
+expect 1 err 'not run' -- map --task "$F" --n 100000 --halt now,fail=3
 expect 2 err "--halt 'sometimes'" -- map --task "$T" --n 10 --halt sometimes
 expect 2 err 'percentage must be in' -- map --task "$T" --n 10 --halt soon,fail=120%
 expect 2 err "--shard '3/3'" -- map --task "$T" --n 10 --shard 3/3

@@ -91,6 +91,71 @@ static void test_halt_after(void **state) {
   }
 }
 
+/* Item 0 runs for half a minute; every other item waits (up to 5 s) until item 0 has started,
+ * then fails: the map halts while item 0 runs. */
+static int long_first(void *out, const void *in, size_t i, void *p) {
+  (void)in;
+  counts *c = ((const ctx *)p)->c;
+  struct timespec ms = {0, 1000000};
+  if (i == 0) {
+    atomic_store(&c->runs[0], 1);
+    struct timespec half = {30, 0};
+    nanosleep(&half, NULL);
+    *(uint64_t *)out = 0;
+    return 0;
+  }
+  for (int k = 0; k < 5000 && !atomic_load(&c->runs[0]); k++)
+    nanosleep(&ms, NULL);
+  return 9;
+}
+
+/* BG_MAP_HALT_NOW: the halt also stops the running items, which stay pending (not failed, not
+ * crashed), on the three procs modes; in-process backends refuse it. */
+static void test_halt_now(void **state) {
+  (void)state;
+  if (TK_TSAN)
+    skip();
+  const char *backends[] = {"procs", "procs-copy", "procs-persistent"};
+  for (int b = 0; b < 3; b++) {
+    ctx c = {shared_counts()};
+    bg_pool_t *p = tk_pool(backends[b], 2);
+    uint64_t out[N];
+    bg_item_status_t st[N];
+    bg_map_desc_t d = desc_for(odd_fail, &c, out, backends[b]);
+    d.status = st;
+    d.flags = BG_MAP_HALT | BG_MAP_HALT_NOW;
+    d.halt_after = 3;
+    bg_map_report_t r;
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    assert_true(r.n_failed >= 3 && r.n_failed < 40);
+    assert_int_equal(r.n_crashed, 0);
+    assert_true(r.n_skipped > 0);
+    for (size_t i = 0; i < N; i++)
+      assert_true(st[i].state == BG_ITEM_OK || st[i].state == BG_ITEM_FAILED ||
+                  st[i].state == BG_ITEM_PENDING);
+    /* The half-minute item was running at the halt: stopped, pending, long before its end
+     * (--halt soon would wait for it). */
+    atomic_store(&c.c->runs[0], 0);
+    d.fn = long_first;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 20);
+    assert_int_equal(st[0].state, BG_ITEM_PENDING);
+    assert_int_equal(r.n_crashed, 0);
+    assert_true(r.n_failed >= 3);
+    bg_pool_destroy(p);
+    munmap(c.c, sizeof *c.c);
+  }
+  tk_assert_no_children();
+  bg_pool_t *p = tk_pool("threads", 2);
+  bg_map_desc_t d = tk_desc(odd_fail, NULL, 10, NULL, 0);
+  d.flags = BG_MAP_HALT | BG_MAP_HALT_NOW;
+  assert_int_equal(bg_map(p, &d, NULL), BG_EBACKEND);
+  bg_pool_destroy(p);
+}
+
 /* Item 10 crashes the first time it runs; odd items return non-zero every time. */
 static int crash_once(void *out, const void *in, size_t i, void *p) {
   (void)in;
@@ -208,9 +273,8 @@ static void test_timeout_pct(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_halt_after),
-      cmocka_unit_test(test_retry_on),
-      cmocka_unit_test(test_retry_on_in_process),
+      cmocka_unit_test(test_halt_after),  cmocka_unit_test(test_halt_now),
+      cmocka_unit_test(test_retry_on),    cmocka_unit_test(test_retry_on_in_process),
       cmocka_unit_test(test_timeout_pct),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
