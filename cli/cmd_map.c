@@ -4,6 +4,7 @@
  * reruns only what failed (--resume-failed); with --shard K/N (or a Slurm job array), run one
  * contiguous slice of the job, and --merge the shards' journals into one result. */
 #include "cli.h"
+#include "foreign.h"
 #include "map_args.h"
 #include "map_files.h"
 #include "opts.h"
@@ -216,7 +217,7 @@ static const char *state_text(const bg_item_status_t *s, char *buf, size_t cap) 
     snprintf(buf, cap, "failed with code %d", s->code);
     break;
   case BG_ITEM_CRASHED:
-    snprintf(buf, cap, "crashed (signal %d, %s)", s->code, strsignal(s->code));
+    snprintf(buf, cap, "crashed (SIG%s)", bench_sigabbrev(s->code));
     break;
   case BG_ITEM_EXITED:
     snprintf(buf, cap, "its worker exited with status %d", s->code);

@@ -48,8 +48,8 @@ struct bg_journal {
   int sync;
   uint64_t sync_ns, group_ns;
   uint8_t *state; /* n: each item's latest recorded state (BG_ITEM_PENDING: none) */
-  size_t n_ok, n_failed, n_dropped;
-  uint64_t records, commits, syncs;
+  size_t n_dropped;
+  uint64_t commits, syncs;
 
   /* Group commits. L: under lock. */
   pthread_mutex_t lock;

@@ -18,7 +18,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-/* A group is written at the latest when it holds this many bytes (or one record, if larger). */
+/* The group buffer's first size (or one record, if larger). Without a writer thread a full
+ * buffer is written at once; with one, it grows until the writer takes it. */
 #define GROUP_BYTES (256u << 10)
 
 void bg__journal_encode(const bg_journal_t *j, char *dst, size_t i, const bg_item_status_t *st,
@@ -74,7 +75,6 @@ static int write_all(int fd, const char *p, size_t len, uint64_t off) {
 static void written(bg_journal_t *j, size_t len, int ok, uint64_t now) {
   if (ok) {
     j->end += len;
-    j->records += len / j->rsize;
     j->commits++;
   } else if (!j->write_error) {
     /* The first error is kept and no group is written after it: a later one would follow a
@@ -245,12 +245,7 @@ void bg__journal_settled(bg_journal_t *j, size_t b, size_t e) {
       break;
     bg__journal_encode(j, j->buf + j->len, i, st, j->out ? j->out + i * os : NULL);
     j->len += j->rsize;
-    int was = j->state[i];
-    j->n_ok -= was == BG_ITEM_OK;
-    j->n_failed -= was > BG_ITEM_OK;
     j->state[i] = (uint8_t)st->state;
-    j->n_ok += st->state == BG_ITEM_OK;
-    j->n_failed += st->state > BG_ITEM_OK;
   }
   if (j->len && !j->writer_on) {
     now = bg__now_ns();

@@ -255,7 +255,6 @@ static int load(bg_journal_t *j, const char *path, const bg__jhdr *want, char *m
   if (rc != 0)
     return say(msg, cap, rc, "cannot read the journal '%s': %s", path,
                rc == BG_ENOMEM ? "out of memory" : strerror(errno));
-  j->records = (whole - sizeof h) / j->rsize;
   if (whole != (uint64_t)st.st_size) {
     /* A torn last record: what a kill during a write leaves. New records must start on a
      * record boundary, or every one after it would be read out of step. */
@@ -265,10 +264,6 @@ static int load(bg_journal_t *j, const char *path, const bg__jhdr *want, char *m
                  strerror(errno));
   }
   j->end = j->synced_end = whole;
-  for (size_t i = 0; i < h.n; i++) {
-    j->n_ok += j->state[i] == BG_ITEM_OK;
-    j->n_failed += j->state[i] > BG_ITEM_OK;
-  }
   return BG_OK;
 }
 
@@ -380,10 +375,13 @@ int bg_journal_info(const bg_journal_t *j, bg_journal_info_t *info) {
   info->digest = j->h.digest;
   info->base = j->h.base;
   info->total = j->h.total;
-  info->n_ok = j->n_ok;
-  info->n_failed = j->n_failed;
+  /* Counted here, not kept up to date by every record under the lock: info is rare. */
+  for (uint64_t i = 0; i < j->h.n; i++) {
+    info->n_ok += j->state[i] == BG_ITEM_OK;
+    info->n_failed += j->state[i] > BG_ITEM_OK;
+  }
   info->n_dropped = j->n_dropped;
-  info->records = j->records;
+  info->records = (j->end - sizeof j->h) / j->rsize;
   info->commits = j->commits;
   info->syncs = j->syncs;
   info->write_error = j->write_error;

@@ -13,6 +13,7 @@
 
 #include "brigade/error.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,30 +134,53 @@ int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective
   return BG_OK;
 }
 
-/* The report's counts, taken from the statuses of the whole job. */
-static void recount(const bg_item_status_t *st, size_t n, bg_map_report_t *r) {
-  r->n_ok = r->n_failed = r->n_crashed = r->n_exited = r->n_timeout = 0;
-  r->first_failed = SIZE_MAX;
-  r->first_code = 0;
-  r->first_state = BG_ITEM_PENDING;
+static int skipped(const bg__jmap *m, size_t i) {
+  return m->skip[i >> 6] >> (i & 63) & 1;
+}
+
+/* Adds (@sign 1) or takes away (-1) one item's outcome in the report's counts. */
+static void count(bg_map_report_t *r, int state, int sign) {
+  size_t d = (size_t)(ptrdiff_t)sign;
+  if (state == BG_ITEM_OK) {
+    r->n_ok += d;
+  } else if (state != BG_ITEM_PENDING) {
+    r->n_failed += d;
+    r->n_crashed += state == BG_ITEM_CRASHED || state == BG_ITEM_EXITED ? d : 0;
+    r->n_exited += state == BG_ITEM_EXITED ? d : 0;
+    r->n_timeout += state == BG_ITEM_TIMEOUT ? d : 0;
+  }
+}
+
+static void first_failure(bg_map_report_t *r, size_t i, const bg_item_status_t *s) {
+  r->first_failed = i;
+  r->first_state = s->state;
+  r->first_code = s->state == BG_ITEM_FAILED    ? s->code
+                  : s->state == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT
+                                                : BG_ECRASH;
+}
+
+/* The backend counted each replayed item as the trampoline left it (ok where reached, not run
+ * where a halt or Ctrl-C came first): each takes its recorded outcome instead. The counts of
+ * the items that ran (the breaker's among them) stay the backend's own. */
+static void adjust(const bg__jmap *m, size_t n, bg_map_report_t *r) {
+  int lost_first = 0;
   for (size_t i = 0; i < n; i++) {
-    int s = st[i].state;
-    if (s == BG_ITEM_PENDING)
+    if (!skipped(m, i))
       continue;
-    if (s == BG_ITEM_OK) {
-      r->n_ok++;
-      continue;
-    }
-    r->n_failed++;
-    r->n_crashed += s == BG_ITEM_CRASHED || s == BG_ITEM_EXITED;
-    r->n_exited += s == BG_ITEM_EXITED;
-    r->n_timeout += s == BG_ITEM_TIMEOUT;
-    if (r->first_failed == SIZE_MAX) {
-      r->first_failed = i;
-      r->first_state = s;
-      r->first_code = s == BG_ITEM_FAILED    ? st[i].code
-                      : s == BG_ITEM_TIMEOUT ? BG_ETIMEDOUT
-                                             : BG_ECRASH;
+    const bg_item_status_t *rec = &m->rec[i];
+    count(r, m->run[i].state, -1);
+    count(r, rec->state, 1);
+    lost_first |= i == r->first_failed && rec->state == BG_ITEM_OK;
+    if (rec->state > BG_ITEM_OK && i < r->first_failed)
+      first_failure(r, i, rec);
+  }
+  /* A worker killed while skipping an item made it the first failure: find the real one. */
+  if (lost_first) {
+    r->first_failed = SIZE_MAX, r->first_state = BG_ITEM_PENDING, r->first_code = 0;
+    for (size_t i = 0; i < n && r->first_failed == SIZE_MAX; i++) {
+      const bg_item_status_t *s = skipped(m, i) ? &m->rec[i] : &m->run[i];
+      if (s->state > BG_ITEM_OK)
+        first_failure(r, i, s);
     }
   }
   r->n_skipped = n - r->n_ok - r->n_failed;
@@ -167,14 +191,13 @@ int bg__jmap_end(bg__jmap *m, size_t n, bg_map_report_t *r) {
   /* The end of a map is a sync point of the interval policy too: its last records are what a
    * caller that just got a report counts on. */
   int rc = bg__journal_flush(m->j, m->j->sync == BG_JOURNAL_SYNC_INTERVAL);
-  for (size_t i = 0; i < n; i++)
-    if (m->skip[i >> 6] >> (i & 63) & 1)
-      m->run[i] = m->rec[i];
   if (r) {
-    /* Tripped items keep their count (they are failures the breaker made). */
-    recount(m->run, n, r);
+    adjust(m, n, r);
     r->n_replayed = m->n_skip;
   }
+  for (size_t i = 0; i < n; i++)
+    if (skipped(m, i))
+      m->run[i] = m->rec[i];
   release(m);
   return rc;
 }

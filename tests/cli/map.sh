@@ -75,6 +75,8 @@ ok "status lists every item" test "$(wc -l <f.csv)" = 1001
 ok "status has the 100 failures" test "$(grep -c ',failed,7,1$' f.csv)" = 100
 expect 1 err '5 failed .* not run' -- map --task "$F" --n 1000 --backend seq --halt soon,fail=5
 expect 1 err 'item 3: ran past the timeout of 300 ms' -- map --task "$spin:hang_on_three" --n 8 --timeout 300ms --workers 2
+expect 1 err 'item 5: crashed \(SIGSEGV\)' -- map --task "$spin:crash_on_five" --n 20 --out crash.npy
+expect 1 err 'the first, item 5: crashed; --status FILE' -- map --task "$spin:crash_on_five" --n 2M --no-progress
 expect 1 err 'item 3: ran past the timeout of [0-9]+ ms' -- map --task "$spin:hang_on_three" --n 40 --timeout 300% --workers 2
 expect 2 err 'give --retries' -- map --task "$T" --n 10 --retry-on crashed
 expect 2 err "--retry-on 'crash'" -- map --task "$T" --n 10 --retries 2 --retry-on crash

@@ -3,6 +3,7 @@
  * depends only on the index, and, when BG_RUNLOG names a file, one line "i" appended to it each
  * time item i runs, so the test can tell which items ran in which run. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,18 @@ int hang_on_three(void *out, const void *in, size_t i, void *ctx) {
   if (i == 3)
     for (;;)
       pause();
+  uint64_t v = i;
+  memcpy(out, &v, sizeof v);
+  return 0;
+}
+
+int crash_on_five(void *out, const void *in, size_t i, void *ctx);
+
+/* Item 5 dies of SIGSEGV; the others return their index. */
+int crash_on_five(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  if (i == 5)
+    raise(SIGSEGV);
   uint64_t v = i;
   memcpy(out, &v, sizeof v);
   return 0;

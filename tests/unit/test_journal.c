@@ -256,6 +256,43 @@ static void failed_backend(const char *backend, int crash) {
   bg_journal_close(j);
 }
 
+/* A halt before the map reaches replayed items: they still count with their recorded outcome,
+ * and the items rerun but not reached are not run. */
+static void test_halt_before_replayed(void **state) {
+  (void)state;
+  enum { N = 100 };
+  char jp[600];
+  path_of(jp, sizeof jp, "halt.journal");
+  unlink(jp);
+  runs_ctx c = ctx_for("halt.log");
+  c.fail_mod = 2; /* odd items fail */
+  bg_journal_opts_t o = opts_for(N);
+  uint64_t out[N];
+  bg_map_report_t r;
+  bg_journal_t *j = open_ok(jp, &o);
+  assert_int_equal(run_map("threads", j, &c, out, N, NULL, &r), BG_ETASK);
+  bg_journal_close(j);
+  o.flags = BG_JOURNAL_RERUN_FAILED;
+  j = open_ok(jp, &o);
+  bg_pool_t *p = tk_pool("seq", 1);
+  bg_item_status_t st[N];
+  bg_map_desc_t d = tk_desc(task, &c, N, out, sizeof out[0]);
+  d.status = st;
+  d.journal = j;
+  d.flags = BG_MAP_HALT;
+  assert_int_equal(bg_map(p, &d, &r), BG_ETASK);
+  bg_pool_destroy(p);
+  bg_journal_close(j);
+  assert_int_equal(r.n_replayed, N / 2);
+  assert_int_equal(r.n_ok, N / 2); /* the even items, replayed, most never reached */
+  assert_int_equal(r.n_failed, 1); /* item 1, rerun, failed again: the halt */
+  assert_int_equal(r.n_skipped, N / 2 - 1);
+  assert_int_equal(r.first_failed, 1);
+  assert_int_equal(r.first_code, 7);
+  assert_int_equal(st[98].state, BG_ITEM_OK);
+  assert_int_equal(st[99].state, BG_ITEM_PENDING);
+}
+
 static void test_failed_threads(void **state) {
   (void)state;
   failed_backend("threads", 0);
@@ -781,6 +818,7 @@ int main(void) {
       cmocka_unit_test(test_resume_openmp),
       cmocka_unit_test(test_resume_procs),
       cmocka_unit_test(test_failed_threads),
+      cmocka_unit_test(test_halt_before_replayed),
       cmocka_unit_test(test_failed_procs),
       cmocka_unit_test(test_torn_tail),
       cmocka_unit_test(test_flipped_bits),
