@@ -42,7 +42,7 @@ void cmd_map_help(FILE *f) {
       "running:\n"
       "  --backend NAME      procs (default: a crash or a timeout fails only its item),\n"
       "                      procs-copy, procs-persistent, threads, openmp, seq, or mpi\n"
-      "                      under mpirun (rank 0 writes the results; no --journal there)\n"
+      "                      under mpirun (rank 0 keeps the journal and writes the files)\n"
       "  --workers N         workers (default: one per core)\n"
       "  --timeout T         per item, on the procs backends: 30s, 500ms, 2m, seconds, or P%%\n"
       "                      of the median item time so far (from the 3rd item on)\n"
@@ -233,11 +233,13 @@ static const char *state_text(const bg_item_status_t *s, char *buf, size_t cap) 
 
 /* What happened, on stderr: the counts and the first failures with their causes. */
 static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_t replayed,
-                      double secs) {
+                      double secs, unsigned ranks) {
   size_t counts[6] = {0};
   for (size_t i = 0; i < n; i++)
     counts[st[i].state >= 0 && st[i].state < 6 ? st[i].state : 0]++;
   fprintf(stderr, "brigade map: %zu of %zu items ok", counts[BG_ITEM_OK], n);
+  if (ranks > 1)
+    fprintf(stderr, " on %u ranks", ranks);
   size_t failed = n - counts[BG_ITEM_OK] - counts[BG_ITEM_PENDING];
   if (failed)
     fprintf(stderr, ", %zu failed (%zu returned non-zero, %zu crashed, %zu exited, %zu timed out)",
@@ -264,7 +266,7 @@ static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_
 }
 
 /* What happened, from the report alone (no per-item outcomes kept: a large map without
- * --status, or the mpi backend): the counts and the first failure. */
+ * --status): the counts and the first failure. */
 static void summarise_report(const bg_map_report_t *r, size_t n, uint64_t base, unsigned ranks) {
   fprintf(stderr, "brigade map: %zu of %zu items ok", r->n_ok, n);
   if (ranks > 1)
@@ -397,21 +399,28 @@ static int run_map(const map_args *a) {
   uint64_t end = a->sharded ? (a->shard_k + 1) * total / a->shard_n : total;
   size_t n = (size_t)(end - base);
   int keep = 0;
+  /* Under mpirun rank 0 alone keeps the results and outcomes, journals and writes. */
+  unsigned rank = 0, ranks = 1;
+  int mpi = strcmp(a->backend, "mpi") == 0;
+  if (mpi && bg_dist_world(&rank, &ranks) != 0)
+    rank = 0, ranks = 1;
+  int root = rank == 0;
   if ((code = make_paths(a, &p)) != 0)
     goto out;
-  keep = p.s || (n <= STATUS_KEPT_MAX && strcmp(a->backend, "mpi") != 0);
+  keep = root && (p.s || n <= STATUS_KEPT_MAX);
   if ((code = check_memory(n, a->fmt.size, keep, p.j != NULL, a->backend)) != 0)
     goto out;
   if (bench_plugin_load(a->task, n, a->fmt.size, &m.pl, err, sizeof err) != 0) {
     code = cli_usage(CMD, "%s", err);
     goto out;
   }
-  if ((code = open_journal(a, &p, &m.it, base, n, total, &m.j)) != 0 ||
-      (code = start_pool(a, &m)) != 0)
+  /* The pool first: a launcher missing for --backend mpi is said before a journal is made. */
+  if ((code = start_pool(a, &m)) != 0 ||
+      (root && (code = open_journal(a, &p, &m.it, base, n, total, &m.j)) != 0))
     goto out;
-  m.out = calloc(n ? n : 1, a->fmt.size);
+  m.out = root ? calloc(n ? n : 1, a->fmt.size) : NULL;
   m.status = keep ? calloc(n ? n : 1, sizeof *m.status) : NULL;
-  if (!m.out || (keep && !m.status)) {
+  if ((root && !m.out) || (keep && !m.status)) {
     code = cli_fail(CMD, "out of memory for %zu results", n);
     goto out;
   }
@@ -466,18 +475,12 @@ static int run_map(const map_args *a) {
                  rc == BG_ENOMEM ? "; run it in shards (--shard K/N) or give smaller results" : "");
     goto out;
   }
-  if (strcmp(a->backend, "mpi") == 0) {
-    /* Results and counts are on rank 0 only, and the mpi backend keeps no per-item outcomes:
-     * rank 0 alone reports and writes. */
-    unsigned rank = 0, ranks = 1;
-    bg_dist_world(&rank, &ranks);
-    if (rank != 0)
-      goto out;
-    summarise_report(&r, n, base, ranks);
-  } else if (m.status) {
-    summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9);
+  if (!root)
+    goto out;
+  if (m.status) {
+    summarise(m.status, n, base, r.n_replayed, (double)r.wall_ns / 1e9, ranks);
   } else {
-    summarise_report(&r, n, base, 1);
+    summarise_report(&r, n, base, ranks);
   }
   if (rc == BG_ECANCELED) {
     fprintf(stderr, "brigade map: interrupted; no result file written. %s\n",
@@ -533,7 +536,7 @@ static int run_merge(const map_args *a) {
                       "not merged into %s: %s; resume those shards (the same brigade map "
                       "command with their --shard K/N and --resume), then merge again",
                       a->out ? a->out : "a result", mg.incomplete);
-    summarise(mg.status, mg.total, 0, 0, 0);
+    summarise(mg.status, mg.total, 0, 0, 0, 1);
     size_t ok = 0;
     for (size_t i = 0; i < mg.total; i++)
       ok += mg.status[i].state == BG_ITEM_OK;

@@ -269,12 +269,6 @@ static int check(map_args *a, uint64_t out_size, uint64_t cols, int dtype_given)
                           "procs-copy or procs-persistent (or use --halt soon)");
   if (a->retry_on && !a->retries)
     return cli_usage(CMD, "--retry-on says which failures --retries N runs again; give --retries");
-  if (strcmp(a->backend, "mpi") == 0 && a->status)
-    return cli_usage(CMD, "--status does not work on the mpi backend: it reports counts and the "
-                          "first failure, not each item's outcome (use --shard for that)");
-  if (strcmp(a->backend, "mpi") == 0 && a->journal)
-    return cli_usage(CMD, "--journal does not work on the mpi backend (each rank would need "
-                          "its own); use --shard K/N for many machines, or a one-machine backend");
   return result_format(a, out_size, cols, dtype_given);
 }
 

@@ -107,7 +107,8 @@ typedef struct bg_map_desc {
   size_t out_size; /* bytes per result when @out is set */
   unsigned flags;  /* enum bg_map_flags */
   /* Version 2. */
-  bg_item_status_t *status; /* optional: n entries, what became of each item */
+  bg_item_status_t *status; /* optional: n entries, what became of each item (mpi: filled
+                               on rank 0, whichever rank ran the item) */
   uint32_t timeout_ms;      /* per item; 0: none. Only backends that isolate tasks (procs) */
   uint32_t retries;         /* run a failed item again, up to this many times */
   bg_progress_fn progress;  /* optional */
@@ -132,8 +133,9 @@ typedef struct bg_map_desc {
    * out and their outcomes into status, and those items are not run again (failed ones are,
    * under BG_JOURNAL_RERUN_FAILED). Every item that settles during the map is then appended to
    * it, with its outcome and result, in group commits under the journal's sync policy. The
-   * report counts the whole job, replayed items included (n_replayed says how many). The mpi
-   * backend refuses a journal (BG_EBACKEND): see docs/JOURNAL.md. */
+   * report counts the whole job, replayed items included (n_replayed says how many). On the
+   * mpi backend only rank 0 passes a journal, which then records every rank's items (a journal
+   * on another rank fails the map on every rank, BG_EINVAL there): see docs/JOURNAL.md. */
   bg_journal_t *journal;
   /* Version 7. Under BG_MAP_HALT: the number of failed items after which the map hands out
    * no more work (GNU parallel's --halt soon,fail=N). 0 and 1 mean the first failure. */

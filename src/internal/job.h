@@ -71,10 +71,14 @@ typedef struct bg__job {
   bg_journal_t *journal;    /* I: desc->journal: told of every item that settles, or NULL */
   uint64_t t0_ns;           /* I: when the map started, for start-up times */
   int rc;                   /* set by a backend that could not run the map (BG_ENOMEM ...) */
-  int interrupted;          /* set by a backend stopped by SIGINT or SIGTERM */
-  int tripped;              /* set by a backend whose circuit breaker tripped (procs) */
-  size_t n_tripped;         /* items that breaker failed without running them */
-  int shrunk;               /* set when a file behind desc->in or desc->out shrank (procs) */
+  int refuse;               /* I: a collective backend's rank that must fail the map on every
+                               rank instead of leaving the others waiting (its journal) */
+  const bg_item_status_t *replayed; /* I: rank 0 of a collective map: the outcomes its journal
+                                       replayed (n, by item), counted in every rank's report */
+  int interrupted;                  /* set by a backend stopped by SIGINT or SIGTERM */
+  int tripped;                      /* set by a backend whose circuit breaker tripped (procs) */
+  size_t n_tripped;                 /* items that breaker failed without running them */
+  int shrunk; /* set when a file behind desc->in or desc->out shrank (procs) */
 } bg__job;
 
 /* Counts @nfail failures under halt_on_error; true when the map must halt. */

@@ -21,9 +21,9 @@ typedef struct bg__jmap {
 /* Before the map: checks that @d's journal is of @d's n and sizes, replays it into d->out and
  * the statuses, and rewrites @d (a private copy) so that the replayed items are skipped and
  * the statuses land where the journal reads them. Return: 0; BG_EINVAL (another n or sizes);
- * BG_EBUSY (the journal is in another map); BG_EBACKEND (@collective: the mpi backend);
- * BG_ENOMEM; BG_ESYS (the journal cannot be read). */
-int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective);
+ * BG_EBUSY (the journal is in another map); BG_ENOMEM; BG_ESYS (the journal cannot be read).
+ * On the mpi backend only rank 0 calls it: its journal records the whole map. */
+int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent);
 
 /* After the map: writes the records still pending, gives the skipped items their recorded
  * outcomes and recounts @r (when not NULL) over the whole job. Return: 0, or the journal's

@@ -81,11 +81,9 @@ static void release(bg__jmap *m) {
   memset(m, 0, sizeof *m);
 }
 
-int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent, int collective) {
+int bg__jmap_begin(bg__jmap *m, bg_map_desc_t *d, int persistent) {
   memset(m, 0, sizeof *m);
   bg_journal_t *j = d->journal;
-  if (collective)
-    return BG_EBACKEND;
   if (j->flags & BG_JOURNAL_INSPECT)
     return BG_EINVAL;
   if (j->h.n != d->n || j->h.in_size != (d->in ? d->in_size : 0) ||

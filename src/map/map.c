@@ -5,6 +5,7 @@
 #include "brigade/cache.h"
 #include "brigade/error.h"
 #include "internal/clock.h"
+#include "brigade/dist.h"
 #include "internal/journal_map.h"
 #include "internal/memo.h"
 #include "internal/pool_impl.h"
@@ -320,6 +321,21 @@ static void start_progress(const bg_map_desc_t *d) {
     d->progress(0, d->n, d->progress_ud);
 }
 
+/* Replays @d's journal and rewrites @d to skip what it settled. On the mpi backend only rank
+ * 0 does: its journal records the whole map (backend/mpi_map.c), and a journal on another rank
+ * is refused. A collective map that cannot use its journal still runs, so that every rank fails
+ * it together instead of waiting for this one (desc.journal is then dropped). */
+static int begin_journal(bg_pool_t *pool, bg__jmap *jm, bg_map_desc_t *d) {
+  int collective = pool->ops->collective && !bg__in_task();
+  unsigned rank = 0, ranks = 1;
+  int rc = collective && bg_dist_world(&rank, &ranks) != 0 ? BG_EBACKEND
+           : rank != 0                                     ? BG_EINVAL
+                       : bg__jmap_begin(jm, d, pool->ops->persistent);
+  if (rc != 0 && collective)
+    d->journal = NULL;
+  return rc;
+}
+
 int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) {
   bg_map_desc_t desc;
   if (!pool || !user || user->version == 0 || user->version > BG_MAP_DESC_VERSION)
@@ -345,9 +361,10 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
   if (d->status)
     memset(d->status, 0, d->n * sizeof *d->status);
   bg__jmap jm = {0};
-  if (d->journal && (rc = bg__jmap_begin(&jm, &desc, pool->ops->persistent,
-                                         pool->ops->collective && !bg__in_task())) != 0)
-    return rc;
+  int refuse = 0;
+  if (d->journal && (refuse = begin_journal(pool, &jm, &desc)) != 0 &&
+      !(pool->ops->collective && !bg__in_task()))
+    return refuse;
   bg__progress prog = {.fn = d->progress,
                        .ud = d->progress_ud,
                        .total = d->n,
@@ -367,7 +384,9 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
                  .progress = d->progress ? &prog : NULL,
                  .trace = d->trace,
                  .journal = d->journal,
-                 .t0_ns = t0};
+                 .t0_ns = t0,
+                 .refuse = refuse,
+                 .replayed = jm.n_skip ? jm.rec : NULL};
   bg_map_report_t r;
   if (bg__in_task()) {
     start_progress(d);
@@ -388,10 +407,10 @@ int bg_map(bg_pool_t *pool, const bg_map_desc_t *user, bg_map_report_t *report) 
     pool->last_wall_ns = bg__now_ns() - t0;
     pthread_mutex_unlock(&pool->map_lock);
   }
-  if (job.rc != 0) {
+  if (job.rc != 0 || refuse) {
     if (d->journal)
       bg__jmap_abort(&jm);
-    return job.rc;
+    return job.rc ? job.rc : refuse;
   }
   int jrc = d->journal ? bg__jmap_end(&jm, d->n, &r) : BG_OK;
   r.schedule = pool->schedule;

@@ -53,7 +53,6 @@ expect 2 err "unknown option '--frob'" -- map --task "$T" --n 10 --frob 1
 expect 2 err "--n '0'" -- map --task "$T" --n 0
 expect 2 err '--merge needs the shards' -- map --merge --out x.npy
 expect 2 err 'it runs nothing' -- map --merge a.j --task "$T" --out x.npy
-expect 2 err 'journal does not work on the mpi backend' -- map --task "$T" --n 10 --backend mpi --journal j
 printf 'not an array' >bad.bin
 expect 2 err 'is not a .npy file; for raw records' -- map --task "$T" --in bad.bin
 expect 2 err 'not a whole number of records' -- map --task "$T" --in bad.bin --in-size 5
@@ -130,23 +129,6 @@ expect 2 err 'results of 8 bytes, --out asks for 4' -- map --merge s.shard*-of-3
 SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=3 SLURM_ARRAY_TASK_STEP=2 \
   expect 2 err 'not a range with a step' -- map --task "$T" --n 10 --out x.npy
 
-# The mpi backend under mpirun (where it is built and installed): rank 0 alone reports and
-# writes the result; per-item statuses and journals are refused there.
-expect 2 err '--status does not work on the mpi backend' -- map --task "$T" --n 10 --backend mpi --status x.csv
-if command -v mpirun >/dev/null 2>&1 && "$bin" --version | grep -q 'mpi=on'; then
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-    mpirun --timeout 120 --bind-to none -np 2 "$bin" map --task "$T" --n 1000 --backend mpi \
-    --out mpi.npy >mpi.out 2>mpi.err
-  if [ $? -eq 0 ] && cmp -s mpi.npy ref.npy && [ "$(grep -c 'items ok on 2 ranks' mpi.err)" = 1 ]; then
-    pass=$((pass + 1))
-  else
-    echo "FAIL: brigade map --backend mpi under mpirun -np 2"
-    sed 's/^/  err: /' mpi.err | head -5
-    fail=$((fail + 1))
-  fi
-fi
-
 # A stranger's trial: outputs that would destroy an input or each other are refused; a FIFO is
 # not waited on; a journal that cannot be written loses no result; two fresh runs on one
 # journal never both go on; a whole job runs in a Slurm array task with --shard 0/1; a merge
@@ -217,6 +199,48 @@ else
 fi
 expect 0 err '100000 of 100000 items ok, [0-9]+ of them from the journal' -- map --task "$spin:spin_hash" --n 100000 --out big.npy --journal big.j --resume
 ok "no temporary left" test -z "$(ls -A | grep '^\.')"
+
+# The mpi backend under mpirun (where it is built and installed): rank 0 reports, keeps the
+# statuses and the journal and writes the files; its journal resumes under mpirun with another
+# number of ranks, or on one machine; a rank killed halfway loses only the chunks in flight.
+expect 2 err 'runs under mpirun' -- map --task "$T" --n 10 --backend mpi --journal never.j
+ok "no journal made without a launcher" test ! -e never.j
+if command -v mpirun >/dev/null 2>&1 && "$bin" --version | grep -q 'mpi=on'; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+  launch=(mpirun --timeout 120 --bind-to none -np 2)
+  expect 0 err '1000 of 1000 items ok on 2 ranks' -- map --task "$T" --n 1000 --backend mpi --out mpi.npy
+  ok "the mpi map's results equal one run's" cmp mpi.npy ref.npy
+  "$bin" map --task "$F" --n 1000 --backend threads --status one.csv 2>/dev/null
+  launch=(mpirun --timeout 120 --bind-to none -np 2)
+  expect 1 err '900 of 1000 items ok on 2 ranks, 100 failed' -- \
+    map --task "$F" --n 1000 --backend mpi --journal mj.j --name job-v1 --status mpi.csv
+  ok "rank 0 writes every item's status, as one machine does" cmp one.csv mpi.csv
+  launch=(mpirun --timeout 120 --bind-to none -np 4)
+  expect 0 err '1000 of 1000 items ok on 4 ranks, 900 of them from the journal' -- \
+    map --task "$T" --n 1000 --backend mpi --journal mj.j --name job-v1 --resume-failed --out mr.npy
+  ok "the resumed mpi map's results equal one run's" cmp mr.npy ref.npy
+  launch=()
+  expect 0 err '1000 of 1000 items ok, 1000 of them from the journal' -- \
+    map --task "$T" --n 1000 --backend threads --journal mj.j --name job-v1 --resume --out mt.npy
+  ok "an mpi journal resumes on one machine" cmp mt.npy ref.npy
+  # kill -9 of rank 0 halfway: mpirun ends the other ranks; the resume completes the job.
+  mpirun --timeout 120 --bind-to none -np 2 "$bin" map --task "$spin:spin_hash" --n 100000 \
+    --backend mpi --journal mk.j --out mk.npy --no-progress >/dev/null 2>mk.err &
+  job=$!
+  for _ in $(seq 50); do
+    [ -s mk.j ] && [ "$(stat -c %s mk.j)" -gt 4096 ] && break
+    sleep 0.1
+  done
+  pkill -KILL -f "map --task $spin:spin_hash --n 100000 --backend mpi" 2>/dev/null
+  wait $job 2>/dev/null
+  launch=(mpirun --timeout 120 --bind-to none -np 2)
+  expect 0 err '100000 of 100000 items ok on 2 ranks, [1-9][0-9]{0,4} of them from the journal' -- \
+    map --task "$spin:spin_hash" --n 100000 --backend mpi --journal mk.j --out mk.npy --resume
+  ok "the killed and resumed mpi map equals one run's" cmp mk.npy big.npy
+  launch=()
+  ok "no brigade process outlives mpirun" test -z "$(pgrep -f "$bin map --task $spin" || true)"
+fi
 
 echo "cli map: $pass passed, $fail failed"
 [ $fail -eq 0 ]

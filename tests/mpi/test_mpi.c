@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Run under mpirun (tests/mpi/run.sh, 2 and 4 ranks): the mpi backend's maps equal seq's on
  * every workload of the catalogue, with inputs on rank 0 only, results on every rank, failing
- * items and halting; the distributed knn equals the single-process search on the knn test
- * matrix, uneven slices, empty slices, exact ties and k > 1 included. Every rank checks; the
- * job fails when any rank does. */
+ * items and halting, statuses and a journal on rank 0; the distributed knn equals the
+ * single-process search on the knn test matrix, uneven slices, empty slices, exact ties and k > 1
+ * included. Every rank checks; the job fails when any rank does. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "brigade.h"
 #include "brigade/dist.h"
@@ -150,6 +151,145 @@ static void failures_are_reported(bg_pool_t *mpi) {
   free(out);
 }
 
+/* Rank 0 gets every item's outcome in desc.status, whichever rank ran it. */
+static void statuses_on_rank_0(bg_pool_t *mpi) {
+  size_t n = 3001;
+  bg_item_status_t *st = calloc(n, sizeof *st);
+  uint64_t *out = calloc(n, sizeof *out);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = fail_multiples_of_7, d.n = n, d.out = out, d.out_size = sizeof *out;
+  d.status = rank == 0 ? st : NULL;
+  CHECK(bg_map(mpi, &d, NULL) == BG_ETASK);
+  size_t bad = 0;
+  for (size_t i = 0; rank == 0 && i < n; i++)
+    bad += i % 7 == 3 ? st[i].state != BG_ITEM_FAILED || st[i].code != 40 + (int)(i % 5)
+                      : st[i].state != BG_ITEM_OK;
+  CHECK(bad == 0);
+  free(st), free(out);
+}
+
+/* The item's index plus 1,000,000: what a resumed map writes, unlike the first run's i. */
+static int mark_rerun(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  *(uint64_t *)out = i + 1000000;
+  return 0;
+}
+
+/* Fails every item the first run settled ok: run on a resume-failed map, it shows that only
+ * the failed items ran again. */
+static int only_the_failed(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  *(uint64_t *)out = i + 1000000;
+  return i % 7 == 3 ? 0 : 99;
+}
+
+/* Rank 0 opens the journal of a map of @n uint64 results (the others pass none). */
+static bg_journal_t *journal_of(const char *path, size_t n, unsigned flags) {
+  if (rank != 0)
+    return NULL;
+  bg_journal_opts_t o;
+  bg_journal_opts_init(&o);
+  o.task = "mpi-test", o.n = n, o.out_size = sizeof(uint64_t), o.flags = flags;
+  bg_journal_t *j = NULL;
+  char msg[512];
+  int rc = bg_journal_open(path, &o, &j, msg, sizeof msg);
+  if (rc != 0)
+    fprintf(stderr, "rank 0: %s\n", msg);
+  CHECK(rc == 0);
+  return j;
+}
+
+/* Rank 0's journal records every rank's items as they arrive; a resume with any number of
+ * ranks replays them and runs only what is missing (or failed, when asked). */
+static void journal_across_ranks(bg_pool_t *mpi) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/bg-mpi-journal-%ld", (long)getpid());
+  size_t n = 5000, want = 0;
+  for (size_t i = 0; i < n; i++)
+    want += i % 7 == 3;
+  uint64_t *out = calloc(n, sizeof *out);
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = fail_multiples_of_7, d.n = n, d.out = out, d.out_size = sizeof *out;
+  d.journal = journal_of(path, n, BG_JOURNAL_TRUNCATE);
+  bg_map_report_t r;
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+  CHECK(r.n_ok == n - want && r.n_failed == want);
+  bg_journal_info_t ji;
+  if (rank == 0) {
+    CHECK(bg_journal_info(d.journal, &ji) == 0);
+    CHECK(ji.records == n && ji.n_ok == n - want && ji.n_failed == want && !ji.write_error);
+    CHECK(bg_journal_close(d.journal) == 0);
+  }
+  /* Resume-failed: the ok items come from the journal, only the failed ones run. */
+  memset(out, 0, n * sizeof *out);
+  d.fn = only_the_failed;
+  d.journal = journal_of(path, n, BG_JOURNAL_RERUN_FAILED);
+  CHECK(bg_map(mpi, &d, &r) == 0);
+  size_t bad = 0;
+  for (size_t i = 0; rank == 0 && i < n; i++)
+    bad += out[i] != (i % 7 == 3 ? i + 1000000 : i);
+  CHECK(bad == 0);
+  /* Every rank counts the whole job; rank 0 alone knows which items were replayed. */
+  CHECK(r.n_ok == n && r.n_replayed == (rank == 0 ? n - want : 0));
+  if (rank == 0)
+    CHECK(bg_journal_close(d.journal) == 0);
+
+  /* A map halted partway: its journal holds some items; the resume runs exactly the others. */
+  d.fn = fail_multiples_of_7, d.flags = BG_MAP_HALT;
+  memset(out, 0, n * sizeof *out);
+  d.journal = journal_of(path, n, BG_JOURNAL_TRUNCATE);
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+  CHECK(r.n_skipped > 0);
+  bg_item_status_t *rec = calloc(n, sizeof *rec);
+  if (rank == 0) {
+    CHECK(bg_journal_close(d.journal) == 0);
+    d.journal = journal_of(path, n, 0);
+    CHECK(bg_journal_replay(d.journal, rec, NULL) == 0);
+  }
+  d.fn = mark_rerun, d.flags = 0;
+  memset(out, 0, n * sizeof *out);
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK); /* the recorded failures stay failed */
+  size_t replayed = 0;
+  for (size_t i = 0; rank == 0 && i < n; i++) {
+    replayed += rec[i].state != BG_ITEM_PENDING;
+    if (rec[i].state == BG_ITEM_OK)
+      bad += out[i] != i;
+    else if (rec[i].state == BG_ITEM_PENDING)
+      bad += out[i] != i + 1000000;
+  }
+  CHECK(bad == 0);
+  CHECK(r.n_ok + r.n_failed == n && r.n_skipped == 0 && r.first_code >= 40);
+  if (rank == 0) {
+    CHECK(replayed > 0 && replayed < n && r.n_replayed == replayed);
+    CHECK(bg_journal_info(d.journal, &ji) == 0 && ji.n_ok + ji.n_failed == n);
+    CHECK(bg_journal_close(d.journal) == 0);
+  }
+  free(rec);
+
+  /* A journal on a rank other than 0, or one rank 0 cannot use, fails the map on every rank
+   * together: no rank is left waiting. */
+  char mine[80];
+  snprintf(mine, sizeof mine, "%s.rank%u", path, rank);
+  bg_journal_opts_t o;
+  bg_journal_opts_init(&o);
+  o.task = "mpi-test", o.n = rank == 0 ? n + 1 : n, o.out_size = sizeof *out;
+  bg_journal_t *j = NULL;
+  CHECK(bg_journal_open(mine, &o, &j, NULL, 0) == 0);
+  d.journal = rank == ranks - 1 ? j : NULL;
+  int rc = bg_map(mpi, &d, &r);
+  CHECK(rank == ranks - 1 ? rc == BG_EINVAL : rc == BG_ETASK && r.first_code == BG_EINVAL);
+  d.journal = rank == 0 ? j : NULL; /* of n + 1 items */
+  rc = bg_map(mpi, &d, &r);
+  CHECK(rank == 0 ? rc == BG_EINVAL : rc == BG_ETASK && r.first_code == BG_EINVAL);
+  CHECK(bg_journal_close(j) == 0);
+  unlink(mine);
+  if (rank == 0)
+    unlink(path);
+  free(out);
+}
+
 /* Values from a seeded generator, with exact ties planted: rows `tie` and `tie + 1` equal. */
 static float *vectors(size_t rows, size_t dim, uint64_t seed) {
   float *v = malloc(rows * dim * sizeof *v + 1);
@@ -239,6 +379,8 @@ int main(void) {
   catalogue_equals_seq(mpi, seq);
   inputs_and_results(mpi);
   failures_are_reported(mpi);
+  statuses_on_rank_0(mpi);
+  journal_across_ranks(mpi);
   knn_equals_single(mpi, local);
   bg_pool_destroy(mpi), bg_pool_destroy(seq), bg_pool_destroy(local);
   if (rank == 0 && failures == 0)
