@@ -31,6 +31,8 @@ packages=(
   clang libomp-dev libclang-rt-dev              # OpenMP for clang, sanitizer runtimes (TSan leg)
   python3                                       # the CLI tests parse JSON output with it
   python3-numpy                                 # ... and check brigade knn against NumPy
+  python3-venv python3-dev python3-pytest       # the Python package (python/) and its tests
+  python3-cffi python3-numba                    # ... which map cffi and numba functions
   clang-format                                  # make format-check
   gnuplot-nox                                   # brigade bench --plot
   openmpi-bin libopenmpi-dev                    # the mpi backend and its tests (mpirun)

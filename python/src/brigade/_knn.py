@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: MIT
+"""brigade.knn: exact top-k search on NumPy arrays, within a memory budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._errors import translate
+
+Shape = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class KnnPlan:
+    """How a search is cut into tiles, decided before anything is allocated.
+
+    ``bytes`` is what the search allocates besides its inputs and outputs (tiles, packing,
+    norms), ``min_bytes`` the least any plan needs, ``budget`` the budget it was made for.
+    """
+
+    backend: str
+    tile_q: int
+    tile_db: int
+    workers: int
+    bytes: int
+    min_bytes: int
+    budget: int
+    blas_bytes: int
+
+
+def _plan(d: dict) -> KnnPlan:
+    return KnnPlan(**{f: d[f] for f in KnnPlan.__dataclass_fields__})
+
+
+def _as_matrix(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+    """@a as a C-contiguous 2-D array of @dtype: itself when it already is (no copy)."""
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows, dim), not of shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _common_dtype(db: np.ndarray, queries: np.ndarray) -> np.dtype:
+    """float32 when both are float32; float64 otherwise (other types are converted once)."""
+    if db.dtype == np.float32 and queries.dtype == np.float32:
+        return np.dtype(np.float32)
+    for a, name in ((db, "db"), (queries, "queries")):
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise ValueError(f"{name} has dtype {a.dtype}: give float32 or float64 numbers")
+    return np.dtype(np.float64)
+
+
+def _check_precision(precision: str) -> None:
+    if precision != "exact":
+        raise ValueError(
+            f"precision {precision!r} is not available: this version computes exact fp32/f64 "
+            "scores only (precision='exact')"
+        )
+
+
+def _workers(workers: Optional[int]) -> int:
+    if workers is None:
+        return 0
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    return workers
+
+
+def knn(
+    db: np.ndarray,
+    queries: np.ndarray,
+    k: int = 1,
+    metric: str = "ip",
+    backend: str = "auto",
+    mem_budget: Optional[int] = None,
+    precision: str = "exact",
+    workers: Optional[int] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The k database rows nearest each query: ``(indices, scores)``, each (len(queries), k).
+
+    ``metric`` is "ip" (largest inner product, the lecture's question), "cosine" or "l2"
+    (smallest squared distance). Scores are exact, in the inputs' precision; ties go to the
+    lowest index. float32 or float64 C-contiguous arrays are read where they are (no copy);
+    anything else is converted once (both to float64 when their types differ).
+
+    ``mem_budget`` is the bytes the search may allocate besides its inputs and outputs (None:
+    half the memory available, cgroup- and ulimit-aware); a budget too small for any plan
+    raises MemoryError with the numbers, before anything is allocated. ``backend`` is
+    "auto", "blocked", "blas" or "naive". The GIL is released during the search.
+    """
+    _check_precision(precision)
+    db, queries = np.asarray(db), np.asarray(queries)
+    dtype = _common_dtype(db, queries)
+    db = _as_matrix(db, "db", dtype)
+    queries = _as_matrix(queries, "queries", dtype)
+    if db.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"db has {db.shape[1]} dimensions and queries {queries.shape[1]}: they must agree"
+        )
+    nq = queries.shape[0]
+    idx = np.empty((nq, k if k > 0 else 0), dtype=np.int64)
+    scores = np.empty((nq, k if k > 0 else 0), dtype=dtype)
+    try:
+        _native.knn(
+            db, db.shape[0], queries, nq, db.shape[1], dtype == np.float64, k, metric,
+            backend, mem_budget or 0, _workers(workers), idx, scores, False,
+        )
+    except _native.Error as e:
+        raise translate(e) from None
+    return idx, scores
+
+
+def knn_plan(
+    db: Union[np.ndarray, Shape],
+    queries: Union[np.ndarray, Shape],
+    k: int = 1,
+    metric: str = "ip",
+    backend: str = "auto",
+    mem_budget: Optional[int] = None,
+    precision: str = "exact",
+    workers: Optional[int] = None,
+    dtype: Union[str, np.dtype, type] = np.float32,
+) -> KnnPlan:
+    """The plan ``knn`` would follow, without reading or allocating anything.
+
+    ``db`` and ``queries`` are arrays or their shapes ``(rows, dim)`` (then ``dtype`` says
+    float32 or float64), so the plan of a search too large to hold in memory can be seen.
+    Raises MemoryError when no plan fits ``mem_budget``.
+    """
+    _check_precision(precision)
+
+    def shape_of(a: Union[np.ndarray, Shape], name: str) -> Shape:
+        s = tuple(a.shape) if isinstance(a, np.ndarray) else tuple(a)
+        if len(s) != 2 or any(int(x) < 0 for x in s):
+            raise ValueError(f"{name} must be a 2-D array or a shape (rows, dim), not {a!r}")
+        return int(s[0]), int(s[1])
+
+    (nb, dim), (nq, qdim) = shape_of(db, "db"), shape_of(queries, "queries")
+    if dim != qdim:
+        raise ValueError(f"db has {dim} dimensions and queries {qdim}: they must agree")
+    if isinstance(db, np.ndarray) and isinstance(queries, np.ndarray):
+        dt = _common_dtype(db, queries)
+    else:
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype {dt} is not float32 or float64")
+    try:
+        d = _native.knn(
+            None, nb, None, nq, dim, dt == np.float64, k, metric, backend,
+            mem_budget or 0, _workers(workers), None, None, True,
+        )
+    except _native.Error as e:
+        raise translate(e) from None
+    return _plan(d)
+

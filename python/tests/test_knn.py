@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: MIT
+"""brigade.knn and brigade.knn_plan against NumPy's float64 reference."""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import brigade
+
+
+def reference(db: np.ndarray, q: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """float64 scores of every pair, oriented so that larger is better."""
+    db64, q64 = db.astype(np.float64), q.astype(np.float64)
+    if metric == "ip":
+        return q64 @ db64.T
+    if metric == "cosine":
+        qn = np.linalg.norm(q64, axis=1, keepdims=True)
+        dn = np.linalg.norm(db64, axis=1, keepdims=True)
+        return (q64 @ db64.T) / (qn * dn.T)
+    return -((q64 * q64).sum(1)[:, None] - 2 * q64 @ db64.T + (db64 * db64).sum(1)[None, :])
+
+
+SHAPES = [(1, 1, 1, 1), (100, 10, 3, 1), (1000, 100, 100, 1), (1000, 37, 65, 5),
+          (5000, 200, 33, 10), (257, 3, 1, 257)]
+
+
+@pytest.mark.parametrize("nb,nq,dim,k", SHAPES)
+@pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_answers_equal_the_reference(nb: int, nq: int, dim: int, k: int, metric: str,
+                                     dtype: type) -> None:
+    rng = np.random.default_rng(nb * 7 + nq * 3 + dim)
+    db = rng.standard_normal((nb, dim)).astype(dtype)
+    q = rng.standard_normal((nq, dim)).astype(dtype)
+    idx, scores = brigade.knn(db, q, k=k, metric=metric)
+    assert idx.shape == (nq, k) and scores.shape == (nq, k) and scores.dtype == dtype
+    ref = reference(db, q, k, metric)
+    best = -np.sort(-ref, axis=1)[:, :k]
+    got = np.take_along_axis(ref, idx, axis=1)
+    # Every chosen row is as good as the reference's row of its rank (within the dtype's
+    # rounding), and no row is chosen twice.
+    tol = 1e-9 if dtype == np.float64 else 2e-4
+    scale = np.abs(best).max() + 1
+    assert np.all(np.abs(got - best) <= tol * scale)
+    assert all(len(set(row)) == k for row in idx.tolist())
+    # In one dimension every cosine is +-1: ties that rounding orders either way.
+    if dtype == np.float64 and not (metric == "cosine" and dim == 1):
+        assert np.array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :k])
+        want = best if metric != "l2" else -best
+        assert np.allclose(scores, want, rtol=1e-9, atol=1e-9 * scale)
+
+
+def test_ties_go_to_the_lowest_index() -> None:
+    db = np.ones((50, 4), dtype=np.float32)
+    idx, _ = brigade.knn(db, np.ones((3, 4), dtype=np.float32), k=4)
+    assert idx.tolist() == [[0, 1, 2, 3]] * 3
+
+
+def test_inputs_are_not_copied() -> None:
+    db = np.random.default_rng(1).random((200_000, 64), dtype=np.float32)  # 51 MB
+    q = db[:100].copy()
+    tracemalloc.start()
+    try:
+        brigade.knn(db, q, k=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < db.nbytes // 20, f"{peak} bytes allocated through Python for a {db.nbytes}-byte db"
+
+
+def test_other_layouts_and_types_are_converted_once() -> None:
+    rng = np.random.default_rng(2)
+    db = rng.standard_normal((300, 16))
+    q = rng.standard_normal((16, 5)).T  # not C-contiguous
+    idx, scores = brigade.knn(db.astype(np.float32), q, k=3)  # mixed: both in float64
+    assert scores.dtype == np.float64
+    assert np.array_equal(idx, np.argsort(-(q @ db.T), axis=1, kind="stable")[:, :3])
+    ints = (db * 10).astype(np.int32)
+    idx, _ = brigade.knn(ints, ints[:4], k=1, metric="l2")
+    assert idx[:, 0].tolist() == [0, 1, 2, 3]
+
+
+def test_the_memory_wall_case_plans_within_a_small_budget() -> None:
+    budget = 256 << 20
+    plan = brigade.knn_plan((100_000, 1000), (100_000, 1000), k=1, mem_budget=budget)
+    assert 0 < plan.bytes <= budget and plan.budget == budget
+    assert plan.tile_q >= 1 and plan.tile_db >= 1
+    with pytest.raises(MemoryError, match=r"smallest plan needs [\d,]+ bytes; the budget is 1,000"):
+        brigade.knn_plan((100_000, 1000), (100_000, 1000), mem_budget=1000)
+    db = np.ones((1000, 100), dtype=np.float32)
+    with pytest.raises(MemoryError) as err:
+        brigade.knn(db, db[:10], mem_budget=1000)
+    assert err.value.details["min_bytes"] > 1000  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda db: brigade.knn(db, db[:, :3]), "dimensions"),
+        (lambda db: brigade.knn(db, db, k=0), "invalid argument"),
+        (lambda db: brigade.knn(db, db, k=11), "invalid argument"),
+        (lambda db: brigade.knn(db, db, metric="dot"), "unknown metric 'dot'"),
+        (lambda db: brigade.knn(db, db, backend="quantum"), "no such backend"),
+        (lambda db: brigade.knn(db, db, precision="bf16"), "precision 'bf16'"),
+        (lambda db: brigade.knn(db[None], db), "2-D"),
+        (lambda db: brigade.knn(db.astype(complex), db), "complex"),
+        (lambda db: brigade.knn(db, db, workers=0), "workers"),
+    ],
+)
+def test_errors_are_exceptions(call, message: str) -> None:  # type: ignore[no-untyped-def]
+    db = np.ones((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=message):
+        call(db)
+
+
+def test_nan_is_refused() -> None:
+    db = np.ones((10, 4), dtype=np.float32)
+    db[3, 2] = np.nan
+    with pytest.raises(ValueError):
+        brigade.knn(db, db[:2])
+
+
+def watch_gil(call) -> bool:  # type: ignore[no-untyped-def]
+    """Whether another Python thread ran in the middle of @call (between 30% and 90% of its
+    duration, well away from the switches that may happen just before and after it)."""
+    seen: list = []
+    stop = threading.Event()
+
+    def counter() -> None:
+        while not stop.is_set():
+            seen.append(time.perf_counter())
+
+    t = threading.Thread(target=counter)
+    t.start()
+    try:
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
+    finally:
+        stop.set()
+        t.join()
+    lo, hi = t0 + 0.3 * (t1 - t0), t0 + 0.9 * (t1 - t0)
+    return any(lo < s < hi for s in seen)
+
+
+def test_the_gil_is_released_during_a_search() -> None:
+    rng = np.random.default_rng(3)
+    db = rng.random((100_000, 256), dtype=np.float32)
+    q = rng.random((1_000, 256), dtype=np.float32)
+    assert watch_gil(lambda: brigade.knn(db, q, k=1, workers=1)), "the GIL was held"
