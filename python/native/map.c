@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *report_dict(const bg_map_report_t *r, const char *backend) {
+PyObject *bgpy_report(const bg_map_report_t *r, const char *backend) {
   return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:i,s:i,s:d,s:s,s:i}", "n_ok",
                        (Py_ssize_t)r->n_ok, "n_failed", (Py_ssize_t)r->n_failed, "n_skipped",
                        (Py_ssize_t)r->n_skipped, "n_crashed", (Py_ssize_t)r->n_crashed, "n_exited",
@@ -83,7 +83,7 @@ PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw) {
   bg_progress_bar_destroy(bar);
   PyEval_RestoreThread(ts);
   if (rc == 0 || rc == BG_ETASK || rc == BG_ECANCELED)
-    ret = report_dict(&r, backend);
+    ret = bgpy_report(&r, backend);
   else
     bgpy_raise(rc, NULL, NULL);
 out:

@@ -56,6 +56,9 @@ static PyMethodDef methods[] = {
     {"map", (PyCFunction)(void (*)(void))bgpy_map, METH_VARARGS | METH_KEYWORDS,
      "map(fn, n, items, in_size, out, out_size, status, backend, workers, timeout_ms, retries, "
      "progress, ctx) -> report dict"},
+    {"map_py", (PyCFunction)(void (*)(void))bgpy_map_py, METH_VARARGS | METH_KEYWORDS,
+     "map_py(runner, n, out, size, framed, status, backend, workers, timeout_ms, retries, "
+     "progress) -> report dict"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,12 +9,15 @@ while they run.
 
 from ._errors import BrigadeError
 from ._knn import KnnPlan, knn, knn_plan
-from ._map import ItemState, MapReport, map
+from ._map import map
+from ._pymap import ItemError
+from ._report import ItemState, MapReport
 from ._cli import info, main
 from ._native import version as __version__
 
 __all__ = [
     "BrigadeError",
+    "ItemError",
     "ItemState",
     "KnnPlan",
     "MapReport",

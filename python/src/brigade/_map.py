@@ -4,58 +4,14 @@
 from __future__ import annotations
 
 import ctypes
-import enum
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
 from . import _native
 from ._errors import translate
-
-#: One item's outcome, as libbrigade writes it (bg_item_status_t).
-STATUS_DTYPE = np.dtype([("state", "<i4"), ("code", "<i4"), ("attempts", "<u4")])
-
-
-class ItemState(enum.IntEnum):
-    """What became of an item (bg_item_state_t)."""
-
-    PENDING = 0  #: not run: the map halted or was interrupted first
-    OK = 1  #: the function returned 0
-    FAILED = 2  #: it returned non-zero (code: that value)
-    CRASHED = 3  #: its worker process died of a signal (code: the signal number)
-    EXITED = 4  #: its worker process exited (code: the exit status)
-    TIMEOUT = 5  #: it ran past the timeout and its worker was killed (code: the limit in ms)
-
-
-@dataclass(frozen=True)
-class MapReport:
-    """What a map did: the counts, and per item ``state`` (ItemState values), ``code`` and
-    ``attempts`` as NumPy arrays of length n."""
-
-    n_ok: int
-    n_failed: int
-    n_skipped: int
-    n_crashed: int
-    n_exited: int
-    n_timeout: int
-    n_retries: int
-    first_failed: int  #: the lowest failed item, or -1
-    wall_s: float
-    backend: str
-    state: np.ndarray
-    code: np.ndarray
-    attempts: np.ndarray
-
-    @property
-    def ok(self) -> bool:
-        """Every item succeeded."""
-        return self.n_failed == 0 and self.n_skipped == 0
-
-    def failed(self) -> np.ndarray:
-        """The indices of the items that failed, however (crash and timeout included)."""
-        return np.flatnonzero(self.state > ItemState.OK)
-
+from ._pymap import map_python
+from ._report import STATUS_DTYPE, MapReport, ms, report
 
 def _is_python_callback(fn: Any) -> bool:
     """A ctypes function pointer made from a Python callable (it calls back into Python)."""
@@ -63,9 +19,9 @@ def _is_python_callback(fn: Any) -> bool:
     return any(type(v).__name__ == "CThunkObject" for v in objects.values())
 
 
-def _address(fn: Any) -> int:
+def _address(fn: Any) -> Optional[int]:
     """The address of a native function given as a ctypes pointer, a cffi function, a numba
-    cfunc or an int."""
+    cfunc or an int; None for anything else."""
     if isinstance(fn, int):
         return fn
     if isinstance(fn, ctypes._CFuncPtr):  # type: ignore[attr-defined]
@@ -73,17 +29,11 @@ def _address(fn: Any) -> int:
     address = getattr(fn, "address", None)  # numba's @cfunc
     if isinstance(address, int):
         return address
-    try:  # cffi: a function of a compiled or ABI-mode library
+    if type(fn).__module__ == "_cffi_backend":  # a function of an ffi.dlopen'ed library
         import cffi
 
-        ffi = cffi.FFI()
-        return int(ffi.cast("uintptr_t", fn))
-    except Exception:
-        pass
-    raise TypeError(
-        "fn must be a native function int fn(void *out, const void *in, size_t i, void *ctx): "
-        f"a ctypes function pointer, a cffi function, a numba @cfunc or an address; got {fn!r}"
-    )
+        return int(cffi.FFI().cast("uintptr_t", fn))
+    return None
 
 
 def _row_bytes(a: np.ndarray, n: int, name: str) -> int:
@@ -106,6 +56,7 @@ def map(  # noqa: A001 - the library's word for it
     retries: int = 0,
     progress: bool = False,
     ctx: Optional[Any] = None,
+    result_size: int = 4096,
 ) -> MapReport:
     """Run the native ``int fn(void *out, const void *in, size_t i, void *ctx)`` on items
     0..n-1 in parallel.
@@ -120,34 +71,50 @@ def map(  # noqa: A001 - the library's word for it
     callback of a Python function) takes it for each call, and is refused on the procs
     backends, whose forked workers could wait forever for a GIL held at the fork.
 
+    ``fn`` may also be a plain Python callable, run on the procs backends only: each item
+    calls ``fn(items[i])`` (or ``fn(i)``) in a forked worker (nothing is pickled to send it),
+    and its result comes back into ``out[i]`` (converted to out's dtype) or, without ``out``,
+    pickled in a slot of ``result_size`` bytes into ``report.results``. A crash, ``os._exit``
+    or hang past ``timeout`` fails that item alone; an exception fails it with code 1 (an
+    ItemError in ``results``). The process must run no other Python thread meanwhile
+    (RuntimeError otherwise): docs/PYTHON.md says why.
+
     Returns a MapReport; failed items are in it, not raised.
     """
-    if items is not None:
-        items = np.asarray(items)
-        if n is None:
-            n = int(items.shape[0]) if items.ndim else 0
+    if items is not None and n is None:
+        n = len(items)
     if n is None or n < 0:
         raise ValueError("give n (the number of items) or items")
-    in_size = _row_bytes(items, n, "items") if items is not None else 0
-    out_size = 0
-    if out is not None:
-        if not isinstance(out, np.ndarray) or not out.flags.writeable:
-            raise ValueError("out must be a writable NumPy array")
-        out_size = _row_bytes(out, n, "out")
-    if backend.startswith("procs") and _is_python_callback(fn):
-        raise ValueError(
-            f"a ctypes callback of a Python function cannot run on the {backend!r} backend "
-            "(its forked workers would need the GIL, which another thread may hold at the "
-            "fork); compile it (numba @cfunc, cffi, a C library) or use backend='threads'"
-        )
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be positive seconds, not {timeout}")
     if retries < 0:
         raise ValueError(f"retries must be 0 or more, not {retries}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    status = np.zeros(n, dtype=STATUS_DTYPE)
-    timeout_ms = 0 if timeout is None else max(1, int(round(timeout * 1000)))
+    if out is not None and (not isinstance(out, np.ndarray) or not out.flags.writeable):
+        raise ValueError("out must be a writable NumPy array")
+    address = _address(fn)
+    if address is None and callable(fn):
+        return map_python(fn, n, out, items, backend, workers, timeout, retries, progress,
+                           result_size)
+    if address is None:
+        raise TypeError(
+            "fn must be a native function int fn(void *out, const void *in, size_t i, void *ctx)"
+            " (a ctypes function pointer, a cffi function, a numba @cfunc, an address) or a "
+            f"Python callable; got {fn!r}"
+        )
+    if items is not None and not isinstance(items, np.ndarray):
+        items = np.asarray(items)
+    if backend.startswith("procs") and _is_python_callback(fn):
+        raise ValueError(
+            f"a ctypes callback of a Python function cannot run on the {backend!r} backend "
+            "(its forked workers would need the GIL, which another thread may hold at the "
+            "fork); compile it (numba @cfunc, cffi, a C library) or use backend='threads'"
+        )
+    in_size = _row_bytes(items, n, "items") if items is not None else 0
+    out_size = _row_bytes(out, n, "out") if out is not None else 0
+    status = np.empty(n, dtype=STATUS_DTYPE)  # bg_map clears it first
+    timeout_ms = ms(timeout)
     try:
         r = _native.map(
             _address(fn), n, items, in_size, out, out_size, status, backend, workers or 0,
@@ -155,20 +122,6 @@ def map(  # noqa: A001 - the library's word for it
         )
     except _native.Error as e:
         raise translate(e) from None
-    if r["interrupted"]:
-        raise KeyboardInterrupt
-    return MapReport(
-        n_ok=r["n_ok"],
-        n_failed=r["n_failed"],
-        n_skipped=r["n_skipped"],
-        n_crashed=r["n_crashed"],
-        n_exited=r["n_exited"],
-        n_timeout=r["n_timeout"],
-        n_retries=r["n_retries"],
-        first_failed=r["first_failed"],
-        wall_s=r["wall_s"],
-        backend=backend,
-        state=status["state"].copy(),
-        code=status["code"].copy(),
-        attempts=status["attempts"].copy(),
-    )
+    return report(r, backend, status)
+
+

@@ -86,3 +86,15 @@ int spin(void *out, const void *in, size_t i, void *ctx) {
   memcpy(out, &v, sizeof v);
   return 0;
 }
+
+/* 1 when i is prime, by trial division (the lecture's prime-range work), as an int8. */
+int is_prime(void *out, const void *in, size_t i, void *ctx);
+
+int is_prime(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  int8_t p = i >= 2;
+  for (size_t d = 2; p && d * d <= i; d++)
+    p = i % d != 0;
+  memcpy(out, &p, 1);
+  return 0;
+}

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: MIT
+"""brigade.map of Python callables in forked procs workers."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import brigade
+from brigade import ItemError, ItemState
+
+PROCS = ["procs", "procs-copy", "procs-persistent"]
+
+
+@pytest.mark.parametrize("backend", PROCS)
+def test_results_come_back_pickled(backend: str) -> None:
+    offset = 1000  # seen by the fork, never pickled
+    r = brigade.map(lambda i: {"i": i, "sq": i * i + offset}, 200, backend=backend, workers=2)
+    assert r.ok and r.n_ok == 200
+    assert r.results == [{"i": i, "sq": i * i + offset} for i in range(200)]
+
+
+def test_items_and_an_out_array() -> None:
+    words = [f"w{i}" for i in range(50)]
+    r = brigade.map(str.upper, items=words, backend="procs")
+    assert r.results == [w.upper() for w in words]
+    out = np.zeros((30, 2))
+    r = brigade.map(lambda i: (i, i / 2), 30, out, backend="procs")
+    assert r.ok and r.results is None
+    assert np.array_equal(out, np.stack([np.arange(30), np.arange(30) / 2], axis=1))
+
+
+def misbehave(i: int) -> int:
+    if i == 3:
+        ctypes.string_at(0)  # SIGSEGV
+    if i == 5:
+        os._exit(9)
+    if i == 8:
+        time.sleep(600)
+    if i == 11:
+        raise KeyError("eleven")
+    return i
+
+
+def test_a_crash_an_exit_a_hang_and_an_exception_fail_only_their_items() -> None:
+    r = brigade.map(misbehave, 20, backend="procs", workers=2, timeout=1.0)
+    assert r.state[3] == ItemState.CRASHED
+    assert r.state[5] == ItemState.EXITED and r.code[5] == 9
+    assert r.state[8] == ItemState.TIMEOUT
+    assert r.state[11] == ItemState.FAILED and r.code[11] == 1
+    assert isinstance(r.results[11], ItemError) and "KeyError: 'eleven'" in str(r.results[11])
+    assert "raise KeyError" in r.results[11].traceback
+    good = [i for i in range(20) if i not in (3, 5, 8, 11)]
+    assert [r.results[i] for i in good] == good and (r.state[good] == ItemState.OK).all()
+    assert (r.n_ok, r.n_failed, r.first_failed) == (16, 4, 3)
+    # The parent is whole afterwards: it imports, runs threads and maps again.
+    t = threading.Thread(target=json.dumps, args=({},))
+    t.start()
+    t.join()
+    assert brigade.map(lambda i: i, 10, backend="procs").results == list(range(10))
+
+
+def test_a_result_larger_than_its_slot_fails_its_item() -> None:
+    r = brigade.map(lambda i: b"x" * (i * 100), 3, backend="procs", result_size=150)
+    assert r.results[0] == b"" and r.results[1] == b"x" * 100
+    assert r.state[2] == ItemState.FAILED and r.code[2] == 2
+    assert "larger result_size" in str(r.results[2])
+
+
+def test_threads_are_refused() -> None:
+    with pytest.raises(ValueError, match="procs backends"):
+        brigade.map(lambda i: i, 10, backend="threads")
+
+
+def test_another_python_thread_is_refused() -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        with pytest.raises(RuntimeError, match="one Python thread"):
+            brigade.map(lambda i: i, 10, backend="procs")
+    finally:
+        stop.set()
+        t.join()
