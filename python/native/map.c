@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-PyObject *bgpy_report(const bg_map_report_t *r, const char *backend) {
+static PyObject *report_dict(const bg_map_report_t *r, const char *backend) {
   return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:i,s:i,s:d,s:s,s:i}", "n_ok",
                        (Py_ssize_t)r->n_ok, "n_failed", (Py_ssize_t)r->n_failed, "n_skipped",
                        (Py_ssize_t)r->n_skipped, "n_crashed", (Py_ssize_t)r->n_crashed, "n_exited",
@@ -16,6 +16,13 @@ PyObject *bgpy_report(const bg_map_report_t *r, const char *backend) {
                        r->first_failed == SIZE_MAX ? (Py_ssize_t)-1 : (Py_ssize_t)r->first_failed,
                        "first_code", r->first_code, "first_state", r->first_state, "wall_s",
                        (double)r->wall_ns / 1e9, "backend", backend, "interrupted", r->interrupted);
+}
+
+PyObject *bgpy_map_result(int rc, const bg_map_report_t *r, const char *backend) {
+  /* Failed, crashed or interrupted items are the report's to tell, not an exception. */
+  if (rc == 0 || rc == BG_ETASK || rc == BG_ECANCELED)
+    return report_dict(r, backend);
+  return bgpy_raise(rc, NULL, NULL);
 }
 
 PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw) {
@@ -82,10 +89,7 @@ PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw) {
   bg_pool_destroy(pool);
   bg_progress_bar_destroy(bar);
   PyEval_RestoreThread(ts);
-  if (rc == 0 || rc == BG_ETASK || rc == BG_ECANCELED)
-    ret = bgpy_report(&r, backend);
-  else
-    bgpy_raise(rc, NULL, NULL);
+  ret = bgpy_map_result(rc, &r, backend);
 out:
   while (held > 0)
     PyBuffer_Release(&bufs[--held]);

@@ -115,10 +115,7 @@ PyObject *bgpy_map_py(PyObject *self, PyObject *args, PyObject *kw) {
   bg_progress_bar_destroy(bar);
   PyEval_RestoreThread(ts);
   PyOS_AfterFork_Parent();
-  if (rc == 0 || rc == BG_ETASK || rc == BG_ECANCELED)
-    ret = bgpy_report(&r, backend);
-  else
-    bgpy_raise(rc, NULL, NULL);
+  ret = bgpy_map_result(rc, &r, backend);
 out:
   while (held > 0)
     PyBuffer_Release(&bufs[--held]);

@@ -26,8 +26,9 @@ bg_pool_t *bgpy_pool(const char *backend, unsigned workers);
  * naming @what. Returns 0 or -1. */
 int bgpy_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t want, int writable, const char *what);
 
-/* A map's report as a dict (brigade.MapReport's counts). */
-PyObject *bgpy_report(const bg_map_report_t *r, const char *backend);
+/* What bg_map's @rc and report @r become: a dict of the counts (brigade.MapReport's), or the
+ * exception of an error that stopped the map. */
+PyObject *bgpy_map_result(int rc, const bg_map_report_t *r, const char *backend);
 
 PyObject *bgpy_knn(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw);
