@@ -415,8 +415,16 @@ static int run_map(const map_args *a) {
     goto out;
   }
   /* The pool first: a launcher missing for --backend mpi is said before a journal is made. */
-  if ((code = start_pool(a, &m)) != 0 ||
-      (root && (code = open_journal(a, &p, &m.it, base, n, total, &m.j)) != 0))
+  if ((code = start_pool(a, &m)) != 0)
+    goto out;
+  if (root)
+    code = open_journal(a, &p, &m.it, base, n, total, &m.j);
+  /* Under mpirun the other ranks would wait in the map for a rank 0 that stopped: they stop
+   * with its error (it has said why). */
+  int64_t agreed = code;
+  if (mpi && bg_dist_max(m.pool, &agreed) == 0)
+    code = (int)agreed;
+  if (code != 0)
     goto out;
   m.out = root ? calloc(n ? n : 1, a->fmt.size) : NULL;
   m.status = keep ? calloc(n ? n : 1, sizeof *m.status) : NULL;

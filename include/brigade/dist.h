@@ -5,6 +5,10 @@
 #ifndef BRIGADE_DIST_H
 #define BRIGADE_DIST_H
 
+#include <stdint.h>
+
+#include "brigade/pool.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,6 +23,20 @@ extern "C" {
  * failed to start).
  */
 int bg_dist_world(unsigned *rank, unsigned *ranks);
+
+/**
+ * bg_dist_max - the largest of one value over every rank of an mpi pool.
+ * @pool: a pool of the "mpi" backend; every rank calls this with its own (a collective).
+ * @value: IN: this rank's value; OUT: the largest over all ranks.
+ *
+ * For ranks that must agree before a collective call instead of one of them returning alone
+ * and leaving the others waiting in it: e.g. rank 0 passes a non-zero error when it cannot open
+ * a file only it writes, and every rank then stops with that error.
+ *
+ * Return: 0; BG_EINVAL (NULL pointer); BG_EBACKEND (@pool is not an mpi pool); BG_ENOTSUP
+ * (built without MPI).
+ */
+int bg_dist_max(bg_pool_t *pool, int64_t *value);
 
 #ifdef __cplusplus
 }

@@ -103,7 +103,8 @@ typedef struct bg_map_desc {
   size_t n;        /* number of items */
   const void *in;  /* NULL: the items are the indices 0..n-1 */
   size_t in_size;  /* bytes per item when @in is set */
-  void *out;       /* NULL: results are not kept */
+  void *out;       /* NULL: results are not kept (mpi: a result that a failed item left
+                     unwritten on another rank arrives as zeros) */
   size_t out_size; /* bytes per result when @out is set */
   unsigned flags;  /* enum bg_map_flags */
   /* Version 2. */

@@ -95,11 +95,11 @@ static int mpi_init(const bg__backend_cfg *cfg, void **state) {
   MPI_Comm_dup(MPI_COMM_WORLD, &s->comm);
   MPI_Comm_rank(s->comm, &s->rank);
   MPI_Comm_size(s->comm, &s->size);
-  MPI_Win_allocate(s->rank == 0 ? sizeof(uint64_t) : 0, sizeof(uint64_t), MPI_INFO_NULL, s->comm,
-                   &s->next, &s->counter);
+  MPI_Win_allocate(s->rank == 0 ? 2 * sizeof(uint64_t) : 0, sizeof(uint64_t), MPI_INFO_NULL,
+                   s->comm, &s->next, &s->counter);
   if (s->rank == 0) {
     MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, s->counter);
-    *s->next = 0;
+    s->next[0] = s->next[1] = 0;
     MPI_Win_unlock(0, s->counter);
   }
   MPI_Barrier(s->comm);
@@ -117,6 +117,16 @@ static void mpi_fini(void *state) {
   }
   bg_pool_destroy(s->local);
   s->alloc.free(s, s->alloc.ud);
+}
+
+int bg_dist_max(bg_pool_t *pool, int64_t *value) {
+  if (!pool || !value)
+    return BG_EINVAL;
+  if (pool->ops != &bg__backend_mpi)
+    return BG_EBACKEND;
+  int64_t mine = *value;
+  MPI_Allreduce(&mine, value, 1, MPI_INT64_T, MPI_MAX, ((mpi_state *)pool->bstate)->comm);
+  return BG_OK;
 }
 
 bg_pool_t *bg__mpi_local(void *state) {

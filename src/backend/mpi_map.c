@@ -36,6 +36,7 @@ typedef struct shape {
   uint64_t journal; /* rank 0 journals the map: chunks are sized by time */
   uint64_t skipped; /* items rank 0's journal settled before the map: their bits follow */
   uint64_t scratch; /* the largest chunk of any rank, in items */
+  uint64_t fbase;   /* the failure counter's value before this map */
 } shape;
 #define SHAPE_WORDS (sizeof(shape) / sizeof(uint64_t))
 
@@ -72,6 +73,7 @@ typedef struct rank_run {
   const shape *sh;
   const uint64_t *skip; /* the journal's settled items, or NULL */
   uint64_t ok, failed, crashed, exited, timeouts, first_failed;
+  uint64_t chunk_failed; /* in the chunk that just ran */
   int first_code, first_state;
   int rc;
   /* Ranks other than 0: the chunks being sent. */
@@ -289,10 +291,15 @@ static int run_chunk(rank_run *r, const char *in, uint64_t b, uint64_t e) {
     st = sh->status ? (bg_item_status_t *)(void *)(buf + status_off()) : NULL;
     res = sh->has_out ? buf + result_off(sh, m) : NULL;
   }
+  /* What a function leaves unwritten (a failed item's result) is zeros, not a buffer's old
+   * bytes, as in a caller's zeroed out. */
+  if (res && res != (char *)d->out + b * sh->out_size)
+    memset(res, 0, m * sh->out_size);
   shifted ctx = {.d = d, .first = b, .skip = r->skip};
   bg_map_desc_t c;
   bg_map_desc_init(&c);
   c.fn = run_shifted, c.ctx = &ctx, c.n = m, c.flags = d->flags & BG_MAP_HALT;
+  c.halt_after = d->halt_after;
   c.in = in ? in + b * sh->in_size : NULL, c.in_size = sh->in_size;
   c.out = res, c.out_size = sh->out_size;
   c.status = st;
@@ -304,6 +311,7 @@ static int run_chunk(rank_run *r, const char *in, uint64_t b, uint64_t e) {
   }
   r->ok += rep.n_ok - settled_ok(r, b, e, st);
   r->failed += rep.n_failed;
+  r->chunk_failed = rep.n_failed;
   if (rep.n_failed && b + rep.first_failed < r->first_failed)
     r->first_failed = b + rep.first_failed, r->first_code = rep.first_code,
     r->first_state = rep.first_state;
@@ -315,6 +323,21 @@ static int run_chunk(rank_run *r, const char *in, uint64_t b, uint64_t e) {
   reap(r, 0);
   rc = send_chunk(r, buf, m);
   return rc != 0 ? rc : rep.n_failed ? BG_ETASK : BG_OK;
+}
+
+/* Under BG_MAP_HALT, after a chunk with failures: whether the map halts now. With halt_after
+ * (> 1) the failures of every rank are counted on rank 0 (the window's second word), so the
+ * map halts after that many in all, as on one machine. Called inside the lock_all epoch. */
+static int halts(rank_run *r) {
+  const bg_map_desc_t *d = r->job->d;
+  if (!(d->flags & BG_MAP_HALT))
+    return 0;
+  if (d->halt_after <= 1)
+    return 1;
+  uint64_t before;
+  MPI_Fetch_and_op(&r->chunk_failed, &before, MPI_UINT64_T, 0, 1, MPI_SUM, r->s->counter);
+  MPI_Win_flush(0, r->s->counter);
+  return before - r->sh->fbase + r->chunk_failed >= d->halt_after;
 }
 
 /* Takes chunks from the shared counter until none is left and runs each. Every rank ends by
@@ -347,7 +370,7 @@ static void take_chunks(rank_run *r, const char *in) {
       double k = per > 0 ? JOURNAL_CHUNK_NS / per : (double)most;
       grab = k < (double)workers ? workers : k > (double)most ? most : (uint64_t)k;
     }
-    if (rc == BG_ETASK && (r->job->d->flags & BG_MAP_HALT)) {
+    if (rc == BG_ETASK && halts(r)) {
       /* Push the counter past the end: every rank stops at its next request. */
       MPI_Fetch_and_op(&stop, &b, MPI_UINT64_T, 0, 0, MPI_SUM, s->counter);
       MPI_Win_flush(0, s->counter);
@@ -411,21 +434,19 @@ void bg__mpi_map(void *state, bg__job *job) {
     bg__wstat_reset(&job->stats[w]);
   uint64_t workers = bg_pool_workers(s->local);
   uint64_t want = d->n / ((uint64_t)s->size * workers * 8), most = want > workers ? want : workers;
-  shape sh = {d->n,
-              d->in_size,
-              d->out_size,
-              d->in != NULL,
-              d->out != NULL,
-              0,
-              !!job->status,
-              !!job->journal,
-              0,
-              0};
+  shape sh = {.n = d->n,
+              .in_size = d->in_size,
+              .out_size = d->out_size,
+              .has_in = d->in != NULL,
+              .has_out = d->out != NULL,
+              .status = job->status != NULL,
+              .journal = job->journal != NULL};
   if (s->rank == 0) {
     /* No rank touches the counter now (the last map ended with collectives): read it. */
     uint64_t none = 0;
     MPI_Win_lock_all(MPI_MODE_NOCHECK, s->counter);
     MPI_Fetch_and_op(&none, &sh.base, MPI_UINT64_T, 0, 0, MPI_NO_OP, s->counter);
+    MPI_Fetch_and_op(&none, &sh.fbase, MPI_UINT64_T, 0, 1, MPI_NO_OP, s->counter);
     MPI_Win_unlock_all(s->counter);
     sh.skipped = count_skipped(job, d->n);
   }

@@ -13,8 +13,9 @@
 typedef struct bg__mpi_state {
   bg_pool_t *local;     /* I: this rank's threads */
   MPI_Comm comm;        /* I: a duplicate of MPI_COMM_WORLD, private to the pool */
-  MPI_Win counter;      /* I: one uint64 on rank 0: items handed out, over all maps */
-  uint64_t *next;       /* I: its memory (rank 0), NULL elsewhere */
+  MPI_Win counter;      /* I: two uint64 on rank 0, over all maps: the items handed out, and
+                           the failures counted for BG_MAP_HALT's halt_after */
+  uint64_t *next;       /* I: their memory (rank 0), NULL elsewhere */
   int rank, size;       /* I */
   bg_allocator_t alloc; /* I */
 } bg__mpi_state;

@@ -90,6 +90,14 @@ static int fail_multiples_of_7(void *out, const void *in, size_t i, void *ctx) {
   return i % 7 == 3 ? 40 + (int)(i % 5) : 0;
 }
 
+static int fail_without_writing(void *out, const void *in, size_t i, void *ctx) {
+  (void)in, (void)ctx;
+  if (i % 7 == 3)
+    return 40;
+  *(uint64_t *)out = i;
+  return 0;
+}
+
 /* Inputs on rank 0 only reach every rank; results on every rank with BG_MAP_ALL_RANKS. */
 static void inputs_and_results(bg_pool_t *mpi) {
   size_t n = 10007;
@@ -113,12 +121,15 @@ static void inputs_and_results(bg_pool_t *mpi) {
   for (size_t i = 0; rank == 0 && i < n; i++)
     bad += out[i] != in[i] * in[i] + i;
   CHECK(bad == 0);
-  /* Results for every rank, but one rank has nowhere to put them: refused on every rank. */
-  d.flags = BG_MAP_ALL_RANKS;
-  d.out = rank == ranks - 1 ? NULL : out;
-  bg_map_report_t r;
-  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
-  CHECK(r.first_code == BG_EINVAL);
+  /* Results for every rank, but one rank has nowhere to put them: refused on every rank (one
+   * rank alone would be a map without results). */
+  if (ranks > 1) {
+    d.flags = BG_MAP_ALL_RANKS;
+    d.out = rank == ranks - 1 ? NULL : out;
+    bg_map_report_t r;
+    CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+    CHECK(r.first_code == BG_EINVAL);
+  }
   free(in), free(out);
 }
 
@@ -136,10 +147,24 @@ static void failures_are_reported(bg_pool_t *mpi) {
     want += i % 7 == 3;
   CHECK(r.n_failed == want && r.n_ok == n - want);
   CHECK(r.first_failed == 3 && r.first_code == 43);
-  /* BG_MAP_HALT stops every rank soon after the first failure. */
+  /* BG_MAP_HALT stops every rank soon after the first failure, or after halt_after failures
+   * counted over all ranks. */
   d.flags = BG_MAP_HALT;
   CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
   CHECK(r.n_failed >= 1 && r.n_skipped > 0);
+  d.halt_after = 300; /* several chunks of every rank: about 22 failures per chunk */
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+  CHECK(r.n_failed >= 300 && r.n_skipped > 0);
+  d.halt_after = 0;
+  /* A failed item's result is zeros wherever it ran, not a buffer's old bytes. */
+  d.fn = fail_without_writing, d.flags = 0;
+  memset(out, 0, n * sizeof *out);
+  CHECK(bg_map(mpi, &d, &r) == BG_ETASK);
+  size_t bad = 0;
+  for (size_t i = 0; rank == 0 && i < n; i++)
+    bad += out[i] != (i % 7 == 3 ? 0 : i);
+  CHECK(bad == 0);
+  d.fn = fail_multiples_of_7;
   /* Ranks that disagree on n fail the map everywhere instead of hanging. */
   d.flags = 0;
   d.n = rank == 0 ? n : n - 1;
