@@ -49,7 +49,7 @@ def map(  # noqa: A001 - the library's word for it
     n: Optional[int] = None,
     out: Optional[np.ndarray] = None,
     *,
-    items: Optional[np.ndarray] = None,
+    items: Optional[Any] = None,
     backend: str = "threads",
     workers: Optional[int] = None,
     timeout: Optional[float] = None,
@@ -117,7 +117,7 @@ def map(  # noqa: A001 - the library's word for it
     timeout_ms = ms(timeout)
     try:
         r = _native.map(
-            _address(fn), n, items, in_size, out, out_size, status, backend, workers or 0,
+            address, n, items, in_size, out, out_size, status, backend, workers or 0,
             timeout_ms, retries, progress, ctx,
         )
     except _native.Error as e:

@@ -14,3 +14,7 @@ def map(
     backend: str, workers: int, timeout_ms: int, retries: int, progress: bool,
     ctx: Optional[Any],
 ) -> Dict[str, Any]: ...
+def map_py(
+    runner: Any, n: int, out: Any, size: int, framed: bool, status: Any, backend: str,
+    workers: int, timeout_ms: int, retries: int, progress: bool,
+) -> Dict[str, Any]: ...
