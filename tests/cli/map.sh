@@ -228,12 +228,13 @@ if command -v mpirun >/dev/null 2>&1 && "$bin" --version | grep -q 'mpi=on'; the
   launch=(timeout 60 mpirun --bind-to none -np 2)
   expect 2 err 'another job' -- map --task "$T" --n 999 --backend mpi --journal mj.j --name job-v1 --resume
   expect 2 err 'already holds [0-9]+ records of this job' -- map --task "$T" --n 1000 --backend mpi --journal mj.j --name job-v1
-  # Failed items' results are zeros on every backend, and --halt counts failures on all ranks.
+  # Failed items' results are zeros on every backend, and --halt counts failures on all ranks
+  # (each rank may finish up to 5 in the chunk it is running when the count is reached).
   "$bin" map --task "$F" --n 1000 --backend threads --out ft.npy 2>/dev/null
   launch=(mpirun --timeout 120 --bind-to none -np 3)
   expect 1 err '900 of 1000 items ok on 3 ranks' -- map --task "$F" --n 1000 --backend mpi --out fm.npy
   ok "failed items' results under mpi equal one machine's" cmp ft.npy fm.npy
-  expect 1 err '[5-9] failed' -- map --task "$F" --n 100000 --backend mpi --halt soon,fail=5
+  expect 1 err ', ([5-9]|1[0-9]) failed' -- map --task "$F" --n 100000 --backend mpi --halt soon,fail=5
   # kill -9 of rank 0 halfway: mpirun ends the other ranks; the resume completes the job.
   mpirun --timeout 120 --bind-to none -np 2 "$bin" map --task "$spin:spin_hash" --n 100000 \
     --backend mpi --journal mk.j --out mk.npy --no-progress >/dev/null 2>mk.err &
