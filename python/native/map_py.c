@@ -9,8 +9,8 @@
  * thread saved (PyEval_RestoreThread) and lets the interpreter repair its state after the fork
  * (PyOS_AfterFork_Child, as os.fork() does); it then keeps the GIL: it is the only thread of its
  * process. The item runs the Python layer's runner(i), which returns the result's bytes (or an
- * int code after printing a traceback), and those bytes travel back in the map's result slot
- * like any native function's. */
+ * int code after printing a traceback, or a pair of a code and the bytes of the exception),
+ * and those bytes travel back in the map's result slot like any native function's. */
 #include "native.h"
 
 #include <stdint.h>
@@ -43,10 +43,16 @@ static int py_item(void *out, const void *in, size_t i, void *ctx) {
     Py_DECREF(r);
     return code ? (int)code : 3;
   }
+  /* Pickled results come as (code, bytes): the bytes fill the slot, the code is the item's. */
+  int rc = 0;
+  PyObject *bytes = r;
+  if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2) {
+    rc = (int)PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
+    bytes = PyTuple_GET_ITEM(r, 1);
+  }
   char *p;
   Py_ssize_t len;
-  int rc = 0;
-  if (PyBytes_AsStringAndSize(r, &p, &len) != 0) {
+  if (PyBytes_AsStringAndSize(bytes, &p, &len) != 0) {
     PyErr_Print();
     rc = 3;
   } else if ((size_t)len + (c->framed ? 4 : 0) > c->size) {
@@ -60,6 +66,17 @@ static int py_item(void *out, const void *in, size_t i, void *ctx) {
   }
   Py_DECREF(r);
   return rc;
+}
+
+PyObject *bgpy_python_threads(PyObject *self, PyObject *unused) {
+  (void)self, (void)unused;
+  /* Thread states, not frames: a thread just started by _thread has its state before it runs
+   * any Python, and would take the GIL during the map. */
+  long k = 0;
+  for (PyThreadState *t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
+       t = PyThreadState_Next(t))
+    k++;
+  return PyLong_FromLong(k);
 }
 
 PyObject *bgpy_map_py(PyObject *self, PyObject *args, PyObject *kw) {

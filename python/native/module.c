@@ -59,6 +59,8 @@ static PyMethodDef methods[] = {
     {"map_py", (PyCFunction)(void (*)(void))bgpy_map_py, METH_VARARGS | METH_KEYWORDS,
      "map_py(runner, n, out, size, framed, status, backend, workers, timeout_ms, retries, "
      "progress) -> report dict"},
+    {"python_threads", bgpy_python_threads, METH_NOARGS,
+     "python_threads() -> the thread states of this interpreter"},
     {NULL, NULL, 0, NULL},
 };
 

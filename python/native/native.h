@@ -33,5 +33,6 @@ PyObject *bgpy_map_result(int rc, const bg_map_report_t *r, const char *backend)
 PyObject *bgpy_knn(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *bgpy_map_py(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *bgpy_python_threads(PyObject *self, PyObject *unused);
 
 #endif

@@ -102,10 +102,13 @@ def test_the_memory_wall_case_plans_within_a_small_budget() -> None:
     "call,message",
     [
         (lambda db: brigade.knn(db, db[:, :3]), "dimensions"),
-        (lambda db: brigade.knn(db, db, k=0), "invalid argument"),
-        (lambda db: brigade.knn(db, db, k=11), "invalid argument"),
+        (lambda db: brigade.knn(db, db, k=0), r"k = 0 is out of range"),
+        (lambda db: brigade.knn(db, db, k=11), "k = 11 is more than the 10 database rows"),
+        (lambda db: brigade.knn(db, db, k=None), "k must be an integer"),
+        (lambda db: brigade.knn(db[:0], db), "db has no rows"),
+        (lambda db: brigade.knn(db, db, mem_budget=-1), "mem_budget = -1 is out of range"),
         (lambda db: brigade.knn(db, db, metric="dot"), "unknown metric 'dot'"),
-        (lambda db: brigade.knn(db, db, backend="quantum"), "no such backend"),
+        (lambda db: brigade.knn(db, db, backend="quantum"), "unknown knn backend 'quantum'"),
         (lambda db: brigade.knn(db, db, precision="bf16"), "precision 'bf16'"),
         (lambda db: brigade.knn(db[None], db), "2-D"),
         (lambda db: brigade.knn(db.astype(complex), db), "complex"),
@@ -121,7 +124,7 @@ def test_errors_are_exceptions(call, message: str) -> None:  # type: ignore[no-u
 def test_nan_is_refused() -> None:
     db = np.ones((10, 4), dtype=np.float32)
     db[3, 2] = np.nan
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="NaN or infinity"):
         brigade.knn(db, db[:2])
 
 

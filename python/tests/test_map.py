@@ -107,10 +107,14 @@ def test_a_numba_cfunc() -> None:
         (dict(n=10, out=np.zeros(9, np.int64)), ValueError, "n = 10 rows"),
         (dict(n=10, out=np.zeros((10, 2), np.int64)[:, 0]), ValueError, "C-contiguous"),
         (dict(n=10, backend="gpu"), ValueError, "unknown backend 'gpu'"),
-        (dict(n=10, timeout=1.0), ValueError, "cannot do this"),
-        (dict(n=10, timeout=-1), ValueError, "timeout"),
+        (dict(n=10, timeout=1.0), ValueError, "timeout needs a procs backend"),
+        (dict(n=10, timeout=-1, backend="procs"), ValueError, "timeout must be seconds"),
+        (dict(n=10, timeout=1e10, backend="procs"), ValueError, "timeout must be seconds"),
         (dict(n=None), ValueError, "give n"),
+        (dict(n=-1), ValueError, "n = -1 is out of range"),
         (dict(n=10, workers=0), ValueError, "workers"),
+        (dict(n=10, retries=2**32), ValueError, "retries"),
+        (dict(n=3, out=np.empty(3, object)), ValueError, "holds Python objects"),
     ],
 )
 def test_errors_are_exceptions(tasks: ctypes.CDLL, kwargs: dict, error: type,
@@ -120,8 +124,17 @@ def test_errors_are_exceptions(tasks: ctypes.CDLL, kwargs: dict, error: type,
 
 
 def test_a_non_function_is_refused() -> None:
-    with pytest.raises(TypeError, match="native function"):
-        brigade.map("square", 10)
+    for fn in ("square", True):
+        with pytest.raises(TypeError, match="native function"):
+            brigade.map(fn, 10)
+
+
+def test_a_cffi_callback_of_a_python_function_is_refused_on_procs() -> None:
+    cffi = pytest.importorskip("cffi", reason="cffi is not installed")
+    ffi = cffi.FFI()
+    cb = ffi.callback("int(void *, const void *, size_t, void *)", lambda o, i, n, c: 0)
+    with pytest.raises(ValueError, match="callback of a Python function"):
+        brigade.map(cb, 10, backend="procs")
 
 
 def test_the_gil_is_released_during_a_map(tasks: ctypes.CDLL) -> None:

@@ -88,3 +88,41 @@ def test_another_python_thread_is_refused() -> None:
     finally:
         stop.set()
         t.join()
+
+
+def test_exceptions_are_retried_and_come_back_even_when_long() -> None:
+    def raises(i: int) -> int:
+        if i == 1:
+            raise ValueError("x" * 10_000)
+        return i
+
+    r = brigade.map(raises, 4, backend="procs", retries=2, result_size=512)
+    assert r.state[1] == ItemState.FAILED and r.code[1] == 1 and r.attempts[1] == 3
+    assert isinstance(r.results[1], ItemError) and str(r.results[1]).startswith("ValueError: x")
+    assert r.results[0] == 0 and r.results[3] == 3 and r.n_retries == 2
+
+
+def test_a_thread_of_the_thread_module_is_refused_too() -> None:
+    import _thread
+
+    stop = threading.Event()
+    done = threading.Event()
+
+    def wait() -> None:
+        stop.wait()
+        done.set()
+
+    _thread.start_new_thread(wait, ())
+    try:
+        with pytest.raises(RuntimeError, match="one Python thread"):
+            brigade.map(lambda i: i, 10, backend="procs")
+    finally:
+        stop.set()
+        done.wait()
+        time.sleep(0.1)  # the thread ends after setting done
+
+
+def test_a_nested_map_is_refused_in_its_item() -> None:
+    r = brigade.map(lambda i: brigade.map(lambda j: j, 2, backend="procs"), 2, backend="procs")
+    assert (r.state == ItemState.FAILED).all()
+    assert "cannot run inside" in str(r.results[0])

@@ -10,9 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from . import _native
+
 
 def _binary() -> str:
-    path = Path(__file__).parent / "bin" / "brigade"
+    # Beside the extension module, which is where an install puts the package's built files
+    # (an editable install keeps the Python files in the source tree, not those).
+    path = Path(_native.__file__).parent / "bin" / "brigade"
     if not path.exists():
         raise FileNotFoundError(f"the brigade command is not installed beside the package ({path})")
     return str(path)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _native
-from ._errors import translate
+from ._errors import _EINVAL, translate
 
 Shape = Tuple[int, int]
 
@@ -61,12 +62,37 @@ def _check_precision(precision: str) -> None:
         )
 
 
-def _workers(workers: Optional[int]) -> int:
-    if workers is None:
-        return 0
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    return workers
+METRICS = ("ip", "cosine", "l2")
+BACKENDS = ("auto", "blocked", "blas", "naive", "cuda")
+
+
+def _count(value: Any, name: str, low: int, high: int) -> int:
+    """@value as an int in [low, high], or a ValueError naming @name."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} = {value} is out of range [{low}, {high}]")
+    return int(value)
+
+
+def _check_args(nb: int, dim: int, k: Any, metric: Any, backend: Any, mem_budget: Any,
+                workers: Any) -> Tuple[int, int, int]:
+    """Checks what libbrigade would refuse with a bare BG_EINVAL, so that the message names
+    it; returns k, the budget (0: the default) and workers (0: the default)."""
+    if nb < 1:
+        raise ValueError("db has no rows: there is nothing to search")
+    if dim < 1:
+        raise ValueError("the vectors have no dimensions (dim 0)")
+    k = _count(k, "k", 1, 1 << 62)
+    if k > nb:
+        raise ValueError(f"k = {k} is more than the {nb} database rows")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (ip, cosine or l2)")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown knn backend {backend!r} (auto, blocked, blas, naive or cuda)")
+    budget = 0 if mem_budget is None else _count(mem_budget, "mem_budget", 1, (1 << 63) - 1)
+    threads = 0 if workers is None else _count(workers, "workers", 1, 4096)
+    return k, budget, threads
 
 
 def knn(
@@ -82,8 +108,8 @@ def knn(
     """The k database rows nearest each query: ``(indices, scores)``, each (len(queries), k).
 
     ``metric`` is "ip" (largest inner product, the lecture's question), "cosine" or "l2"
-    (smallest squared distance). Scores are exact, in the inputs' precision; ties go to the
-    lowest index. float32 or float64 C-contiguous arrays are read where they are (no copy);
+    (smallest squared distance). Scores are computed in the inputs' precision (float32 or
+    float64, never lower); ties go to the lowest index. float32 or float64 C-contiguous arrays are read where they are (no copy);
     anything else is converted once (both to float64 when their types differ).
 
     ``mem_budget`` is the bytes the search may allocate besides its inputs and outputs (None:
@@ -100,15 +126,17 @@ def knn(
         raise ValueError(
             f"db has {db.shape[1]} dimensions and queries {queries.shape[1]}: they must agree"
         )
-    nq = queries.shape[0]
-    idx = np.empty((nq, k if k > 0 else 0), dtype=np.int64)
-    scores = np.empty((nq, k if k > 0 else 0), dtype=dtype)
+    (nb, dim), nq = db.shape, queries.shape[0]
+    k, budget, threads = _check_args(nb, dim, k, metric, backend, mem_budget, workers)
+    idx = np.empty((nq, k), dtype=np.int64)
+    scores = np.empty((nq, k), dtype=dtype)
     try:
-        _native.knn(
-            db, db.shape[0], queries, nq, db.shape[1], dtype == np.float64, k, metric,
-            backend, mem_budget or 0, _workers(workers), idx, scores, False,
-        )
+        _native.knn(db, nb, queries, nq, dim, dtype == np.float64, k, metric, backend, budget,
+                    threads, idx, scores, False)
     except _native.Error as e:
+        if e.args[0] == _EINVAL:  # what the checks above leave: the values themselves
+            raise ValueError("db or queries hold NaN or infinity: brigade searches finite "
+                             "numbers only") from None
         raise translate(e) from None
     return idx, scores
 
@@ -147,11 +175,10 @@ def knn_plan(
         dt = np.dtype(dtype)
         if dt not in (np.float32, np.float64):
             raise ValueError(f"dtype {dt} is not float32 or float64")
+    k, budget, threads = _check_args(nb, dim, k, metric, backend, mem_budget, workers)
     try:
-        d = _native.knn(
-            None, nb, None, nq, dim, dt == np.float64, k, metric, backend,
-            mem_budget or 0, _workers(workers), None, None, True,
-        )
+        d = _native.knn(None, nb, None, nq, dim, dt == np.float64, k, metric, backend, budget,
+                        threads, None, None, True)
     except _native.Error as e:
         raise translate(e) from None
     return _plan(d)

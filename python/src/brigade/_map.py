@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import numbers
 from typing import Any, Optional
 
 import numpy as np
@@ -11,10 +12,13 @@ import numpy as np
 from . import _native
 from ._errors import translate
 from ._pymap import map_python
-from ._report import STATUS_DTYPE, MapReport, ms, report
+from ._report import STATUS_DTYPE, MapReport, check_common, report
 
 def _is_python_callback(fn: Any) -> bool:
-    """A ctypes function pointer made from a Python callable (it calls back into Python)."""
+    """A ctypes or cffi function pointer made from a Python callable (it calls back into
+    Python)."""
+    if type(fn).__module__ == "_cffi_backend":  # ffi.callback's repr names what it calls
+        return " calling <" in repr(fn)
     objects = getattr(fn, "_objects", None) or {}
     return any(type(v).__name__ == "CThunkObject" for v in objects.values())
 
@@ -22,8 +26,10 @@ def _is_python_callback(fn: Any) -> bool:
 def _address(fn: Any) -> Optional[int]:
     """The address of a native function given as a ctypes pointer, a cffi function, a numba
     cfunc or an int; None for anything else."""
-    if isinstance(fn, int):
-        return fn
+    if isinstance(fn, bool):
+        return None
+    if isinstance(fn, numbers.Integral):
+        return int(fn)
     if isinstance(fn, ctypes._CFuncPtr):  # type: ignore[attr-defined]
         return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
     address = getattr(fn, "address", None)  # numba's @cfunc
@@ -61,12 +67,15 @@ def map(  # noqa: A001 - the library's word for it
     """Run the native ``int fn(void *out, const void *in, size_t i, void *ctx)`` on items
     0..n-1 in parallel.
 
-    Item i's input is ``items[i]`` (its row's bytes) when ``items`` is given, else nothing
-    (``in`` is NULL and i is the item); its result goes to ``out[i]`` (``out_size`` is the
-    bytes of one row), which the map writes in place. ``ctx`` is any buffer (bytes, an array)
-    handed to every call. ``backend`` is "threads", "procs" (each item in forked worker
-    processes: a crash, exit or ``timeout`` (seconds) fails only that item), "procs-copy",
-    "procs-persistent", "openmp" or "seq". Items that fail run again up to ``retries`` times.
+    Item i's input is ``items[i]`` (the bytes of its row) when ``items`` is given, else
+    nothing (``in`` is NULL and i is the item); its result goes to ``out[i]`` (``out``'s
+    row, written in place; a function must write no more than one row's bytes). ``ctx`` is
+    any buffer (bytes, an array) handed to every call. ``backend`` is "threads", "procs" (each
+    item in forked worker processes: a crash, exit or ``timeout`` (seconds) fails only that
+    item), "procs-copy", "procs-persistent", "openmp" or "seq"; ``workers`` how many run at
+    once (None: one per physical core); ``progress`` draws a bar with the time left on a
+    terminal's stderr. Items that fail run again up to ``retries`` times. A ctypes callback
+    that raises returns 0 for ctypes, so its item counts as ok.
     The GIL is released while the map runs; a function that calls back into Python (a ctypes
     callback of a Python function) takes it for each call, and is refused on the procs
     backends, whose forked workers could wait forever for a GIL held at the fork.
@@ -81,22 +90,12 @@ def map(  # noqa: A001 - the library's word for it
 
     Returns a MapReport; failed items are in it, not raised.
     """
-    if items is not None and n is None:
-        n = len(items)
-    if n is None or n < 0:
-        raise ValueError("give n (the number of items) or items")
-    if timeout is not None and timeout <= 0:
-        raise ValueError(f"timeout must be positive seconds, not {timeout}")
-    if retries < 0:
-        raise ValueError(f"retries must be 0 or more, not {retries}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    if out is not None and (not isinstance(out, np.ndarray) or not out.flags.writeable):
-        raise ValueError("out must be a writable NumPy array")
+    n, timeout_ms, retries, workers = check_common(n, items, out, backend, timeout, retries,
+                                                   workers)
     address = _address(fn)
     if address is None and callable(fn):
-        return map_python(fn, n, out, items, backend, workers, timeout, retries, progress,
-                           result_size)
+        return map_python(fn, n, out, items, backend, workers, timeout_ms, retries, progress,
+                          result_size)
     if address is None:
         raise TypeError(
             "fn must be a native function int fn(void *out, const void *in, size_t i, void *ctx)"
@@ -107,17 +106,17 @@ def map(  # noqa: A001 - the library's word for it
         items = np.asarray(items)
     if backend.startswith("procs") and _is_python_callback(fn):
         raise ValueError(
-            f"a ctypes callback of a Python function cannot run on the {backend!r} backend "
+            f"a ctypes or cffi callback of a Python function cannot run on the {backend!r} "
+            "backend "
             "(its forked workers would need the GIL, which another thread may hold at the "
             "fork); compile it (numba @cfunc, cffi, a C library) or use backend='threads'"
         )
     in_size = _row_bytes(items, n, "items") if items is not None else 0
     out_size = _row_bytes(out, n, "out") if out is not None else 0
     status = np.empty(n, dtype=STATUS_DTYPE)  # bg_map clears it first
-    timeout_ms = ms(timeout)
     try:
         r = _native.map(
-            address, n, items, in_size, out, out_size, status, backend, workers or 0,
+            address, n, items, in_size, out, out_size, status, backend, workers,
             timeout_ms, retries, progress, ctx,
         )
     except _native.Error as e:

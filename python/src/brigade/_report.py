@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import enum
+import numbers
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
+
+#: The longest timeout, in seconds: libbrigade counts it in 32-bit milliseconds.
+MAX_TIMEOUT_S = 2_000_000
 
 #: One item's outcome, as libbrigade writes it (bg_item_status_t).
 STATUS_DTYPE = np.dtype([("state", "<i4"), ("code", "<i4"), ("attempts", "<u4")])
@@ -16,7 +20,7 @@ STATUS_DTYPE = np.dtype([("state", "<i4"), ("code", "<i4"), ("attempts", "<u4")]
 class ItemState(enum.IntEnum):
     """What became of an item (bg_item_state_t)."""
 
-    PENDING = 0  #: not run: the map halted or was interrupted first
+    PENDING = 0  #: not run: the map halted first
     OK = 1  #: the function returned 0
     FAILED = 2  #: it returned non-zero (code: that value)
     CRASHED = 3  #: its worker process died of a signal (code: the signal number)
@@ -33,8 +37,8 @@ class MapReport:
     n_ok: int
     n_failed: int
     n_skipped: int
-    n_crashed: int
-    n_exited: int
+    n_crashed: int  #: items whose worker process died, by a signal or an exit
+    n_exited: int  #: of those, the ones whose worker exited
     n_timeout: int
     n_retries: int
     first_failed: int  #: the lowest failed item, or -1
@@ -57,9 +61,44 @@ class MapReport:
         return np.flatnonzero(self.state > ItemState.OK)
 
 
-def ms(timeout: Optional[float]) -> int:
-    """A timeout in seconds as libbrigade's milliseconds (0: none)."""
-    return 0 if timeout is None else max(1, int(round(timeout * 1000)))
+def _count(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} = {value} is out of range [{low}, {high}]")
+    return int(value)
+
+
+def check_common(n: Any, items: Any, out: Any, backend: str, timeout: Optional[float],
+                 retries: Any, workers: Any) -> Tuple[int, int, int, int]:
+    """The arguments both kinds of map take, checked: n, the timeout in libbrigade's
+    milliseconds (0: none), retries and workers (0: the default)."""
+    if n is None and items is not None:
+        n = len(items)
+    if n is None:
+        raise ValueError("give n (the number of items) or items")
+    n = _count(n, "n", 0, 1 << 62)
+    timeout_ms = 0
+    if timeout is not None:
+        if not (isinstance(timeout, numbers.Real) and 0 < timeout <= MAX_TIMEOUT_S):
+            raise ValueError(f"timeout must be seconds in (0, {MAX_TIMEOUT_S}], not {timeout!r}")
+        if not backend.startswith("procs"):
+            raise ValueError(
+                f"timeout needs a procs backend ('procs', 'procs-copy', 'procs-persistent'): "
+                f"a running item can be stopped only in a worker process, not on {backend!r}"
+            )
+        timeout_ms = max(1, int(round(float(timeout) * 1000)))
+    retries = _count(retries, "retries", 0, 1 << 20)
+    workers = 0 if workers is None else _count(workers, "workers", 1, 4096)
+    if out is not None:
+        if not isinstance(out, np.ndarray) or not out.flags.writeable:
+            raise ValueError("out must be a writable NumPy array")
+        if out.dtype.hasobject:
+            raise ValueError(
+                f"out's dtype {out.dtype} holds Python objects, which cannot be written from "
+                "C or another process; give a numeric dtype (or no out, for pickled results)"
+            )
+    return n, timeout_ms, retries, workers
 
 
 def report(
