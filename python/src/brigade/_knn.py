@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _native
+from ._args import count
 from ._errors import _EINVAL, translate
 
 Shape = Tuple[int, int]
@@ -66,15 +66,6 @@ METRICS = ("ip", "cosine", "l2")
 BACKENDS = ("auto", "blocked", "blas", "naive", "cuda")
 
 
-def _count(value: Any, name: str, low: int, high: int) -> int:
-    """@value as an int in [low, high], or a ValueError naming @name."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} = {value} is out of range [{low}, {high}]")
-    return int(value)
-
-
 def _check_args(nb: int, dim: int, k: Any, metric: Any, backend: Any, mem_budget: Any,
                 workers: Any) -> Tuple[int, int, int]:
     """Checks what libbrigade would refuse with a bare BG_EINVAL, so that the message names
@@ -83,15 +74,15 @@ def _check_args(nb: int, dim: int, k: Any, metric: Any, backend: Any, mem_budget
         raise ValueError("db has no rows: there is nothing to search")
     if dim < 1:
         raise ValueError("the vectors have no dimensions (dim 0)")
-    k = _count(k, "k", 1, 1 << 62)
+    k = count(k, "k", 1, 1 << 62)
     if k > nb:
         raise ValueError(f"k = {k} is more than the {nb} database rows")
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r} (ip, cosine or l2)")
     if backend not in BACKENDS:
         raise ValueError(f"unknown knn backend {backend!r} (auto, blocked, blas, naive or cuda)")
-    budget = 0 if mem_budget is None else _count(mem_budget, "mem_budget", 1, (1 << 63) - 1)
-    threads = 0 if workers is None else _count(workers, "workers", 1, 4096)
+    budget = 0 if mem_budget is None else count(mem_budget, "mem_budget", 1, (1 << 63) - 1)
+    threads = 0 if workers is None else count(workers, "workers", 1, 4096)
     return k, budget, threads
 
 

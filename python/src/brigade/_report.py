@@ -10,6 +10,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from ._args import count
+
 #: The longest timeout, in seconds: libbrigade counts it in 32-bit milliseconds.
 MAX_TIMEOUT_S = 2_000_000
 
@@ -61,14 +63,6 @@ class MapReport:
         return np.flatnonzero(self.state > ItemState.OK)
 
 
-def _count(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} = {value} is out of range [{low}, {high}]")
-    return int(value)
-
-
 def check_common(n: Any, items: Any, out: Any, backend: str, timeout: Optional[float],
                  retries: Any, workers: Any) -> Tuple[int, int, int, int]:
     """The arguments both kinds of map take, checked: n, the timeout in libbrigade's
@@ -77,7 +71,7 @@ def check_common(n: Any, items: Any, out: Any, backend: str, timeout: Optional[f
         n = len(items)
     if n is None:
         raise ValueError("give n (the number of items) or items")
-    n = _count(n, "n", 0, 1 << 62)
+    n = count(n, "n", 0, 1 << 62)
     timeout_ms = 0
     if timeout is not None:
         if not (isinstance(timeout, numbers.Real) and 0 < timeout <= MAX_TIMEOUT_S):
@@ -88,8 +82,8 @@ def check_common(n: Any, items: Any, out: Any, backend: str, timeout: Optional[f
                 f"a running item can be stopped only in a worker process, not on {backend!r}"
             )
         timeout_ms = max(1, int(round(float(timeout) * 1000)))
-    retries = _count(retries, "retries", 0, 1 << 20)
-    workers = 0 if workers is None else _count(workers, "workers", 1, 4096)
+    retries = count(retries, "retries", 0, 1 << 20)
+    workers = 0 if workers is None else count(workers, "workers", 1, 4096)
     if out is not None:
         if not isinstance(out, np.ndarray) or not out.flags.writeable:
             raise ValueError("out must be a writable NumPy array")
