@@ -18,7 +18,11 @@ extern "C" {
 typedef enum bg_knn_metric {
   BG_KNN_IP = 0, /* largest q . x */
   BG_KNN_COSINE, /* largest q . x / (|q| |x|); 0 when either vector is zero */
-  BG_KNN_L2,     /* smallest |q - x|^2 (scores are squared distances) */
+  BG_KNN_L2,     /* smallest |q - x|^2 (scores are squared distances). Ranked by
+                    2 q.x - |x|^2, which loses the distances when the vectors share an offset
+                    far larger than their spread: then bg_knn searches copies of both arrays
+                    shifted by the database's mean (their bytes come out of the budget, beyond
+                    the plan; a budget that cannot hold them is BG_ENOMEM with plan->why) */
   BG_KNN_METRIC_COUNT_
 } bg_knn_metric_t;
 

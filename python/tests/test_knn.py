@@ -156,3 +156,15 @@ def test_the_gil_is_released_during_a_search() -> None:
     db = rng.random((100_000, 256), dtype=np.float32)
     q = rng.random((1_000, 256), dtype=np.float32)
     assert watch_gil(lambda: brigade.knn(db, q, k=1, workers=1)), "the GIL was held"
+
+
+@pytest.mark.parametrize("offset", [100.0, 1000.0])
+def test_l2_far_from_the_origin(offset: float) -> None:
+    rng = np.random.default_rng(2)
+    db = (offset + rng.standard_normal((2000, 64)) * 1e-2).astype(np.float32)
+    q = db[[5, 17, 1999]].copy()
+    idx, scores = brigade.knn(db, q, k=2, metric="l2")
+    assert idx[:, 0].tolist() == [5, 17, 1999]
+    assert (scores >= 0).all() and np.allclose(scores[:, 0], 0, atol=1e-6)
+    ref = -reference(db, q, 2, "l2")
+    assert np.allclose(scores[:, 1], np.sort(ref, axis=1)[:, 1], rtol=1e-3)

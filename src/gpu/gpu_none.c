@@ -10,6 +10,8 @@ int bg_gpu_query(bg_gpu_info_t *out) {
   if (!out)
     return BG_EINVAL;
   memset(out, 0, sizeof *out);
-  snprintf(out->why, sizeof out->why, "this build has no CUDA (nvcc or cuBLAS not found at configure, or BRIGADE_WITH_CUDA=OFF, as in the Python wheel)");
+  snprintf(out->why, sizeof out->why,
+           "this build has no CUDA (nvcc or cuBLAS not found at configure, or "
+           "BRIGADE_WITH_CUDA=OFF, as in the Python wheel)");
   return BG_ENOTSUP;
 }

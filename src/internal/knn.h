@@ -67,4 +67,14 @@ uint64_t bg__blas_buffer_bytes(void);
 /* The kernel OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), NULL without it. */
 const char *bg__blas_corename(void);
 
+/* L2 on vectors whose common offset dominates their spread (centre.c): @out becomes @d with
+ * db and queries replaced by copies shifted by the database's mean (*copy, to free with @a),
+ * when that offset would cost the expansion 2 q.x - |x|^2 its precision; otherwise @out is @d
+ * and *copy NULL. @room: the bytes the budget has left; copies that do not fit it are done
+ * without when the offset costs less than half the dtype's precision (or the database has one
+ * row: nothing to rank). Return: 0; BG_ENOMEM (copies needed that do not fit @room, or an
+ * allocation failed). */
+int bg__knn_centre(const bg_knn_desc_t *d, const bg_allocator_t *a, uint64_t room,
+                   bg_knn_desc_t *out, void **copy);
+
 #endif

@@ -357,6 +357,19 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
     }
     return rc;
   }
+  /* L2 far from the origin runs on centred copies (centre.c), within what the plan left. */
+  const bg_allocator_t *a = &pool->alloc;
+  bg_knn_desc_t centred;
+  void *copy = NULL;
+  rc = bg__knn_centre(d, a, p.budget > p.bytes ? p.budget - p.bytes : 0, &centred, &copy);
+  if (rc != 0) {
+    p.why = "the vectors lie far from the origin for their spread, and the centred copies L2 "
+            "then searches do not fit the budget: subtract their mean first, or raise the budget";
+    if (plan)
+      *plan = p;
+    return rc;
+  }
+  d = &centred;
   bg__knn_ctx c = {.d = d,
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
@@ -367,7 +380,6 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   /* Keep each worker's buffer on its own cache lines. */
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;
   size_t e = d->dtype == BG_F64 ? 8 : 4;
-  const bg_allocator_t *a = &pool->alloc;
   void *norm = NULL, *own_keys = NULL, *scratch = NULL, *busy = NULL;
   rc = BG_ENOMEM;
   if (d->metric != BG_KNN_IP && !(norm = bg__pool_alloc(a, d->nb_txt * e)))
@@ -397,5 +409,6 @@ done:
   bg__pool_free(a, scratch);
   bg__pool_free(a, own_keys);
   bg__pool_free(a, norm);
+  bg__pool_free(a, copy);
   return rc;
 }

@@ -473,6 +473,55 @@ static void large_but_representable_scores_are_answered(void **state) {
   bg_pool_destroy(pool);
 }
 
+/* Vectors around 1000 with a spread of 0.01 (every value exact in f32): ranked by the expansion
+ * 2 q.x - |x|^2 alone, f32 loses every digit of the distances (a stranger's trial got wrong
+ * neighbours and negative squared distances); every backend must answer as the reference, and a
+ * budget that cannot hold the centred copies is refused with the reason. */
+static void l2_far_from_the_origin_is_answered_right(void **state) {
+  (void)state;
+  bg_pool_t *pool;
+  assert_int_equal(bg_pool_create(NULL, &pool), 0);
+  enum { NB = 2000, NQ = 20, DIM = 64, K = 3 };
+  double *db = malloc(NB * DIM * sizeof *db), *q = malloc(NQ * DIM * sizeof *q), sc[NQ * K];
+  int64_t idx[NQ * K];
+  fill(db, NB * DIM, 11, 0);
+  fill(q, NQ * DIM, 12, 0);
+  for (size_t i = 0; i < NB * DIM; i++)
+    db[i] = (double)(float)(1000 + db[i] * 1e-2);
+  for (size_t i = 0; i < NQ * DIM; i++)
+    q[i] = (double)(float)(1000 + q[i] * 1e-2);
+  char what[128];
+  for (size_t be = 0; be < 3; be++) {
+    if (!bg_knn_backend_available(backends[be]))
+      continue;
+    for (int t = 0; t < 2; t++) {
+      snprintf(what, sizeof what, "offset 1000 %s l2 %s", backends[be], t ? "f64" : "f32");
+      int rc = search(pool, backends[be], BG_KNN_L2, t ? BG_F64 : BG_F32, db, NB, q, NQ, DIM, K,
+                      idx, sc, NULL);
+      if (rc != 0)
+        fail_msg("%s: %s", what, bg_errname(rc));
+      expect_reference(what, db, NB, q, NQ, DIM, K, BG_KNN_L2, idx, sc);
+    }
+  }
+  float *dbf = malloc(NB * DIM * sizeof *dbf), *qf = malloc(NQ * DIM * sizeof *qf);
+  for (size_t i = 0; i < NB * DIM; i++)
+    dbf[i] = (float)db[i];
+  for (size_t i = 0; i < NQ * DIM; i++)
+    qf[i] = (float)q[i];
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.metric = BG_KNN_L2, d.db = dbf, d.nb_txt = NB, d.queries = qf, d.nb_new = NQ, d.dim = DIM;
+  d.k = K, d.idx = idx;
+  bg_knn_plan_t plan;
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
+  d.mem_budget = plan.bytes + 4096;
+  assert_int_equal(bg_knn(pool, &d, &plan), BG_ENOMEM);
+  assert_non_null(plan.why);
+  assert_non_null(strstr(plan.why, "far from the origin"));
+  free(db), free(q), free(dbf), free(qf);
+  bg_pool_destroy(pool);
+}
+
 /* Sets the soft RLIMIT_AS to what is mapped now plus @room; 0 when it cannot. */
 static int limit_as(uint64_t room, struct rlimit *old) {
   if (getrlimit(RLIMIT_AS, old) != 0)
@@ -553,6 +602,7 @@ int main(void) {
       cmocka_unit_test(refusals_are_clear),
       cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
       cmocka_unit_test(large_but_representable_scores_are_answered),
+      cmocka_unit_test(l2_far_from_the_origin_is_answered_right),
       cmocka_unit_test(blas_buffers_are_counted_under_rlimit_as),
       cmocka_unit_test(without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu),
   };
