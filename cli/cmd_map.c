@@ -265,6 +265,16 @@ static void summarise(const bg_item_status_t *st, size_t n, uint64_t base, size_
     fprintf(stderr, "  ... and %zu more (--status FILE lists every item)\n", failed - shown);
 }
 
+/* Every item ok by its status. The report's counts say the same unless a task wrote past its
+ * result into the statuses (procs-persistent keeps both in one mapping): the exit status then
+ * follows what the summary printed, never 0 beside "not run". */
+static int all_ok(const bg_item_status_t *st, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (st[i].state != BG_ITEM_OK)
+      return 0;
+  return 1;
+}
+
 /* What happened, from the report alone (no per-item outcomes kept: a large map without
  * --status): the counts and the first failure. */
 static void summarise_report(const bg_map_report_t *r, size_t n, uint64_t base, unsigned ranks) {
@@ -504,7 +514,7 @@ static int run_map(const map_args *a) {
                     "limit?); the results are written, but a --resume would run again the "
                     "items recorded after the failure",
                     p.j, bg_strerror(ji.write_error));
-  if (code == CLI_OK && (r.n_failed || r.n_skipped))
+  if (code == CLI_OK && (r.n_failed || r.n_skipped || (m.status && !all_ok(m.status, n))))
     code = CLI_FAIL;
 out:
   run_free(&m);

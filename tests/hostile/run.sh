@@ -237,6 +237,12 @@ wait "$pid" 2>/dev/null
 sleep 0.5
 left_behind "kill -9 (peer)" && bad "kill -9 of the bench left its peer running" || ok
 
+# brigade map: a task that writes 64 KiB past its result on procs-persistent (whose results and
+# statuses share one mapping) leaves garbage statuses; the run must not then exit 0.
+"$bin" map --task "$lib:write_far" --n 4 --backend procs-persistent --out "$tmp/far.npy" \
+  >/dev/null 2>&1
+[ $? -eq 1 ] && ok || bad "map write_far on procs-persistent: exit 0 beside items not run"
+
 [ "$(ls /dev/shm | wc -l)" -le "$shm_before" ] && ok || { echo "FAIL: /dev/shm entries left"; fail=$((fail + 1)); }
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
