@@ -72,14 +72,16 @@ PyObject *bgpy_knn(PyObject *self, PyObject *args, PyObject *kw) {
       goto out;
     d.scores = bufs[held++].buf;
   }
-  bg_pool_t *pool = bgpy_pool("threads", workers);
+  bg_pool_t *pool = bgpy_threads(workers);
   if (!pool)
     goto out;
   bg_knn_plan_t plan;
   memset(&plan, 0, sizeof plan);
+  int keep = bgpy_kept(pool);
   PyThreadState *ts = PyEval_SaveThread();
   int rc = plan_only ? bg_knn_plan(pool, &d, &plan) : bg_knn(pool, &d, &plan);
-  bg_pool_destroy(pool);
+  if (!keep)
+    bg_pool_destroy(pool);
   PyEval_RestoreThread(ts);
   if (rc == 0)
     ret = plan_dict(&plan);

@@ -77,16 +77,19 @@ PyObject *bgpy_map(PyObject *self, PyObject *args, PyObject *kw) {
     d.ctx = bufs[held].buf, d.ctx_size = (size_t)bufs[held].len;
     held++;
   }
-  bg_pool_t *pool = bgpy_pool(backend, workers);
+  bg_pool_t *pool =
+      strcmp(backend, "threads") == 0 ? bgpy_threads(workers) : bgpy_pool(backend, workers);
   if (!pool)
     goto out;
   if (progress && bg_progress_bar_create("map", -1, 0, &bar) == 0 && bg_progress_bar_active(bar))
     d.progress = bg_progress_bar_update, d.progress_ud = bar;
   bg_map_report_t r;
   memset(&r, 0, sizeof r);
+  int keep = bgpy_kept(pool);
   PyThreadState *ts = PyEval_SaveThread();
   int rc = bg_map(pool, &d, &r);
-  bg_pool_destroy(pool);
+  if (!keep)
+    bg_pool_destroy(pool);
   bg_progress_bar_destroy(bar);
   PyEval_RestoreThread(ts);
   ret = bgpy_map_result(rc, &r, backend);

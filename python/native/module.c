@@ -2,6 +2,8 @@
 /* The module brigade._native: its exception, the shared helpers and the table of functions. */
 #include "native.h"
 
+#include <unistd.h>
+
 PyObject *bgpy_error;
 
 PyObject *bgpy_raise(int rc, const char *msg, PyObject *details) {
@@ -35,6 +37,40 @@ bg_pool_t *bgpy_pool(const char *backend, unsigned workers) {
     return NULL;
   }
   return p;
+}
+
+/* Pools of threads kept for the next call, one per worker count: starting a pool reads the
+ * machine's topology (hwloc), which costs milliseconds, more than a small search itself (9 ms
+ * for a search NumPy answers in 0.3). Created and looked up under the GIL. A pool inherited
+ * through a fork (a worker of a Python-function map) has no threads there: the pid tells it. */
+#define KEPT 8
+static struct {
+  pid_t pid;
+  unsigned workers;
+  bg_pool_t *pool;
+} kept[KEPT];
+
+bg_pool_t *bgpy_threads(unsigned workers) {
+  pid_t me = getpid();
+  for (int i = 0; i < KEPT; i++)
+    if (kept[i].pool && kept[i].pid == me && kept[i].workers == workers)
+      return kept[i].pool;
+  bg_pool_t *p = bgpy_pool("threads", workers);
+  for (int i = 0; p && i < KEPT; i++)
+    if (!kept[i].pool || kept[i].pid != me) {
+      /* A slot of another process's pool is reused without destroying it: its threads are
+       * not here to join. */
+      kept[i].pid = me, kept[i].workers = workers, kept[i].pool = p;
+      return p;
+    }
+  return p; /* more worker counts than slots: the caller destroys this one */
+}
+
+int bgpy_kept(const bg_pool_t *p) {
+  for (int i = 0; i < KEPT; i++)
+    if (kept[i].pool == p)
+      return 1;
+  return 0;
 }
 
 int bgpy_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t want, int writable, const char *what) {

@@ -22,6 +22,12 @@ PyObject *bgpy_raise(int rc, const char *msg, PyObject *details);
  * and returns NULL. */
 bg_pool_t *bgpy_pool(const char *backend, unsigned workers);
 
+/* A pool of threads with @workers (0: the default), kept for later calls (see module.c);
+ * NULL with an exception raised on failure. bgpy_kept says whether a pool is one of those,
+ * which the caller must not destroy. */
+bg_pool_t *bgpy_threads(unsigned workers);
+int bgpy_kept(const bg_pool_t *p);
+
 /* A contiguous buffer of @want bytes from @obj (writable when @writable), or an exception
  * naming @what. Returns 0 or -1. */
 int bgpy_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t want, int writable, const char *what);

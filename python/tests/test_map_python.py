@@ -126,3 +126,35 @@ def test_a_nested_map_is_refused_in_its_item() -> None:
     r = brigade.map(lambda i: brigade.map(lambda j: j, 2, backend="procs"), 2, backend="procs")
     assert (r.state == ItemState.FAILED).all()
     assert "cannot run inside" in str(r.results[0])
+
+
+def test_a_search_inside_an_item() -> None:
+    db = np.random.default_rng(4).random((20_000, 64), dtype=np.float32)
+
+    def search(i: int) -> list:
+        return brigade.knn(db, db[i * 300 : (i + 1) * 300], metric="l2")[0][:, 0].tolist()
+
+    r = brigade.map(search, 3, backend="procs", timeout=30)
+    assert r.results == [list(range(i * 300, (i + 1) * 300)) for i in range(3)]
+
+
+def test_a_search_after_os_fork_starts_its_own_pool() -> None:
+    # brigade.knn keeps its pool of threads between calls; a child of os.fork() inherits the
+    # pool without its threads, and must start its own instead of waiting for them.
+    db = np.random.default_rng(5).random((20_000, 64), dtype=np.float32)
+    assert brigade.knn(db, db[:300], metric="l2")[0][:, 0].tolist() == list(range(300))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        got = brigade.knn(db, db[300:600], metric="l2")[0][:, 0].tolist()
+        os._exit(0 if got == list(range(300, 600)) else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's search waited for the parent's threads")
+    assert os.waitstatus_to_exitcode(status) == 0
