@@ -393,6 +393,16 @@ static void knn_equals_single(bg_pool_t *mpi, bg_pool_t *local) {
   free(db), free(q);
 }
 
+/* bg_dist_max: the largest value over the ranks, on every rank; refused off an mpi pool. */
+static void dist_max(bg_pool_t *mpi, bg_pool_t *seq) {
+  int64_t v = rank == ranks - 1 ? 7 : -(int64_t)rank;
+  CHECK(bg_dist_max(mpi, &v) == 0);
+  CHECK(v == 7);
+  v = 1;
+  CHECK(bg_dist_max(seq, &v) == BG_EBACKEND && v == 1);
+  CHECK(bg_dist_max(mpi, NULL) == BG_EINVAL && bg_dist_max(NULL, &v) == BG_EINVAL);
+}
+
 int main(void) {
   if (bg_dist_world(&rank, &ranks) != 0) {
     fprintf(stderr, "MPI is not available\n");
@@ -406,6 +416,7 @@ int main(void) {
   failures_are_reported(mpi);
   statuses_on_rank_0(mpi);
   journal_across_ranks(mpi);
+  dist_max(mpi, seq);
   knn_equals_single(mpi, local);
   bg_pool_destroy(mpi), bg_pool_destroy(seq), bg_pool_destroy(local);
   if (rank == 0 && failures == 0)
