@@ -34,7 +34,7 @@ typedef struct shape {
   uint64_t base;    /* the counter's value before this map: it only grows, never reset */
   uint64_t status;  /* rank 0 keeps each item's outcome: chunks carry their statuses */
   uint64_t journal; /* rank 0 journals the map: chunks are sized by time */
-  uint64_t skipped; /* items rank 0's journal settled before the map: their bits follow */
+  uint64_t skipped; /* rank 0's journal settled items before the map: their bits follow */
   uint64_t scratch; /* the largest chunk of any rank, in items */
   uint64_t fbase;   /* the failure counter's value before this map */
 } shape;
@@ -387,15 +387,6 @@ static void take_chunks(rank_run *r, const char *in) {
   reap(r, 1);
 }
 
-/* The items rank 0's journal settled before the map: counted there, bits sent to every rank. */
-static uint64_t count_skipped(const bg__job *job, uint64_t n) {
-  const uint64_t *bits = job->journal ? job->journal->skip : NULL;
-  uint64_t k = 0;
-  for (uint64_t w = 0; bits && w < (n + 63) / 64; w++)
-    k += (uint64_t)__builtin_popcountll(bits[w]);
-  return k;
-}
-
 /* Rank 0: the items its journal settled keep their recorded outcomes, in the statuses and in
  * the counts that every rank's report sums (the other ranks know only the skip bits). */
 static void count_replayed(rank_run *r, const bg_item_status_t *rec, uint64_t n) {
@@ -448,7 +439,7 @@ void bg__mpi_map(void *state, bg__job *job) {
     MPI_Fetch_and_op(&none, &sh.base, MPI_UINT64_T, 0, 0, MPI_NO_OP, s->counter);
     MPI_Fetch_and_op(&none, &sh.fbase, MPI_UINT64_T, 0, 1, MPI_NO_OP, s->counter);
     MPI_Win_unlock_all(s->counter);
-    sh.skipped = count_skipped(job, d->n);
+    sh.skipped = job->replayed != NULL; /* the journal settled items before the map */
   }
   MPI_Bcast(&sh, SHAPE_WORDS, MPI_UINT64_T, 0, s->comm);
   /* Rank 0 takes chunks that hold settled items through a scratch buffer: sized now for the

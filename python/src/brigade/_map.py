@@ -12,7 +12,8 @@ import numpy as np
 from . import _native
 from ._errors import translate
 from ._pymap import map_python
-from ._report import STATUS_DTYPE, MapReport, check_common, report
+from ._args import check_common
+from ._report import STATUS_DTYPE, MapReport, report
 
 def _is_python_callback(fn: Any) -> bool:
     """A ctypes or cffi function pointer made from a Python callable (it calls back into
