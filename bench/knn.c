@@ -2,6 +2,7 @@
 /* The knn suite: the lecture's part-2 cases, every backend on the same seeded inputs, the bare
  * sgemm beside them, answers cross-checked, and the sentences that explain the table. */
 #include "knn.h"
+#include "cublas_sgemm.h"
 #include "stats.h"
 #include "workload.h"
 #include "workloads/rng.h"
@@ -36,10 +37,24 @@ static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000
 #define ROW_SECONDS_QUICK 1.0
 /* The sgemm reference writes its scores in blocks of at most this size. */
 #define SGEMM_BLOCK ((uint64_t)256 << 20)
+/* cuBLAS's blocks: 1 GiB keeps the memory-wall case's 37 GiB of scores in 38 products, large
+ * enough to fill the GPU, and beside its 0.8 GB of inputs fits any GPU the suite would run on. */
+#define CUBLAS_BLOCK ((uint64_t)1 << 30)
 /* Two answers that differ are both right when their scores agree to float32 rounding. */
 #define TIE_RTOL 1e-5
 
-static const char *const known[] = {"naive", "blocked", "blas", "auto", "sgemm"};
+static const char *const known[] = {"naive", "blocked", "blas",        "auto",
+                                    "sgemm", "cuda",    "cublas-sgemm"};
+
+/* The rows that need a GPU: brigade's cuda backend and cuBLAS's bare product beside it. */
+static int is_gpu(const char *name) {
+  return !strcmp(name, "cuda") || !strcmp(name, "cublas-sgemm");
+}
+
+/* The ceilings: bare products without the top-k, so no answer to check and never the best. */
+static int is_reference(const char *name) {
+  return !strcmp(name, "sgemm") || !strcmp(name, "cublas-sgemm");
+}
 
 const char *bench_knn_backend_name(const char *name) {
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -56,6 +71,12 @@ void bench_knn_default_backends(bench_knn_opts *o) {
       o->backends[o->nbackends++] = order[i];
   if (bg_knn_backend_available("blas"))
     o->backends[o->nbackends++] = "sgemm";
+  /* The GPU rows only where a GPU is found: elsewhere they could only say that it is not. */
+  bg_gpu_info_t g;
+  if (bg_gpu_query(&g) == 0) {
+    o->backends[o->nbackends++] = "cuda";
+    o->backends[o->nbackends++] = "cublas-sgemm";
+  }
 }
 
 void *bench_knn_random(size_t first, size_t rows, size_t dim, bg_dtype_t t, uint64_t seed) {
@@ -89,7 +110,10 @@ typedef struct knn_run {
   bg_knn_plan_t plan;   /* of the last search */
   bg_knn_plan_t best;   /* of the fastest backend so far */
   double best_gflops;
-  size_t near_ties; /* queries answered differently within float32 rounding */
+  size_t near_ties;     /* queries answered differently within float32 rounding */
+  bg_knn_times_t times; /* GPU rows: where the last run's time went */
+  size_t gpu_rows;      /* cublas-sgemm: queries per block */
+  char why[256];        /* cublas-sgemm: what CUDA or cuBLAS said when the last run failed */
 } knn_run;
 
 /* GFLOP/s each backend reached on the previous case it ran, to predict the next case's time. */
@@ -98,6 +122,14 @@ typedef struct speed_log {
   double gflops[BENCH_KNN_MAX_BACKENDS + 4];
   size_t n;
 } speed_log;
+
+/* What the whole suite carries from case to case. */
+typedef struct knn_suite {
+  speed_log log;
+  /* Asked once, only when a GPU row is to run: the first CUDA call creates a context. */
+  int gpu_rc;
+  bg_gpu_info_t gpu;
+} knn_suite;
 
 static double *speed_of(speed_log *l, const char *name) {
   for (size_t i = 0; i < l->n; i++)
@@ -157,17 +189,35 @@ static void progress(const knn_run *r, const char *name) {
     fprintf(stderr, "\r\033[K%s: %s ...", r->section, name);
 }
 
+/* cuBLAS's product alone, timed on the device: the row's time is the products', and the upload
+ * before them is kept apart in r->times. Returns seconds, or BG_EUNAVAIL with r->why. */
+static double once_cublas(knn_run *r) {
+  bench_cublas_times t;
+  if (bench_cublas_sgemm(r->db, r->c.nb_txt, r->q, r->c.nb_new, r->c.dim, CUBLAS_BLOCK, &t, r->why,
+                         sizeof r->why) != 0)
+    return BG_EUNAVAIL;
+  r->times.h2d_s = t.h2d_s, r->times.gemm_s = t.gemm_s, r->times.wall_s = t.gemm_s;
+  r->gpu_rows = t.block_rows;
+  return t.gemm_s;
+}
+
 /* One timed search (or sgemm product). Returns seconds, or a negative BG_E*. */
 static double once(knn_run *r, bg_pool_t *pool, const char *name) {
+  memset(&r->times, 0, sizeof r->times);
   if (!strcmp(name, "sgemm")) {
     double dt = bench_sgemm_seconds(r->db, r->c.nb_txt, r->q, r->c.nb_new, r->c.dim,
                                     bg_pool_workers(pool), SGEMM_BLOCK);
     return dt < 0 ? BG_ENOMEM : dt;
   }
+  if (!strcmp(name, "cublas-sgemm"))
+    return once_cublas(r);
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
   d.db = r->db, d.nb_txt = r->c.nb_txt, d.queries = r->q, d.nb_new = r->c.nb_new;
   d.dim = r->c.dim, d.k = 1, d.backend = name, d.mem_budget = r->budget, d.idx = r->idx;
+  /* Only the cuda backend splits its time; the CPU backends' wall_s is the row's own figure. */
+  if (!strcmp(name, "cuda"))
+    d.times = &r->times;
   double t0 = bench_now();
   int rc = bg_knn(pool, &d, &r->plan);
   double dt = bench_now() - t0;
@@ -182,12 +232,17 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
              r->c.nb_txt);
     return;
   }
+  if (!strcmp(name, "cublas-sgemm")) {
+    if (r->gpu_rows)
+      snprintf(row->plan, sizeof row->plan, "cuBLAS FP32, %zux%zu blocks, +%.3g s upload",
+               r->gpu_rows, r->c.nb_txt, row->h2d_s);
+    return;
+  }
   if (r->plan.backend)
     snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
              r->plan.tile_db, (double)r->plan.bytes / 1048576);
 }
 
-/* Times one backend on the case and appends its row. Returns 0, BG_ECANCELED or BG_ENOMEM. */
 /* The seconds a row is predicted to take from its speed on the previous case (0: unknown), or
  * -1 with a note when that is beyond --max-seconds. */
 static double predict(const knn_run *r, const char *name, const double *gf, bench_result *res) {
@@ -205,26 +260,84 @@ static double row_seconds(const knn_run *r) {
   return r->o->lecture ? ROW_SECONDS_LECTURE : ROW_SECONDS_QUICK;
 }
 
-static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log *log,
-                        bench_result *res) {
-  double *gf = speed_of(log, name);
-  double predicted = predict(r, name, gf, res);
-  if (predicted < 0)
-    return 0;
-  if (res->nrows == BENCH_MAX_ROWS)
-    return 0;
-  progress(r, name);
+/* A fresh row for the backend in the case's section, not yet counted in res->nrows. */
+static bench_row *new_row(const knn_run *r, const char *name, bg_pool_t *pool, bench_result *res) {
   bench_row *row = &res->rows[res->nrows];
   memset(row, 0, sizeof *row);
   snprintf(row->section, sizeof row->section, "%s", r->section);
   row->workload = "knn", row->backend = name, row->schedule = "-", row->n = r->c.nb_new;
-  row->reference = !strcmp(name, "sgemm");
+  row->reference = is_reference(name);
+  row->workers = bg_pool_workers(pool);
+  return row;
+}
+
+/* A GPU row where the suite found no GPU: shown, with the reason in a note, and unavailable
+ * rather than failed, so that a machine without one runs the CPU rows to exit status 0. */
+static void gpu_missing(const knn_run *r, bg_pool_t *pool, const char *name, const knn_suite *st,
+                        bench_result *res) {
+  new_row(r, name, pool, res)->unavailable = 1;
+  res->nrows++;
+  if (st->gpu_rc == BG_EUNAVAIL)
+    bench_note_add(res, r->section, "%s not run: No GPU detected (%s)", name, st->gpu.why);
+  else
+    bench_note_add(res, r->section, "%s not run: %s", name, st->gpu.why);
+}
+
+/* Records why a run failed. A cuda backend that this build lacks makes the row unavailable, like
+ * a missing GPU; anything else is a failure, BG_EUNAVAIL too: the suite found a GPU before it
+ * ran a GPU row, so a device that then cannot be used is a fault to see, not a machine to skip. */
+static void run_failed(const knn_run *r, bench_row *row, const char *name, double dt,
+                       bench_result *res) {
+  if (!strcmp(name, "cuda") && dt == BG_ENOTSUP) {
+    bench_note_add(res, r->section, "%s not run: bg_knn refused it here: %s (%s)", name,
+                   bg_strerror((int)dt), bg_errname((int)dt));
+    row->unavailable = 1;
+    return;
+  }
+  row->failed = 1;
+  if (dt == BG_ENOMEM && r->plan.min_bytes)
+    bench_note_add(res, r->section,
+                   "%s failed: the search needs at least %.1f KiB beyond its inputs but the "
+                   "budget is %.1f KiB: %s",
+                   name, (double)r->plan.min_bytes / 1024, (double)r->plan.budget / 1024,
+                   r->plan.why ? r->plan.why : "raise --mem-budget");
+  else if (r->why[0])
+    bench_note_add(res, r->section, "%s failed: %s", name, r->why);
+  else
+    /* The library's own sentence when it has one (overflow, an address-space limit). */
+    bench_note_add(res, r->section, "%s failed: %s", name,
+                   r->plan.why && (dt == BG_ENOMEM || dt == BG_ERANGE) ? r->plan.why
+                                                                       : bg_strerror((int)dt));
+}
+
+static void add_times(bg_knn_times_t *sum, const bg_knn_times_t *t) {
+  sum->h2d_s += t->h2d_s, sum->gemm_s += t->gemm_s, sum->select_s += t->select_s;
+  sum->d2h_s += t->d2h_s, sum->wall_s += t->wall_s;
+}
+
+/* Times one backend on the case and appends its row. Returns 0 or BG_ECANCELED. */
+static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, knn_suite *st,
+                        bench_result *res) {
+  if (res->nrows == BENCH_MAX_ROWS)
+    return 0;
+  if (is_gpu(name) && st->gpu_rc != 0) {
+    gpu_missing(r, pool, name, st, res);
+    return 0;
+  }
+  double *gf = speed_of(&st->log, name);
+  double predicted = predict(r, name, gf, res);
+  if (predicted < 0)
+    return 0;
+  progress(r, name);
+  bench_row *row = new_row(r, name, pool, res);
   double t[64], cpu[64], user = 0, sys = 0, total = 0;
+  bg_knn_times_t sum = {0};
   unsigned got = 0;
   memset(&r->plan, 0, sizeof r->plan);
+  r->why[0] = '\0', r->gpu_rows = 0;
   bench_peak_reset();
   /* A warm-up run when a run is short (or of unknown length): it faults in the pages and
-   * lets OpenBLAS start its threads. */
+   * lets OpenBLAS start its threads (and CUDA create its context). */
   int warm = predicted < 1.0;
   for (unsigned k = 0; k < r->o->repeat + (unsigned)warm && got < 64; k++) {
     if (bench_interrupted)
@@ -232,21 +345,8 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     bench_cpu c0 = bench_cpu_now();
     double dt = once(r, pool, name);
     bench_cpu c1 = bench_cpu_now();
-    if (dt == BG_ENOMEM && r->plan.min_bytes) {
-      bench_note_add(res, r->section,
-                     "%s failed: the search needs at least %.1f KiB beyond its inputs but the "
-                     "budget is %.1f KiB: %s",
-                     name, (double)r->plan.min_bytes / 1024, (double)r->plan.budget / 1024,
-                     r->plan.why ? r->plan.why : "raise --mem-budget");
-      row->failed = 1;
-      break;
-    }
     if (dt < 0) {
-      /* The library's own sentence when it has one (overflow, an address-space limit). */
-      bench_note_add(res, r->section, "%s failed: %s", name,
-                     r->plan.why && (dt == BG_ENOMEM || dt == BG_ERANGE) ? r->plan.why
-                                                                         : bg_strerror((int)dt));
-      row->failed = 1;
+      run_failed(r, row, name, dt, res);
       break;
     }
     if (warm && k == 0)
@@ -254,11 +354,15 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
     t[got] = dt;
     cpu[got++] = (c1.user - c0.user) + (c1.sys - c0.sys);
     user += c1.user - c0.user, sys += c1.sys - c0.sys, total += dt;
+    add_times(&sum, &r->times);
     if (total > row_seconds(r))
       break;
   }
   row->peak_mib = bench_peak_mib();
-  row->workers = bg_pool_workers(pool);
+  if (got > 0) {
+    row->h2d_s = sum.h2d_s / got, row->gemm_s = sum.gemm_s / got;
+    row->select_s = sum.select_s / got, row->d2h_s = sum.d2h_s / got;
+  }
   plan_text(r, name, row->workers, row);
   if (got == 0) {
     res->nrows++;
@@ -270,9 +374,9 @@ static int time_backend(knn_run *r, bg_pool_t *pool, const char *name, speed_log
   row->ns_per_item = row->wall.median / (double)r->c.nb_new * 1e9;
   row->gflops = r->flops / row->wall.median / 1e9;
   *gf = row->gflops;
-  if (strcmp(name, "sgemm"))
+  if (!row->reference)
     verify(r, row, res);
-  if (strcmp(name, "sgemm") && !row->failed && row->gflops > r->best_gflops) {
+  if (!row->reference && !row->failed && row->gflops > r->best_gflops) {
     r->best = r->plan;
     r->best_gflops = row->gflops;
   }
@@ -324,6 +428,40 @@ static const char *bytes_text(double b, char *buf, size_t cap) {
   return buf;
 }
 
+/* Where the cuda row's GPU time went, and what its top-k costs over cuBLAS's bare product of
+ * the same scores. The shares are of the summed activities, which may overlap in time. */
+static void explain_gpu(const knn_run *r, bench_result *res, size_t first) {
+  const bench_row *cuda = row_of(res, first, "cuda"), *cub = row_of(res, first, "cublas-sgemm");
+  const char *s = r->section;
+  double gpu = cuda ? cuda->h2d_s + cuda->gemm_s + cuda->select_s + cuda->d2h_s : 0;
+  if (gpu > 0)
+    bench_note_add(res, s,
+                   "cuda: %.0f%% of its GPU time in transfers (H2D %.3g s, D2H %.3g s), %.0f%% in "
+                   "products, %.0f%% in the top-k selection",
+                   100 * (cuda->h2d_s + cuda->d2h_s) / gpu, cuda->h2d_s, cuda->d2h_s,
+                   100 * cuda->gemm_s / gpu, 100 * cuda->select_s / gpu);
+  if (cub)
+    bench_note_add(res, s,
+                   "cublas-sgemm, the GPU's ceiling: cuBLAS's FP32 product alone took %.3g s on "
+                   "the device (%.0f GFLOP/s, no top-k, scores left on the device), after %.3g s "
+                   "uploading the inputs",
+                   cub->wall.median, cub->gflops, cub->h2d_s);
+  if (!cuda || !cub)
+    return;
+  char dev[200] = "";
+  if (cuda->gemm_s > 0)
+    snprintf(dev, sizeof dev,
+             "; on the device its own products took %.3g s (%.2fx the bare product's) and its "
+             "top-k selection %.3g s more (%.0f%% of the bare product's time)",
+             cuda->gemm_s, cuda->gemm_s / cub->wall.median, cuda->select_s,
+             100 * cuda->select_s / cub->wall.median);
+  bench_note_add(res, s,
+                 "cuda's whole search took %.3g s, %.1fx cuBLAS's bare product (%.3g s on the "
+                 "device; %.3g s with its upload)%s",
+                 cuda->wall.median, cuda->wall.median / cub->wall.median, cub->wall.median,
+                 cub->wall.median + cub->h2d_s, dev);
+}
+
 /* Fills the ratios of the case's rows (first..end) and writes its sentences. */
 static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t avail) {
   const bench_row *naive = row_of(res, first, "naive"), *sgemm = row_of(res, first, "sgemm");
@@ -334,7 +472,7 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
       x->speedup = naive->wall.median / x->wall.median;
     if (sgemm && x->gflops > 0)
       x->vs_sgemm = x->gflops / sgemm->gflops;
-    if (strcmp(x->backend, "sgemm") && !x->external && !x->failed && x->gflops > 0 &&
+    if (!x->reference && !x->external && !x->failed && x->gflops > 0 &&
         (!best || x->gflops > best->gflops))
       best = x;
   }
@@ -404,7 +542,7 @@ static void explain_run(bench_result *res) {
 }
 
 static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64_t avail,
-                    speed_log *log, bench_result *res, char *err, size_t cap) {
+                    knn_suite *st, bench_result *res, char *err, size_t cap) {
   knn_run r = {.o = o, .c = c, .flops = 2.0 * (double)c.nb_txt * (double)c.dim * (double)c.nb_new};
   r.budget = o->mem_budget ? o->mem_budget
              : c.wall      ? (o->lecture ? WALL_BUDGET_LECTURE : WALL_BUDGET_QUICK)
@@ -430,11 +568,13 @@ static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64
   }
   size_t first = res->nrows;
   for (size_t b = 0; b < o->nbackends && rc == 0; b++)
-    rc = time_backend(&r, pool, o->backends[b], log, res);
+    rc = time_backend(&r, pool, o->backends[b], st, res);
   if (rc == 0 && o->peers)
-    rc = run_peers(&r, bg_pool_workers(pool), log, res);
-  if (rc == 0)
+    rc = run_peers(&r, bg_pool_workers(pool), &st->log, res);
+  if (rc == 0) {
     explain(&r, res, first, avail);
+    explain_gpu(&r, res, first);
+  }
   if (rc == 0 && r.ref_name) {
     bg_knn_desc_t d;
     bg_knn_desc_init(&d);
@@ -465,9 +605,16 @@ int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap)
   const knn_case *cases = o->lecture ? lecture_cases : quick_cases;
   size_t n = o->lecture ? sizeof lecture_cases / sizeof lecture_cases[0]
                         : sizeof quick_cases / sizeof quick_cases[0];
-  speed_log log = {0};
+  knn_suite st;
+  memset(&st, 0, sizeof st);
+  st.gpu_rc = BG_ENOTSUP;
+  for (size_t b = 0; b < o->nbackends; b++)
+    if (is_gpu(o->backends[b])) {
+      st.gpu_rc = bg_gpu_query(&st.gpu);
+      break;
+    }
   for (size_t i = 0; i < n && rc == 0; i++)
-    rc = run_case(o, pool, cases[i], avail, &log, res, err, cap);
+    rc = run_case(o, pool, cases[i], avail, &st, res, err, cap);
   if (o->progress)
     fprintf(stderr, "\r\033[K");
   bg_pool_destroy(pool);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The knn suite: the lecture's part-2 table. Each case (nb_txt, dim, nb_new) runs every knn
  * backend on the same seeded inputs, beside OpenBLAS's bare sgemm on the same product (the
- * ceiling a top-k search can approach), checks that every backend found the same neighbours,
- * and explains what the numbers mean: GFLOP/s against sgemm, speedup over the naive loop, and
- * the memory the lecture's NumPy and PyTorch would have needed. */
+ * ceiling a top-k search can approach) and, for the cuda backend, cuBLAS's (cublas-sgemm),
+ * checks that every backend found the same neighbours, and explains what the numbers mean:
+ * GFLOP/s against sgemm, speedup over the naive loop, where the GPU's time went, and the memory
+ * the lecture's NumPy and PyTorch would have needed. */
 #ifndef BRIGADE_BENCH_KNN_H
 #define BRIGADE_BENCH_KNN_H
 
@@ -17,7 +18,8 @@
 #define BENCH_KNN_MAX_BACKENDS 8
 
 typedef struct bench_knn_opts {
-  const char *backends[BENCH_KNN_MAX_BACKENDS]; /* naive, blocked, blas, auto, sgemm */
+  /* naive, blocked, blas, auto, sgemm, cuda, cublas-sgemm */
+  const char *backends[BENCH_KNN_MAX_BACKENDS];
   size_t nbackends;
   unsigned workers;         /* 0: one per core */
   unsigned repeat;          /* timed runs per row (fewer when a run is long) */
@@ -29,7 +31,7 @@ typedef struct bench_knn_opts {
 } bench_knn_opts;
 
 /* The knn suite's own (static) spelling of a backend name --backends may give, or NULL; and
- * the default list (every one compiled in). */
+ * the default list (every one compiled in, and the GPU rows where a GPU is found). */
 const char *bench_knn_backend_name(const char *name);
 void bench_knn_default_backends(bench_knn_opts *o);
 

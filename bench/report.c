@@ -133,9 +133,14 @@ static void ratio_text(double v, const char *fmt, double scale, char *buf, size_
     snprintf(buf, cap, "-");
 }
 
+/* What ends a knn row that has no figures ("" for one that has): why is in the notes. */
+static const char *row_mark(const bench_row *x) {
+  return x->failed ? "FAILED" : x->unavailable ? "UNAVAILABLE" : "";
+}
+
 static void knn_head(FILE *f, const bench_result *r, const bench_row *x) {
   fprintf(f, "\n== %s ==\n", x->section);
-  fprintf(f, "%-8s %3s  %-27s %8s %9s %8s%s %8s  %s\n", "backend", "wk", "took (median [min-max])",
+  fprintf(f, "%-12s %3s  %-27s %8s %9s %8s%s %8s  %s\n", "backend", "wk", "took (median [min-max])",
           "GFLOP/s", "vs sgemm", "vs naive", r->peers ? "  vs peer" : "", "peak MiB", "plan");
 }
 
@@ -159,8 +164,9 @@ static void knn_row(FILE *f, const bench_result *r, const bench_row *x) {
   char peer[24] = "";
   if (r->peers)
     snprintf(peer, sizeof peer, " %8s", c.peer);
-  fprintf(f, "%-8s %3u  %-27s %8s %9s %8s%s %8.1f  %s%s\n", x->backend, x->workers, c.took, c.gf,
-          c.vs, c.sp, peer, x->peak_mib, x->plan, x->failed ? "  FAILED" : "");
+  const char *mark = row_mark(x);
+  fprintf(f, "%-12s %3u  %-27s %8s %9s %8s%s %8.1f  %s%s%s\n", x->backend, x->workers, c.took, c.gf,
+          c.vs, c.sp, peer, x->peak_mib, x->plan, *mark ? "  " : "", mark);
 }
 
 static void md_knn_head(FILE *f, const bench_result *r, const bench_row *x) {
@@ -176,8 +182,9 @@ static void md_knn_row(FILE *f, const bench_result *r, const bench_row *x) {
   char peer[24] = "";
   if (r->peers)
     snprintf(peer, sizeof peer, " %s |", c.peer);
-  fprintf(f, "| %s | %u | %s | %s | %s | %s |%s %.1f | %s |%s\n", x->backend, x->workers, c.took,
-          c.gf, c.vs, c.sp, peer, x->peak_mib, x->plan, x->failed ? " FAILED" : "");
+  const char *mark = row_mark(x);
+  fprintf(f, "| %s | %u | %s | %s | %s | %s |%s %.1f | %s |%s%s\n", x->backend, x->workers, c.took,
+          c.gf, c.vs, c.sp, peer, x->peak_mib, x->plan, *mark ? " " : "", mark);
 }
 
 static void md_head(FILE *f, const bench_result *r, const bench_row *x) {
@@ -236,7 +243,8 @@ static void print_csv(FILE *f, const bench_result *r) {
   fprintf(f, "suite,section,workload,backend,schedule,chunk,workers,n,median_s,min_s,max_s,cpu_s,"
              "sys_share,peak_mib,ns_per_item,overhead_ns_per_item,speedup,efficiency,failed,"
              "gflops,vs_sgemm,plan,external,vs_peer,n_failed,n_crashed,n_exited,n_timeout,"
-             "n_overflow,n_not_run,first_failed,others_cpu,noisy,cpu_unknown,suspect\n");
+             "n_overflow,n_not_run,first_failed,others_cpu,noisy,cpu_unknown,suspect,"
+             "unavailable,h2d_s,gemm_s,select_s,d2h_s\n");
   for (size_t i = 0; i < r->nrows; i++) {
     const bench_row *x = &r->rows[i];
     fprintf(f, "%s,", r->suite);
@@ -247,9 +255,10 @@ static void print_csv(FILE *f, const bench_result *r) {
             x->wall.max, x->cpu_s, x->sys_share, x->peak_mib, x->ns_per_item, x->overhead_ns,
             x->speedup, x->efficiency, x->failed, x->gflops, x->vs_sgemm);
     csv_field(f, x->plan);
-    fprintf(f, "%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld,%s,%d,%d,%d\n", x->external, x->vs_peer,
-            x->n_failed, x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run,
-            x->first_failed, others_text(x, ""), x->noisy, x->cpu_unknown, x->suspect);
+    fprintf(f, "%d,%.4f,%zu,%zu,%zu,%zu,%zu,%zu,%lld,%s,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f\n",
+            x->external, x->vs_peer, x->n_failed, x->n_crashed, x->n_exited, x->n_timeout,
+            x->n_overflow, x->n_not_run, x->first_failed, others_text(x, ""), x->noisy,
+            x->cpu_unknown, x->suspect, x->unavailable, x->h2d_s, x->gemm_s, x->select_s, x->d2h_s);
   }
 }
 
@@ -297,11 +306,13 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
             ",\"external\":%s,\"vs_peer\":%.4f,\"imbalance\":%.4f,\"restarts\":%u,"
             "\"n_failed\":%zu,\"n_crashed\":%zu,\"n_exited\":%zu,\"n_timeout\":%zu,"
             "\"n_overflow\":%zu,\"n_not_run\":%zu,\"first_failed\":%lld,\"others_cpu\":%s,"
-            "\"noisy\":%s,\"cpu_unknown\":%s,\"suspect\":%s}",
+            "\"noisy\":%s,\"cpu_unknown\":%s,\"suspect\":%s,\"unavailable\":%s,\"h2d_s\":%.6f,"
+            "\"gemm_s\":%.6f,\"select_s\":%.6f,\"d2h_s\":%.6f}",
             x->external ? "true" : "false", x->vs_peer, x->imbalance, x->restarts, x->n_failed,
             x->n_crashed, x->n_exited, x->n_timeout, x->n_overflow, x->n_not_run, x->first_failed,
             others_text(x, "null"), x->noisy ? "true" : "false", x->cpu_unknown ? "true" : "false",
-            x->suspect ? "true" : "false");
+            x->suspect ? "true" : "false", x->unavailable ? "true" : "false", x->h2d_s, x->gemm_s,
+            x->select_s, x->d2h_s);
   }
   fprintf(f, "\n],\"notes\":[");
   for (size_t i = 0; i < r->nnotes; i++) {

@@ -10,7 +10,7 @@
 
 typedef enum bench_format { BENCH_TABLE, BENCH_CSV, BENCH_JSON, BENCH_MARKDOWN } bench_format;
 
-#define BENCH_JSON_SCHEMA 6
+#define BENCH_JSON_SCHEMA 7
 
 /* Parses "table", "csv", "json" or "markdown". Returns 0, or -1 for another name. */
 int bench_format_parse(const char *s, bench_format *out);

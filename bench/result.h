@@ -41,7 +41,7 @@ typedef struct bench_row {
   int ran_inline;     /* the last run ran on the calling thread only */
   int failed;         /* the map reported failures or its check failed */
   int external;       /* measured by a peer process (--peers): no CPU time or chunks */
-  int reference;      /* a ceiling, not an approach (knn's bare sgemm): never 'best' */
+  int reference;      /* a ceiling, not an approach (knn's bare sgemms): never 'best' */
   double vs_peer;     /* the best peer's median / this median; 0 without peers */
   double imbalance;   /* the busiest worker's busy time over the mean, minus 1 (last run) */
   unsigned restarts;  /* procs: worker processes started beyond one per worker (last run) */
@@ -60,6 +60,12 @@ typedef struct bench_row {
   double gflops;   /* 2 nb_txt dim nb_new / median */
   double vs_sgemm; /* gflops / the bare sgemm's on the same product */
   char plan[64];   /* the tile plan: "blocked 504x128, 2 workers, 3.9 MiB" */
+  /* A GPU row that cannot run here (no GPU, no CUDA in the build): no figures, a note says
+   * why, and unlike a failure it leaves the exit status alone. */
+  int unavailable;
+  /* GPU rows: seconds per timed run (the mean) of each activity, from the device's events;
+   * cuda fills all four, cublas-sgemm gemm_s and h2d_s (0 elsewhere). */
+  double h2d_s, gemm_s, select_s, d2h_s;
 } bench_row;
 
 typedef struct bench_note {

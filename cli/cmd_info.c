@@ -15,7 +15,8 @@ void cmd_info_help(FILE *f) {
              "Shows the machine as brigade sees it: logical and physical cores (the whole\n"
              "machine and those this process may use), the cgroup CPU quota, the default\n"
              "worker count, caches, NUMA nodes, memory available (cgroup-aware), and the\n"
-             "backends compiled in and usable here.\n\n"
+             "backends compiled in and usable here; with a GPU, its SMs, memory and the\n"
+             "host-to-device and device-to-host bandwidth of pinned copies, measured.\n\n"
              "  --json       print one JSON object instead of text\n"
              "  --limits     also what bounds each kind of work here, measured: memory read and\n"
              "               write bandwidth (one thread, all), first-touch page faults (4 KiB\n"
@@ -34,6 +35,8 @@ typedef struct facts {
   int mem_rc;
   bg_gpu_info_t gpu;
   int gpu_rc;
+  double h2d_gbps, d2h_gbps; /* pinned copies, measured when there is a GPU */
+  int bw_rc;
 } facts;
 
 static void print_text(const facts *f) {
@@ -71,13 +74,21 @@ static void print_text(const facts *f) {
            "  (auto's choice here) picks its own kernel and is not affected.\n",
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
   printf("GPU\n");
-  if (f->gpu_rc == 0)
-    printf("  %s (compute capability %d.%d), %s free of %s%s\n", f->gpu.name, f->gpu.cc_major,
-           f->gpu.cc_minor, cli_bytes(f->gpu.free_bytes, buf, sizeof buf),
-           cli_bytes(f->gpu.total_bytes, gbuf, sizeof gbuf),
-           f->gpu.devices > 1 ? " (device 0 of several)" : "");
-  else
+  if (f->gpu_rc == 0) {
+    printf("  %s (compute capability %d.%d)%s\n", f->gpu.name, f->gpu.cc_major, f->gpu.cc_minor,
+           f->gpu.devices > 1 ? ", device 0 of several" : "");
+    printf("  SMs:       %d\n", f->gpu.sm_count);
+    printf("  memory:    %s free of %s\n", cli_bytes(f->gpu.free_bytes, buf, sizeof buf),
+           cli_bytes(f->gpu.total_bytes, gbuf, sizeof gbuf));
+    if (f->bw_rc == 0)
+      printf("  copies:    %.1f GB/s host-to-device, %.1f GB/s device-to-host (pinned 64 MiB, "
+             "best of 3)\n",
+             f->h2d_gbps, f->d2h_gbps);
+    else
+      printf("  copies:    not measured (%s)\n", bg_strerror(f->bw_rc));
+  } else {
     printf("  No GPU detected (%s)\n", f->gpu.why);
+  }
   printf("Backends\n");
   for (size_t i = 0; i < bg_backend_count(); i++) {
     bg_backend_info_t b;
@@ -122,13 +133,18 @@ static void print_json(facts *f) {
   else
     printf("null");
   printf("},\"gpu\":{\"detected\":%s,", f->gpu_rc == 0 ? "true" : "false");
-  if (f->gpu_rc == 0)
+  if (f->gpu_rc == 0) {
     printf("\"name\":\"%s\",\"compute_capability\":\"%d.%d\",\"total_bytes\":%llu,"
-           "\"free_bytes\":%llu,\"devices\":%d",
+           "\"free_bytes\":%llu,\"devices\":%d,\"sm_count\":%d,",
            json_safe(f->gpu.name), f->gpu.cc_major, f->gpu.cc_minor,
            (unsigned long long)f->gpu.total_bytes, (unsigned long long)f->gpu.free_bytes,
-           f->gpu.devices);
-  else
+           f->gpu.devices, f->gpu.sm_count);
+    /* null, not 0, when the copies could not be measured: 0 GB/s would read as a figure. */
+    if (f->bw_rc == 0)
+      printf("\"h2d_gbps\":%.2f,\"d2h_gbps\":%.2f", f->h2d_gbps, f->d2h_gbps);
+    else
+      printf("\"h2d_gbps\":null,\"d2h_gbps\":null");
+  } else
     printf("\"why\":\"%s\"", json_safe(f->gpu.why));
   printf("},\"backends\":[");
   for (size_t i = 0; i < bg_backend_count(); i++) {
@@ -173,6 +189,8 @@ int cmd_info(int argc, char **argv) {
     return cli_fail("info", "cannot read the machine's topology: %s", bg_strerror(rc));
   f.mem_rc = bg_mem_available(&f.mem);
   f.gpu_rc = bg_gpu_query(&f.gpu);
+  if (f.gpu_rc == 0)
+    f.bw_rc = bg_gpu_bandwidth(&f.h2d_gbps, &f.d2h_gbps);
   if (json)
     print_json(&f);
   else

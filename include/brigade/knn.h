@@ -28,7 +28,19 @@ typedef enum bg_knn_metric {
 
 typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
 
-#define BG_KNN_DESC_VERSION 2u
+#define BG_KNN_DESC_VERSION 3u
+
+/* Where a search's time went (bg_knn_desc_t.times, version 3). The cuda backend measures its
+ * device work with CUDA events: each field sums the intervals of one activity, so transfers that
+ * overlap the products count in full in both, and the fields may add up to more than wall_s.
+ * CPU backends fill wall_s alone and leave the rest 0. */
+typedef struct bg_knn_times {
+  double h2d_s;    /* host-to-device copies: database and query tiles, norms */
+  double gemm_s;   /* the products (cuBLAS) */
+  double select_s; /* turning scores into keys and folding them into the running top-k */
+  double d2h_s;    /* device-to-host copies of the results */
+  double wall_s;   /* the whole bg_knn call, from its start to its return */
+} bg_knn_times_t;
 
 typedef struct bg_knn_desc {
   uint32_t version;       /* BG_KNN_DESC_VERSION, set by bg_knn_desc_init() */
@@ -51,6 +63,8 @@ typedef struct bg_knn_desc {
    * same on every rank; idx (global indices) and scores arrive on every rank. Ignored by the
    * other backends. */
   size_t db_offset;
+  /* Version 3. OUT, optional: where the time went (bg_knn_times_t); written on success. */
+  bg_knn_times_t *times;
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */

@@ -15,3 +15,9 @@ int bg_gpu_query(bg_gpu_info_t *out) {
            "BRIGADE_WITH_CUDA=OFF, as in the Python wheel)");
   return BG_ENOTSUP;
 }
+
+int bg_gpu_bandwidth(double *h2d_gbps, double *d2h_gbps) {
+  if (!h2d_gbps || !d2h_gbps)
+    return BG_EINVAL;
+  return BG_ENOTSUP;
+}

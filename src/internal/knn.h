@@ -11,7 +11,12 @@
 #include "internal/atomic.h"
 #include "internal/pool_impl.h"
 
-typedef enum bg__knn_kind { BG__KNN_NAIVE, BG__KNN_BLOCKED, BG__KNN_BLAS } bg__knn_kind;
+typedef enum bg__knn_kind {
+  BG__KNN_NAIVE,
+  BG__KNN_BLOCKED,
+  BG__KNN_BLAS,
+  BG__KNN_CUDA
+} bg__knn_kind;
 
 /* The blocked kernel's register block: two 64-byte vectors of queries (32 floats or 16
  * doubles) against this many database vectors, 2 x BG_KNN_RBLOCK accumulators of the 32
@@ -43,8 +48,9 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
  * packed queries for blocked; nothing for naive. */
 uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb);
 
-/* Resolves a backend name ("auto" by shape). Return: 0, BG_ENOENT, BG_ENOTSUP. */
-int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out);
+/* Resolves a backend name ("auto" by shape, and by whether a GPU repays the transfers against
+ * the pool's @workers). Return: 0, BG_ENOENT, BG_ENOTSUP, BG_EUNAVAIL (cuda without a GPU). */
+int bg__knn_backend(const char *name, const bg_knn_desc_t *d, unsigned workers, bg__knn_kind *out);
 
 /* One query tile [q0, q1) against the whole database, folded into the running top-k. */
 void bg__knn_tile_f32(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
@@ -76,5 +82,20 @@ const char *bg__blas_corename(void);
  * allocation failed). */
 int bg__knn_centre(const bg_knn_desc_t *d, const bg_allocator_t *a, uint64_t room,
                    bg_knn_desc_t *out, void **copy);
+
+/* The cuda backend's host side (knn_cuda.c). bg__knn_cuda_plan plans against device 0's free
+ * memory (or mem_budget, the smaller) and fills @out as bg_knn_plan() reports it; its errors
+ * are bg__gpu_plan_make's and bg__gpu_device's. bg__knn_cuda_pays: 1 when a GPU is present and
+ * predicted to finish the search before @workers CPU cores. bg__knn_cuda_run: the search, @keys
+ * and d->idx sorted best first, @why set on failure. */
+struct bg__gpu_plan;
+int bg__knn_cuda_plan(const bg_knn_desc_t *d, struct bg__gpu_plan *gp, bg_knn_plan_t *out);
+int bg__knn_cuda_pays(const bg_knn_desc_t *d, unsigned workers, int avx512);
+int bg__knn_cuda_run(const bg_knn_desc_t *d, const struct bg__gpu_plan *gp, const void *norm,
+                     void *keys, const bg_allocator_t *a, const char **why);
+
+/* Sorts each of d->nb_new rows of k (key, d->idx) pairs best first, ties to the lowest index;
+ * @scratch holds 16 bytes per k. */
+void bg__knn_cuda_sort(const bg_knn_desc_t *d, void *keys, void *scratch);
 
 #endif

@@ -229,6 +229,8 @@ void CAT(bg__knn_tile, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, char *sc
   case BG__KNN_BLOCKED:
     CAT(blocked, SFX)(c, q0, q1, (T *)(void *)scratch);
     break;
+  case BG__KNN_CUDA: /* never tiled on the CPU: bg_knn hands it to knn_cuda.c */
+    break;
   }
 }
 

@@ -4,7 +4,10 @@
 #include "brigade/error.h"
 #include "brigade/gpu.h"
 #include "brigade/map.h"
+#include "brigade/topo.h"
+#include "internal/clock.h"
 #include "internal/dist.h"
+#include "internal/gpu_knn.h"
 #include "internal/knn.h"
 
 #include <float.h>
@@ -32,6 +35,10 @@ int bg_knn_backend_available(const char *name) {
     return 0;
   if (!strcmp(name, "blas"))
     return bg__blas_available();
+  if (!strcmp(name, "cuda")) {
+    bg_gpu_info_t g;
+    return bg_gpu_query(&g) != BG_ENOTSUP;
+  }
   return !strcmp(name, "naive") || !strcmp(name, "blocked") || !strcmp(name, "auto");
 }
 
@@ -55,22 +62,22 @@ static int use_avx512(void) {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
-/* auto: the blocked kernel wherever its AVX-512 build runs: it matched or beat OpenBLAS's
- * best sgemm alone (no top-k) on every lecture case measured (docs/PERFORMANCE.md). Without
- * AVX-512, OpenBLAS's tuned products when present, unless the dim is too small to amortise
- * their packing; else the portable blocked build. naive is only ever a baseline. */
-/* Why "cuda" cannot run: not built (no nvcc at configure), no device or driver here (the
- * lecture's fallback is the caller's: auto stays on the CPU), or, with a GPU, because its
- * kernel has not been written yet (issue 6: it needs a GPU to be developed against). */
-static int cuda_refusal(void) {
-  bg_gpu_info_t g;
-  int rc = bg_gpu_query(&g);
-  return rc == BG_ENOTSUP || rc == BG_EUNAVAIL ? rc : BG_ENOTSUP;
+/* auto: the GPU when one is present and predicted to finish first, transfers included
+ * (knn_cuda.c); else the blocked kernel wherever its AVX-512 build runs: it matched or beat
+ * OpenBLAS's best sgemm alone (no top-k) on every lecture case measured (docs/PERFORMANCE.md).
+ * Without AVX-512, OpenBLAS's tuned products when present, unless the dim is too small to
+ * amortise their packing; else the portable blocked build. naive is only ever a baseline. */
+static int is_auto(const char *name) {
+  return !name || !strcmp(name, "auto");
 }
 
-int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out) {
-  if (!name || !strcmp(name, "auto")) {
-    *out = !use_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
+static bg__knn_kind cpu_auto(const bg_knn_desc_t *d) {
+  return !use_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
+}
+
+int bg__knn_backend(const char *name, const bg_knn_desc_t *d, unsigned workers, bg__knn_kind *out) {
+  if (is_auto(name)) {
+    *out = bg__knn_cuda_pays(d, workers, use_avx512()) ? BG__KNN_CUDA : cpu_auto(d);
     return BG_OK;
   }
   if (!strcmp(name, "naive"))
@@ -79,9 +86,14 @@ int bg__knn_backend(const char *name, const bg_knn_desc_t *d, bg__knn_kind *out)
     *out = BG__KNN_BLOCKED;
   else if (!strcmp(name, "blas"))
     *out = BG__KNN_BLAS;
-  else if (!strcmp(name, "cuda"))
-    return cuda_refusal();
-  else
+  else if (!strcmp(name, "cuda")) {
+    /* Not built (no nvcc at configure: BG_ENOTSUP) or no device or driver here (BG_EUNAVAIL;
+     * bg_gpu_query says why). */
+    bg_gpu_info_t g;
+    int rc = bg_gpu_query(&g);
+    *out = BG__KNN_CUDA;
+    return rc;
+  } else
     return BG_ENOENT;
   return *out == BG__KNN_BLAS && !bg__blas_available() ? BG_ENOTSUP : BG_OK;
 }
@@ -113,9 +125,18 @@ int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *ou
   if (rc != 0)
     return rc;
   bg__knn_kind kind;
-  rc = bg__knn_backend(d->backend, d, &kind);
+  rc = bg__knn_backend(d->backend, d, pool->workers, &kind);
   if (rc != 0)
     return rc;
+  if (kind == BG__KNN_CUDA) {
+    bg__gpu_plan gp;
+    rc = bg__knn_cuda_plan(d, &gp, out);
+    /* auto's GPU cannot plan this search (k past its selection's range, too little device
+     * memory): the CPU, which plans against host memory, takes it. */
+    if (rc == 0 || !is_auto(d->backend))
+      return rc;
+    kind = cpu_auto(d);
+  }
   return bg__knn_plan(pool, d, kind, out);
 }
 
@@ -338,13 +359,67 @@ static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
   return rc;
 }
 
+/* The GPU's search: norms and result keys on the host as for the CPU backends, the tiles on the
+ * device (knn_cuda.c). A CUDA failure leaves its message in p->why. */
+static int run_cuda(const bg_allocator_t *a, const bg_knn_desc_t *d, bg_knn_plan_t *p) {
+  bg__gpu_plan gp;
+  int rc = bg__knn_cuda_plan(d, &gp, p);
+  if (rc != 0)
+    return rc;
+  size_t e = d->dtype == BG_F64 ? 8 : 4;
+  void *norm = NULL, *own_keys = NULL;
+  rc = BG_ENOMEM;
+  p->why = "no host memory for the database's norms or the result keys";
+  if (d->metric != BG_KNN_IP && !(norm = bg__pool_alloc(a, d->nb_txt * e)))
+    goto done;
+  if (!d->scores && !(own_keys = bg__pool_alloc(a, d->nb_new * d->k * e)))
+    goto done;
+  if (norm)
+    db_norms(d, norm);
+  p->why = NULL;
+  rc = bg__knn_cuda_run(d, &gp, norm, d->scores ? d->scores : own_keys, a, &p->why);
+  if (rc == 0 && !all_found(d)) {
+    rc = BG_ERANGE;
+    p->why = overflow_why(d->dtype);
+  }
+  if (rc == 0)
+    finish_scores(d);
+done:
+  bg__pool_free(a, own_keys);
+  bg__pool_free(a, norm);
+  return rc;
+}
+
+/* Host memory the centred copies of L2 may take: what the budget leaves beside a CPU plan; for
+ * the GPU, whose plan counts device memory, the budget or half the host's available memory. */
+static uint64_t centre_room(const bg_knn_desc_t *d, const bg_knn_plan_t *p) {
+  if (strcmp(p->backend, "cuda"))
+    return p->budget > p->bytes ? p->budget - p->bytes : 0;
+  uint64_t avail;
+  if (d->mem_budget)
+    return d->mem_budget;
+  return bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
+}
+
+static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan);
+
 int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
+  uint64_t t0 = bg__now_ns();
+  int rc = search(pool, d, plan);
+  if (rc == 0 && d->version >= 3 && d->times)
+    d->times->wall_s = (double)(bg__now_ns() - t0) / 1e9;
+  return rc;
+}
+
+static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   if (pool && d && pool->ops->collective)
     return d->version >= 2 ? bg__knn_mpi(pool, d, plan) : BG_EINVAL;
+  if (d && d->version >= 3 && d->times)
+    *d->times = (bg_knn_times_t){0};
   bg_knn_plan_t p;
   int rc = bg_knn_plan(pool, d, &p);
   if (rc != 0) {
-    if (rc == BG_ENOMEM && plan)
+    if ((rc == BG_ENOMEM || rc == BG_ERANGE) && plan)
       *plan = p;
     return rc;
   }
@@ -361,7 +436,7 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
   const bg_allocator_t *a = &pool->alloc;
   bg_knn_desc_t centred;
   void *copy = NULL;
-  rc = bg__knn_centre(d, a, p.budget > p.bytes ? p.budget - p.bytes : 0, &centred, &copy);
+  rc = bg__knn_centre(d, a, centre_room(d, &p), &centred, &copy);
   if (rc != 0) {
     p.why = "the vectors lie far from the origin for their spread, and the centred copies L2 "
             "then searches do not fit the budget: subtract their mean first, or raise the budget";
@@ -370,12 +445,26 @@ int bg_knn(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) {
     return rc;
   }
   d = &centred;
+  if (!strcmp(p.backend, "cuda")) {
+    rc = run_cuda(a, d, &p);
+    /* auto's GPU failing at run time (a device fault, cuBLAS that does not load) leaves the
+     * CPU to answer; an explicit "cuda" reports the failure. */
+    int to_cpu = rc == BG_EUNAVAIL && is_auto(d->backend);
+    if (to_cpu)
+      rc = bg__knn_plan(pool, d, cpu_auto(d), &p);
+    if (!to_cpu || rc != 0) {
+      if (plan && (rc == 0 || p.why))
+        *plan = p;
+      bg__pool_free(a, copy);
+      return rc;
+    }
+  }
   bg__knn_ctx c = {.d = d,
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,
                    .avx512 = use_avx512()};
-  bg__knn_backend(d->backend, d, &c.kind);
+  bg__knn_backend(p.backend, d, pool->workers, &c.kind);
   c.scratch_size = (size_t)bg__knn_scratch_bytes(d, c.kind, p.tile_q, p.tile_db);
   /* Keep each worker's buffer on its own cache lines. */
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;

@@ -44,6 +44,11 @@ if "$bin" info | grep -q '^  No GPU detected'; then
   fi
 else
   expect 0 out '^GPU$' -- info
+  # With one: its SMs, memory and the measured bandwidth of pinned copies, in text and JSON.
+  grep -Eq '^  SMs: +[1-9][0-9]*$' "$tmp/out" && grep -Eq '^  memory: .* free of ' "$tmp/out" &&
+    grep -Eq '^  copies: +[0-9.]+ GB/s host-to-device, [0-9.]+ GB/s device-to-host' "$tmp/out" &&
+    pass=$((pass + 1)) || { echo "FAIL: info's GPU section"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
+  expect 0 out '"sm_count":[1-9][0-9]*,"h2d_gbps":[0-9.]+,"d2h_gbps":[0-9.]+\}' -- info --json
 fi
 expect 0 out 'Number of physical cores: [0-9]+' -- info
 expect 0 out 'threads +usable' -- info
@@ -245,6 +250,40 @@ PY
 # A budget too small for any plan fails each row with the memory it would need (exit 1).
 expect 1 out "blocked failed: the search needs at least .* beyond its inputs" -- \
   bench --suite knn --backends blocked --repeat 1 --mem-budget 1K
+# The GPU rows: cuda and cublas-sgemm are accepted everywhere. Without a GPU (or CUDA in the
+# build) each case lists them UNAVAILABLE with the reason in a note, not FAILED, and the CPU rows
+# still make the run succeed; with one, cuBLAS's bare product reports its device and upload time.
+knn_gpu="bench --suite knn --size quick --backends blocked,cuda,cublas-sgemm --repeat 1"
+if "$bin" info | grep -q '^  No GPU detected'; then
+  expect 0 out '^cuda +[0-9]+ +- .* UNAVAILABLE$' -- $knn_gpu
+  grep -Eq '^cublas-sgemm +[0-9]+ +- .* UNAVAILABLE$' "$tmp/out" &&
+    grep -Eq '^blocked +[0-9]+ +[0-9.]+ (us|ms|s) ' "$tmp/out" && ! grep -q 'FAILED' "$tmp/out" &&
+    pass=$((pass + 1)) || { echo "FAIL: knn GPU rows without a GPU (table)"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
+  "$bin" $knn_gpu --format json --out "$tmp/kg.json" &&
+    python3 "$here/validate_json.py" "$schema" "$tmp/kg.json" &&
+    python3 - "$tmp/kg.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn GPU rows without a GPU (JSON)"; fail=$((fail + 1)); }
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+rows = {}
+for x in r["rows"]:
+    rows.setdefault(x["backend"], []).append(x)
+assert rows["blocked"] and all(x["gflops"] > 0 and not x["failed"] for x in rows["blocked"]), rows
+for b in ("cuda", "cublas-sgemm"):
+    assert len(rows[b]) == 6, (b, rows.get(b))
+    assert all(x["unavailable"] and not x["failed"] and x["median_s"] == 0 for x in rows[b]), rows[b]
+    why = [n for n in r["notes"] if re.match(b + r" not run: (No GPU detected \(.+\)|this build has no CUDA)", n["text"])]
+    assert {n["section"] for n in why} == {x["section"] for x in rows[b]}, (b, r["notes"])
+PY
+else
+  "$bin" $knn_gpu --format json --out "$tmp/kg.json" &&
+    python3 "$here/validate_json.py" "$schema" "$tmp/kg.json" &&
+    python3 - "$tmp/kg.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn GPU rows with a GPU"; fail=$((fail + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+cub = [x for x in r["rows"] if x["backend"] == "cublas-sgemm"]
+assert cub and all(x["gemm_s"] > 0 and x["h2d_s"] > 0 and not x["failed"] for x in cub), cub
+PY
+fi
 
 # --peers python: fake peers print fixed lines; their rows join the section with a vs peer
 # column, skipped and wrong approaches are named, a killed peer is reported as killed, a missing
