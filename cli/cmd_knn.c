@@ -13,8 +13,11 @@
 #include "brigade/dist.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void cmd_knn_help(FILE *f) {
   fprintf(f,
@@ -155,12 +158,27 @@ static int parse_args(int argc, char **argv, knn_args *a) {
   return 0;
 }
 
+/* The --db file, read in pieces by bg_knn (db_read) so that a database larger than memory can
+ * be searched: this rank's share of the rows, each piece checked for NaN and infinity as it
+ * arrives so that the message can name the row. */
+typedef struct db_stream {
+  const bg_npy_t *file;
+  const char *path;
+  size_t first, dim;
+  bg_dtype_t dtype;
+  int bad;                 /* a value that is not finite was found ... */
+  size_t bad_row, bad_col; /* ... here */
+  int bad_nan;
+  char err[512]; /* a read that failed: the library's message */
+} db_stream;
+
 typedef struct inputs {
-  bg_npy_t *db_file, *q_file; /* --db and --queries, mapped or read */
-  void *db_made, *q_made;     /* the random inputs */
-  const void *db, *q;         /* whichever of the two */
-  unsigned rank, ranks;       /* under mpirun: this rank's share of the database */
-  size_t first, rows;         /* the rows of the database this process searches */
+  bg_npy_t *db_file, *q_file; /* --db (streamed) and --queries (read) */
+  db_stream stream;
+  void *db_made, *q_made; /* the random inputs */
+  const void *db, *q;     /* whichever of the two */
+  unsigned rank, ranks;   /* under mpirun: this rank's share of the database */
+  size_t first, rows;     /* the rows of the database this process searches */
 } inputs;
 
 /* Rank r's share of n rows: the first n % ranks ranks get one more. */
@@ -170,35 +188,64 @@ static void share(size_t n, unsigned r, unsigned ranks, size_t *first, size_t *r
   *rows = q + (r < extra);
 }
 
+/* The first value of (rows, cols) that is not finite, as row * cols + col; SIZE_MAX if none. */
+static size_t first_bad(const void *data, size_t rows, size_t cols, bg_dtype_t t) {
+  for (size_t i = 0; i < rows * cols; i++)
+    if (!isfinite(t == BG_F64 ? ((const double *)data)[i] : (double)((const float *)data)[i]))
+      return i;
+  return SIZE_MAX;
+}
+
+static int not_finite(const char *path, size_t row, size_t col, int nan) {
+  return cli_usage("knn",
+                   "%s contains %s at row %zu, column %zu: brigade searches finite values only",
+                   path, nan ? "NaN" : "infinity", row, col);
+}
+
 /* 1 when every value of the array is finite; else says which file, row and column is not. */
 static int finite_rows(const char *path, const bg_npy_t *m) {
   const size_t *shape = bg_npy_shape(m);
   const void *data = bg_npy_data(m);
-  for (size_t r = 0; r < shape[0]; r++)
-    for (size_t c = 0; c < shape[1]; c++) {
-      size_t i = r * shape[1] + c;
-      double v =
-          bg_npy_dtype(m) == BG_NPY_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
-      if (!isfinite(v)) {
-        cli_usage("knn",
-                  "%s contains %s at row %zu, column %zu: brigade searches finite values only",
-                  path, isnan(v) ? "NaN" : "infinity", r, c);
-        return 0;
-      }
-    }
-  return 1;
+  bg_dtype_t t = (bg_dtype_t)bg_npy_dtype(m);
+  size_t i = first_bad(data, shape[0], shape[1], t);
+  if (i == SIZE_MAX)
+    return 1;
+  double v = t == BG_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
+  not_finite(path, i / shape[1], i % shape[1], isnan(v));
+  return 0;
 }
 
-/* Reads a (rows, dim) float array through the library. A file that is not what brigade reads
- * is a usage error (exit 2: the library's BG_EFORMAT); one it cannot read, a failure (exit 1). */
-static int load_matrix(const char *path, const knn_args *a, uint64_t avail, bg_npy_t **out) {
+static int read_db(void *ctx, size_t row0, size_t rows, void *dst) {
+  db_stream *s = ctx;
+  bg_npy_error_t e;
+  int rc = bg_npy_read_rows(s->file, s->first + row0, rows, dst, &e);
+  if (rc != 0) {
+    snprintf(s->err, sizeof s->err, "%s", e.msg);
+    return rc;
+  }
+  size_t i = first_bad(dst, rows, s->dim, s->dtype);
+  if (i == SIZE_MAX)
+    return 0;
+  double v = s->dtype == BG_F64 ? ((const double *)dst)[i] : ((const float *)dst)[i];
+  s->bad = 1, s->bad_nan = isnan(v);
+  s->bad_row = s->first + row0 + i / s->dim, s->bad_col = i % s->dim;
+  return BG_EINVAL;
+}
+
+/* Opens a (rows, dim) float array through the library: read into memory, or with @stream (a
+ * regular file) left in the file to be read in pieces. Never mapped: a file that another
+ * process truncates during the search would kill the command with SIGBUS, where a read fails
+ * with a message. A file that is not what brigade reads is a usage error (exit 2: the library's
+ * BG_EFORMAT); one it cannot read, a failure (exit 1). */
+static int load_matrix(const char *path, const knn_args *a, uint64_t avail, int stream,
+                       bg_npy_t **out) {
   bg_npy_opts_t o;
   bg_npy_opts_init(&o);
   o.dtypes = 1u << BG_NPY_F32 | 1u << BG_NPY_F64;
   o.max_bytes = avail;
-  /* Read into memory, not mapped: a file that another process truncates during the search
-   * would otherwise kill the command with SIGBUS instead of being read whole or refused. */
   o.copy = 1;
+  struct stat st;
+  o.stream = stream && stat(path, &st) == 0 && S_ISREG(st.st_mode);
   o.raw_cols = a->raw ? (size_t)a->dim : 0;
   o.raw_dtype = (bg_npy_dtype_t)a->dtype;
   bg_npy_error_t e;
@@ -224,9 +271,9 @@ static int load_matrix(const char *path, const knn_args *a, uint64_t avail, bg_n
 
 static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
   if (a->db_path) {
-    int rc = load_matrix(a->db_path, a, avail, &in->db_file);
+    int rc = load_matrix(a->db_path, a, avail, 1, &in->db_file);
     if (rc == 0)
-      rc = load_matrix(a->q_path, a, avail, &in->q_file);
+      rc = load_matrix(a->q_path, a, avail, 0, &in->q_file);
     if (rc != 0)
       return rc;
     const size_t *db = bg_npy_shape(in->db_file), *q = bg_npy_shape(in->q_file);
@@ -237,11 +284,20 @@ static int load_inputs(knn_args *a, uint64_t avail, inputs *in) {
                        "and dtypes must match",
                        db[0], db[1], bg_npy_dtype_name(dt), q[0], q[1], bg_npy_dtype_name(qt));
     a->nb_txt = db[0], a->nb_new = q[0], a->dim = db[1], a->dtype = (bg_dtype_t)dt;
-    in->db = bg_npy_data(in->db_file), in->q = bg_npy_data(in->q_file);
-    if (!finite_rows(a->db_path, in->db_file) || !finite_rows(a->q_path, in->q_file))
+    in->q = bg_npy_data(in->q_file);
+    if (!finite_rows(a->q_path, in->q_file))
       return CLI_USAGE;
-    /* Each rank reads the whole file and searches its share of the rows. */
+    /* Each rank reads only its share of the rows, piece by piece during the search (a pipe,
+     * which cannot be read at an offset, was read whole). */
     share(db[0], in->rank, in->ranks, &in->first, &in->rows);
+    in->db = bg_npy_data(in->db_file);
+    if (in->db && !finite_rows(a->db_path, in->db_file))
+      return CLI_USAGE;
+    in->stream = (db_stream){.file = in->db_file,
+                             .path = a->db_path,
+                             .first = in->first,
+                             .dim = db[1],
+                             .dtype = (bg_dtype_t)dt};
     return 0;
   }
   double e = a->dtype == BG_F64 ? 8 : 4;
@@ -277,7 +333,7 @@ static int write_indices(const char *path, const int64_t *idx, size_t rows, size
   return bench_outfile_commit(&o, err, cap);
 }
 
-static int search(const knn_args *a, const inputs *in) {
+static int search(const knn_args *a, inputs *in) {
   bg_pool_opts_t po;
   bg_pool_opts_init(&po);
   po.workers = (unsigned)a->workers;
@@ -292,7 +348,11 @@ static int search(const knn_args *a, const inputs *in) {
   size_t e = a->dtype == BG_F64 ? 8 : 4;
   int whole = a->db_path != NULL; /* a file was read whole; generated inputs are the slice */
   d.dtype = a->dtype, d.metric = a->metric, d.nb_txt = in->rows, d.db_offset = in->first;
-  d.db = (const char *)in->db + (whole ? in->first * (size_t)a->dim * e : 0);
+  d.db = in->db ? (const char *)in->db + (whole ? in->first * (size_t)a->dim * e : 0) : NULL;
+  if (!d.db) {
+    d.db_read = read_db;
+    d.db_ctx = &in->stream;
+  }
   d.queries = in->q, d.nb_new = (size_t)a->nb_new, d.dim = (size_t)a->dim, d.k = (size_t)a->k;
   d.backend = a->backend, d.mem_budget = a->budget, d.idx = idx;
   bg_knn_times_t times;
@@ -311,7 +371,11 @@ static int search(const knn_args *a, const inputs *in) {
   }
   /* The library says which limit refused the search (plan.why); the CLI adds its numbers and
    * the option that changes them. */
-  if (rc == BG_ENOMEM && plan.min_bytes)
+  if (rc == BG_EINVAL && in->stream.bad)
+    code = not_finite(a->db_path, in->stream.bad_row, in->stream.bad_col, in->stream.bad_nan);
+  else if (rc != 0 && in->stream.err[0])
+    code = cli_fail("knn", "%s", in->stream.err);
+  else if (rc == BG_ENOMEM && plan.min_bytes)
     code =
         cli_fail("knn", "the search needs at least %s beyond its inputs but the budget is %s: %s",
                  cli_bytes(plan.min_bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2),

@@ -28,7 +28,7 @@ typedef enum bg_knn_metric {
 
 typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
 
-#define BG_KNN_DESC_VERSION 3u
+#define BG_KNN_DESC_VERSION 4u
 
 /* Where a search's time went (bg_knn_desc_t.times, version 3). The cuda backend measures its
  * device work with CUDA events: each field sums the intervals of one activity, so transfers that
@@ -65,6 +65,18 @@ typedef struct bg_knn_desc {
   size_t db_offset;
   /* Version 3. OUT, optional: where the time went (bg_knn_times_t); written on success. */
   bg_knn_times_t *times;
+  /* Version 4. A database larger than memory: with db NULL, bg_knn reads it in pieces through
+   * db_read(db_ctx, row0, rows, dst), which copies rows [row0, row0 + rows) of the database
+   * (nb_txt x dim of the dtype; under mpi, of this rank's slice) into dst and returns 0 or a
+   * negative BG_E* that ends the search with that code. Pieces come in increasing row order,
+   * each at most half the budget, the next one read (on a thread of bg_knn's own) while the
+   * workers search the last, so resident memory stays within mem_budget plus the queries and
+   * results whatever the database's size. bg_npy_read_rows() reads a .npy file this way. CPU
+   * backends only (cuda: BG_EBACKEND). A NaN, an infinity or an overflowing score found in a
+   * later piece ends the search with BG_EINVAL or BG_ERANGE after idx and scores were written
+   * in part. */
+  int (*db_read)(void *db_ctx, size_t row0, size_t rows, void *dst);
+  void *db_ctx;
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */
@@ -96,7 +108,9 @@ typedef struct bg_knn_plan {
  * budget what there was, and why which limit it was).
  *
  * Under RLIMIT_AS the blas backend runs only as many products at once as OpenBLAS's buffers
- * (blas_bytes) fit in the address space left, so workers may be fewer than the pool's.
+ * (blas_bytes) fit in the address space left, so workers may be fewer than the pool's. For a
+ * database read in pieces (db_read), bytes include the two pieces' buffers, and tile_db is the
+ * CPU tile within a piece. For cuda, bytes and budget are device memory.
  *
  * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype or
  * version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend); BG_ENOTSUP

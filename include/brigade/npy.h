@@ -56,7 +56,7 @@ typedef struct bg_npy_error {
   char msg[512];        /* "" after success */
 } bg_npy_error_t;
 
-#define BG_NPY_OPTS_VERSION 1u
+#define BG_NPY_OPTS_VERSION 2u
 
 typedef struct bg_npy_opts {
   uint32_t version;   /* BG_NPY_OPTS_VERSION, set by bg_npy_opts_init() */
@@ -70,6 +70,10 @@ typedef struct bg_npy_opts {
                          its shape is (size / row bytes, raw_cols) */
   bg_npy_dtype_t raw_dtype;
   const bg_allocator_t *allocator; /* optional, for the handle and a copy; NULL: malloc */
+  /* Version 2. Nonzero: neither map nor read the data; keep the file open and read rows on
+   * demand with bg_npy_read_rows(), so a file larger than memory can be searched (bg_knn's
+   * db_read). bg_npy_data() is then NULL. Regular files only; max_bytes does not apply. */
+  int stream;
 } bg_npy_opts_t;
 
 /* An array read from a file: its shape, dtype and data, which it owns. */
@@ -122,6 +126,19 @@ size_t bg_npy_bytes(const bg_npy_t *a);
 
 /** bg_npy_mapped - 1 when the data is mapped from the file, 0 when it was copied. */
 int bg_npy_mapped(const bg_npy_t *a);
+
+/**
+ * bg_npy_read_rows - copy rows [row0, row0 + rows) of the array's first dimension into @dst.
+ * @a: any array (streamed, mapped or read); a row is bg_npy_bytes() / shape[0] bytes.
+ * @err: OUT, optional.
+ *
+ * A streamed array is read from the file with pread, so concurrent calls on one array are
+ * safe; a file cut short since it was opened gives BG_ERANGE (BG_NPY_TRUNCATED), never SIGBUS.
+ *
+ * Return: 0; BG_EINVAL (a NULL argument, no dimensions, rows past the end); BG_ERANGE
+ * (truncated); BG_ESYS (a read failed: err->msg has the system's reason).
+ */
+int bg_npy_read_rows(const bg_npy_t *a, size_t row0, size_t rows, void *dst, bg_npy_error_t *err);
 
 /** bg_npy_dtype_name - "f32", "f64", "i64"; "?" otherwise. */
 const char *bg_npy_dtype_name(bg_npy_dtype_t t);

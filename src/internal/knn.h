@@ -38,7 +38,37 @@ typedef struct bg__knn_ctx {
   unsigned nscratch;      /* I */
   _Atomic int *busy;      /* A: one flag per scratch buffer */
   size_t ntiles;          /* I: query tiles in the search */
+  size_t x_base;          /* I: the global index of d->db's first row (a streamed piece's) */
 } bg__knn_ctx;
+
+/* values.c. bg__knn_max_sq_norm: the largest |v|^2 of @rows rows, in double; BG_EINVAL for NaN
+ * or infinity. bg__knn_scores_fit: 1 when no key formed from norms up to q2 and x2 can pass the
+ * dtype. bg__knn_check_values: both passes over a description's arrays (BG_EINVAL, BG_ERANGE).
+ * bg__knn_sq_norm: |row i|^2. bg__knn_db_norms: |x| (cosine) or |x|^2 (L2) of d->db's rows.
+ * bg__knn_init_topk: idx -1, keys -inf. bg__knn_all_found: no -1 left. bg__knn_finish_scores:
+ * keys to scores (needs the queries the search ran on). */
+int bg__knn_max_sq_norm(const void *v, size_t rows, size_t dim, bg_dtype_t t, double *out);
+int bg__knn_scores_fit(const bg_knn_desc_t *d, double q2, double x2);
+const char *bg__knn_overflow_why(bg_dtype_t t);
+int bg__knn_check_values(const bg_knn_desc_t *d);
+double bg__knn_sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i);
+void bg__knn_db_norms(const bg_knn_desc_t *d, void *norm);
+void bg__knn_init_topk(const bg_knn_desc_t *d, void *keys);
+int bg__knn_all_found(const bg_knn_desc_t *d);
+void bg__knn_finish_scores(const bg_knn_desc_t *d);
+
+/* Folds c->d's database (c->x_base its first row's index) into the running top-k: the norms,
+ * then every query tile on the pool. */
+int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c);
+
+/* A database read in pieces (stream.c): the whole search, for a description whose db is NULL
+ * and db_read set. */
+int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan);
+int bg__knn_stream_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
+                        bg_knn_plan_t *out);
+
+/* 1 when the blocked kernel's AVX-512 build runs here (and BRIGADE_KNN_ISA is not "generic"). */
+int bg__knn_avx512(void);
 
 /* Plans tiles for a validated description. */
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
@@ -82,6 +112,15 @@ const char *bg__blas_corename(void);
  * allocation failed). */
 int bg__knn_centre(const bg_knn_desc_t *d, const bg_allocator_t *a, uint64_t room,
                    bg_knn_desc_t *out, void **copy);
+
+/* The parts of it a streamed search uses on its first piece: bg__knn_centre_shift fills
+ * @shift (dim doubles) with d->db's sampled mean, rounded to the dtype, and returns 1 when L2
+ * should run centred, setting @must when going without would leave less than half the dtype's
+ * precision; bg__knn_shift_rows writes @rows rows of @src less @shift to @dst (which may be
+ * @src). */
+int bg__knn_centre_shift(const bg_knn_desc_t *d, double *shift, int *must);
+void bg__knn_shift_rows(const bg_knn_desc_t *d, const void *src, size_t rows, const double *shift,
+                        void *dst);
 
 /* The cuda backend's host side (knn_cuda.c). bg__knn_cuda_plan plans against device 0's free
  * memory (or mem_budget, the smaller) and fills @out as bg_knn_plan() reports it; its errors

@@ -27,6 +27,9 @@ struct bg_npy {
   void *map;        /* I: the mapping (page-aligned, from the page holding the data's start) */
   size_t map_len;   /* I: its length */
   void *copy;       /* I: the data read into memory */
+  int fd;           /* I: a streamed array's file, -1 otherwise */
+  size_t offset;    /* I: where a streamed array's data starts in it */
+  char path[256];   /* I: for a streamed array's messages, cut to fit */
 };
 
 void bg_npy_opts_init(bg_npy_opts_t *o) {
@@ -144,7 +147,8 @@ static int load(int fd, const struct stat *st, const char *path, const bg_npy_op
       a->bytes > (uint64_t)INT64_MAX - offset)
     return bg__npy_fail(err, BG_NPY_SHAPE, BG_EFORMAT, "%s: the shape is too large to address",
                         path);
-  if (a->bytes > o->max_bytes)
+  int stream = o->version >= 2 && o->stream;
+  if (a->bytes > o->max_bytes && !stream)
     return bg__npy_fail(err, BG_NPY_TOO_BIG, BG_ERANGE,
                         "%s: %zu bytes of data do not fit in the %" PRIu64 " bytes available", path,
                         a->bytes, o->max_bytes);
@@ -155,6 +159,12 @@ static int load(int fd, const struct stat *st, const char *path, const bg_npy_op
                         path, a->bytes, (long long)st->st_size - (long long)offset);
   if (a->bytes == 0)
     return 0;
+  if (stream) {
+    if (!regular)
+      return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
+                          "%s: only a regular file can be streamed (read in pieces)", path);
+    return 0;
+  }
   if (regular && !o->copy && offset % 16 == 0)
     return map_data(fd, path, offset, a, err);
   /* A raw file is read from its start; a .npy file's descriptor is already past the header. */
@@ -170,8 +180,8 @@ int bg_npy_open(const char *path, const bg_npy_opts_t *o, bg_npy_t **out, bg_npy
   if (err)
     *err = (bg_npy_error_t){0};
   unsigned known = (1u << BG_NPY_DTYPE_COUNT_) - 1;
-  if (!path || !out || o->version != BG_NPY_OPTS_VERSION || !o->dtypes || (o->dtypes & ~known) ||
-      (o->raw_cols && !bg__npy_elem_size(o->raw_dtype)))
+  if (!path || !out || o->version == 0 || o->version > BG_NPY_OPTS_VERSION || !o->dtypes ||
+      (o->dtypes & ~known) || (o->raw_cols && !bg__npy_elem_size(o->raw_dtype)))
     return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
                         "bg_npy_open: a NULL path or out, or options not from bg_npy_opts_init");
   const bg_allocator_t *alloc = o->allocator ? o->allocator : &bg__sys_allocator;
@@ -186,7 +196,7 @@ int bg_npy_open(const char *path, const bg_npy_opts_t *o, bg_npy_t **out, bg_npy
     close(fd);
     return bg__npy_fail(err, BG_NPY_NOMEM, BG_ENOMEM, "%s: out of memory", path);
   }
-  *a = (bg_npy_t){.alloc = alloc};
+  *a = (bg_npy_t){.alloc = alloc, .fd = -1};
   struct stat st;
   size_t offset = 0;
   int rc;
@@ -198,8 +208,13 @@ int bg_npy_open(const char *path, const bg_npy_opts_t *o, bg_npy_t **out, bg_npy
     rc = read_header(fd, path, o->dtypes, a, &offset, err);
   if (rc == 0)
     rc = load(fd, &st, path, o, offset, a, err);
-  /* A mapping outlives the descriptor it was made from. */
-  close(fd);
+  /* A mapping outlives the descriptor it was made from; a streamed array keeps it. */
+  if (rc == 0 && o->version >= 2 && o->stream) {
+    a->fd = fd, a->offset = offset;
+    snprintf(a->path, sizeof a->path, "%s", path);
+  } else {
+    close(fd);
+  }
   if (rc != 0) {
     bg_npy_close(a);
     return rc;
@@ -213,8 +228,37 @@ void bg_npy_close(bg_npy_t *a) {
     return;
   if (a->map)
     munmap(a->map, a->map_len);
+  if (a->fd >= 0)
+    close(a->fd);
   bg__pool_free(a->alloc, a->copy);
   bg__pool_free(a->alloc, a);
+}
+
+int bg_npy_read_rows(const bg_npy_t *a, size_t row0, size_t rows, void *dst, bg_npy_error_t *err) {
+  if (err)
+    *err = (bg_npy_error_t){0};
+  if (!a || (!dst && rows) || a->ndim < 1 || row0 > a->shape[0] || rows > a->shape[0] - row0)
+    return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
+                        "bg_npy_read_rows: a NULL argument, or rows past the array's end");
+  size_t row = a->shape[0] ? a->bytes / a->shape[0] : 0, n = rows * row, got = 0;
+  if (a->fd < 0) {
+    memcpy(dst, (const char *)a->data + row0 * row, n);
+    return 0;
+  }
+  off_t at = (off_t)(a->offset + row0 * row);
+  while (got < n) {
+    ssize_t r = pread(a->fd, (char *)dst + got, n - got, at + (off_t)got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: read failed: %s", a->path, strerror(errno));
+    if (r == 0)
+      return bg__npy_fail(err, BG_NPY_TRUNCATED, BG_ERANGE,
+                          "%s: truncated while in use: rows %zu to %zu are no longer in the file",
+                          a->path, row0, row0 + rows);
+    got += (size_t)r;
+  }
+  return 0;
 }
 
 const void *bg_npy_data(const bg_npy_t *a) {

@@ -35,9 +35,8 @@ static double value(const bg_knn_desc_t *d, const void *rows, size_t at) {
   return d->dtype == BG_F64 ? ((const double *)rows)[at] : (double)((const float *)rows)[at];
 }
 
-/* Writes the rows of @src shifted by @shift into @dst, each value rounded once to the dtype. */
-static void shifted(const bg_knn_desc_t *d, const void *src, size_t rows, const double *shift,
-                    void *dst) {
+void bg__knn_shift_rows(const bg_knn_desc_t *d, const void *src, size_t rows, const double *shift,
+                        void *dst) {
   size_t dim = d->dim;
   for (size_t i = 0; i < rows; i++)
     for (size_t t = 0; t < dim; t++) {
@@ -47,6 +46,36 @@ static void shifted(const bg_knn_desc_t *d, const void *src, size_t rows, const 
       else
         ((float *)dst)[i * dim + t] = (float)v;
     }
+}
+
+int bg__knn_centre_shift(const bg_knn_desc_t *d, double *shift, int *must) {
+  size_t dim = d->dim;
+  memset(shift, 0, dim * sizeof *shift);
+  *must = 0;
+  /* Measured on a sample of rows, evenly spaced: any shift near the data's centre serves (the
+   * distances do not depend on it), and the search is not made to read the database twice. */
+  size_t rows = d->nb_txt < SAMPLE ? d->nb_txt : SAMPLE, step = d->nb_txt / rows;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t t = 0; t < dim; t++)
+      shift[t] += value(d, d->db, r * step * dim + t);
+  double mm = 0;
+  for (size_t t = 0; t < dim; t++) {
+    shift[t] /= (double)rows;
+    /* The shift is a value of the dtype, so that q - shift and x - shift are shifted alike. */
+    if (d->dtype == BG_F32)
+      shift[t] = (double)(float)shift[t];
+    mm += shift[t] * shift[t];
+  }
+  /* The spread in a second pass: E|x|^2 - |mean|^2 would itself cancel to nothing here. */
+  double spread = 0;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t t = 0; t < dim; t++) {
+      double v = value(d, d->db, r * step * dim + t) - shift[t];
+      spread += v * v;
+    }
+  spread /= (double)rows;
+  *must = mm > refuse_ratio(d->dtype) * spread && d->nb_txt > 1;
+  return mm > CENTRE_RATIO * spread;
 }
 
 int bg__knn_centre(const bg_knn_desc_t *d, const bg_allocator_t *a, uint64_t room,
@@ -59,38 +88,15 @@ int bg__knn_centre(const bg_knn_desc_t *d, const bg_allocator_t *a, uint64_t roo
   double *mean = bg__pool_alloc(a, dim * sizeof *mean);
   if (!mean)
     return BG_ENOMEM;
-  memset(mean, 0, dim * sizeof *mean);
-  /* Measured on a sample of rows, evenly spaced: any shift near the data's centre serves (the
-   * distances do not depend on it), and the search is not made to read the database twice. */
-  size_t rows = d->nb_txt < SAMPLE ? d->nb_txt : SAMPLE, step = d->nb_txt / rows;
-  for (size_t r = 0; r < rows; r++)
-    for (size_t t = 0; t < dim; t++)
-      mean[t] += value(d, d->db, r * step * dim + t);
-  double mm = 0;
-  for (size_t t = 0; t < dim; t++) {
-    mean[t] /= (double)rows;
-    /* The shift is a value of the dtype, so that q - shift and x - shift are shifted alike. */
-    if (d->dtype == BG_F32)
-      mean[t] = (double)(float)mean[t];
-    mm += mean[t] * mean[t];
-  }
-  /* The spread in a second pass: E|x|^2 - |mean|^2 would itself cancel to nothing here. */
-  double spread = 0;
-  for (size_t r = 0; r < rows; r++)
-    for (size_t t = 0; t < dim; t++) {
-      double v = value(d, d->db, r * step * dim + t) - mean[t];
-      spread += v * v;
-    }
-  spread /= (double)rows;
-  int rc = BG_OK;
-  if (mm > CENTRE_RATIO * spread) {
+  int must, rc = BG_OK;
+  if (bg__knn_centre_shift(d, mean, &must)) {
     uint64_t bytes = (uint64_t)(d->nb_txt + d->nb_new) * dim * e;
     char *c = bytes <= room ? bg__pool_alloc(a, (size_t)bytes) : NULL;
     if (!c) {
-      rc = mm > refuse_ratio(d->dtype) * spread && d->nb_txt > 1 ? BG_ENOMEM : BG_OK;
+      rc = must ? BG_ENOMEM : BG_OK;
     } else {
-      shifted(d, d->db, d->nb_txt, mean, c);
-      shifted(d, d->queries, d->nb_new, mean, c + d->nb_txt * dim * e);
+      bg__knn_shift_rows(d, d->db, d->nb_txt, mean, c);
+      bg__knn_shift_rows(d, d->queries, d->nb_new, mean, c + d->nb_txt * dim * e);
       out->db = c;
       out->queries = c + d->nb_txt * dim * e;
       *copy = c;

@@ -55,7 +55,8 @@ static void CAT(naive, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1) {
       T dot = 0;
       for (size_t t = 0; t < d->dim; t++)
         dot += q[i * d->dim + t] * x[j * d->dim + t];
-      CAT(fold, SFX)(keys + i * d->k, d->idx + i * d->k, d->k, CAT(key_of, SFX)(c, dot, j), j);
+      CAT(fold, SFX)
+      (keys + i * d->k, d->idx + i * d->k, d->k, CAT(key_of, SFX)(c, dot, j), c->x_base + j);
     }
   }
 }
@@ -72,7 +73,7 @@ static void CAT(blas, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *s) {
       T *kr = keys + i * d->k;
       int64_t *ir = d->idx + i * d->k;
       for (size_t jj = 0; jj < nx; jj++)
-        CAT(fold, SFX)(kr, ir, d->k, CAT(key_of, SFX)(c, row[jj], x0 + jj), x0 + jj);
+        CAT(fold, SFX)(kr, ir, d->k, CAT(key_of, SFX)(c, row[jj], x0 + jj), c->x_base + x0 + jj);
     }
   }
 }
@@ -160,7 +161,7 @@ static inline __attribute__((always_inline)) void CAT(fold_block, SFX)(const bg_
         if (!win[lane] || l >= nq)
           continue;
         T *kr = keys + (i0 + l) * d->k;
-        CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[lane], j0 + r);
+        CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[lane], c->x_base + j0 + r);
         thr[l] = kr[d->k - 1];
       }
     }

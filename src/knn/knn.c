@@ -55,7 +55,7 @@ int bg_knn_blas_degraded(void) {
 /* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, unless
  * BRIGADE_KNN_ISA=generic asks for the portable build (to compare them, or to test it on an
  * AVX-512 machine). */
-static int use_avx512(void) {
+int bg__knn_avx512(void) {
   const char *isa = getenv("BRIGADE_KNN_ISA");
   if (isa && !strcmp(isa, "generic"))
     return 0;
@@ -72,12 +72,12 @@ static int is_auto(const char *name) {
 }
 
 static bg__knn_kind cpu_auto(const bg_knn_desc_t *d) {
-  return !use_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
+  return !bg__knn_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
 }
 
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, unsigned workers, bg__knn_kind *out) {
   if (is_auto(name)) {
-    *out = bg__knn_cuda_pays(d, workers, use_avx512()) ? BG__KNN_CUDA : cpu_auto(d);
+    *out = bg__knn_cuda_pays(d, workers, bg__knn_avx512()) ? BG__KNN_CUDA : cpu_auto(d);
     return BG_OK;
   }
   if (!strcmp(name, "naive"))
@@ -107,8 +107,9 @@ static int check_desc(const bg_knn_desc_t *d) {
     return BG_EINVAL;
   if ((unsigned)d->dtype >= BG_DTYPE_COUNT_ || (unsigned)d->metric >= BG_KNN_METRIC_COUNT_)
     return BG_EINVAL;
-  if (!d->db || !d->queries || !d->idx || d->dim == 0 || d->nb_txt == 0 || d->k == 0 ||
-      d->k > d->nb_txt)
+  int streamed = !d->db && d->version >= 4 && d->db_read;
+  if ((!d->db && !streamed) || !d->queries || !d->idx || d->dim == 0 || d->nb_txt == 0 ||
+      d->k == 0 || d->k > d->nb_txt)
     return BG_EINVAL;
   size_t e = d->dtype == BG_F64 ? 8 : 4, a, b;
   if (!mul_ok(d->nb_txt, d->dim, &a) || !mul_ok(a, e, &a) || !mul_ok(d->nb_new, d->dim, &b) ||
@@ -128,6 +129,10 @@ int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *ou
   rc = bg__knn_backend(d->backend, d, pool->workers, &kind);
   if (rc != 0)
     return rc;
+  /* A streamed database runs on the CPU: auto's GPU choice gives way to its CPU one. */
+  if (!d->db)
+    return bg__knn_stream_plan(
+        pool, d, kind == BG__KNN_CUDA && is_auto(d->backend) ? cpu_auto(d) : kind, out);
   if (kind == BG__KNN_CUDA) {
     bg__gpu_plan gp;
     rc = bg__knn_cuda_plan(d, &gp, out);
@@ -138,120 +143,6 @@ int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *ou
     kind = cpu_auto(d);
   }
   return bg__knn_plan(pool, d, kind, out);
-}
-
-/* |v|^2 of one row, in double: exact enough for a bound, and unable to overflow for f32 rows
- * (dim < 2^31 squares of at most 3.4e38 stay below 1e87). Four sums let the loop vectorise. */
-static double row_sq_f32(const float *r, size_t dim) {
-  double a[4] = {0, 0, 0, 0};
-  size_t t = 0;
-  for (; t + 4 <= dim; t += 4)
-    for (size_t l = 0; l < 4; l++)
-      a[l] += (double)r[t + l] * r[t + l];
-  for (; t < dim; t++)
-    a[0] += (double)r[t] * r[t];
-  return (a[0] + a[1]) + (a[2] + a[3]);
-}
-
-static double row_sq_f64(const double *r, size_t dim) {
-  double a[4] = {0, 0, 0, 0};
-  size_t t = 0;
-  for (; t + 4 <= dim; t += 4)
-    for (size_t l = 0; l < 4; l++)
-      a[l] += r[t + l] * r[t + l];
-  for (; t < dim; t++)
-    a[0] += r[t] * r[t];
-  return (a[0] + a[1]) + (a[2] + a[3]);
-}
-
-static int row_finite(const void *rows, size_t i, size_t dim, bg_dtype_t t) {
-  for (size_t j = 0; j < dim; j++)
-    if (!isfinite(t == BG_F64 ? ((const double *)rows)[i * dim + j]
-                              : (double)((const float *)rows)[i * dim + j]))
-      return 0;
-  return 1;
-}
-
-/* The largest |v|^2 over the rows, in double, in the same pass that looks for NaN and
- * infinities: a row whose sum is not finite is read again to tell a bad value (BG_EINVAL) from
- * finite f64 values whose squares pass DBL_MAX (+inf, which scores_fit() refuses). */
-static int max_sq_norm(const void *v, size_t rows, size_t dim, bg_dtype_t t, double *out) {
-  double m = 0;
-  for (size_t i = 0; i < rows; i++) {
-    double s = t == BG_F64 ? row_sq_f64((const double *)v + i * dim, dim)
-                           : row_sq_f32((const float *)v + i * dim, dim);
-    if (!isfinite(s) && !row_finite(v, i, dim, t))
-      return BG_EINVAL;
-    if (s > m)
-      m = s;
-  }
-  *out = m;
-  return BG_OK;
-}
-
-/* Whether every value a kernel forms stays within the dtype, given the largest squared norms of
- * the queries (q2) and of the database (x2).
- *
- * The kernels compute q.x, then |x| and q.x / |x| (cosine) or |x|^2 and 2 q.x - |x|^2 (L2), in
- * the dtype. Past
- * FLT_MAX or DBL_MAX a value becomes inf, and inf - inf NaN: ip then ranks all-inf ties to the
- * first rows, and L2 and cosine leave queries with fewer than k results (index -1), all with
- * success. Refusing is chosen over rescuing: for ip and L2 the true scores past the range cannot
- * be written in the dtype at all, and avoiding the overflow for cosine would need a normalised
- * copy of the database (nb_txt x dim more memory) or a rescaled variant of every kernel, while
- * f64 answers the same question up to 1.8e308.
- *
- * The bound: every partial sum of q.x, in whatever order a backend adds (vector lanes, register
- * blocks, OpenBLAS's panels), is at most sum |q_t x_t| <= |q| |x| (Cauchy-Schwarz) grown by
- * rounding by at most (1 + u)^(dim + 2) <= exp((dim + 2) u), u the unit roundoff; |2 q.x - |x|^2|
- * is at most (|q| + |x|)^2 on the same terms. A factor of 2 more covers the key's last operations
- * and leaves the check far from the edge. Ordinary data is many orders of magnitude inside it:
- * f32 refuses only norms near 1e19. The squared norms are summed in double, so f64 rows whose
- * norm passes 1.3e154 are refused for every metric, ip included: a bound that stays simple
- * costs nothing on data of any real scale. */
-static int scores_fit(const bg_knn_desc_t *d, double q2, double x2) {
-  double big = d->dtype == BG_F64 ? DBL_MAX : FLT_MAX;
-  double u = (d->dtype == BG_F64 ? DBL_EPSILON : FLT_EPSILON) / 2;
-  double grow = 2 * exp(((double)d->dim + 2) * u);
-  double qn = sqrt(q2), xn = sqrt(x2);
-  double bound = d->metric == BG_KNN_L2 ? (qn + xn) * (qn + xn) : qn * xn;
-  if (d->metric == BG_KNN_COSINE) /* |x| is kept in the dtype, and q.x / |x| reaches |q| */
-    bound = fmax(bound, fmax(qn, xn));
-  return grow * bound <= big;
-}
-
-static const char *overflow_why(bg_dtype_t t) {
-  return t == BG_F64 ? "the scores overflow f64 (a norm, dot product or squared distance would "
-                       "pass 1.8e308): rescale the data"
-                     : "the scores overflow f32 (a norm, dot product or squared distance would "
-                       "pass 3.4e38): use f64 or rescale the data";
-}
-
-/* Reads both inputs once: BG_EINVAL for NaN or infinity, BG_ERANGE when scores could overflow. */
-static int check_values(const bg_knn_desc_t *d) {
-  double q2, x2;
-  if (max_sq_norm(d->db, d->nb_txt, d->dim, d->dtype, &x2) != 0 ||
-      max_sq_norm(d->queries, d->nb_new, d->dim, d->dtype, &q2) != 0)
-    return BG_EINVAL;
-  return scores_fit(d, q2, x2) ? BG_OK : BG_ERANGE;
-}
-
-/* |v|^2 of row i of a row-major array of the search's dtype, summed in double. */
-static double sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i) {
-  return d->dtype == BG_F64 ? row_sq_f64((const double *)rows + i * d->dim, d->dim)
-                            : row_sq_f32((const float *)rows + i * d->dim, d->dim);
-}
-
-/* |x|^2 for L2, |x| for cosine, of database row j (in the inputs' type). */
-static void db_norms(const bg_knn_desc_t *d, void *norm) {
-  for (size_t j = 0; j < d->nb_txt; j++) {
-    double s = sq_norm(d, d->db, j);
-    double r = d->metric == BG_KNN_COSINE ? sqrt(s) : s;
-    if (d->dtype == BG_F64)
-      ((double *)norm)[j] = r;
-    else
-      ((float *)norm)[j] = (float)r;
-  }
 }
 
 /* Claims a free scratch buffer. At most nscratch tasks run at once (one per worker), so one is
@@ -297,50 +188,10 @@ static int lane_task(void *out, const void *in, size_t lane, void *ctx) {
   return 0;
 }
 
-/* Starts every query's top-k empty: keys at -inf never beat a finite key, idx -1. */
-static void init_topk(const bg_knn_desc_t *d, void *keys) {
-  size_t n = d->nb_new * d->k;
-  for (size_t i = 0; i < n; i++) {
-    d->idx[i] = -1;
-    if (d->dtype == BG_F64)
-      ((double *)keys)[i] = -INFINITY;
-    else
-      ((float *)keys)[i] = -INFINITY;
-  }
-}
-
-/* Ranking keys to scores: cosine divides by |q|, L2 turns 2 q.x - |x|^2 into |q|^2 - key. */
-static void finish_scores(const bg_knn_desc_t *d) {
-  if (!d->scores || d->metric == BG_KNN_IP)
-    return;
-  for (size_t i = 0; i < d->nb_new; i++) {
-    double qq = sq_norm(d, d->queries, i);
-    for (size_t r = 0; r < d->k; r++) {
-      size_t at = i * d->k + r;
-      double key = d->dtype == BG_F64 ? ((double *)d->scores)[at] : ((float *)d->scores)[at];
-      double s = d->metric == BG_KNN_L2 ? qq - key : (qq > 0 ? key / sqrt(qq) : 0);
-      if (d->dtype == BG_F64)
-        ((double *)d->scores)[at] = s;
-      else
-        ((float *)d->scores)[at] = (float)s;
-    }
-  }
-}
-
-/* Every top-k slot filled. With finite keys (check_values) the first k database rows always
- * enter, so an empty slot (index -1, key -inf) means a key overflowed all the same: that is
- * reported as BG_ERANGE, never handed out as an index. */
-static int all_found(const bg_knn_desc_t *d) {
-  for (size_t i = 0; i < d->nb_new * d->k; i++)
-    if (d->idx[i] < 0)
-      return 0;
-  return 1;
-}
-
-static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
-  init_topk(d, c->keys);
+int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
+  const bg_knn_desc_t *d = c->d;
   if (c->db_norm)
-    db_norms(d, (void *)c->db_norm);
+    bg__knn_db_norms(d, (void *)c->db_norm);
   int blas_threads = c->kind == BG__KNN_BLAS ? bg__blas_threads(1) : 0;
   bg_map_desc_t m;
   bg_map_desc_init(&m);
@@ -352,10 +203,16 @@ static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
   int rc = bg_map(pool, &m, NULL);
   if (c->kind == BG__KNN_BLAS)
     bg__blas_threads(blas_threads);
-  if (rc == 0 && !all_found(d))
+  return rc;
+}
+
+static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
+  bg__knn_init_topk(d, c->keys);
+  int rc = bg__knn_cpu_fold(pool, c);
+  if (rc == 0 && !bg__knn_all_found(d))
     return BG_ERANGE;
   if (rc == 0)
-    finish_scores(d);
+    bg__knn_finish_scores(d);
   return rc;
 }
 
@@ -375,15 +232,15 @@ static int run_cuda(const bg_allocator_t *a, const bg_knn_desc_t *d, bg_knn_plan
   if (!d->scores && !(own_keys = bg__pool_alloc(a, d->nb_new * d->k * e)))
     goto done;
   if (norm)
-    db_norms(d, norm);
+    bg__knn_db_norms(d, norm);
   p->why = NULL;
   rc = bg__knn_cuda_run(d, &gp, norm, d->scores ? d->scores : own_keys, a, &p->why);
-  if (rc == 0 && !all_found(d)) {
+  if (rc == 0 && !bg__knn_all_found(d)) {
     rc = BG_ERANGE;
-    p->why = overflow_why(d->dtype);
+    p->why = bg__knn_overflow_why(d->dtype);
   }
   if (rc == 0)
-    finish_scores(d);
+    bg__knn_finish_scores(d);
 done:
   bg__pool_free(a, own_keys);
   bg__pool_free(a, norm);
@@ -423,11 +280,16 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
       *plan = p;
     return rc;
   }
+  if (!d->db) {
+    bg_knn_desc_t sd = *d;
+    sd.backend = p.backend; /* auto resolved once, by the plan */
+    return bg__knn_stream(pool, &sd, plan);
+  }
   /* Before anything is allocated or searched: one pass over the inputs. */
-  rc = check_values(d);
+  rc = bg__knn_check_values(d);
   if (rc != 0) {
     if (rc == BG_ERANGE && plan) {
-      p.why = overflow_why(d->dtype);
+      p.why = bg__knn_overflow_why(d->dtype);
       *plan = p;
     }
     return rc;
@@ -463,7 +325,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,
-                   .avx512 = use_avx512()};
+                   .avx512 = bg__knn_avx512()};
   bg__knn_backend(p.backend, d, pool->workers, &c.kind);
   c.scratch_size = (size_t)bg__knn_scratch_bytes(d, c.kind, p.tile_q, p.tile_db);
   /* Keep each worker's buffer on its own cache lines. */
@@ -487,7 +349,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
     atomic_init(&c.busy[s], 0);
   rc = run(pool, d, &c);
   if (rc == BG_ERANGE)
-    p.why = overflow_why(d->dtype);
+    p.why = bg__knn_overflow_why(d->dtype);
 done:
   if (rc == BG_ENOMEM)
     p.why = "an allocation within the plan failed (the memory available shrank since it was "

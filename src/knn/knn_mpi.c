@@ -58,7 +58,10 @@ static int agree(MPI_Comm comm, int size, const bg_knn_desc_t *d, uint64_t *tota
   uint64_t slice[2] = {d->db_offset, d->nb_txt};
   uint64_t *all = malloc(2 * (size_t)size * sizeof *all);
   /* A rank's own bad pointers fail every rank, before anything waits on that rank. */
-  int mine_ok[2] = {d->idx && (d->db || !d->nb_txt) && d->queries, all != NULL}, both[2];
+  int mine_ok[2] = {d->idx && (d->db || (d->version >= 4 && d->db_read) || !d->nb_txt) &&
+                        d->queries,
+                    all != NULL},
+      both[2];
   MPI_Allreduce(mine_ok, both, 2, MPI_INT, MPI_MIN, comm);
   if (!both[0] || !both[1]) {
     free(all);

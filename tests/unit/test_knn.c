@@ -175,35 +175,10 @@ static void the_portable_kernel_matches_too(void **state) {
   unsetenv("BRIGADE_KNN_ISA");
 }
 
-/* Counts bytes in use through the pool's allocator. */
-typedef struct counting {
-  size_t live, peak;
-} counting;
-
-static void *c_alloc(size_t n, void *ud) {
-  counting *c = ud;
-  size_t *p = malloc(n + 16);
-  if (!p)
-    return NULL;
-  p[0] = n;
-  c->live += n;
-  c->peak = c->live > c->peak ? c->live : c->peak;
-  return p + 2;
-}
-
-static void c_free(void *p, void *ud) {
-  counting *c = ud;
-  if (!p)
-    return;
-  size_t *h = (size_t *)p - 2;
-  c->live -= h[0];
-  free(h);
-}
-
 static void the_planner_keeps_to_its_budget(void **state) {
   (void)state;
-  counting cnt = {0};
-  bg_allocator_t a = {c_alloc, c_free, &cnt};
+  tk_counting cnt = {0};
+  bg_allocator_t a = {tk_count_alloc, tk_count_free, &cnt};
   bg_pool_opts_t o;
   bg_pool_opts_init(&o);
   o.allocator = &a;

@@ -29,6 +29,32 @@
 #define TK_TSAN 0
 #endif
 
+/* An allocator for a pool (bg_allocator_t{tk_count_alloc, tk_count_free, &counting}) that
+ * counts the bytes it has out and their peak, to hold a plan to its budget. */
+typedef struct tk_counting {
+  size_t live, peak;
+} tk_counting;
+
+static inline void *tk_count_alloc(size_t n, void *ud) {
+  tk_counting *c = ud;
+  size_t *p = malloc(n + 16);
+  if (!p)
+    return NULL;
+  p[0] = n;
+  c->live += n;
+  c->peak = c->live > c->peak ? c->live : c->peak;
+  return p + 2;
+}
+
+static inline void tk_count_free(void *p, void *ud) {
+  tk_counting *c = ud;
+  if (!p)
+    return;
+  size_t *h = (size_t *)p - 2;
+  c->live -= h[0];
+  free(h);
+}
+
 static inline bg_pool_t *tk_pool(const char *backend, unsigned workers) {
   bg_pool_opts_t o;
   bg_pool_opts_init(&o);
