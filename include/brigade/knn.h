@@ -54,7 +54,8 @@ typedef struct bg_knn_desc {
   size_t k;            /* neighbours per query, 1 <= k <= nb_txt */
   const char *backend; /* "naive", "blocked", "blas", "cuda" or "auto" (NULL = "auto": blocked
                           on AVX-512 CPUs, else blas where OpenBLAS is built in and dim >= 32) */
-  uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available */
+  uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available (a search
+                          whose whole plan fits 16 MiB is planned in 16 MiB without reading it) */
   int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */
   void *scores;        /* OUT: nb_new x k scores of dtype, or NULL */
   /* Version 2. With a pool of the "mpi" backend, db holds this rank's slice of the database

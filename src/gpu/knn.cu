@@ -31,7 +31,7 @@ constexpr int kThreads = 256;
  * before reusing its events. */
 constexpr size_t kRing = 64;
 
-thread_local char why_buf[256];
+__thread char why_buf[256];
 
 int cuda_fail(cudaError_t e, const char *what, const char **why) {
   snprintf(why_buf, sizeof why_buf, "%s failed: %s (%s)", what, cudaGetErrorString(e),

@@ -90,15 +90,12 @@ static unsigned blas_fit(const bg_knn_desc_t *d, unsigned w, size_t tdb_min, uin
   return w;
 }
 
-int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
-                 bg_knn_plan_t *out) {
+/* Plans within @budget; *shrunk says whether the tiles had to shrink to fit it. */
+static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
+                   uint64_t budget, bg_knn_plan_t *out, int *shrunk) {
   const char *name = kind == BG__KNN_BLAS ? "blas" : kind == BG__KNN_BLOCKED ? "blocked" : "naive";
   unsigned w = pool->workers;
-  uint64_t budget = d->mem_budget;
-  if (budget == 0) {
-    uint64_t avail;
-    budget = bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
-  }
+  *shrunk = 0;
   size_t tdb, tdb_min;
   db_tiles(d, kind, &tdb, &tdb_min);
   uint64_t blas = 0;
@@ -135,6 +132,7 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
   size_t tq = clamp((d->nb_new + w - 1) / w, 1, kind == BG__KNN_BLOCKED ? 1024 : 512);
   uint64_t fixed = fixed_bytes(d, w);
   while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && tq > 1) {
+    *shrunk = 1;
     if (kind == BG__KNN_BLAS && tdb > tdb_min)
       tdb = tdb / 2 > tdb_min ? tdb / 2 : tdb_min;
     else
@@ -155,4 +153,25 @@ int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
   out->why = "the memory budget cannot hold even the smallest tiles (one query each): raise the "
              "budget or free memory";
   return BG_ENOMEM;
+}
+
+/* Searches whose whole plan fits this many bytes are planned without reading the memory
+ * available: that read (/proc/meminfo, the cgroup's files, the address-space limit) costs
+ * 80-200 us, as long as a whole search of the lecture's smallest case. */
+#define SMALL_PLAN ((uint64_t)16 << 20)
+
+int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
+                 bg_knn_plan_t *out) {
+  int shrunk;
+  if (d->mem_budget)
+    return plan_in(pool, d, kind, d->mem_budget, out, &shrunk);
+  /* blas under RLIMIT_AS needs the address space read anyway. */
+  if (kind != BG__KNN_BLAS) {
+    int rc = plan_in(pool, d, kind, SMALL_PLAN, out, &shrunk);
+    if (rc == 0 && !shrunk)
+      return rc;
+  }
+  uint64_t avail;
+  return plan_in(pool, d, kind, bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30, out,
+                 &shrunk);
 }

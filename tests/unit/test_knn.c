@@ -214,6 +214,22 @@ static void the_planner_keeps_to_its_budget(void **state) {
     }
   }
   free(db), free(q), free(idx);
+  /* Without a budget, a search whose whole plan fits 16 MiB is planned in 16 MiB, without
+   * reading the memory available; a larger one is planned in half of what is available. */
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  float tiny[4] = {1, 2, 3, 4};
+  int64_t ti[2];
+  d.db = tiny, d.nb_txt = 2, d.queries = tiny, d.nb_new = 2, d.dim = 2, d.k = 1, d.idx = ti;
+  d.backend = "blocked";
+  bg_knn_plan_t plan;
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
+  assert_int_equal(plan.budget, 16 << 20);
+  uint64_t avail;
+  assert_int_equal(bg_mem_available(&avail), 0);
+  d.nb_txt = 1 << 20, d.dim = 4096, d.nb_new = 1 << 20, d.k = 100, d.metric = BG_KNN_L2;
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
+  assert_true(plan.budget > 16 << 20 && plan.budget <= avail);
   bg_pool_destroy(pool);
 }
 
