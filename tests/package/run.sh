@@ -38,6 +38,28 @@ env -u LD_LIBRARY_PATH "$tmp/squares_pc" 10 | grep -q '^sum of squares below 10:
 "$cc" -o "$tmp/squares_a" "$src/examples/consumer/squares.c" $(pkg-config --cflags --libs brigade-static)
 ! ldd "$tmp/squares_a" | grep -q libbrigade && "$tmp/squares_a" 10 | grep -q ' 285$' && ok
 
+# 3b. A static link of a program that searches (bg_knn pulls the GPU code in a CUDA build):
+# a C compiler, no C++ runtime.
+cat >"$tmp/knn.c" <<'C'
+#include <stdio.h>
+#include <brigade.h>
+int main(void) {
+  float db[6] = {1, 0, 0, 1, 1, 1}, q[2] = {0, 2};
+  int64_t idx[1];
+  bg_pool_t *pool;
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = 3, d.queries = q, d.nb_new = 1, d.dim = 2, d.k = 1, d.idx = idx;
+  if (bg_pool_create(NULL, &pool) != 0 || bg_knn(pool, &d, NULL) != 0)
+    return 1;
+  bg_pool_destroy(pool);
+  printf("best %lld\n", (long long)idx[0]);
+  return 0;
+}
+C
+"$cc" -std=c11 -o "$tmp/knn_a" "$tmp/knn.c" $(pkg-config --cflags --libs brigade-static)
+[ "$("$tmp/knn_a")" = "best 1" ] && ok
+
 # 4. README's first C example compiles as printed and prints what its comment says.
 awk '/^```c$/ {inside = 1; next} /^```$/ && inside {exit} inside' "$src/README.md" >"$tmp/first.c"
 grep -q 'bg_map_simple' "$tmp/first.c"
@@ -50,4 +72,4 @@ grep -q 'bg_map_simple' "$tmp/first.c"
 "$prefix/bin/brigade" bench --workload prime-fixed --n 10 --repeat 1 --peers python \
   --python /bin/echo | grep -qF "cannot read: '$prefix/bin/../share/brigade/peers/catalogue.py" && ok
 echo "$passed passed, 0 failed"
-[ "$passed" -eq 9 ]
+[ "$passed" -eq 10 ]
