@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What bg_gpu_bandwidth() copies: large enough that the copy's fixed cost (some microseconds)
  * is below 1% of it on a 60 GB/s link, small enough to pin on any machine with a GPU. */
@@ -22,8 +23,15 @@ extern "C" int bg_gpu_query(bg_gpu_info_t *out) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess || n == 0) {
-    snprintf(out->why, sizeof out->why, "%s",
-             e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
+    /* Without any NVIDIA driver the runtime says its driver is "insufficient", which reads as
+     * advice to upgrade one: name the absence instead. */
+    if (e == cudaErrorInsufficientDriver && access("/dev/nvidiactl", F_OK) != 0)
+      snprintf(out->why, sizeof out->why,
+               "no NVIDIA driver on this machine (no /dev/nvidiactl; the CUDA runtime says: %s)",
+               cudaGetErrorString(e));
+    else
+      snprintf(out->why, sizeof out->why, "%s",
+               e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
     /* A failed runtime call leaves a sticky error for the next one; clear it. */
     cudaGetLastError();
     return BG_EUNAVAIL;

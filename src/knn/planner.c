@@ -163,15 +163,21 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                  bg_knn_plan_t *out) {
   int shrunk;
-  if (d->mem_budget)
+  uint64_t avail;
+  /* A budget above what the process may still allocate is lowered to it: the caller asked for
+   * a limit, not for the kernel's OOM killer (a small one needs no look). */
+  if (d->mem_budget && d->mem_budget <= SMALL_PLAN)
     return plan_in(pool, d, kind, d->mem_budget, out, &shrunk);
+  if (d->mem_budget)
+    return plan_in(pool, d, kind,
+                   bg_mem_available(&avail) == 0 && avail < d->mem_budget ? avail : d->mem_budget,
+                   out, &shrunk);
   /* blas under RLIMIT_AS needs the address space read anyway. */
   if (kind != BG__KNN_BLAS) {
     int rc = plan_in(pool, d, kind, SMALL_PLAN, out, &shrunk);
     if (rc == 0 && !shrunk)
       return rc;
   }
-  uint64_t avail;
   return plan_in(pool, d, kind, bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30, out,
                  &shrunk);
 }

@@ -59,11 +59,13 @@ static int plan_pieces(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ki
   if (n == 0)
     n = 1;
   int rc = BG_ENOMEM;
+  uint64_t least = 0;
   for (; n > 0; n /= 2) {
     uint64_t bufs = 2 * (uint64_t)n * row + extra;
     bg_knn_desc_t pd = *d;
     pd.nb_txt = n, pd.mem_budget = budget > bufs ? budget - bufs : 1;
     rc = bg__knn_plan(pool, &pd, kind, p);
+    least = bufs + p->min_bytes;
     if (rc == 0 && bufs + p->bytes <= budget) {
       p->bytes += bufs;
       p->budget = budget;
@@ -71,17 +73,23 @@ static int plan_pieces(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ki
       return 0;
     }
   }
+  /* The least is that of one-row pieces: two of them, L2's centred queries, and the smallest
+   * tiles with the running top-k and the norms. */
   p->budget = budget;
-  p->why = "the memory budget cannot hold two pieces of one database row beside the smallest "
-           "tiles: raise the budget";
-  return rc == 0 ? BG_ENOMEM : rc;
+  p->min_bytes = least;
+  p->bytes = 0;
+  p->why = "the memory budget cannot hold the running top-k, the smallest tiles and two pieces "
+           "of the database (and, for L2, a centred copy of the queries): raise the budget";
+  return rc == 0 || rc == BG_ENOMEM ? BG_ENOMEM : rc;
 }
 
+/* mem_budget, lowered to what the process may still allocate; or half of that. */
 static uint64_t budget_of(const bg_knn_desc_t *d) {
   uint64_t avail;
+  int known = bg_mem_available(&avail) == 0;
   if (d->mem_budget)
-    return d->mem_budget;
-  return bg_mem_available(&avail) == 0 ? avail / 2 : (uint64_t)1 << 30;
+    return known && avail < d->mem_budget ? avail : d->mem_budget;
+  return known ? avail / 2 : (uint64_t)1 << 30;
 }
 
 int bg__knn_stream_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,

@@ -230,6 +230,11 @@ static void the_planner_keeps_to_its_budget(void **state) {
   d.nb_txt = 1 << 20, d.dim = 4096, d.nb_new = 1 << 20, d.k = 100, d.metric = BG_KNN_L2;
   assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
   assert_true(plan.budget > 16 << 20 && plan.budget <= avail);
+  /* A budget above what may still be allocated is lowered to it, not handed to the OOM killer. */
+  d.mem_budget = (uint64_t)1 << 50;
+  assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
+  assert_true(plan.budget < (uint64_t)1 << 50);
+  assert_true(plan.bytes <= plan.budget);
   bg_pool_destroy(pool);
 }
 

@@ -215,6 +215,17 @@ static void refusals_and_failures(void **state) {
   assert_non_null(plan.why);
   assert_int_equal(bg_knn(pool, &d, &plan), BG_ENOMEM);
   assert_int_equal(r.calls, 0);
+  /* The least it names is enough, for every metric (L2's centred queries included). */
+  for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++) {
+    d.metric = (bg_knn_metric_t)m, d.mem_budget = 256;
+    assert_int_equal(bg_knn_plan(pool, &d, &plan), BG_ENOMEM);
+    assert_true(plan.min_bytes > 256);
+    d.mem_budget = plan.min_bytes;
+    r = (reader){.db = (const char *)db, .row_bytes = dim * 4};
+    assert_int_equal(bg_knn(pool, &d, &plan), 0);
+    assert_true(plan.bytes <= d.mem_budget);
+  }
+  d.metric = BG_KNN_IP;
   /* The plan of a streamed search keeps to its budget; a version-3 caller has no db_read. */
   d.mem_budget = 1 << 20;
   assert_int_equal(bg_knn_plan(pool, &d, &plan), 0);
