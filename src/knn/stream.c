@@ -11,7 +11,6 @@
 #include "internal/knn.h"
 
 #include <pthread.h>
-#include <string.h>
 
 /* Pieces of at most this size: large enough that reading and searching each costs far more
  * than the hand-over between them, small enough to start searching soon. */
