@@ -28,7 +28,22 @@ typedef enum bg_knn_metric {
 
 typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
 
-#define BG_KNN_DESC_VERSION 4u
+/* How scores are computed (bg_knn_desc_t.precision, version 5). Both give the same answer. */
+typedef enum bg_knn_precision {
+  BG_KNN_EXACT = 0, /* every score in the dtype (the default) */
+  /* f32 only: every pair scored first from bf16-rounded inputs (AVX-512 BF16's dot products,
+   * about twice the fp32 rate), with a proven bound on how far that score can be from the fp32
+   * one; only pairs whose bound reaches a query's running k-th best are scored again in fp32.
+   * idx and scores are byte for byte those of BG_KNN_EXACT (ties included). Query blocks whose
+   * near-ties make that re-scoring cost more than it saves run those rows in fp32
+   * (plan->fallback_pairs).
+   * Runs on the blocked backend ("auto" or "blocked"); on a CPU without AVX-512 BF16 the
+   * search runs exact (plan->precision says "exact"). */
+  BG_KNN_BF16,
+  BG_KNN_PRECISION_COUNT_
+} bg_knn_precision_t;
+
+#define BG_KNN_DESC_VERSION 5u
 
 /* Where a search's time went (bg_knn_desc_t.times, version 3). The cuda backend measures its
  * device work with CUDA events: each field sums the intervals of one activity, so transfers that
@@ -78,6 +93,9 @@ typedef struct bg_knn_desc {
    * in part. */
   int (*db_read)(void *db_ctx, size_t row0, size_t rows, void *dst);
   void *db_ctx;
+  /* Version 5. BG_KNN_EXACT or BG_KNN_BF16 (f32, blocked or auto only: BG_ENOTSUP otherwise).
+   * With version 5 the plan written back has the fields after `why`. */
+  bg_knn_precision_t precision;
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */
@@ -99,6 +117,12 @@ typedef struct bg_knn_plan {
   /* Why the search was refused, a static sentence naming the limit, when bg_knn_plan() or
    * bg_knn() returns BG_ENOMEM or (for scores that would overflow) BG_ERANGE; NULL otherwise. */
   const char *why;
+  /* Written only for a description of version 5 or later (older callers' plans end at why). */
+  const char *precision; /* what scores the search: "exact" or "bf16" */
+  /* bf16, counted by bg_knn() (0 from bg_knn_plan()): pairs scored in bf16, of them those scored
+   * again in fp32 because their bound reached the running k-th best, and pairs scored in fp32
+   * alone because their query block's near-ties made re-scoring cost more than it saved. */
+  uint64_t pairs, rescored, fallback_pairs;
 } bg_knn_plan_t;
 
 /**
@@ -113,13 +137,13 @@ typedef struct bg_knn_plan {
  * database read in pieces (db_read), bytes include the two pieces' buffers, and tile_db is the
  * CPU tile within a piece. For cuda, bytes and budget are device memory.
  *
- * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype or
- * version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend); BG_ENOTSUP
- * (backend not compiled in, e.g. blas without OpenBLAS, cuda without CUDA); BG_EUNAVAIL (cuda:
- * no GPU or driver on this machine; bg_gpu_query says why); BG_ENOMEM (the budget cannot hold even
- * the smallest plan, or, for blas, the address space left by RLIMIT_AS cannot hold one of
- * OpenBLAS's buffers beside it). NaN inputs and overflowing scores are found by bg_knn(), which
- * reads the inputs.
+ * Return: 0; BG_EINVAL (NULL pointers, k = 0 or k > nb_txt, dim = 0, unknown metric, dtype,
+ * precision or version); BG_ERANGE (sizes whose products overflow); BG_ENOENT (unknown backend);
+ * BG_ENOTSUP (backend not compiled in, e.g. blas without OpenBLAS, cuda without CUDA; bf16
+ * precision with f64 or a backend other than blocked or auto); BG_EUNAVAIL (cuda: no GPU or driver
+ * on this machine; bg_gpu_query says why); BG_ENOMEM (the budget cannot hold even the smallest
+ * plan, or, for blas, the address space left by RLIMIT_AS cannot hold one of OpenBLAS's buffers
+ * beside it). NaN inputs and overflowing scores are found by bg_knn(), which reads the inputs.
  */
 int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);
 

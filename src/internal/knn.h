@@ -24,21 +24,28 @@ typedef enum bg__knn_kind {
 #define BG_KNN_RBLOCK 12
 #define BG_KNN_QBLOCK_BYTES 128
 
+/* How precision bf16 runs: not at all (exact fp32), with AVX-512 BF16's instructions, or with
+ * the portable emulation (BRIGADE_KNN_ISA=generic, for tests). */
+typedef enum bg__knn_bf16 { BG__BF16_OFF = 0, BG__BF16_AVX512, BG__BF16_GENERIC } bg__knn_bf16;
+
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
  * claimed with an atomic flag each (A). */
 typedef struct bg__knn_ctx {
-  const bg_knn_desc_t *d; /* I */
-  bg__knn_kind kind;      /* I */
-  int avx512;             /* I: run the AVX-512 build of the blocked kernel */
-  size_t tile_q, tile_db; /* I */
-  const void *db_norm;    /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
-  void *keys;             /* I: nb_new x k running ranking keys (desc->scores or our own) */
-  char *scratch;          /* I: workers x scratch_size bytes */
-  size_t scratch_size;    /* I */
-  unsigned nscratch;      /* I */
-  _Atomic int *busy;      /* A: one flag per scratch buffer */
-  size_t ntiles;          /* I: query tiles in the search */
-  size_t x_base;          /* I: the global index of d->db's first row (a streamed piece's) */
+  const bg_knn_desc_t *d;       /* I */
+  bg__knn_kind kind;            /* I */
+  int avx512;                   /* I: run the AVX-512 build of the blocked kernel */
+  size_t tile_q, tile_db;       /* I */
+  const void *db_norm;          /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
+  void *keys;                   /* I: nb_new x k running ranking keys (desc->scores or our own) */
+  char *scratch;                /* I: workers x scratch_size bytes */
+  size_t scratch_size;          /* I */
+  unsigned nscratch;            /* I */
+  _Atomic int *busy;            /* A: one flag per scratch buffer */
+  size_t ntiles;                /* I: query tiles in the search */
+  size_t x_base;                /* I: the global index of d->db's first row (a streamed piece's) */
+  bg__knn_bf16 bf16;            /* I */
+  float *bound;                 /* I: bf16: B1, B2, C per database row (bf16.c) */
+  _Atomic uint64_t *bf16_stats; /* A: bf16: pairs, re-scored pairs, fallback pairs */
 } bg__knn_ctx;
 
 /* values.c. bg__knn_max_sq_norm: the largest |v|^2 of @rows rows, in double; BG_EINVAL for NaN
@@ -56,6 +63,24 @@ void bg__knn_db_norms(const bg_knn_desc_t *d, void *norm);
 void bg__knn_init_topk(const bg_knn_desc_t *d, void *keys);
 int bg__knn_all_found(const bg_knn_desc_t *d);
 void bg__knn_finish_scores(const bg_knn_desc_t *d);
+
+/* precision bf16 (bf16.c, kernel_bf16.h). bg__knn_bf16_mode: how a description's search on
+ * @kind runs. bg__knn_bf16_dim_ok: whether the bound is tight enough at this dim to be worth
+ * it. bg__knn_bf16_rows: B1, B2, C of d->db's rows into @bc (3 floats a row), @norm the kernel's
+ * db_norm (NULL for ip). bg__knn_bf16_query: |query i| and its bf16 residual's norm, rounded
+ * up. bg__knn_bf16_hw: AVX-512
+ * BF16 present. bg__knn_bf16_scratch_bytes: a worker's scratch for a (tq, tdb) tile. */
+bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind);
+int bg__knn_bf16_dim_ok(size_t dim);
+void bg__knn_bf16_rows(const bg_knn_desc_t *d, const float *norm, float *bc);
+void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, float *q, float *r);
+int bg__knn_bf16_hw(void);
+uint64_t bg__knn_bf16_scratch_bytes(size_t tq, size_t tdb, size_t dim);
+void bg__knn_tile_bf16(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
+
+/* Writes @src to the caller's @dst: whole for a version-5 description, else up to and including
+ * why (older callers' plans end there). */
+void bg__knn_put_plan(const bg_knn_desc_t *d, bg_knn_plan_t *dst, const bg_knn_plan_t *src);
 
 /* Folds c->d's database (c->x_base its first row's index) into the running top-k: the norms,
  * then every query tile on the pool. */

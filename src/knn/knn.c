@@ -12,6 +12,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,6 +108,8 @@ static int check_desc(const bg_knn_desc_t *d) {
     return BG_EINVAL;
   if ((unsigned)d->dtype >= BG_DTYPE_COUNT_ || (unsigned)d->metric >= BG_KNN_METRIC_COUNT_)
     return BG_EINVAL;
+  if (d->version >= 5 && (unsigned)d->precision >= BG_KNN_PRECISION_COUNT_)
+    return BG_EINVAL;
   int streamed = !d->db && d->version >= 4 && d->db_read;
   if ((!d->db && !streamed) || !d->queries || !d->idx || d->dim == 0 || d->nb_txt == 0 ||
       d->k == 0 || d->k > d->nb_txt)
@@ -119,14 +122,60 @@ static int check_desc(const bg_knn_desc_t *d) {
   return BG_OK;
 }
 
+static int wants_bf16(const bg_knn_desc_t *d) {
+  return d->version >= 5 && d->precision == BG_KNN_BF16;
+}
+
+bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind) {
+  if (!wants_bf16(d) || d->dtype != BG_F32 || kind != BG__KNN_BLOCKED ||
+      !bg__knn_bf16_dim_ok(d->dim))
+    return BG__BF16_OFF;
+  if (bg__knn_avx512())
+    return bg__knn_bf16_hw() ? BG__BF16_AVX512 : BG__BF16_OFF;
+  const char *isa = getenv("BRIGADE_KNN_ISA");
+  return isa && !strcmp(isa, "generic") ? BG__BF16_GENERIC : BG__BF16_OFF;
+}
+
+void bg__knn_put_plan(const bg_knn_desc_t *d, bg_knn_plan_t *dst, const bg_knn_plan_t *src) {
+  if (d->version >= 5)
+    *dst = *src;
+  else
+    memcpy(dst, src, offsetof(bg_knn_plan_t, precision));
+}
+
+/* The backend a description runs on. bf16 is the blocked kernel's: auto takes it (rather than
+ * the GPU) when it runs here; f64 or another explicit backend cannot run it. */
+static int resolve(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind *kind) {
+  int rc = bg__knn_backend(d->backend, d, pool->workers, kind);
+  if (!wants_bf16(d) || rc == BG_ENOENT)
+    return rc;
+  if (d->dtype != BG_F32 || (!is_auto(d->backend) && strcmp(d->backend, "blocked")))
+    return BG_ENOTSUP;
+  if (rc != 0)
+    return rc;
+  if (is_auto(d->backend) && bg__knn_bf16_mode(d, BG__KNN_BLOCKED) != BG__BF16_OFF)
+    *kind = BG__KNN_BLOCKED;
+  return BG_OK;
+}
+
+static int plan_search(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);
+
 int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out) {
   if (!pool || !d || !out)
     return BG_EINVAL;
+  bg_knn_plan_t p = {0};
+  int rc = plan_search(pool, d, &p);
+  if (p.backend)
+    bg__knn_put_plan(d, out, &p);
+  return rc;
+}
+
+static int plan_search(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out) {
   int rc = check_desc(d);
   if (rc != 0)
     return rc;
   bg__knn_kind kind;
-  rc = bg__knn_backend(d->backend, d, pool->workers, &kind);
+  rc = resolve(pool, d, &kind);
   if (rc != 0)
     return rc;
   /* A streamed database runs on the CPU: auto's GPU choice gives way to its CPU one. */
@@ -161,7 +210,9 @@ static void run_tile(const bg__knn_ctx *c, size_t i, char *scratch) {
   size_t q0 = i * c->tile_q, q1 = q0 + c->tile_q;
   if (q1 > c->d->nb_new)
     q1 = c->d->nb_new;
-  if (c->d->dtype == BG_F64)
+  if (c->bf16)
+    bg__knn_tile_bf16(c, q0, q1, scratch);
+  else if (c->d->dtype == BG_F64)
     bg__knn_tile_f64(c, q0, q1, scratch);
   else
     bg__knn_tile_f32(c, q0, q1, scratch);
@@ -192,6 +243,8 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   const bg_knn_desc_t *d = c->d;
   if (c->db_norm)
     bg__knn_db_norms(d, (void *)c->db_norm);
+  if (c->bound)
+    bg__knn_bf16_rows(d, c->db_norm, c->bound);
   int blas_threads = c->kind == BG__KNN_BLAS ? bg__blas_threads(1) : 0;
   bg_map_desc_t m;
   bg_map_desc_init(&m);
@@ -273,11 +326,11 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
     return d->version >= 2 ? bg__knn_mpi(pool, d, plan) : BG_EINVAL;
   if (d && d->version >= 3 && d->times)
     *d->times = (bg_knn_times_t){0};
-  bg_knn_plan_t p;
-  int rc = bg_knn_plan(pool, d, &p);
+  bg_knn_plan_t p = {0};
+  int rc = !pool || !d ? BG_EINVAL : plan_search(pool, d, &p);
   if (rc != 0) {
     if ((rc == BG_ENOMEM || rc == BG_ERANGE) && plan)
-      *plan = p;
+      bg__knn_put_plan(d, plan, &p);
     return rc;
   }
   if (!d->db) {
@@ -290,7 +343,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   if (rc != 0) {
     if (rc == BG_ERANGE && plan) {
       p.why = bg__knn_overflow_why(d->dtype);
-      *plan = p;
+      bg__knn_put_plan(d, plan, &p);
     }
     return rc;
   }
@@ -303,7 +356,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
     p.why = "the vectors lie far from the origin for their spread, and the centred copies L2 "
             "then searches do not fit the budget: subtract their mean first, or raise the budget";
     if (plan)
-      *plan = p;
+      bg__knn_put_plan(d, plan, &p);
     return rc;
   }
   d = &centred;
@@ -316,7 +369,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
       rc = bg__knn_plan(pool, d, cpu_auto(d), &p);
     if (!to_cpu || rc != 0) {
       if (plan && (rc == 0 || p.why))
-        *plan = p;
+        bg__knn_put_plan(d, plan, &p);
       bg__pool_free(a, copy);
       return rc;
     }
@@ -327,6 +380,11 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
                    .nscratch = p.workers,
                    .avx512 = bg__knn_avx512()};
   bg__knn_backend(p.backend, d, pool->workers, &c.kind);
+  c.bf16 = bg__knn_bf16_mode(d, c.kind);
+  _Atomic uint64_t stats[3];
+  for (int i = 0; i < 3; i++)
+    atomic_init(&stats[i], 0);
+  c.bf16_stats = stats;
   c.scratch_size = (size_t)bg__knn_scratch_bytes(d, c.kind, p.tile_q, p.tile_db);
   /* Keep each worker's buffer on its own cache lines. */
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;
@@ -334,6 +392,8 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   void *norm = NULL, *own_keys = NULL, *scratch = NULL, *busy = NULL;
   rc = BG_ENOMEM;
   if (d->metric != BG_KNN_IP && !(norm = bg__pool_alloc(a, d->nb_txt * e)))
+    goto done;
+  if (c.bf16 && !(c.bound = bg__pool_alloc(a, d->nb_txt * 3 * sizeof(float))))
     goto done;
   if (!d->scores && !(own_keys = bg__pool_alloc(a, d->nb_new * d->k * e)))
     goto done;
@@ -350,12 +410,16 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   rc = run(pool, d, &c);
   if (rc == BG_ERANGE)
     p.why = bg__knn_overflow_why(d->dtype);
+  p.pairs = atomic_load(&stats[0]);
+  p.rescored = atomic_load(&stats[1]);
+  p.fallback_pairs = atomic_load(&stats[2]);
 done:
   if (rc == BG_ENOMEM)
     p.why = "an allocation within the plan failed (the memory available shrank since it was "
             "measured, or the pool's allocator refused)";
   if ((rc == 0 || rc == BG_ENOMEM || rc == BG_ERANGE) && plan)
-    *plan = p;
+    bg__knn_put_plan(d, plan, &p);
+  bg__pool_free(a, c.bound);
   bg__pool_free(a, busy);
   bg__pool_free(a, scratch);
   bg__pool_free(a, own_keys);

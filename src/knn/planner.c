@@ -25,19 +25,23 @@ uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t
   switch (kind) {
   case BG__KNN_BLAS:
     return (uint64_t)tq * tdb * e;
-  case BG__KNN_BLOCKED: /* the tile's queries, packed in whole blocks */
+  case BG__KNN_BLOCKED: /* the tile's queries, packed in whole blocks (bf16: and more) */
+    if (bg__knn_bf16_mode(d, kind))
+      return bg__knn_bf16_scratch_bytes(tq, tdb, d->dim);
     return (tq + qb - 1) / qb * qb * d->dim * e;
   default:
     return 0;
   }
 }
 
-/* Memory that does not depend on the tiles: database norms, running keys when the caller keeps
- * no scores, and the scratch-claim flags. */
-static uint64_t fixed_bytes(const bg_knn_desc_t *d, unsigned workers) {
+/* Memory that does not depend on the tiles: database norms (and bf16's bounds), running keys
+ * when the caller keeps no scores, and the scratch-claim flags. */
+static uint64_t fixed_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, unsigned workers) {
   uint64_t e = elem_size(d), b = workers * (uint64_t)sizeof(int) + 4 * BG_CACHELINE;
   if (d->metric != BG_KNN_IP)
     b += (uint64_t)d->nb_txt * e;
+  if (bg__knn_bf16_mode(d, kind))
+    b += (uint64_t)d->nb_txt * 3 * sizeof(float);
   if (!d->scores)
     b += (uint64_t)d->nb_new * d->k * e;
   return b;
@@ -73,7 +77,7 @@ static void db_tiles(const bg_knn_desc_t *d, bg__knn_kind kind, size_t *tdb, siz
 /* The least address space w products at once need: brigade's smallest plan and one OpenBLAS
  * buffer per product. */
 static uint64_t blas_least(const bg_knn_desc_t *d, unsigned w, size_t tdb_min) {
-  return fixed_bytes(d, w) +
+  return fixed_bytes(d, BG__KNN_BLAS, w) +
          w * (bg__knn_scratch_bytes(d, BG__KNN_BLAS, 1, tdb_min) + bg__blas_buffer_bytes());
 }
 
@@ -112,6 +116,7 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
           .blas_bytes = bg__blas_buffer_bytes(),
           .min_bytes = blas_least(d, 1, tdb_min) + AS_SLACK,
           .budget = as,
+          .precision = "exact",
           .why = "the address space left under RLIMIT_AS (ulimit -v) cannot hold one of "
                  "OpenBLAS's 128 MiB work buffers beside the search: use the blocked backend "
                  "or raise the limit",
@@ -130,7 +135,7 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
    * (and OpenBLAS packs it again), and fewer, longer passes were faster than the balance more
    * tiles would give when measured (docs/PERFORMANCE.md). */
   size_t tq = clamp((d->nb_new + w - 1) / w, 1, kind == BG__KNN_BLOCKED ? 1024 : 512);
-  uint64_t fixed = fixed_bytes(d, w);
+  uint64_t fixed = fixed_bytes(d, kind, w);
   while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && tq > 1) {
     *shrunk = 1;
     if (kind == BG__KNN_BLAS && tdb > tdb_min)
@@ -147,6 +152,7 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
       .min_bytes = fixed + w * bg__knn_scratch_bytes(d, kind, 1, tdb_min),
       .budget = budget,
       .blas_bytes = blas,
+      .precision = bg__knn_bf16_mode(d, kind) ? "bf16" : "exact",
   };
   if (out->min_bytes <= budget)
     return BG_OK;

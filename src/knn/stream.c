@@ -33,7 +33,7 @@ static void *read_piece(void *arg) {
 /* What the search holds, freed by release(). */
 typedef struct stream {
   const bg_allocator_t *a;
-  void *buf[2], *norm, *own_keys, *scratch, *busy, *qcopy;
+  void *buf[2], *norm, *own_keys, *scratch, *busy, *qcopy, *bound;
   double *shift;
 } stream;
 
@@ -46,6 +46,7 @@ static void release(stream *s) {
   bg__pool_free(s->a, (void *)s->busy);
   bg__pool_free(s->a, s->qcopy);
   bg__pool_free(s->a, s->shift);
+  bg__pool_free(s->a, s->bound);
 }
 
 /* Rows per piece and the CPU plan for a piece: the largest piece (up to PIECE_MAX) whose two
@@ -110,7 +111,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   rc = plan_pieces(pool, d, kind, budget_of(d), &rows, &p);
   if (rc != 0) {
     if (plan)
-      *plan = p;
+      bg__knn_put_plan(d, plan, &p);
     return rc;
   }
   double q2, x2 = 0;
@@ -125,7 +126,12 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
                    .avx512 = bg__knn_avx512(),
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
-                   .nscratch = p.workers};
+                   .nscratch = p.workers,
+                   .bf16 = bg__knn_bf16_mode(&pd, kind)};
+  _Atomic uint64_t stats[3];
+  for (int i = 0; i < 3; i++)
+    atomic_init(&stats[i], 0);
+  c.bf16_stats = stats;
   c.scratch_size = (size_t)bg__knn_scratch_bytes(&pd, kind, p.tile_q, p.tile_db);
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;
   rc = BG_ENOMEM;
@@ -134,11 +140,13 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   if (!(s.buf[0] = bg__pool_alloc(s.a, rows * row)) ||
       !(s.buf[1] = bg__pool_alloc(s.a, rows * row)) ||
       (d->metric != BG_KNN_IP && !(s.norm = bg__pool_alloc(s.a, rows * e))) ||
+      (c.bf16 && !(s.bound = bg__pool_alloc(s.a, rows * 3 * sizeof(float)))) ||
       (!d->scores && !(s.own_keys = bg__pool_alloc(s.a, d->nb_new * d->k * e))) ||
       (c.scratch_size && !(s.scratch = bg__pool_alloc(s.a, c.scratch_size * p.workers))) ||
       !(s.busy = bg__pool_alloc(s.a, p.workers * sizeof(_Atomic int))))
     goto done;
   c.db_norm = s.norm;
+  c.bound = s.bound;
   c.keys = d->scores ? d->scores : s.own_keys;
   c.scratch = s.scratch;
   c.busy = s.busy;
@@ -210,9 +218,12 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   }
   if (rc == 0)
     bg__knn_finish_scores(&pd);
+  p.pairs = atomic_load(&stats[0]);
+  p.rescored = atomic_load(&stats[1]);
+  p.fallback_pairs = atomic_load(&stats[2]);
 done:
   if (plan && (rc == 0 || p.why))
-    *plan = p;
+    bg__knn_put_plan(d, plan, &p);
   release(&s);
   return rc;
 }
