@@ -43,8 +43,9 @@ static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000
 /* Two answers that differ are both right when their scores agree to float32 rounding. */
 #define TIE_RTOL 1e-5
 
-static const char *const known[] = {"naive", "blocked", "blas",        "auto",
-                                    "sgemm", "cuda",    "cublas-sgemm"};
+/* bf16 is the blocked backend with precision bf16: the same answers, from bf16 products. */
+static const char *const known[] = {"naive", "blocked", "bf16", "blas",
+                                    "auto",  "sgemm",   "cuda", "cublas-sgemm"};
 
 /* The rows that need a GPU: brigade's cuda backend and cuBLAS's bare product beside it. */
 static int is_gpu(const char *name) {
@@ -65,8 +66,8 @@ const char *bench_knn_backend_name(const char *name) {
 
 void bench_knn_default_backends(bench_knn_opts *o) {
   o->nbackends = 0;
-  static const char *const order[] = {"naive", "blocked", "blas"};
-  for (size_t i = 0; i < 3; i++)
+  static const char *const order[] = {"naive", "blocked", "bf16", "blas"};
+  for (size_t i = 0; i < 4; i++)
     if (bg_knn_backend_available(order[i]))
       o->backends[o->nbackends++] = order[i];
   if (bg_knn_backend_available("blas"))
@@ -215,6 +216,8 @@ static double once(knn_run *r, bg_pool_t *pool, const char *name) {
   bg_knn_desc_init(&d);
   d.db = r->db, d.nb_txt = r->c.nb_txt, d.queries = r->q, d.nb_new = r->c.nb_new;
   d.dim = r->c.dim, d.k = 1, d.backend = name, d.mem_budget = r->budget, d.idx = r->idx;
+  if (!strcmp(name, "bf16"))
+    d.backend = "blocked", d.precision = BG_KNN_BF16;
   /* Only the cuda backend splits its time; the CPU backends' wall_s is the row's own figure. */
   if (!strcmp(name, "cuda"))
     d.times = &r->times;
@@ -238,7 +241,16 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
                r->gpu_rows, r->c.nb_txt, row->h2d_s);
     return;
   }
-  if (r->plan.backend)
+  if (!strcmp(name, "bf16") && r->plan.backend) {
+    /* The share of pairs scored twice and of those scored in fp32 alone, not the tiles. */
+    double all = (double)(r->plan.pairs + r->plan.fallback_pairs);
+    if (strcmp(r->plan.precision, "bf16"))
+      snprintf(row->plan, sizeof row->plan, "ran exact: no AVX-512 BF16");
+    else
+      snprintf(row->plan, sizeof row->plan, "bf16 %.3f%% rescored, %.1f%% fp32",
+               all > 0 ? 100.0 * (double)r->plan.rescored / all : 0.0,
+               all > 0 ? 100.0 * (double)r->plan.fallback_pairs / all : 0.0);
+  } else if (r->plan.backend)
     snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
              r->plan.tile_db, (double)r->plan.bytes / 1048576);
 }

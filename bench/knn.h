@@ -18,7 +18,7 @@
 #define BENCH_KNN_MAX_BACKENDS 8
 
 typedef struct bench_knn_opts {
-  /* naive, blocked, blas, auto, sgemm, cuda, cublas-sgemm */
+  /* naive, blocked, bf16, blas, auto, sgemm, cuda, cublas-sgemm */
   const char *backends[BENCH_KNN_MAX_BACKENDS];
   size_t nbackends;
   unsigned workers;         /* 0: one per core */

@@ -7,12 +7,14 @@
 #include <string.h>
 
 static PyObject *plan_dict(const bg_knn_plan_t *p) {
-  return Py_BuildValue("{s:s,s:n,s:n,s:I,s:K,s:K,s:K,s:K,s:s}", "backend",
-                       p->backend ? p->backend : "", "tile_q", (Py_ssize_t)p->tile_q, "tile_db",
-                       (Py_ssize_t)p->tile_db, "workers", p->workers, "bytes",
-                       (unsigned long long)p->bytes, "min_bytes", (unsigned long long)p->min_bytes,
-                       "budget", (unsigned long long)p->budget, "blas_bytes",
-                       (unsigned long long)p->blas_bytes, "why", p->why ? p->why : "");
+  return Py_BuildValue(
+      "{s:s,s:n,s:n,s:I,s:K,s:K,s:K,s:K,s:s,s:s,s:K,s:K,s:K}", "backend",
+      p->backend ? p->backend : "", "tile_q", (Py_ssize_t)p->tile_q, "tile_db",
+      (Py_ssize_t)p->tile_db, "workers", p->workers, "bytes", (unsigned long long)p->bytes,
+      "min_bytes", (unsigned long long)p->min_bytes, "budget", (unsigned long long)p->budget,
+      "blas_bytes", (unsigned long long)p->blas_bytes, "why", p->why ? p->why : "", "precision",
+      p->precision ? p->precision : "exact", "pairs", (unsigned long long)p->pairs, "rescored",
+      (unsigned long long)p->rescored, "fallback_pairs", (unsigned long long)p->fallback_pairs);
 }
 
 static int metric_of(const char *name, bg_knn_metric_t *m) {
@@ -27,18 +29,18 @@ static int metric_of(const char *name, bg_knn_metric_t *m) {
 
 PyObject *bgpy_knn(PyObject *self, PyObject *args, PyObject *kw) {
   (void)self;
-  static char *names[] = {"db",      "nb",  "queries", "nq",        "dim",
-                          "f64",     "k",   "metric",  "backend",   "budget",
-                          "workers", "idx", "scores",  "plan_only", NULL};
+  static char *names[] = {"db",     "nb",        "queries", "nq",     "dim",     "f64",
+                          "k",      "metric",    "backend", "budget", "workers", "idx",
+                          "scores", "plan_only", "bf16",    NULL};
   PyObject *db_obj, *q_obj, *idx_obj, *sc_obj;
   Py_ssize_t nb, nq, dim, k;
-  int f64, plan_only;
+  int f64, plan_only, bf16;
   const char *metric, *backend;
   unsigned long long budget;
   unsigned workers;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OnOnnpnssKIOOp", names, &db_obj, &nb, &q_obj, &nq,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OnOnnpnssKIOOpp", names, &db_obj, &nb, &q_obj, &nq,
                                    &dim, &f64, &k, &metric, &backend, &budget, &workers, &idx_obj,
-                                   &sc_obj, &plan_only))
+                                   &sc_obj, &plan_only, &bf16))
     return NULL;
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
@@ -47,6 +49,7 @@ PyObject *bgpy_knn(PyObject *self, PyObject *args, PyObject *kw) {
   d.dtype = f64 ? BG_F64 : BG_F32;
   d.nb_txt = (size_t)nb, d.nb_new = (size_t)nq, d.dim = (size_t)dim, d.k = (size_t)k;
   d.backend = backend, d.mem_budget = budget;
+  d.precision = bf16 ? BG_KNN_BF16 : BG_KNN_EXACT;
   Py_ssize_t es = f64 ? 8 : 4;
   Py_buffer bufs[4];
   int held = 0;

@@ -109,7 +109,10 @@ def test_the_memory_wall_case_plans_within_a_small_budget() -> None:
         (lambda db: brigade.knn(db, db, mem_budget=-1), "mem_budget = -1 is out of range"),
         (lambda db: brigade.knn(db, db, metric="dot"), "unknown metric 'dot'"),
         (lambda db: brigade.knn(db, db, backend="quantum"), "unknown knn backend 'quantum'"),
-        (lambda db: brigade.knn(db, db, precision="bf16"), "precision 'bf16'"),
+        (lambda db: brigade.knn(db, db, precision="fp8"), "unknown precision 'fp8'"),
+        (lambda db: brigade.knn(db.astype(np.float64), db.astype(np.float64), precision="bf16"),
+         "float32"),
+        (lambda db: brigade.knn(db, db, precision="bf16", backend="blas"), "blocked backend"),
         (lambda db: brigade.knn(db[None], db), "2-D"),
         (lambda db: brigade.knn(db.astype(complex), db), "complex"),
         (lambda db: brigade.knn(db, db, workers=0), "workers"),
@@ -168,3 +171,17 @@ def test_l2_far_from_the_origin(offset: float) -> None:
     assert (scores >= 0).all() and np.allclose(scores[:, 0], 0, atol=1e-6)
     ref = -reference(db, q, 2, "l2")
     assert np.allclose(scores[:, 1], np.sort(ref, axis=1)[:, 1], rtol=1e-3)
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
+def test_bf16_answers_are_the_exact_ones(metric: str) -> None:
+    rng = np.random.default_rng(5)
+    db = rng.random((3000, 100), dtype=np.float32)
+    q = rng.random((70, 100), dtype=np.float32)
+    want = brigade.knn(db, q, k=5, metric=metric)
+    got = brigade.knn(db, q, k=5, metric=metric, precision="bf16")
+    assert np.array_equal(want[0], got[0])
+    assert np.array_equal(want[1], got[1])  # bit for bit, not approximately
+    plan = brigade.knn_plan(db, q, k=5, metric=metric, precision="bf16")
+    assert plan.precision in ("bf16", "exact")
+    assert brigade.knn_plan(db, q, k=5).precision == "exact"

@@ -67,12 +67,12 @@ void bg__knn_finish_scores(const bg_knn_desc_t *d);
 /* precision bf16 (bf16.c, kernel_bf16.h). bg__knn_bf16_mode: how a description's search on
  * @kind runs. bg__knn_bf16_dim_ok: whether the bound is tight enough at this dim to be worth
  * it. bg__knn_bf16_rows: B1, B2, C of d->db's rows into @bc (3 floats a row), @norm the kernel's
- * db_norm (NULL for ip). bg__knn_bf16_query: |query i| and its bf16 residual's norm, rounded
- * up. bg__knn_bf16_hw: AVX-512
- * BF16 present. bg__knn_bf16_scratch_bytes: a worker's scratch for a (tq, tdb) tile. */
+ * db_norm (NULL for ip), on @pool. bg__knn_bf16_query: |query i| and its bf16 residual's norm,
+ * rounded up. bg__knn_bf16_hw: AVX-512 BF16 present. bg__knn_bf16_scratch_bytes: a worker's scratch
+ * for a (tq, tdb) tile. */
 bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind);
 int bg__knn_bf16_dim_ok(size_t dim);
-void bg__knn_bf16_rows(const bg_knn_desc_t *d, const float *norm, float *bc);
+int bg__knn_bf16_rows(bg_pool_t *pool, const bg_knn_desc_t *d, const float *norm, float *bc);
 void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, float *q, float *r);
 int bg__knn_bf16_hw(void);
 uint64_t bg__knn_bf16_scratch_bytes(size_t tq, size_t tdb, size_t dim);

@@ -49,6 +49,7 @@
  * computed in double (sums of squares err by at most dim 2^-53 < 2^-20 relative, covered by the
  * factor 1 + 2^-20) and rounded up to fp32. G0 > 2^-6 (D above about 2^18) would make the
  * filter useless: bf16 does not run there. */
+#include "brigade/map.h"
 #include "internal/knn.h"
 
 #include <math.h>
@@ -91,16 +92,21 @@ static float bf16_round(float f) {
   return f;
 }
 
-/* |row| and |row - bf16(row)|, in double. */
+/* |row| and |row - bf16(row)|, in double (four sums each, so that the loop vectorises). */
 static void norms(const float *row, size_t dim, double *n, double *r) {
-  double a = 0, b = 0;
-  for (size_t t = 0; t < dim; t++) {
-    double e = (double)row[t] - (double)bf16_round(row[t]);
-    a += (double)row[t] * row[t];
-    b += e * e;
+  double a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+  size_t t = 0;
+  for (; t + 4 <= dim; t += 4)
+    for (size_t l = 0; l < 4; l++) {
+      double v = row[t + l], e = v - (double)bf16_round(row[t + l]);
+      a[l] += v * v, b[l] += e * e;
+    }
+  for (; t < dim; t++) {
+    double v = row[t], e = v - (double)bf16_round(row[t]);
+    a[0] += v * v, b[0] += e * e;
   }
-  *n = sqrt(a) * SUM_ERR;
-  *r = sqrt(b) * SUM_ERR;
+  *n = sqrt((a[0] + a[1]) + (a[2] + a[3])) * SUM_ERR;
+  *r = sqrt((b[0] + b[1]) + (b[2] + b[3])) * SUM_ERR;
 }
 
 void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, float *q, float *r) {
@@ -110,9 +116,10 @@ void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, f
   *r = up_f(e);
 }
 
-void bg__knn_bf16_rows(const bg_knn_desc_t *d, const float *norm, float *bc) {
+/* Rows [r0, r1) of the database's constants. */
+static void rows_range(const bg_knn_desc_t *d, const float *norm, float *bc, size_t r0, size_t r1) {
   double g = sum_bound(d->dim) + 8 * U_F32, tau = 0x1p-122 * pad_dim(d->dim);
-  for (size_t j = 0; j < d->nb_txt; j++) {
+  for (size_t j = r0; j < r1; j++) {
     double x, dx;
     norms((const float *)d->db + j * d->dim, d->dim, &x, &dx);
     double b1 = dx + g * x, b2 = x + dx, c = tau;
@@ -138,4 +145,30 @@ void bg__knn_bf16_rows(const bg_knn_desc_t *d, const float *norm, float *bc) {
     o[1] = up_f(b2 * FILTER_ERR);
     o[2] = b1 == 0 && b2 == 0 && c == 0 ? 0.0f : up_f((c + 0x1p-146) * FILTER_ERR);
   }
+}
+
+/* The constants are computed on the pool, a chunk of rows per task: a pass over the database
+ * that, on one thread, took as long as the search itself on shapes with few queries. */
+#define ROWS_CHUNK 1024
+
+typedef struct rows_job {
+  const bg_knn_desc_t *d;
+  const float *norm;
+  float *bc;
+} rows_job;
+
+static int rows_task(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in;
+  const rows_job *j = ctx;
+  size_t r0 = i * ROWS_CHUNK, r1 = r0 + ROWS_CHUNK < j->d->nb_txt ? r0 + ROWS_CHUNK : j->d->nb_txt;
+  rows_range(j->d, j->norm, j->bc, r0, r1);
+  return 0;
+}
+
+int bg__knn_bf16_rows(bg_pool_t *pool, const bg_knn_desc_t *d, const float *norm, float *bc) {
+  rows_job j = {d, norm, bc};
+  bg_map_desc_t m;
+  bg_map_desc_init(&m);
+  m.fn = rows_task, m.ctx = &j, m.n = (d->nb_txt + ROWS_CHUNK - 1) / ROWS_CHUNK;
+  return bg_map(pool, &m, NULL);
 }

@@ -243,8 +243,11 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   const bg_knn_desc_t *d = c->d;
   if (c->db_norm)
     bg__knn_db_norms(d, (void *)c->db_norm);
-  if (c->bound)
-    bg__knn_bf16_rows(d, c->db_norm, c->bound);
+  if (c->bound) {
+    int rc = bg__knn_bf16_rows(pool, d, c->db_norm, c->bound);
+    if (rc != 0)
+      return rc;
+  }
   int blas_threads = c->kind == BG__KNN_BLAS ? bg__blas_threads(1) : 0;
   bg_map_desc_t m;
   bg_map_desc_init(&m);
