@@ -449,6 +449,18 @@ for b in naive blocked blas; do
 done
 cmp -s "$tmp/naive.npy" "$tmp/blocked.npy" && cmp -s "$tmp/naive.npy" "$tmp/blas.npy" && pass=$((pass + 1)) ||
   { echo "FAIL: knn backends wrote different indices"; fail=$((fail + 1)); }
+# --precision bf16: the same indices as the exact search (bit for bit), with the share of pairs
+# scored again said; refused with f64 or another backend, or an unknown precision.
+for m in ip cosine l2; do
+  "$bin" knn --nb-txt 20000 --dim 100 --nb-new 300 --k 5 --metric $m --out "$tmp/x-$m.npy" >/dev/null &&
+    "$bin" knn --nb-txt 20000 --dim 100 --nb-new 300 --k 5 --metric $m --precision bf16 \
+      --out "$tmp/b-$m.npy" >"$tmp/out" && cmp -s "$tmp/x-$m.npy" "$tmp/b-$m.npy" &&
+    grep -Eq '^precision: (bf16 certified: [0-9]+ pairs|exact \(bf16 asked)' "$tmp/out" &&
+    pass=$((pass + 1)) || { echo "FAIL: knn --precision bf16 --metric $m"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
+done
+expect 2 err "unknown precision 'fp8' \(precisions: exact, bf16\)" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision fp8
+expect 2 err "precision bf16 is for f32 data: use --dtype f32" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --dtype f64
+expect 2 err "precision bf16 runs on the blocked backend: use --backend auto or blocked, not 'naive'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --backend naive
 # NumPy from Debian (the bootstrap installs python3-numpy) may sit beside another python3 on the
 # PATH that lacks it: use whichever has it.
 npy=""
