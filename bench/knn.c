@@ -502,7 +502,11 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
                    "%s is fastest at %.1f GFLOP/s with the top-k included: %.0f%% of OpenBLAS's "
                    "bare sgemm on the same product (%.1f GFLOP/s, no top-k)%s",
                    best->backend, best->gflops, 100 * best->vs_sgemm, sgemm->gflops,
-                   best->vs_sgemm >= 1
+                   !strcmp(best->backend, "bf16")
+                       ? "; its products are bf16's (two per fp32 lane per instruction, twice "
+                         "fp32's rate), and the few pairs its error bound cannot rule out are "
+                         "scored again in fp32, so its answer is the exact one"
+                   : best->vs_sgemm >= 1
                        ? "; it beats the bare product because the top-k is folded in while a tile "
                          "of scores is still in cache, where sgemm writes every score to memory"
                        : "");
