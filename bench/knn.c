@@ -2,6 +2,7 @@
 /* The knn suite: the lecture's part-2 cases, every backend on the same seeded inputs, the bare
  * sgemm beside them, answers cross-checked, and the sentences that explain the table. */
 #include "knn.h"
+#include "knn_file.h"
 #include "cublas_sgemm.h"
 #include "stats.h"
 #include "workload.h"
@@ -43,8 +44,9 @@ static const knn_case quick_cases[] = {{1000, 100, 100, 0},    {10000, 100, 1000
 /* Two answers that differ are both right when their scores agree to float32 rounding. */
 #define TIE_RTOL 1e-5
 
-/* bf16 is the blocked backend with precision bf16: the same answers, from bf16 products. */
-static const char *const known[] = {"naive", "blocked", "bf16", "blas",
+/* bf16 is the blocked backend with precision bf16: the same answers, from bf16 products; file
+ * the blocked backend reading the database from a .npy file in pieces (knn_file.h). */
+static const char *const known[] = {"naive", "blocked", "bf16", "file",        "blas",
                                     "auto",  "sgemm",   "cuda", "cublas-sgemm"};
 
 /* The rows that need a GPU: brigade's cuda backend and cuBLAS's bare product beside it. */
@@ -66,8 +68,8 @@ const char *bench_knn_backend_name(const char *name) {
 
 void bench_knn_default_backends(bench_knn_opts *o) {
   o->nbackends = 0;
-  static const char *const order[] = {"naive", "blocked", "bf16", "blas"};
-  for (size_t i = 0; i < 4; i++)
+  static const char *const order[] = {"naive", "blocked", "bf16", "file", "blas"};
+  for (size_t i = 0; i < 5; i++)
     if (bg_knn_backend_available(order[i]))
       o->backends[o->nbackends++] = order[i];
   if (bg_knn_backend_available("blas"))
@@ -114,7 +116,10 @@ typedef struct knn_run {
   size_t near_ties;     /* queries answered differently within float32 rounding */
   bg_knn_times_t times; /* GPU rows: where the last run's time went */
   size_t gpu_rows;      /* cublas-sgemm: queries per block */
-  char why[256];        /* cublas-sgemm: what CUDA or cuBLAS said when the last run failed */
+  char why[256];        /* cublas-sgemm: what CUDA or cuBLAS said when the last run failed;
+                           file: why the database file could not be made */
+  bench_knn_file file;  /* file: the database as a file, made on its row's first run */
+  int file_state;       /* 0: not made yet, 1: made, -1: could not be */
 } knn_run;
 
 /* GFLOP/s each backend reached on the previous case it ran, to predict the next case's time. */
@@ -202,6 +207,14 @@ static double once_cublas(knn_run *r) {
   return t.gemm_s;
 }
 
+/* The file row's budget: half the database (so it is read in four pieces or more), at least
+ * 8 MiB, and within the case's own budget. */
+static uint64_t file_budget(const knn_run *r) {
+  uint64_t half = (uint64_t)r->c.nb_txt * r->c.dim * sizeof(float) / 2;
+  uint64_t b = half > ((uint64_t)8 << 20) ? half : (uint64_t)8 << 20;
+  return r->budget && r->budget < b ? r->budget : b;
+}
+
 /* One timed search (or sgemm product). Returns seconds, or a negative BG_E*. */
 static double once(knn_run *r, bg_pool_t *pool, const char *name) {
   memset(&r->times, 0, sizeof r->times);
@@ -218,6 +231,17 @@ static double once(knn_run *r, bg_pool_t *pool, const char *name) {
   d.dim = r->c.dim, d.k = 1, d.backend = name, d.mem_budget = r->budget, d.idx = r->idx;
   if (!strcmp(name, "bf16"))
     d.backend = "blocked", d.precision = BG_KNN_BF16;
+  if (!strcmp(name, "file")) {
+    if (r->file_state == 0)
+      r->file_state =
+          bench_knn_file_open(&r->file, r->db, r->c.nb_txt, r->c.dim, r->why, sizeof r->why) == 0
+              ? 1
+              : -1;
+    if (r->file_state < 0)
+      return BG_ESYS;
+    d.backend = "blocked", d.db = NULL, d.db_read = bench_knn_file_read, d.db_ctx = &r->file;
+    d.mem_budget = file_budget(r);
+  }
   /* Only the cuda backend splits its time; the CPU backends' wall_s is the row's own figure. */
   if (!strcmp(name, "cuda"))
     d.times = &r->times;
@@ -241,7 +265,10 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
                r->gpu_rows, r->c.nb_txt, row->h2d_s);
     return;
   }
-  if (!strcmp(name, "bf16") && r->plan.backend) {
+  if (!strcmp(name, "file") && r->plan.backend) {
+    snprintf(row->plan, sizeof row->plan, "from file, budget %.1f MiB, db %.1f MiB",
+             (double)r->plan.budget / 1048576, (double)r->file.bytes / 1048576);
+  } else if (!strcmp(name, "bf16") && r->plan.backend) {
     /* The share of pairs scored twice and of those scored in fp32 alone, not the tiles. */
     double all = (double)(r->plan.pairs + r->plan.fallback_pairs);
     if (strcmp(r->plan.precision, "bf16"))
@@ -300,6 +327,12 @@ static void gpu_missing(const knn_run *r, bg_pool_t *pool, const char *name, con
  * ran a GPU row, so a device that then cannot be used is a fault to see, not a machine to skip. */
 static void run_failed(const knn_run *r, bench_row *row, const char *name, double dt,
                        bench_result *res) {
+  /* The database file could not be made (no room, no TMPDIR): the machine's, not brigade's. */
+  if (!strcmp(name, "file") && r->file_state < 0) {
+    bench_note_add(res, r->section, "file not run: %s", r->why);
+    row->unavailable = 1;
+    return;
+  }
   if (!strcmp(name, "cuda") && dt == BG_ENOTSUP) {
     bench_note_add(res, r->section, "%s not run: bg_knn refused it here: %s (%s)", name,
                    bg_strerror((int)dt), bg_errname((int)dt));
@@ -484,8 +517,9 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
       x->speedup = naive->wall.median / x->wall.median;
     if (sgemm && x->gflops > 0)
       x->vs_sgemm = x->gflops / sgemm->gflops;
+    /* file is blocked again, from a file: what reading costs, never the fastest kernel. */
     if (!x->reference && !x->external && !x->failed && x->gflops > 0 &&
-        (!best || x->gflops > best->gflops))
+        strcmp(x->backend, "file") && (!best || x->gflops > best->gflops))
       best = x;
   }
   /* auto is one of the others under another name: explain the backend it stands for. */
@@ -497,6 +531,15 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
   if (!best)
     return;
   const char *s = r->section;
+  const bench_row *blocked = row_of(res, first, "blocked"), *file = row_of(res, first, "file");
+  if (blocked && file)
+    bench_note_add(res, s,
+                   "file searched the database from a %.1f MiB .npy file in pieces within a "
+                   "%.1f MiB budget: %.2fx the in-memory blocked row's time (the file was just "
+                   "written, so its pieces are copies out of the page cache; a cold disk's "
+                   "figures are in docs/PERFORMANCE.md)",
+                   (double)r->file.bytes / 1048576, (double)file_budget(r) / 1048576,
+                   file->wall.median / blocked->wall.median);
   if (sgemm)
     bench_note_add(res, s,
                    "%s is fastest at %.1f GFLOP/s with the top-k included: %.0f%% of OpenBLAS's "
@@ -600,6 +643,7 @@ static int run_case(const bench_knn_opts *o, bg_pool_t *pool, knn_case c, uint64
     if (bg_knn_plan(pool, &d, &p) == 0)
       bench_note_add(res, r.section, "auto picks %s for this shape", p.backend);
   }
+  bench_knn_file_close(&r.file);
   free(r.db), free(r.q), free(r.idx), free(r.ref);
   return rc;
 }

@@ -15,10 +15,10 @@
 #include "peers.h"
 #include "result.h"
 
-#define BENCH_KNN_MAX_BACKENDS 8
+#define BENCH_KNN_MAX_BACKENDS 10
 
 typedef struct bench_knn_opts {
-  /* naive, blocked, bf16, blas, auto, sgemm, cuda, cublas-sgemm */
+  /* naive, blocked, bf16, file, blas, auto, sgemm, cuda, cublas-sgemm */
   const char *backends[BENCH_KNN_MAX_BACKENDS];
   size_t nbackends;
   unsigned workers;         /* 0: one per core */

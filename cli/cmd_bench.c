@@ -34,9 +34,11 @@ void cmd_bench_help(FILE *f) {
              "that say where the time went.\n\n"
              "  --suite S        catalogue (default): the lecture's workloads;\n"
              "                   knn: the lecture's similarity search, every knn backend beside\n"
-             "                   OpenBLAS's bare sgemm (--backends naive,blocked,bf16,blas,auto,\n"
-             "                   sgemm; bf16: blocked with --precision bf16, its share of\n"
-             "                   pairs scored again in fp32 in the plan column;\n"
+             "                   OpenBLAS's bare sgemm (--backends naive,blocked,bf16,file,blas,\n"
+             "                   auto,sgemm; bf16: blocked with --precision bf16, its share of\n"
+             "                   pairs scored again in fp32 in the plan column; file: blocked\n"
+             "                   reading the database from a .npy file in TMPDIR in pieces,\n"
+             "                   within half the database's size;\n"
              "                   with a GPU also cuda, brigade's GPU backend, with its time split\n"
              "                   into transfers, products and top-k, and cublas-sgemm, cuBLAS's\n"
              "                   bare FP32 product on the GPU; without one these two are shown\n"
@@ -310,8 +312,8 @@ static int parse_knn_backends(const char *val, bench_knn_opts *o) {
     const char *name = bench_knn_backend_name(items[i]);
     if (!name)
       return cli_usage("bench",
-                       "unknown knn backend '%s' (knn backends: naive, blocked, bf16, blas, "
-                       "auto, sgemm, cuda, cublas-sgemm)",
+                       "unknown knn backend '%s' (knn backends: naive, blocked, bf16, file, "
+                       "blas, auto, sgemm, cuda, cublas-sgemm)",
                        items[i]);
     /* OpenBLAS is known at build time, so naming it in a build without it is a usage error.
      * A GPU is known only at run time: cuda and cublas-sgemm are accepted everywhere and their

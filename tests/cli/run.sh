@@ -236,6 +236,23 @@ notes = " ".join(n["text"] for n in r["notes"])
 assert "CHECK FAILED" not in notes
 assert "would build holds 381.5 MiB" in notes and "in a budget of 32.0 MiB" in notes, notes
 PY
+# The bf16 and file rows: answers checked like the others', the share re-scored and the file's
+# budget in the plan, the file gone afterwards; without a TMPDIR the file row is UNAVAILABLE.
+mkdir -p "$tmp/kf"
+TMPDIR="$tmp/kf" "$bin" bench --suite knn --backends blocked,bf16,file --repeat 1 --max-seconds 1000 \
+  --format json >"$tmp/k.json" && [ -z "$(ls -A "$tmp/kf")" ] &&
+  python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
+  python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn bf16 and file rows"; fail=$((fail + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = [x for x in r["rows"] if x["backend"] in ("bf16", "file")]
+assert len(rows) == 12 and not any(x["failed"] or x["unavailable"] for x in rows), rows
+assert all("rescored" in x["plan"] or "ran exact" in x["plan"] for x in rows if x["backend"] == "bf16")
+assert all(x["plan"].startswith("from file, budget") for x in rows if x["backend"] == "file")
+notes = " ".join(n["text"] for n in r["notes"])
+assert "CHECK FAILED" not in notes and "file searched the database from a 38.1 MiB .npy file" in notes, notes
+PY
+TMPDIR=/nonexistent expect 0 out 'file not run: cannot create the database file in /nonexistent' -- bench --suite knn --backends blocked,file --repeat 1 --max-seconds 1000
 # Rows predicted to run past --max-seconds are skipped with their prediction; the first case has
 # no prediction, so it always runs.
 "$bin" bench --suite knn --backends naive,blocked --repeat 1 --max-seconds 0.000001 --format json \

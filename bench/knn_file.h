@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The knn suite's out-of-core row ("file"): the case's database written once to a .npy file in
+ * TMPDIR and searched from it in pieces (bg_knn's db_read) within a budget smaller than the
+ * database, to show what reading a database larger than memory costs against searching it in
+ * memory. */
+#ifndef BENCH_KNN_FILE_H
+#define BENCH_KNN_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "brigade/npy.h"
+
+typedef struct bench_knn_file {
+  bg_npy_t *npy; /* the file, open for reading in pieces; already unlinked */
+  uint64_t bytes;
+} bench_knn_file;
+
+/**
+ * bench_knn_file_open - write rows x dim float32 to a temporary .npy file in TMPDIR (or /tmp),
+ * open it to be read in pieces, and unlink it, so that nothing is left behind however the run
+ * ends. Return: 0; -1 with @why ("needs 0.40 GiB in /tmp, which has 0.10 GiB free (set
+ * TMPDIR)", a write's error).
+ */
+int bench_knn_file_open(bench_knn_file *f, const float *db, size_t rows, size_t dim, char *why,
+                        size_t cap);
+
+/* bg_knn_desc_t.db_read over the file (ctx: the bench_knn_file). */
+int bench_knn_file_read(void *ctx, size_t row0, size_t rows, void *dst);
+
+/* Closes the file (its space returns to the disk). Accepts a file never opened. */
+void bench_knn_file_close(bench_knn_file *f);
+
+#endif
