@@ -2,6 +2,7 @@
 """brigade from Python beside brigade from C, in one run (docs/PERFORMANCE.md, "From Python").
 
     python python/bench/bench.py [--big]      # with the package installed (pip install ./python)
+    python python/bench/bench.py --shapes     # only the lecture's knn shapes (below, 4.)
 
 1. knn (100000, 1000, 10000) with --big, else (20000, 1000, 2000): brigade.knn against the
    `brigade` command on the same sizes (its own random inputs: the time does not depend on the
@@ -10,6 +11,8 @@
    bg_map's own wall time inside it (the C API's cost) and `brigade map` from the command line.
 3. prime-range 1e6 (the lecture's work, trial division compiled in C): brigade.map on threads
    and procs against multiprocessing.Pool.map calling the same compiled function through ctypes.
+4. --shapes: the lecture's five searchable knn shapes, brigade.knn exact and precision="bf16"
+   (checked equal) against np.argmax(q @ db.T) and, where importable, torch's, best of a few.
 """
 
 from __future__ import annotations
@@ -71,7 +74,39 @@ def pool_prime(i: int) -> int:
     return out.value
 
 
+def shapes() -> None:
+    try:
+        import torch  # type: ignore[import-not-found]
+    except ImportError:
+        torch = None
+    cases = [(1000, 100, 100, 21), (10_000, 100, 1000, 7), (1_000_000, 100, 1000, 2),
+             (100_000, 1000, 1000, 2), (100_000, 1000, 10_000, 1)]
+    rng = np.random.default_rng(1)
+    for nb, dim, nq, rep in cases:
+        db = rng.random((nb, dim), dtype=np.float32)
+        q = rng.random((nq, dim), dtype=np.float32)
+        exact = brigade.knn(db, q)
+        bf16 = brigade.knn(db, q, precision="bf16")
+        assert np.array_equal(exact[0], bf16[0]) and np.array_equal(exact[1], bf16[1])
+        ex = best_of(lambda: brigade.knn(db, q), rep)
+        bf = best_of(lambda: brigade.knn(db, q, precision="bf16"), rep)
+        npy = best_of(lambda: np.argmax(q @ db.T, axis=1), rep)
+        line = (f"knn ({nb}, {dim}, {nq}), best of {rep}: brigade.knn exact {ex * 1e3:.3f} ms, "
+                f"bf16 {bf * 1e3:.3f} ms; NumPy {npy * 1e3:.3f} ms")
+        best_peer = npy
+        if torch is not None:
+            tdb, tq = torch.from_numpy(db), torch.from_numpy(q)
+            tt = best_of(lambda: torch.argmax(tq @ tdb.T, dim=1), rep)
+            line += f"; torch {tt * 1e3:.3f} ms"
+            best_peer = min(best_peer, tt)
+        print(line + f"; best peer / bf16 {best_peer / bf:.2f}x, / exact {best_peer / ex:.2f}x",
+              flush=True)
+
+
 def main() -> None:
+    if "--shapes" in sys.argv:
+        shapes()
+        return
     big = "--big" in sys.argv
     nb, dim, nq = (100_000, 1000, 10_000) if big else (20_000, 1000, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
