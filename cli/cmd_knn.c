@@ -8,6 +8,7 @@
 #include "opts.h"
 #include "outfile.h"
 #include "stats.h"
+#include "stop.h"
 
 #include "brigade.h"
 #include "brigade/dist.h"
@@ -45,6 +46,8 @@ void cmd_knn_help(FILE *f) {
 
 typedef struct knn_args {
   uint64_t nb_txt, dim, nb_new, k, seed, budget, workers;
+  const char *sized;  /* an option that sizes or seeds random inputs, if given */
+  const char *shaped; /* --dim or --dtype, if given: the shape of --raw files */
   const char *db_path, *q_path, *out_path, *backend;
   int raw;
   bg_knn_precision_t precision;
@@ -75,6 +78,10 @@ static int cuda_unusable(void) {
 }
 
 static int parse_one(const char *opt, const char *val, knn_args *a) {
+  if (!strcmp(opt, "--nb-txt") || !strcmp(opt, "--nb-new") || !strcmp(opt, "--seed"))
+    a->sized = opt;
+  if (!strcmp(opt, "--dim") || !strcmp(opt, "--dtype"))
+    a->shaped = opt;
   if (!strcmp(opt, "--nb-txt"))
     return parse_count(opt, val, UINT64_C(1) << 40, &a->nb_txt);
   if (!strcmp(opt, "--dim"))
@@ -155,6 +162,18 @@ static int parse_args(int argc, char **argv, knn_args *a) {
   }
   if (!a->db_path != !a->q_path)
     return cli_usage("knn", "--db and --queries go together");
+  /* With files the sizes and the dtype are the files': an option that says otherwise would be
+   * ignored, so it is refused. */
+  if (a->db_path && a->sized)
+    return cli_usage("knn",
+                     "%s applies to random inputs; with --db and --queries the files "
+                     "give the sizes: drop it",
+                     a->sized);
+  if (a->db_path && a->shaped && !a->raw)
+    return cli_usage("knn",
+                     "%s describes --raw files; a .npy file gives its own shape and "
+                     "dtype: drop it, or add --raw",
+                     a->shaped);
   if (!a->db_path && (!a->nb_txt || !a->dim || !a->nb_new))
     return cli_usage("knn", "give --nb-txt, --dim and --nb-new, or --db and --queries");
   if (a->raw && (!a->db_path || !a->dim))
@@ -193,6 +212,7 @@ typedef struct inputs {
   bg_npy_t *db_file, *q_file; /* --db (streamed) and --queries (read) */
   db_stream stream;
   void *db_made, *q_made; /* the random inputs */
+  int stop_mask;          /* the signals whose note cli_stop_guard installed */
   const void *db, *q;     /* whichever of the two */
   unsigned rank, ranks;   /* under mpirun: this rank's share of the database */
   size_t first, rows;     /* the rows of the database this process searches */
@@ -378,6 +398,8 @@ static int search(const knn_args *a, inputs *in) {
   double t0 = bench_now();
   rc = idx ? bg_knn(pool, &d, &plan) : BG_ENOMEM;
   double dt = bench_now() - t0;
+  /* From here --out's own guard removes its temporary on a signal. */
+  cli_stop_restore(in->stop_mask);
   char b1[32], b2[32];
   int code = CLI_OK;
   if (in->rank != 0 && rc == 0) {
@@ -468,9 +490,15 @@ int cmd_knn(int argc, char **argv) {
   /* Under mpirun every rank runs this command: each searches a share of the database. */
   if (bg_dist_world(&in.rank, &in.ranks) != 0)
     in.rank = 0, in.ranks = 1;
+  /* Reading the inputs and the search cannot be stopped midway: SIGINT and SIGTERM end them as
+   * they would, saying first that nothing was written. */
+  in.stop_mask = cli_stop_guard(a.out_path ? "\nbrigade knn: interrupted; nothing written (--out "
+                                             "is written only after the search)\n"
+                                           : "\nbrigade knn: interrupted\n");
   rc = load_inputs(&a, avail, &in);
   if (rc == 0)
     rc = search(&a, &in);
+  cli_stop_restore(in.stop_mask);
   bg_npy_close(in.db_file);
   bg_npy_close(in.q_file);
   free(in.db_made);

@@ -10,6 +10,7 @@
 #include "opts.h"
 #include "outfile.h"
 #include "plugin.h"
+#include "stop.h"
 
 #include "brigade.h"
 
@@ -349,41 +350,13 @@ static int start_pool(const map_args *a, map_run *m) {
 }
 
 /* On threads, openmp and seq a running item cannot be stopped, so SIGINT and SIGTERM end the
- * process as they would (exit status 130, 143); this says first what is kept. Set before the
- * map: the handler only writes it (async-signal-safe) and re-raises. */
-static const char *stop_note = "";
-
-static void on_stop(int sig) {
-  ssize_t put = write(2, stop_note, strlen(stop_note));
-  (void)put;
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-/* Installs on_stop for the map where the signals' action is the default (a program that set
- * its own keeps it); returns which it installed, for restore_stop. */
+ * process as they would (exit status 130, 143); this says first what is kept (stop.h). */
 static int guard_stop(int journal) {
-  stop_note = journal ? "\nbrigade map: interrupted; no result file written. The journal keeps "
-                        "what finished: rerun the same command with --resume\n"
-                      : "\nbrigade map: interrupted; no result file written, nothing kept (give "
-                        "--journal FILE to make a run resumable)\n";
-  static const int sigs[] = {SIGINT, SIGTERM};
-  int mask = 0;
-  for (int i = 0; i < 2; i++) {
-    struct sigaction old, sa = {.sa_handler = on_stop};
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-        sigaction(sigs[i], &sa, NULL) == 0)
-      mask |= 1 << i;
-  }
-  return mask;
-}
-
-static void restore_stop(int mask) {
-  if (mask & 1)
-    signal(SIGINT, SIG_DFL);
-  if (mask & 2)
-    signal(SIGTERM, SIG_DFL);
+  return cli_stop_guard(
+      journal ? "\nbrigade map: interrupted; no result file written. The journal keeps what "
+                "finished: rerun the same command with --resume\n"
+              : "\nbrigade map: interrupted; no result file written, nothing kept (give "
+                "--journal FILE to make a run resumable)\n");
 }
 
 /* Writes the results and statuses; 0 or 1. */
@@ -480,7 +453,7 @@ static int run_map(const map_args *a) {
   int guarded =
       strncmp(a->backend, "procs", 5) && strcmp(a->backend, "mpi") ? guard_stop(m.j != NULL) : 0;
   int rc = bg_map(m.pool, &d, &r);
-  restore_stop(guarded);
+  cli_stop_restore(guarded);
   bg_progress_bar_destroy(m.bar);
   m.bar = NULL;
   /* A journal that could not be written loses nothing computed: the results are written all

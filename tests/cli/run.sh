@@ -459,6 +459,19 @@ expect 2 err "unknown metric 'dot'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --metr
 expect 2 err "unknown backend 'gpu'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --backend gpu
 expect 2 err "--k 11 is more than the 10 database vectors" -- knn --nb-txt 10 --dim 4 --nb-new 3 --k 11
 expect 2 err "--db and --queries go together" -- knn --db x.npy
+expect 2 err "--nb-txt applies to random inputs; with --db and --queries the files give the sizes" -- knn --db x.npy --queries y.npy --nb-txt 5
+expect 2 err "--dim describes --raw files; a .npy file gives its own shape and dtype" -- knn --db x.npy --queries y.npy --dim 8
+# SIGTERM while the inputs are made or searched ends the command with 143, saying that nothing
+# was written (and nothing is).
+"$bin" knn --nb-txt 100000 --dim 1000 --nb-new 20000 --out "$tmp/term.npy" >/dev/null 2>"$tmp/err" &
+kpid=$!
+sleep 1
+kill -TERM "$kpid"
+wait "$kpid"
+krc=$?
+[ "$krc" -eq 143 ] && grep -q 'brigade knn: interrupted; nothing written' "$tmp/err" &&
+  [ -z "$(ls -A "$tmp" | grep term)" ] && pass=$((pass + 1)) ||
+  { echo "FAIL: knn SIGTERM (exit $krc)"; sed 's/^/  /' "$tmp/err"; fail=$((fail + 1)); }
 expect 1 err "the search needs at least .* but the budget is" -- knn --nb-txt 100000 --dim 64 --nb-new 10 --metric l2 --mem-budget 1K
 expect 1 err "inputs and results need .* GiB" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
 for b in naive blocked blas; do
