@@ -35,18 +35,21 @@ int bench_knn_file_open(bench_knn_file *f, const float *db, size_t rows, size_t 
              strerror(errno));
     return -1;
   }
+  /* The name goes at once, so that a kill -9 while the file is written leaves nothing behind;
+   * it is written and reopened through the descriptor, and its space returns with the last. */
+  unlink(path);
   size_t shape[2] = {rows, dim};
   bg_npy_error_t e;
   int rc = bg_npy_write_fd(fd, BG_NPY_F32, 2, shape, db, &e);
-  close(fd);
   if (rc == 0) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
     bg_npy_opts_t o;
     bg_npy_opts_init(&o);
     o.stream = 1;
-    rc = bg_npy_open(path, &o, &f->npy, &e);
+    rc = bg_npy_open(self, &o, &f->npy, &e);
   }
-  /* Open (or failed): either way the name goes now, and the space with the last descriptor. */
-  unlink(path);
+  close(fd);
   if (rc != 0) {
     snprintf(why, cap, "the database file in %s: %s", tmp, e.msg);
     return -1;

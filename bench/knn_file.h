@@ -18,9 +18,9 @@ typedef struct bench_knn_file {
 
 /**
  * bench_knn_file_open - write rows x dim float32 to a temporary .npy file in TMPDIR (or /tmp),
- * open it to be read in pieces, and unlink it, so that nothing is left behind however the run
- * ends. Return: 0; -1 with @why ("needs 0.40 GiB in /tmp, which has 0.10 GiB free (set
- * TMPDIR)", a write's error).
+ * unlinked as soon as it is created (so that nothing is left behind however the run ends), and
+ * open it to be read in pieces. Return: 0; -1 with @why ("needs 0.40 GiB in /tmp, which has 0.10
+ * GiB free (set TMPDIR)", a write's error).
  */
 int bench_knn_file_open(bench_knn_file *f, const float *db, size_t rows, size_t dim, char *why,
                         size_t cap);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "brigade/knn.h"
 #include "internal/atomic.h"
@@ -70,6 +71,19 @@ void bg__knn_finish_scores(const bg_knn_desc_t *d);
  * db_norm (NULL for ip), on @pool. bg__knn_bf16_query: |query i| and its bf16 residual's norm,
  * rounded up. bg__knn_bf16_hw: AVX-512 BF16 present. bg__knn_bf16_scratch_bytes: a worker's scratch
  * for a (tq, tdb) tile. */
+/* fp32 to bf16 bits, rounding to nearest even; values below the smallest normal become (signed)
+ * zero, as AVX-512 BF16's conversion makes them. The kernel packs with it and bf16.c measures
+ * the rounding residuals with it, so both see the same rounding. Finite inputs only (bg_knn
+ * refused the rest, and values whose rounding would reach infinity, above 1e19, overflow the
+ * scores first). */
+static inline uint32_t bg__knn_bf16_of(float f) {
+  uint32_t b;
+  memcpy(&b, &f, sizeof b);
+  if ((b & 0x7f800000u) == 0)
+    return (b >> 16) & 0x8000u;
+  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+
 bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind);
 int bg__knn_bf16_dim_ok(size_t dim);
 int bg__knn_bf16_rows(bg_pool_t *pool, const bg_knn_desc_t *d, const float *norm, float *bc);

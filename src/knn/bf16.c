@@ -83,11 +83,9 @@ static float up_f(double x) {
   return (double)f < x ? nextafterf(f, INFINITY) : f;
 }
 
-/* fp32 to bf16 and back, as bf16_of in kernel_bf16.h rounds. */
+/* fp32 to bf16 and back, as the kernel rounds. */
 static float bf16_round(float f) {
-  uint32_t b;
-  memcpy(&b, &f, sizeof b);
-  b = (b & 0x7f800000u) == 0 ? b & 0x80000000u : ((b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u);
+  uint32_t b = bg__knn_bf16_of(f) << 16;
   memcpy(&f, &b, sizeof f);
   return f;
 }

@@ -56,20 +56,9 @@ uint64_t bg__knn_bf16_scratch_bytes(size_t tq, size_t tdb, size_t dim) {
   return bf16_layout_of(tq, tdb, dim).end;
 }
 
-/* fp32 to bf16, rounding to nearest even; values below the smallest normal become (signed)
- * zero, as AVX-512 BF16's conversion makes them. Finite inputs only (bg_knn refused the rest,
- * and values whose rounding would reach infinity, above 1e19, overflow the scores first). */
-static inline uint32_t bf16_of(float f) {
-  uint32_t b;
-  memcpy(&b, &f, sizeof b);
-  if ((b & 0x7f800000u) == 0)
-    return (b >> 16) & 0x8000u;
-  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-}
-
 static inline uint32_t bf16_pair(const float *row, size_t dim, size_t t2) {
   size_t t = 2 * t2;
-  uint32_t lo = bf16_of(row[t]), hi = t + 1 < dim ? bf16_of(row[t + 1]) : 0;
+  uint32_t lo = bg__knn_bf16_of(row[t]), hi = t + 1 < dim ? bg__knn_bf16_of(row[t + 1]) : 0;
   return lo | hi << 16;
 }
 
