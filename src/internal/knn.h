@@ -25,6 +25,11 @@ typedef enum bg__knn_kind {
 #define BG_KNN_RBLOCK 12
 #define BG_KNN_QBLOCK_BYTES 128
 
+/* Which build of the blocked kernel runs: the portable one, AVX2's (16 registers of 32 bytes) or
+ * AVX-512's (32 of 64). Every build sums each score in the same order, so all three give the same
+ * answers, bit for bit. */
+typedef enum bg__knn_isa { BG__ISA_GENERIC = 0, BG__ISA_AVX2, BG__ISA_AVX512 } bg__knn_isa;
+
 /* How precision bf16 runs: not at all (exact fp32), with AVX-512 BF16's instructions, or with
  * the portable emulation (BRIGADE_KNN_ISA=generic, for tests). */
 typedef enum bg__knn_bf16 { BG__BF16_OFF = 0, BG__BF16_AVX512, BG__BF16_GENERIC } bg__knn_bf16;
@@ -34,7 +39,7 @@ typedef enum bg__knn_bf16 { BG__BF16_OFF = 0, BG__BF16_AVX512, BG__BF16_GENERIC 
 typedef struct bg__knn_ctx {
   const bg_knn_desc_t *d;       /* I */
   bg__knn_kind kind;            /* I */
-  int avx512;                   /* I: run the AVX-512 build of the blocked kernel */
+  bg__knn_isa isa;              /* I: the build of the blocked kernel to run */
   size_t tile_q, tile_db;       /* I */
   const void *db_norm;          /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
   void *keys;                   /* I: nb_new x k running ranking keys (desc->scores or our own) */
@@ -106,8 +111,9 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
 int bg__knn_stream_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                         bg_knn_plan_t *out);
 
-/* 1 when the blocked kernel's AVX-512 build runs here (and BRIGADE_KNN_ISA is not "generic"). */
-int bg__knn_avx512(void);
+/* The best build of the blocked kernel this CPU runs, no better than BRIGADE_KNN_ISA ("generic",
+ * "avx2") asks for. */
+bg__knn_isa bg__knn_isa_here(void);
 
 /* Plans tiles for a validated description. */
 int bg__knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,

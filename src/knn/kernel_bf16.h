@@ -273,7 +273,7 @@ static inline __attribute__((always_inline)) size_t bf16_rescore(const bg__knn_c
   for (size_t p = 0; p < n; p += 2) {
     size_t ra = rows[p], rb = p + 1 < n ? rows[p + 1] : ra;
     const float *xa = x + (j0 + ra) * d->dim, *xb = x + (j0 + rb) * d->dim;
-    if (c->avx512)
+    if (c->isa == BG__ISA_AVX512)
       bf16_exact2_avx512(qp32, xa, xb, d->dim, ex);
     else
       bf16_exact2_generic(qp32, xa, xb, d->dim, ex);
@@ -341,7 +341,7 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
           const float *rows[RB];
           for (size_t r = 0; r < RB; r++)
             rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * dim;
-          if (c->avx512)
+          if (c->isa == BG__ISA_AVX512)
             micro_exact_avx512(qp32, rows, dim, out);
           else
             micro_exact_generic(qp32, rows, dim, out);
@@ -392,7 +392,7 @@ static void bf16_tile_generic(const bg__knn_ctx *c, size_t q0, size_t q1, char *
 }
 
 void bg__knn_tile_bf16(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch) {
-  if (c->avx512)
+  if (c->isa == BG__ISA_AVX512)
     bf16_tile_avx512(c, q0, q1, scratch);
   else
     bf16_tile_generic(c, q0, q1, scratch);

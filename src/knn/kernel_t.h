@@ -117,6 +117,37 @@ static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, c
   }
 }
 
+/* The same block for AVX2's 16 registers of 32 bytes, where micro's 2 x RB accumulators of 64
+ * bytes would spill: four passes, each over half the rows and half the queries, 2 x RB / 2
+ * accumulators of 32 bytes, two query loads and a broadcast (15 registers). Each score is still
+ * the sum over t of q[t] * x[t], in increasing t, multiplied then added (C is built with
+ * -ffp-contract=off), so the answers equal the other builds' bit for bit. */
+static inline __attribute__((always_inline)) void
+CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+  typedef T hvec __attribute__((vector_size(32)));
+  const size_t hl = VLEN / 2;
+  for (size_t h = 0; h < QB; h += VLEN)
+    for (size_t r0 = 0; r0 < RB; r0 += RB / 2) {
+      hvec lo[RB / 2], hi[RB / 2];
+      for (size_t r = 0; r < RB / 2; r++)
+        lo[r] = hi[r] = (hvec){0};
+      for (size_t t = 0; t < dim; t++) {
+        hvec a, b;
+        memcpy(&a, qp + t * QB + h, sizeof a);
+        memcpy(&b, qp + t * QB + h + hl, sizeof b);
+        for (size_t r = 0; r < RB / 2; r++) {
+          T x = rows[r0 + r][t];
+          lo[r] += a * x;
+          hi[r] += b * x;
+        }
+      }
+      for (size_t r = 0; r < RB / 2; r++) {
+        memcpy(out + (r0 + r) * QB + h, &lo[r], sizeof lo[r]);
+        memcpy(out + (r0 + r) * QB + h + hl, &hi[r], sizeof hi[r]);
+      }
+    }
+}
+
 /* key_of for VLEN queries against database row j at once, lane for lane the same value; in
  * place (a vector return value would change the ABI between the two compilations). */
 static inline __attribute__((always_inline)) void CAT(key_vec, SFX)(const bg__knn_ctx *c, VEC *v,
@@ -170,10 +201,11 @@ static inline __attribute__((always_inline)) void CAT(fold_block, SFX)(const bg_
 
 /* One query tile against the database: database tile by database tile (each small enough to
  * stay in L2 while every query block of the tile passes over it), register block by register
- * block. scratch holds the tile's queries packed in blocks of QB. Inlined into two wrappers:
- * one compiled for AVX-512 with FMA, chosen at run time (c->avx512), one for any x86-64. */
+ * block. scratch holds the tile's queries packed in blocks of QB. Inlined into three wrappers
+ * chosen at run time (c->isa): one compiled for AVX-512, one for AVX2 (micro_half, @half set)
+ * and one for any x86-64. */
 static inline __attribute__((always_inline)) void
-CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
+CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, int half) {
   const bg_knn_desc_t *d = c->d;
   const T *x = d->db;
   size_t nblocks = (q1 - q0 + QB - 1) / QB;
@@ -196,7 +228,10 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
         size_t nr = x1 - j0 < RB ? x1 - j0 : RB;
         for (size_t r = 0; r < RB; r++)
           rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * d->dim;
-        CAT(micro, SFX)(qp, rows, d->dim, out);
+        if (half)
+          CAT(micro_half, SFX)(qp, rows, d->dim, out);
+        else
+          CAT(micro, SFX)(qp, rows, d->dim, out);
         CAT(fold_block, SFX)(c, out, i0, nq, j0, nr, thr);
       }
     }
@@ -205,18 +240,29 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
 
 __attribute__((target("avx512f,fma"))) static void
 CAT(blocked_avx512, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  CAT(blocked_body, SFX)(c, q0, q1, scratch);
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, 0);
+}
+
+__attribute__((target("avx2,fma"))) static void
+CAT(blocked_avx2, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, 1);
 }
 
 static void CAT(blocked_generic, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  CAT(blocked_body, SFX)(c, q0, q1, scratch);
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, 0);
 }
 
 static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  if (c->avx512)
+  switch (c->isa) {
+  case BG__ISA_AVX512:
     CAT(blocked_avx512, SFX)(c, q0, q1, scratch);
-  else
+    break;
+  case BG__ISA_AVX2:
+    CAT(blocked_avx2, SFX)(c, q0, q1, scratch);
+    break;
+  default:
     CAT(blocked_generic, SFX)(c, q0, q1, scratch);
+  }
 }
 
 void CAT(bg__knn_tile, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch) {

@@ -53,32 +53,43 @@ int bg_knn_blas_degraded(void) {
   return !strstr(core, "SkylakeX") && !strstr(core, "Cooperlake") && !strstr(core, "Sapphire");
 }
 
-/* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, unless
- * BRIGADE_KNN_ISA=generic asks for the portable build (to compare them, or to test it on an
- * AVX-512 machine). */
-int bg__knn_avx512(void) {
-  const char *isa = getenv("BRIGADE_KNN_ISA");
-  if (isa && !strcmp(isa, "generic"))
-    return 0;
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+/* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, else the AVX2 build
+ * when it has AVX2 and FMA, else the portable one. BRIGADE_KNN_ISA=generic or avx2 caps the
+ * choice, to compare the builds or to test a lesser one on a better CPU. */
+bg__knn_isa bg__knn_isa_here(void) {
+  const char *cap = getenv("BRIGADE_KNN_ISA");
+  bg__knn_isa most = !cap                      ? BG__ISA_AVX512
+                     : !strcmp(cap, "generic") ? BG__ISA_GENERIC
+                     : !strcmp(cap, "avx2")    ? BG__ISA_AVX2
+                                               : BG__ISA_AVX512;
+  if (!__builtin_cpu_supports("fma"))
+    return BG__ISA_GENERIC;
+  if (most >= BG__ISA_AVX512 && __builtin_cpu_supports("avx512f"))
+    return BG__ISA_AVX512;
+  return most >= BG__ISA_AVX2 && __builtin_cpu_supports("avx2") ? BG__ISA_AVX2 : BG__ISA_GENERIC;
 }
 
 /* auto: the GPU when one is present and predicted to finish first, transfers included
- * (knn_cuda.c); else the blocked kernel wherever its AVX-512 build runs: it matched or beat
- * OpenBLAS's best sgemm alone (no top-k) on every lecture case measured (docs/PERFORMANCE.md).
- * Without AVX-512, OpenBLAS's tuned products when present, unless the dim is too small to
- * amortise their packing; else the portable blocked build. naive is only ever a baseline. */
+ * (knn_cuda.c); else the blocked kernel wherever its AVX-512 or AVX2 build runs: the AVX-512
+ * build matched or beat OpenBLAS's best sgemm alone (no top-k) on every lecture case measured
+ * (docs/PERFORMANCE.md), and every build gives the same bits whatever the plan, so a search
+ * split over MPI ranks or tiled under another budget answers the same. On other CPUs,
+ * OpenBLAS's tuned products when present, unless the dim is too small to amortise their
+ * packing; else the portable build. naive is only ever a baseline. */
 static int is_auto(const char *name) {
   return !name || !strcmp(name, "auto");
 }
 
 static bg__knn_kind cpu_auto(const bg_knn_desc_t *d) {
-  return !bg__knn_avx512() && bg__blas_available() && d->dim >= 32 ? BG__KNN_BLAS : BG__KNN_BLOCKED;
+  return bg__knn_isa_here() == BG__ISA_GENERIC && bg__blas_available() && d->dim >= 32
+             ? BG__KNN_BLAS
+             : BG__KNN_BLOCKED;
 }
 
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, unsigned workers, bg__knn_kind *out) {
   if (is_auto(name)) {
-    *out = bg__knn_cuda_pays(d, workers, bg__knn_avx512()) ? BG__KNN_CUDA : cpu_auto(d);
+    *out = bg__knn_cuda_pays(d, workers, bg__knn_isa_here() == BG__ISA_AVX512) ? BG__KNN_CUDA
+                                                                               : cpu_auto(d);
     return BG_OK;
   }
   if (!strcmp(name, "naive"))
@@ -130,7 +141,7 @@ bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind) {
   if (!wants_bf16(d) || d->dtype != BG_F32 || kind != BG__KNN_BLOCKED ||
       !bg__knn_bf16_dim_ok(d->dim))
     return BG__BF16_OFF;
-  if (bg__knn_avx512())
+  if (bg__knn_isa_here() == BG__ISA_AVX512)
     return bg__knn_bf16_hw() ? BG__BF16_AVX512 : BG__BF16_OFF;
   const char *isa = getenv("BRIGADE_KNN_ISA");
   return isa && !strcmp(isa, "generic") ? BG__BF16_GENERIC : BG__BF16_OFF;
@@ -381,7 +392,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,
-                   .avx512 = bg__knn_avx512()};
+                   .isa = bg__knn_isa_here()};
   bg__knn_backend(p.backend, d, pool->workers, &c.kind);
   c.bf16 = bg__knn_bf16_mode(d, c.kind);
   _Atomic uint64_t stats[3];

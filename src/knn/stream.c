@@ -123,7 +123,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   pd.nb_txt = rows;
   bg__knn_ctx c = {.d = &pd,
                    .kind = kind,
-                   .avx512 = bg__knn_avx512(),
+                   .isa = bg__knn_isa_here(),
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,

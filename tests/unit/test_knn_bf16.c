@@ -303,7 +303,7 @@ static void streamed_bf16_equals_exact(void **state) {
     bg_knn_desc_t d;
     bg_knn_desc_init(&d);
     d.metric = (bg_knn_metric_t)m, d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = nq;
-    d.dim = dim, d.k = k, d.idx = want, d.scores = ws;
+    d.dim = dim, d.k = k, d.idx = want, d.scores = ws, d.backend = "blocked";
     assert_int_equal(bg_knn(pool, &d, NULL), 0);
     reader r = {db, dim};
     d.db = NULL, d.db_read = read_rows, d.db_ctx = &r, d.mem_budget = 256 << 10;
