@@ -121,7 +121,10 @@ typedef struct bg_knn_plan {
   const char *precision; /* what scores the search: "exact" or "bf16" */
   /* bf16, counted by bg_knn() (0 from bg_knn_plan()): pairs scored in bf16, of them those scored
    * again in fp32 because their bound reached the running k-th best, and pairs scored in fp32
-   * alone because their query block's near-ties made re-scoring cost more than it saved. */
+   * alone because their query block's near-ties made re-scoring cost more than it saved. The
+   * blas backend counts pairs and rescored the same way: pairs OpenBLAS scored, and those its
+   * certificate sent to be scored again in the blocked kernel's order (so that its answers are
+   * the blocked kernel's, bit for bit). */
   uint64_t pairs, rescored, fallback_pairs;
 } bg_knn_plan_t;
 

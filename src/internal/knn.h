@@ -37,21 +37,21 @@ typedef enum bg__knn_bf16 { BG__BF16_OFF = 0, BG__BF16_AVX512, BG__BF16_GENERIC 
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
  * claimed with an atomic flag each (A). */
 typedef struct bg__knn_ctx {
-  const bg_knn_desc_t *d;       /* I */
-  bg__knn_kind kind;            /* I */
-  bg__knn_isa isa;              /* I: the build of the blocked kernel to run */
-  size_t tile_q, tile_db;       /* I */
-  const void *db_norm;          /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
-  void *keys;                   /* I: nb_new x k running ranking keys (desc->scores or our own) */
-  char *scratch;                /* I: workers x scratch_size bytes */
-  size_t scratch_size;          /* I */
-  unsigned nscratch;            /* I */
-  _Atomic int *busy;            /* A: one flag per scratch buffer */
-  size_t ntiles;                /* I: query tiles in the search */
-  size_t x_base;                /* I: the global index of d->db's first row (a streamed piece's) */
-  bg__knn_bf16 bf16;            /* I */
-  float *bound;                 /* I: bf16: B1, B2, C per database row (bf16.c) */
-  _Atomic uint64_t *bf16_stats; /* A: bf16: pairs, re-scored pairs, fallback pairs */
+  const bg_knn_desc_t *d;  /* I */
+  bg__knn_kind kind;       /* I */
+  bg__knn_isa isa;         /* I: the build of the blocked kernel to run */
+  size_t tile_q, tile_db;  /* I */
+  const void *db_norm;     /* I: |x|^2 (L2) or |x| (cosine) per database vector; NULL for ip */
+  void *keys;              /* I: nb_new x k running ranking keys (desc->scores or our own) */
+  char *scratch;           /* I: workers x scratch_size bytes */
+  size_t scratch_size;     /* I */
+  unsigned nscratch;       /* I */
+  _Atomic int *busy;       /* A: one flag per scratch buffer */
+  size_t ntiles;           /* I: query tiles in the search */
+  size_t x_base;           /* I: the global index of d->db's first row (a streamed piece's) */
+  bg__knn_bf16 bf16;       /* I */
+  void *bound;             /* I: B1, B2, C per database row (bf16: floats), B1, C (blas) */
+  _Atomic uint64_t *stats; /* A: bf16 and blas: pairs, re-scored pairs, fallback pairs */
 } bg__knn_ctx;
 
 /* values.c. bg__knn_max_sq_norm: the largest |v|^2 of @rows rows, in double; BG_EINVAL for NaN
@@ -70,14 +70,13 @@ void bg__knn_init_topk(const bg_knn_desc_t *d, void *keys);
 int bg__knn_all_found(const bg_knn_desc_t *d);
 void bg__knn_finish_scores(const bg_knn_desc_t *d);
 
-/* precision bf16 (bf16.c, kernel_bf16.h). bg__knn_bf16_mode: how a description's search on
+/* precision bf16 (cert.c, kernel_bf16.h). bg__knn_bf16_mode: how a description's search on
  * @kind runs. bg__knn_bf16_dim_ok: whether the bound is tight enough at this dim to be worth
- * it. bg__knn_bf16_rows: B1, B2, C of d->db's rows into @bc (3 floats a row), @norm the kernel's
- * db_norm (NULL for ip), on @pool. bg__knn_bf16_query: |query i| and its bf16 residual's norm,
- * rounded up. bg__knn_bf16_hw: AVX-512 BF16 present. bg__knn_bf16_scratch_bytes: a worker's scratch
- * for a (tq, tdb) tile. */
+ * it (bg__knn_bound_rows below computes its rows' constants). bg__knn_bf16_query: |query i| and its
+ * bf16 residual's norm, rounded up. bg__knn_bf16_hw: AVX-512 BF16 present.
+ * bg__knn_bf16_scratch_bytes: a worker's scratch for a (tq, tdb) tile. */
 /* fp32 to bf16 bits, rounding to nearest even; values below the smallest normal become (signed)
- * zero, as AVX-512 BF16's conversion makes them. The kernel packs with it and bf16.c measures
+ * zero, as AVX-512 BF16's conversion makes them. The kernel packs with it and cert.c measures
  * the rounding residuals with it, so both see the same rounding. Finite inputs only (bg_knn
  * refused the rest, and values whose rounding would reach infinity, above 1e19, overflow the
  * scores first). */
@@ -91,11 +90,19 @@ static inline uint32_t bg__knn_bf16_of(float f) {
 
 bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind);
 int bg__knn_bf16_dim_ok(size_t dim);
-int bg__knn_bf16_rows(bg_pool_t *pool, const bg_knn_desc_t *d, const float *norm, float *bc);
 void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, float *q, float *r);
 int bg__knn_bf16_hw(void);
 uint64_t bg__knn_bf16_scratch_bytes(size_t tq, size_t tdb, size_t dim);
 void bg__knn_tile_bf16(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
+
+/* The certificates' constants (cert.c). bg__knn_bound_bytes: what @rows database rows' take
+ * for @kind (0: none; bf16: 3 floats a row; blas: 2 of the dtype). bg__knn_bound_rows: those of
+ * d->db's rows into @bc on @pool, @norm the kernel's db_norm (NULL for ip). bg__knn_blas_query:
+ * |query i| rounded up, in the dtype, into @q. */
+uint64_t bg__knn_bound_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t rows);
+int bg__knn_bound_rows(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind, const void *norm,
+                       void *bc);
+void bg__knn_blas_query(const bg_knn_desc_t *d, size_t i, void *q);
 
 /* Writes @src to the caller's @dst: whole for a version-5 description, else up to and including
  * why (older callers' plans end there). */

@@ -6,10 +6,10 @@
  * A query tile is searched as by the blocked kernel, but each register block of database rows is
  * scored first in bf16: the queries packed as bf16 pairs, each database tile converted to bf16
  * once per query tile, 2 x RB accumulators fed by AVX-512 BF16's dot products (VDPBF16PS, two
- * products per fp32 lane per instruction). Each bf16 key is then raised by the bound bf16.c
+ * products per fp32 lane per instruction). Each bf16 key is then raised by the bound cert.c
  * proves (Q B_j + C_j); rows where some query's raised key reaches its running k-th best are
  * scored again in fp32, with the fp32 register block's own arithmetic, and only those keys are
- * folded in. Skipped pairs could not have entered (bf16.c), so the running top-k after every row
+ * folded in. Skipped pairs could not have entered (cert.c), so the running top-k after every row
  * is the exact search's, and so are idx and scores. A query block whose rows needed re-scoring
  * more often than not in a span of rows, once its top-k was full, runs the next spans in fp32
  * (counted as fallback pairs): its near-ties would cost more to re-score than to compute
@@ -226,7 +226,7 @@ static void micro_exact_generic(const float *qp, const float *const *rows, size_
   micro_f32(qp, rows, dim, out);
 }
 
-/* The bf16 keys of one register block against the raised bound (bf16.c): need[r] gets a bit
+/* The bf16 keys of one register block against the raised bound (cert.c): need[r] gets a bit
  * per query lane whose pair (lane, row j0 + r) must be scored in fp32. qn holds the block's
  * query norms, then their residuals' norms. */
 static inline __attribute__((always_inline)) void bf16_filter(const bg__knn_ctx *c, float *out,
@@ -235,7 +235,7 @@ static inline __attribute__((always_inline)) void bf16_filter(const bg__knn_ctx 
                                                               uint32_t *need) {
   for (size_t r = 0; r < nr; r++) {
     size_t j = j0 + r;
-    const float *bc = c->bound + 3 * j;
+    const float *bc = (const float *)c->bound + 3 * j;
     uint32_t bits = 0;
     for (size_t h = 0; h < QB; h += 16) {
       vec_f32 key, q, e, t;
@@ -377,9 +377,9 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
       }
     }
   }
-  atomic_fetch_add_explicit(&c->bf16_stats[0], pairs, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->bf16_stats[1], rescored, memory_order_relaxed);
-  atomic_fetch_add_explicit(&c->bf16_stats[2], fallback, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->stats[0], pairs, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->stats[1], rescored, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->stats[2], fallback, memory_order_relaxed);
 }
 
 __attribute__((target("avx512f,fma"))) static void bf16_tile_avx512(const bg__knn_ctx *c, size_t q0,

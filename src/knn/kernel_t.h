@@ -61,21 +61,67 @@ static void CAT(naive, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1) {
   }
 }
 
+/* Scores again, as the blocked kernel does (in increasing t, multiplied then added), query @q
+ * against the n <= 8 database rows x0 + cand[p], eight sums at once so that they do not wait on
+ * each other, and folds their keys in that (increasing) order. */
+static void CAT(rescore, SFX)(const bg__knn_ctx *c, const T *q, size_t x0, const size_t *cand,
+                              size_t n, T *kr, int64_t *ir) {
+  const bg_knn_desc_t *d = c->d;
+  const T *rows[8];
+  for (size_t p = 0; p < 8; p++)
+    rows[p] = (const T *)d->db + (x0 + cand[p < n ? p : n - 1]) * d->dim;
+  T acc[8] = {0};
+  for (size_t t = 0; t < d->dim; t++) {
+    T a = q[t];
+    for (size_t p = 0; p < 8; p++)
+      acc[p] += a * rows[p][t];
+  }
+  for (size_t p = 0; p < n; p++)
+    CAT(fold, SFX)
+  (kr, ir, d->k, CAT(key_of, SFX)(c, acc[p], x0 + cand[p]), c->x_base + x0 + cand[p]);
+}
+
+/* OpenBLAS's product, certified (cert.c): a score's key plus its bound (up) that cannot pass the
+ * query's running k-th best is skipped; the rest are scored again in the blocked kernel's order
+ * and only those exact keys folded, so the answers are the blocked kernel's, bit for bit,
+ * wherever a pair falls in OpenBLAS's tiles. A NaN up (none: bg_knn refuses inputs whose scores
+ * could overflow) would be scored again too. */
 static void CAT(blas, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *s) {
   const bg_knn_desc_t *d = c->d;
-  const T *q = d->queries, *x = d->db;
-  T *keys = c->keys;
+  const T *q = d->queries, *x = d->db, *bc = c->bound;
+  T *keys = c->keys, *qn = s + (q1 - q0) * c->tile_db;
+  uint64_t again = 0;
+  for (size_t i = q0; i < q1; i++)
+    bg__knn_blas_query(d, i, qn + (i - q0));
   for (size_t x0 = 0; x0 < d->nb_txt; x0 += c->tile_db) {
     size_t nx = d->nb_txt - x0 < c->tile_db ? d->nb_txt - x0 : c->tile_db;
     BLAS_GEMM(q + q0 * d->dim, q1 - q0, x + x0 * d->dim, nx, d->dim, s);
     for (size_t i = q0; i < q1; i++) {
-      const T *row = s + (i - q0) * nx;
+      const T *row = s + (i - q0) * nx, qi = qn[i - q0];
       T *kr = keys + i * d->k;
       int64_t *ir = d->idx + i * d->k;
-      for (size_t jj = 0; jj < nx; jj++)
-        CAT(fold, SFX)(kr, ir, d->k, CAT(key_of, SFX)(c, row[jj], x0 + jj), c->x_base + x0 + jj);
+      T thr = kr[d->k - 1];
+      size_t cand[8], n = 0;
+      for (size_t jj = 0; jj < nx; jj++) {
+        const T *b = bc + 2 * (x0 + jj);
+        T up = CAT(key_of, SFX)(c, row[jj], x0 + jj) + qi * b[0];
+        up = up + b[1];
+        if (up <= thr)
+          continue;
+        cand[n++] = jj;
+        again++;
+        if (n == 8) {
+          CAT(rescore, SFX)(c, q + i * d->dim, x0, cand, n, kr, ir);
+          thr = kr[d->k - 1];
+          n = 0;
+        }
+      }
+      if (n)
+        CAT(rescore, SFX)(c, q + i * d->dim, x0, cand, n, kr, ir);
     }
   }
+  atomic_fetch_add_explicit(&c->stats[0], (uint64_t)(q1 - q0) * d->nb_txt, memory_order_relaxed);
+  atomic_fetch_add_explicit(&c->stats[1], again, memory_order_relaxed);
 }
 
 /* The blocked backend's register block: QB queries (two vectors of VLEN lanes) against RB

@@ -70,20 +70,39 @@ bg__knn_isa bg__knn_isa_here(void) {
 }
 
 /* auto: the GPU when one is present and predicted to finish first, transfers included
- * (knn_cuda.c); else the blocked kernel wherever its AVX-512 or AVX2 build runs: the AVX-512
- * build matched or beat OpenBLAS's best sgemm alone (no top-k) on every lecture case measured
- * (docs/PERFORMANCE.md), and every build gives the same bits whatever the plan, so a search
- * split over MPI ranks or tiled under another budget answers the same. On other CPUs,
- * OpenBLAS's tuned products when present, unless the dim is too small to amortise their
- * packing; else the portable build. naive is only ever a baseline. */
+ * (knn_cuda.c); else on the CPU, with answers that are the blocked kernel's bit for bit
+ * whichever it picks (the blas backend through its certificate, cert.c), so a search split over
+ * MPI ranks, tiled under another budget or run on another CPU answers the same:
+ * - with AVX-512, the blocked kernel: it matched or beat OpenBLAS's best sgemm alone (no top-k)
+ *   on every lecture case measured (docs/PERFORMANCE.md);
+ * - with AVX2, OpenBLAS's products from AVX2_BLAS_DIM dimensions up, the blocked kernel's AVX2
+ *   build below: on an AMD EPYC (Zen 1) without AVX-512 the two tied at dims 100 and 128
+ *   (100,000 x 1,000 queries), and blas was 1.13x faster at 256, 1.17x at 512, 1.37x at 1000
+ *   (the AVX2 build's 12 accumulators of 8 floats keep fewer products in flight than
+ *   OpenBLAS's kernel, which also fuses them; ours does not, to stay bit-equal);
+ * - elsewhere, blas when present and the dim amortises its packing, else the portable build.
+ * naive is only ever a baseline. */
+#define AVX2_BLAS_DIM 256
+
 static int is_auto(const char *name) {
   return !name || !strcmp(name, "auto");
 }
 
 static bg__knn_kind cpu_auto(const bg_knn_desc_t *d) {
-  return bg__knn_isa_here() == BG__ISA_GENERIC && bg__blas_available() && d->dim >= 32
-             ? BG__KNN_BLAS
-             : BG__KNN_BLOCKED;
+  bg__knn_isa isa = bg__knn_isa_here();
+  size_t least = isa == BG__ISA_AVX2 ? AVX2_BLAS_DIM : 32;
+  return isa != BG__ISA_AVX512 && bg__blas_available() && d->dim >= least ? BG__KNN_BLAS
+                                                                          : BG__KNN_BLOCKED;
+}
+
+/* auto's blas plan refused (its constants past the budget, OpenBLAS's buffers past RLIMIT_AS):
+ * the blocked kernel, which needs less, plans it instead. */
+static int cpu_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
+                    bg_knn_plan_t *out) {
+  int rc = bg__knn_plan(pool, d, kind, out);
+  if (rc == BG_ENOMEM && kind == BG__KNN_BLAS && is_auto(d->backend))
+    rc = bg__knn_plan(pool, d, BG__KNN_BLOCKED, out);
+  return rc;
 }
 
 int bg__knn_backend(const char *name, const bg_knn_desc_t *d, unsigned workers, bg__knn_kind *out) {
@@ -190,9 +209,14 @@ static int plan_search(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_pla
   if (rc != 0)
     return rc;
   /* A streamed database runs on the CPU: auto's GPU choice gives way to its CPU one. */
-  if (!d->db)
-    return bg__knn_stream_plan(
-        pool, d, kind == BG__KNN_CUDA && is_auto(d->backend) ? cpu_auto(d) : kind, out);
+  if (!d->db) {
+    if (kind == BG__KNN_CUDA && is_auto(d->backend))
+      kind = cpu_auto(d);
+    rc = bg__knn_stream_plan(pool, d, kind, out);
+    if (rc == BG_ENOMEM && kind == BG__KNN_BLAS && is_auto(d->backend))
+      rc = bg__knn_stream_plan(pool, d, BG__KNN_BLOCKED, out);
+    return rc;
+  }
   if (kind == BG__KNN_CUDA) {
     bg__gpu_plan gp;
     rc = bg__knn_cuda_plan(d, &gp, out);
@@ -202,7 +226,7 @@ static int plan_search(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_pla
       return rc;
     kind = cpu_auto(d);
   }
-  return bg__knn_plan(pool, d, kind, out);
+  return cpu_plan(pool, d, kind, out);
 }
 
 /* Claims a free scratch buffer. At most nscratch tasks run at once (one per worker), so one is
@@ -255,7 +279,7 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   if (c->db_norm)
     bg__knn_db_norms(d, (void *)c->db_norm);
   if (c->bound) {
-    int rc = bg__knn_bf16_rows(pool, d, c->db_norm, c->bound);
+    int rc = bg__knn_bound_rows(pool, d, c->kind, c->db_norm, c->bound);
     if (rc != 0)
       return rc;
   }
@@ -380,7 +404,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
      * CPU to answer; an explicit "cuda" reports the failure. */
     int to_cpu = rc == BG_EUNAVAIL && is_auto(d->backend);
     if (to_cpu)
-      rc = bg__knn_plan(pool, d, cpu_auto(d), &p);
+      rc = cpu_plan(pool, d, cpu_auto(d), &p);
     if (!to_cpu || rc != 0) {
       if (plan && (rc == 0 || p.why))
         bg__knn_put_plan(d, plan, &p);
@@ -398,7 +422,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   _Atomic uint64_t stats[3];
   for (int i = 0; i < 3; i++)
     atomic_init(&stats[i], 0);
-  c.bf16_stats = stats;
+  c.stats = stats;
   c.scratch_size = (size_t)bg__knn_scratch_bytes(d, c.kind, p.tile_q, p.tile_db);
   /* Keep each worker's buffer on its own cache lines. */
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;
@@ -407,7 +431,8 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   rc = BG_ENOMEM;
   if (d->metric != BG_KNN_IP && !(norm = bg__pool_alloc(a, d->nb_txt * e)))
     goto done;
-  if (c.bf16 && !(c.bound = bg__pool_alloc(a, d->nb_txt * 3 * sizeof(float))))
+  size_t bound = (size_t)bg__knn_bound_bytes(d, c.kind, d->nb_txt);
+  if (bound && !(c.bound = bg__pool_alloc(a, bound)))
     goto done;
   if (!d->scores && !(own_keys = bg__pool_alloc(a, d->nb_new * d->k * e)))
     goto done;

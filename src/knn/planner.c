@@ -23,8 +23,8 @@ static size_t elem_size(const bg_knn_desc_t *d) {
 uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t tq, size_t tdb) {
   uint64_t e = elem_size(d), qb = BG_KNN_QBLOCK_BYTES / e;
   switch (kind) {
-  case BG__KNN_BLAS:
-    return (uint64_t)tq * tdb * e;
+  case BG__KNN_BLAS: /* the tile's scores, and its queries' norms for the certificate */
+    return (uint64_t)tq * tdb * e + tq * e;
   case BG__KNN_BLOCKED: /* the tile's queries, packed in whole blocks (bf16: and more) */
     if (bg__knn_bf16_mode(d, kind))
       return bg__knn_bf16_scratch_bytes(tq, tdb, d->dim);
@@ -34,14 +34,13 @@ uint64_t bg__knn_scratch_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t
   }
 }
 
-/* Memory that does not depend on the tiles: database norms (and bf16's bounds), running keys
- * when the caller keeps no scores, and the scratch-claim flags. */
+/* Memory that does not depend on the tiles: database norms (and the certificates' constants),
+ * running keys when the caller keeps no scores, and the scratch-claim flags. */
 static uint64_t fixed_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, unsigned workers) {
   uint64_t e = elem_size(d), b = workers * (uint64_t)sizeof(int) + 4 * BG_CACHELINE;
   if (d->metric != BG_KNN_IP)
     b += (uint64_t)d->nb_txt * e;
-  if (bg__knn_bf16_mode(d, kind))
-    b += (uint64_t)d->nb_txt * 3 * sizeof(float);
+  b += bg__knn_bound_bytes(d, kind, d->nb_txt);
   if (!d->scores)
     b += (uint64_t)d->nb_new * d->k * e;
   return b;

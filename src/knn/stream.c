@@ -131,16 +131,17 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   _Atomic uint64_t stats[3];
   for (int i = 0; i < 3; i++)
     atomic_init(&stats[i], 0);
-  c.bf16_stats = stats;
+  c.stats = stats;
   c.scratch_size = (size_t)bg__knn_scratch_bytes(&pd, kind, p.tile_q, p.tile_db);
   c.scratch_size = (c.scratch_size + BG_CACHELINE - 1) / BG_CACHELINE * BG_CACHELINE;
+  size_t bound = (size_t)bg__knn_bound_bytes(&pd, kind, rows);
   rc = BG_ENOMEM;
   p.why = "an allocation within the plan failed (the memory available shrank since it was "
           "measured, or the pool's allocator refused)";
   if (!(s.buf[0] = bg__pool_alloc(s.a, rows * row)) ||
       !(s.buf[1] = bg__pool_alloc(s.a, rows * row)) ||
       (d->metric != BG_KNN_IP && !(s.norm = bg__pool_alloc(s.a, rows * e))) ||
-      (c.bf16 && !(s.bound = bg__pool_alloc(s.a, rows * 3 * sizeof(float)))) ||
+      (bound && !(s.bound = bg__pool_alloc(s.a, bound))) ||
       (!d->scores && !(s.own_keys = bg__pool_alloc(s.a, d->nb_new * d->k * e))) ||
       (c.scratch_size && !(s.scratch = bg__pool_alloc(s.a, c.scratch_size * p.workers))) ||
       !(s.busy = bg__pool_alloc(s.a, p.workers * sizeof(_Atomic int))))

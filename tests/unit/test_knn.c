@@ -191,7 +191,8 @@ static void the_planner_keeps_to_its_budget(void **state) {
   for (size_t i = 0; i < nq * dim; i++)
     q[i] = (float)(i % 7) - 3;
   int64_t *idx = malloc(nq * k * sizeof *idx);
-  static const uint64_t budgets[] = {128 << 10, 512 << 10, 4 << 20};
+  static const uint64_t budgets[] = {256 << 10, 512 << 10,
+                                     4 << 20}; /* blas: 240 KB of norms and certificate */
   for (size_t b = 0; b < 3; b++) {
     for (size_t be = 0; be < 3; be++) {
       if (!bg_knn_backend_available(backends[be]))
@@ -268,6 +269,33 @@ static void without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu(void **state)
   assert_string_not_equal(plan.backend, "cuda");
   assert_int_equal(idx[0], 3);
   assert_int_equal(idx[1], 3);
+  bg_pool_destroy(pool);
+}
+
+/* auto picks blas on CPUs without AVX-512 from 256 dimensions up; a budget that holds the
+ * blocked kernel's plan but not blas's certificate (two values per database row) gets the
+ * blocked kernel, not a refusal. Explicit blas is refused. */
+static void auto_gives_way_to_blocked_when_blas_does_not_fit(void **state) {
+  (void)state;
+  bg_pool_t *pool = tk_pool("threads", 2);
+  size_t nb = 20000, dim = 300;
+  float *db = calloc(nb * dim, 4), *q = calloc(10 * dim, 4);
+  for (size_t i = 0; i < nb * dim; i++)
+    db[i] = (float)(i % 11) - 5;
+  int64_t idx[10];
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = 10, d.dim = dim, d.k = 1, d.idx = idx;
+  d.mem_budget = 100 << 10;
+  bg_knn_plan_t p;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_string_equal(p.backend, "blocked");
+  if (bg_knn_backend_available("blas")) {
+    d.backend = "blas";
+    assert_int_equal(bg_knn_plan(pool, &d, &p), BG_ENOMEM);
+    assert_true(p.min_bytes > d.mem_budget);
+  }
+  free(db), free(q);
   bg_pool_destroy(pool);
 }
 
@@ -595,6 +623,7 @@ int main(void) {
       cmocka_unit_test(every_backend_matches_the_reference),
       cmocka_unit_test(the_portable_kernel_matches_too),
       cmocka_unit_test(the_planner_keeps_to_its_budget),
+      cmocka_unit_test(auto_gives_way_to_blocked_when_blas_does_not_fit),
       cmocka_unit_test(refusals_are_clear),
       cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
       cmocka_unit_test(large_but_representable_scores_are_answered),

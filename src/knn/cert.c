@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The certificate behind precision bf16: how far a score computed from bf16-rounded inputs can
- * be from the one the exact fp32 search computes, as three constants per database row and two
+/* The certificates that let a fast inexact product skip pairs and leave the exact search's
+ * answer, bit for bit: precision bf16's, and the blas backend's (at the end of the file).
+ *
+ * bf16: how far a score computed from bf16-rounded inputs can be from the one the exact fp32
+ * search computes, as three constants per database row and two
  * per query, so that the kernel (kernel_bf16.h) scores a pair again in fp32 only when its bf16
  * score plus the bound reaches the query's running k-th best.
  *
@@ -56,12 +59,17 @@
 #include <string.h>
 
 #define U_F32 0x1p-24
+#define U_F64 0x1p-53
 #define U_BF16 0x1p-8
 #define SUM_ERR (1 + 0x1p-20)
 #define FILTER_ERR (1 + 0x1p-10)
 
+static double gamma_u(double n, double u) {
+  return n * u / (1 - n * u);
+}
+
 static double gamma_n(double n) {
-  return n * U_F32 / (1 - n * U_F32);
+  return gamma_u(n, U_F32);
 }
 
 static double pad_dim(size_t dim) {
@@ -145,26 +153,104 @@ static void rows_range(const bg_knn_desc_t *d, const float *norm, float *bc, siz
   }
 }
 
+/* The blas backend's certificate. OpenBLAS's product a (dim products and sums per score, in an
+ * order that depends on where the pair falls in its tiles, fused or not) and the blocked
+ * kernel's dot (the same, in increasing t, multiplied then added) each differ from q.x by at most
+ * gamma_dim |q| |x| + 2 D m (Higham, Accuracy and Stability of Numerical Algorithms, (3.5), for
+ * any order; a flushed or gradual underflow adds at most m per operation). So the proof above
+ * holds with no bf16 rounding (q~ = q, x~ = x: dq = dx = 0, R = 0, (1 + v) = 1), with G0 =
+ * 2 gamma_dim, and with u, m and the denormal spacing s of the dtype (fp32: 2^-24, 2^-126,
+ * 2^-149; f64: 2^-53, 2^-1022, 2^-1074): tau = 16 D m, 2^-146 = 8 s. The filter is
+ * up = k + Q B1 + C (R B2 = +0 is not added: adding it is exact), with B1 = G X and C as above;
+ * a pair with up <= thr cannot displace anything, so the blas backend folds exactly the keys the
+ * blocked kernel folds, and its answers are the blocked kernel's, whatever its tiles. f64's
+ * constants stay in double, where their few roundings of 2^-53 each are far inside the factor
+ * 1 + 2^-10's surplus. Past G0 = 2^-6 (dim above 2^17 in fp32) the constants are infinite and
+ * every pair is scored again. */
+/* |row i| rounded up. Squares of f64 values below 2^-537 underflow (each loses less than 2^-1074,
+ * and each sum as much again), which 2 dim 2^-1074 covers; f32 values square exactly in double. */
+static double norm_up(const bg_knn_desc_t *d, const void *rows, size_t i) {
+  double s = bg__knn_sq_norm(d, rows, i);
+  if (d->dtype == BG_F64)
+    s += 2 * (double)d->dim * 0x1p-1074;
+  return sqrt(s) * SUM_ERR;
+}
+
+static void blas_rows_range(const bg_knn_desc_t *d, const void *norm, void *bc, size_t r0,
+                            size_t r1) {
+  int f64 = d->dtype == BG_F64;
+  double u = f64 ? U_F64 : U_F32, m = f64 ? 0x1p-1022 : 0x1p-126, s = f64 ? 0x1p-1074 : 0x1p-149;
+  double g0 = 2 * gamma_u((double)d->dim, u), g = g0 + 8 * u, tau = 16 * m * pad_dim(d->dim);
+  for (size_t j = r0; j < r1; j++) {
+    double x = norm_up(d, d->db, j), n = 0;
+    if (norm)
+      n = f64 ? ((const double *)norm)[j] : ((const float *)norm)[j];
+    double b1 = g * x, c = tau;
+    switch (d->metric) {
+    case BG_KNN_COSINE:
+      b1 = n > 0 ? b1 / n * SUM_ERR : 0;
+      c = n > 0 ? c / n * SUM_ERR : 0;
+      break;
+    case BG_KNN_L2:
+      b1 *= 2;
+      c = 2 * c + 4 * u * n;
+      break;
+    default:
+      break;
+    }
+    b1 *= FILTER_ERR;
+    c = b1 == 0 && c == 0 ? 0 : (c + 8 * s) * FILTER_ERR;
+    if (g0 > 0x1p-6)
+      b1 = c = INFINITY;
+    if (f64) {
+      ((double *)bc)[2 * j] = b1;
+      ((double *)bc)[2 * j + 1] = c;
+    } else {
+      ((float *)bc)[2 * j] = up_f(b1);
+      ((float *)bc)[2 * j + 1] = up_f(c);
+    }
+  }
+}
+
+void bg__knn_blas_query(const bg_knn_desc_t *d, size_t i, void *q) {
+  double n = norm_up(d, d->queries, i);
+  if (d->dtype == BG_F64)
+    *(double *)q = n;
+  else
+    *(float *)q = up_f(n);
+}
+
 /* The constants are computed on the pool, a chunk of rows per task: a pass over the database
  * that, on one thread, took as long as the search itself on shapes with few queries. */
 #define ROWS_CHUNK 1024
 
 typedef struct rows_job {
   const bg_knn_desc_t *d;
-  const float *norm;
-  float *bc;
+  const void *norm;
+  void *bc;
+  int blas;
 } rows_job;
 
 static int rows_task(void *out, const void *in, size_t i, void *ctx) {
   (void)out, (void)in;
   const rows_job *j = ctx;
   size_t r0 = i * ROWS_CHUNK, r1 = r0 + ROWS_CHUNK < j->d->nb_txt ? r0 + ROWS_CHUNK : j->d->nb_txt;
-  rows_range(j->d, j->norm, j->bc, r0, r1);
+  if (j->blas)
+    blas_rows_range(j->d, j->norm, j->bc, r0, r1);
+  else
+    rows_range(j->d, j->norm, j->bc, r0, r1);
   return 0;
 }
 
-int bg__knn_bf16_rows(bg_pool_t *pool, const bg_knn_desc_t *d, const float *norm, float *bc) {
-  rows_job j = {d, norm, bc};
+uint64_t bg__knn_bound_bytes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t rows) {
+  if (bg__knn_bf16_mode(d, kind))
+    return (uint64_t)rows * 3 * sizeof(float);
+  return kind == BG__KNN_BLAS ? (uint64_t)rows * 2 * (d->dtype == BG_F64 ? 8 : 4) : 0;
+}
+
+int bg__knn_bound_rows(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind, const void *norm,
+                       void *bc) {
+  rows_job j = {d, norm, bc, kind == BG__KNN_BLAS};
   bg_map_desc_t m;
   bg_map_desc_init(&m);
   m.fn = rows_task, m.ctx = &j, m.n = (d->nb_txt + ROWS_CHUNK - 1) / ROWS_CHUNK;
