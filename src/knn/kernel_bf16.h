@@ -243,7 +243,7 @@ static inline __attribute__((always_inline)) void bf16_filter(const bg__knn_ctx 
       memcpy(&q, qn + h, sizeof q);
       memcpy(&e, qn + QB + h, sizeof e);
       memcpy(&t, thr + h, sizeof t);
-      key_vec_f32(c, &key, j);
+      key_vec_f32_64(c, &key, j);
       vec_f32 up = key + q * bc[0];
       up = up + e * bc[1];
       up = up + bc[2];
@@ -282,7 +282,7 @@ static inline __attribute__((always_inline)) size_t bf16_rescore(const bg__knn_c
       for (size_t h = 0; h < QB; h += 16) {
         vec_f32 key;
         memcpy(&key, ex + s * QB + h, sizeof key);
-        key_vec_f32(c, &key, j);
+        key_vec_f32_64(c, &key, j);
         for (size_t lane = 0; lane < 16; lane++) {
           size_t l = h + lane;
           if (!(need[r] >> l & 1))
@@ -345,7 +345,7 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
             micro_exact_avx512(qp32, rows, dim, out);
           else
             micro_exact_generic(qp32, rows, dim, out);
-          fold_block_f32(c, out, i0, nq, j0, nr, thr);
+          fold_block_f32_64(c, out, i0, nq, j0, nr, thr);
           fallback += nq * nr;
           if (span_end)
             fb[b].left--, span = 0;

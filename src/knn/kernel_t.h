@@ -18,7 +18,6 @@
 typedef T CAT(vec, SFX) __attribute__((vector_size(64)));
 typedef IT CAT(ivec, SFX) __attribute__((vector_size(64)));
 #define VEC CAT(vec, SFX)
-#define IVEC CAT(ivec, SFX)
 
 static inline T CAT(key_of, SFX)(const bg__knn_ctx *c, T dot, size_t j) {
   const T *norm = c->db_norm;
@@ -164,86 +163,54 @@ static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, c
 }
 
 /* The same block for AVX2's 16 registers of 32 bytes, where micro's 2 x RB accumulators of 64
- * bytes would spill: four passes, each over half the rows and half the queries, 2 x RB / 2
- * accumulators of 32 bytes, two query loads and a broadcast (15 registers). Each score is still
- * the sum over t of q[t] * x[t], in increasing t, multiplied then added (C is built with
- * -ffp-contract=off), so the answers equal the other builds' bit for bit. */
+ * bytes would spill: RB / 3 passes, each over three rows and all QB queries, 12 accumulators of
+ * 32 bytes (QB / hl query vectors times three rows). Three rows a pass, not micro's shape of two
+ * query vectors by six rows, because each row costs a broadcast, which Zen's AVX2 pays more for
+ * than a vector load: 30 GFLOP/s against 27.5 on one Zen 1 core with the block in L1. Each score
+ * is still the sum over t of q[t] * x[t], in increasing t, multiplied then added (C is built
+ * with -ffp-contract=off), so the answers equal the other builds' bit for bit. */
+#define HROWS 3
 static inline __attribute__((always_inline)) void
 CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
   typedef T hvec __attribute__((vector_size(32)));
-  const size_t hl = VLEN / 2;
-  for (size_t h = 0; h < QB; h += VLEN)
-    for (size_t r0 = 0; r0 < RB; r0 += RB / 2) {
-      hvec lo[RB / 2], hi[RB / 2];
-      for (size_t r = 0; r < RB / 2; r++)
-        lo[r] = hi[r] = (hvec){0};
-      for (size_t t = 0; t < dim; t++) {
-        hvec a, b;
-        memcpy(&a, qp + t * QB + h, sizeof a);
-        memcpy(&b, qp + t * QB + h + hl, sizeof b);
-        for (size_t r = 0; r < RB / 2; r++) {
-          T x = rows[r0 + r][t];
-          lo[r] += a * x;
-          hi[r] += b * x;
-        }
-      }
-      for (size_t r = 0; r < RB / 2; r++) {
-        memcpy(out + (r0 + r) * QB + h, &lo[r], sizeof lo[r]);
-        memcpy(out + (r0 + r) * QB + h + hl, &hi[r], sizeof hi[r]);
+  const size_t hl = VLEN / 2; /* QB is four such vectors */
+  for (size_t r0 = 0; r0 < RB; r0 += HROWS) {
+    /* One array per query vector, not one two-dimensional array: GCC keeps these in registers
+     * and spilled that. */
+    hvec s0[HROWS], s1[HROWS], s2[HROWS], s3[HROWS];
+    for (size_t r = 0; r < HROWS; r++)
+      s0[r] = s1[r] = s2[r] = s3[r] = (hvec){0};
+    for (size_t t = 0; t < dim; t++) {
+      hvec a0, a1, a2, a3;
+      memcpy(&a0, qp + t * QB, sizeof a0);
+      memcpy(&a1, qp + t * QB + hl, sizeof a1);
+      memcpy(&a2, qp + t * QB + 2 * hl, sizeof a2);
+      memcpy(&a3, qp + t * QB + 3 * hl, sizeof a3);
+      for (size_t r = 0; r < HROWS; r++) {
+        T x = rows[r0 + r][t];
+        s0[r] += a0 * x;
+        s1[r] += a1 * x;
+        s2[r] += a2 * x;
+        s3[r] += a3 * x;
       }
     }
-}
-
-/* key_of for VLEN queries against database row j at once, lane for lane the same value; in
- * place (a vector return value would change the ABI between the two compilations). */
-static inline __attribute__((always_inline)) void CAT(key_vec, SFX)(const bg__knn_ctx *c, VEC *v,
-                                                                    size_t j) {
-  const T *norm = c->db_norm;
-  switch (c->d->metric) {
-  case BG_KNN_COSINE:
-    *v = norm[j] > 0 ? *v / norm[j] : (VEC){0};
-    break;
-  case BG_KNN_L2:
-    *v = 2 * *v - norm[j];
-    break;
-  default:
-    break;
-  }
-}
-
-/* Folds a register block's scores into its queries' top-k. Most scores cannot enter: each
- * row's keys are compared with the QB queries' current k-th best (thr) as vectors first, and
- * only the lanes that win go through the scalar insertion. Rows are taken in increasing index
- * order, so ties still go to the lowest index. */
-static inline __attribute__((always_inline)) void CAT(fold_block, SFX)(const bg__knn_ctx *c,
-                                                                       const T *out, size_t i0,
-                                                                       size_t nq, size_t j0,
-                                                                       size_t nr, T *thr) {
-  const bg_knn_desc_t *d = c->d;
-  T *keys = c->keys;
-  for (size_t r = 0; r < nr; r++) {
-    for (size_t h = 0; h < QB; h += VLEN) {
-      VEC key, t;
-      memcpy(&key, out + r * QB + h, sizeof key);
-      memcpy(&t, thr + h, sizeof t);
-      CAT(key_vec, SFX)(c, &key, j0 + r);
-      IVEC win = key > t;
-      IT any = 0;
-      for (size_t lane = 0; lane < VLEN; lane++)
-        any |= win[lane];
-      if (!any)
-        continue;
-      for (size_t lane = 0; lane < VLEN; lane++) {
-        size_t l = h + lane;
-        if (!win[lane] || l >= nq)
-          continue;
-        T *kr = keys + (i0 + l) * d->k;
-        CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[lane], c->x_base + j0 + r);
-        thr[l] = kr[d->k - 1];
-      }
+    for (size_t r = 0; r < HROWS; r++) {
+      T *o = out + (r0 + r) * QB;
+      memcpy(o, &s0[r], sizeof s0[r]);
+      memcpy(o + hl, &s1[r], sizeof s1[r]);
+      memcpy(o + 2 * hl, &s2[r], sizeof s2[r]);
+      memcpy(o + 3 * hl, &s3[r], sizeof s3[r]);
     }
   }
 }
+#undef HROWS
+
+/* fold_block_<SFX>_<FW>: the register block's fold in vectors of FW bytes, one instance per
+ * native width, since GCC builds a comparison wider than the target's registers lane by lane. */
+#define FW 32
+#include "knn/fold_t.h"
+#define FW 64
+#include "knn/fold_t.h"
 
 /* One query tile against the database: database tile by database tile (each small enough to
  * stay in L2 while every query block of the tile passes over it), register block by register
@@ -278,7 +245,10 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, i
           CAT(micro_half, SFX)(qp, rows, d->dim, out);
         else
           CAT(micro, SFX)(qp, rows, d->dim, out);
-        CAT(fold_block, SFX)(c, out, i0, nq, j0, nr, thr);
+        if (half)
+          CAT(CAT(fold_block, SFX), 32)(c, out, i0, nq, j0, nr, thr);
+        else
+          CAT(CAT(fold_block, SFX), 64)(c, out, i0, nq, j0, nr, thr);
       }
     }
   }
@@ -328,7 +298,6 @@ void CAT(bg__knn_tile, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, char *sc
 }
 
 #undef VEC
-#undef IVEC
 #undef QB
 #undef RB
 #undef VLEN

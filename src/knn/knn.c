@@ -76,13 +76,13 @@ bg__knn_isa bg__knn_isa_here(void) {
  * - with AVX-512, the blocked kernel: it matched or beat OpenBLAS's best sgemm alone (no top-k)
  *   on every lecture case measured (docs/PERFORMANCE.md);
  * - with AVX2, OpenBLAS's products from AVX2_BLAS_DIM dimensions up, the blocked kernel's AVX2
- *   build below: on an AMD EPYC (Zen 1) without AVX-512 the two tied at dims 100 and 128
- *   (100,000 x 1,000 queries), and blas was 1.13x faster at 256, 1.17x at 512, 1.37x at 1000
- *   (the AVX2 build's 12 accumulators of 8 floats keep fewer products in flight than
- *   OpenBLAS's kernel, which also fuses them; ours does not, to stay bit-equal);
+ *   build below: on an AMD EPYC (Zen 1) without AVX-512 (100,000 x 1,000 queries and the like,
+ *   docs/PERFORMANCE.md) blocked was 1.20x faster at dim 100 and 1.13x at 128, the two tied at
+ *   256 (blas 1.02x), and blas was 1.11x faster at 384 and 512 and 1.21x at 1000 (OpenBLAS's
+ *   kernel fuses its products; ours multiplies then adds, to stay bit-equal across builds);
  * - elsewhere, blas when present and the dim amortises its packing, else the portable build.
  * naive is only ever a baseline. */
-#define AVX2_BLAS_DIM 256
+#define AVX2_BLAS_DIM 320
 
 static int is_auto(const char *name) {
   return !name || !strcmp(name, "auto");

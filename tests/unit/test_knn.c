@@ -272,13 +272,14 @@ static void without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu(void **state)
   bg_pool_destroy(pool);
 }
 
-/* auto picks blas on CPUs without AVX-512 from 256 dimensions up; a budget that holds the
- * blocked kernel's plan but not blas's certificate (two values per database row) gets the
- * blocked kernel, not a refusal. Explicit blas is refused. */
+/* auto picks blas on CPUs without AVX-512 from 320 dimensions up (BRIGADE_KNN_ISA=avx2 makes
+ * any AVX2 CPU one); a budget (128 KiB at 400 dimensions) that holds the blocked kernel's plan
+ * but not blas's certificate (two values per database row) gets the blocked kernel, not a
+ * refusal. Explicit blas is refused. */
 static void auto_gives_way_to_blocked_when_blas_does_not_fit(void **state) {
   (void)state;
   bg_pool_t *pool = tk_pool("threads", 2);
-  size_t nb = 20000, dim = 300;
+  size_t nb = 20000, dim = 400;
   float *db = calloc(nb * dim, 4), *q = calloc(10 * dim, 4);
   for (size_t i = 0; i < nb * dim; i++)
     db[i] = (float)(i % 11) - 5;
@@ -286,12 +287,23 @@ static void auto_gives_way_to_blocked_when_blas_does_not_fit(void **state) {
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
   d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = 10, d.dim = dim, d.k = 1, d.idx = idx;
-  d.mem_budget = 100 << 10;
+  int avx2 = bg_knn_backend_available("blas") && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma");
+  if (avx2)
+    setenv("BRIGADE_KNN_ISA", "avx2", 1);
+  d.mem_budget = 128 << 10;
   bg_knn_plan_t p;
   assert_int_equal(bg_knn(pool, &d, &p), 0);
   assert_string_equal(p.backend, "blocked");
-  if (bg_knn_backend_available("blas")) {
-    d.backend = "blas";
+  if (avx2) {
+    d.mem_budget = 64 << 20;
+    assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
+    assert_string_equal(p.backend, "blas");
+    d.dim = 300; /* below the crossover: the blocked kernel's AVX2 build */
+    assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
+    assert_string_equal(p.backend, "blocked");
+    unsetenv("BRIGADE_KNN_ISA");
+    d.dim = dim, d.mem_budget = 128 << 10, d.backend = "blas";
     assert_int_equal(bg_knn_plan(pool, &d, &p), BG_ENOMEM);
     assert_true(p.min_bytes > d.mem_budget);
   }
