@@ -68,7 +68,8 @@ typedef struct bg_knn_desc {
   size_t dim;
   size_t k;            /* neighbours per query, 1 <= k <= nb_txt */
   const char *backend; /* "naive", "blocked", "blas", "cuda" or "auto" (NULL = "auto": blocked
-                          on AVX-512 CPUs, else blas where OpenBLAS is built in and dim >= 32) */
+                          on CPUs with FMA (AVX2 or AVX-512), else blas where OpenBLAS is built
+                          in and dim >= 32) */
   uint64_t mem_budget; /* bytes brigade may allocate; 0 = half the memory available (a search
                           whose whole plan fits 16 MiB is planned in 16 MiB without reading it) */
   int64_t *idx;        /* OUT: nb_new x k indices, best first; ties to the lowest index */

@@ -24,7 +24,8 @@
  *     below m is flushed, in whatever order or fusion the instruction uses (fewer roundings only
  *     tighten this). The usual summation bound gives
  *     |a~ - q~.x~| <= gamma_D sum |q~_t x~_t| + 4 D m <= gamma_D (1 + v)^2 |q| |x| + 4 D m.
- * (c) The exact search's fp32 dot product (dim products and additions, gradual underflow):
+ * (c) The exact search's fp32 dot product (dim fused multiply-adds, each rounded once, which the
+ *     bound for dim products and additions covers; gradual underflow):
  *     |dot32 - q.x| <= gamma_dim |q| |x| + D m.
  * So |a~ - dot32| <= E = |q| (|dx| + G0 |x|) + |dq| (|x| + |dx|) + tau, with
  * G0 = gamma_D (1 + v)^2 + gamma_dim and tau = 2^-122 D (>= 5 D m, with room for 2 u tau).
@@ -155,9 +156,9 @@ static void rows_range(const bg_knn_desc_t *d, const float *norm, float *bc, siz
 
 /* The blas backend's certificate. OpenBLAS's product a (dim products and sums per score, in an
  * order that depends on where the pair falls in its tiles, fused or not) and the blocked
- * kernel's dot (the same, in increasing t, multiplied then added) each differ from q.x by at most
- * gamma_dim |q| |x| + 2 D m (Higham, Accuracy and Stability of Numerical Algorithms, (3.5), for
- * any order; a flushed or gradual underflow adds at most m per operation). So the proof above
+ * kernel's dot (the same, in increasing t, one fused multiply-add a term) each differ from q.x by
+ * at most gamma_dim |q| |x| + 2 D m (Higham, Accuracy and Stability of Numerical Algorithms, (3.5),
+ * for any order; a flushed or gradual underflow adds at most m per operation). So the proof above
  * holds with no bf16 rounding (q~ = q, x~ = x: dq = dx = 0, R = 0, (1 + v) = 1), with G0 =
  * 2 gamma_dim, and with u, m and the denormal spacing s of the dtype (fp32: 2^-24, 2^-126,
  * 2^-149; f64: 2^-53, 2^-1022, 2^-1074): tau = 16 D m, 2^-146 = 8 s. The filter is

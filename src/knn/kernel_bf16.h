@@ -186,19 +186,19 @@ static void bf16_rows(const bg__knn_ctx *c, const float *x, size_t x0, size_t x1
 }
 
 /* Two database rows scored in fp32 for a whole query block: the fp32 register block's
- * arithmetic (one product and one sum per dimension, in order), four independent sums. */
-static inline __attribute__((always_inline)) void
-bf16_exact2(const float *qp, const float *r0, const float *r1, size_t dim, float *out) {
+ * arithmetic (one fused multiply-add per dimension, in order), four independent sums. */
+__attribute__((target("avx512f,fma"))) static void
+bf16_exact2_avx512(const float *qp, const float *r0, const float *r1, size_t dim, float *out) {
   vec_f32 lo0 = {0}, hi0 = {0}, lo1 = {0}, hi1 = {0};
   for (size_t t = 0; t < dim; t++) {
     vec_f32 a, b;
+    __m512 x0 = _mm512_set1_ps(r0[t]), x1 = _mm512_set1_ps(r1[t]);
     memcpy(&a, qp + t * QB, sizeof a);
     memcpy(&b, qp + t * QB + 16, sizeof b);
-    float x0 = r0[t], x1 = r1[t];
-    lo0 += a * x0;
-    hi0 += b * x0;
-    lo1 += a * x1;
-    hi1 += b * x1;
+    lo0 = (vec_f32)_mm512_fmadd_ps((__m512)a, x0, (__m512)lo0);
+    hi0 = (vec_f32)_mm512_fmadd_ps((__m512)b, x0, (__m512)hi0);
+    lo1 = (vec_f32)_mm512_fmadd_ps((__m512)a, x1, (__m512)lo1);
+    hi1 = (vec_f32)_mm512_fmadd_ps((__m512)b, x1, (__m512)hi1);
   }
   memcpy(out, &lo0, sizeof lo0);
   memcpy(out + 16, &hi0, sizeof hi0);
@@ -206,24 +206,16 @@ bf16_exact2(const float *qp, const float *r0, const float *r1, size_t dim, float
   memcpy(out + QB + 16, &hi1, sizeof hi1);
 }
 
-__attribute__((target("avx512f,fma"))) static void
-bf16_exact2_avx512(const float *qp, const float *r0, const float *r1, size_t dim, float *out) {
-  bf16_exact2(qp, r0, r1, dim, out);
-}
-
 static void bf16_exact2_generic(const float *qp, const float *r0, const float *r1, size_t dim,
                                 float *out) {
-  bf16_exact2(qp, r0, r1, dim, out);
-}
-
-/* The fp32 register block for query blocks that fell back, built as the blocked kernel's. */
-__attribute__((target("avx512f,fma"))) static void
-micro_exact_avx512(const float *qp, const float *const *rows, size_t dim, float *out) {
-  micro_f32(qp, rows, dim, out);
-}
-
-static void micro_exact_generic(const float *qp, const float *const *rows, size_t dim, float *out) {
-  micro_f32(qp, rows, dim, out);
+  const float *rows[2] = {r0, r1};
+  for (size_t r = 0; r < 2; r++) {
+    float acc[QB] = {0};
+    for (size_t t = 0; t < dim; t++)
+      for (size_t l = 0; l < QB; l++)
+        acc[l] = fmaf(qp[t * QB + l], rows[r][t], acc[l]);
+    memcpy(out + r * QB, acc, sizeof acc);
+  }
 }
 
 /* The bf16 keys of one register block against the raised bound (cert.c): need[r] gets a bit
@@ -342,9 +334,9 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
           for (size_t r = 0; r < RB; r++)
             rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * dim;
           if (c->isa == BG__ISA_AVX512)
-            micro_exact_avx512(qp32, rows, dim, out);
+            micro_avx512_f32(qp32, rows, dim, out);
           else
-            micro_exact_generic(qp32, rows, dim, out);
+            micro_generic_f32(qp32, rows, dim, out);
           fold_block_f32_64(c, out, i0, nq, j0, nr, thr);
           fallback += nq * nr;
           if (span_end)

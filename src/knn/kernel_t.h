@@ -2,7 +2,9 @@
 /* The knn kernels, written once for a scalar type T and included once per type by
  * kernel_f32.c and kernel_f64.c (the include-twice pattern C has instead of templates).
  * Before including, define T (float or double), IT (the signed integer of T's size, for
- * vector comparisons), SFX (f32 or f64) and BLAS_GEMM.
+ * vector comparisons), SFX (f32 or f64), BLAS_GEMM, FMA_S (the C library's fma of T), and the
+ * fused multiply-adds of 64 and 32 bytes of T, FMA512 and FMA256, their broadcasts SET512 and
+ * SET256, and their vector types V512 and V256 (immintrin.h's).
  *
  * Every kernel ranks by one key, larger is better: q.x for ip, q.x / |x| for cosine (|q| is
  * the same for the whole row), 2 q.x - |x|^2 for L2 (|q|^2 is too). Database vectors are
@@ -60,11 +62,13 @@ static void CAT(naive, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1) {
   }
 }
 
-/* Scores again, as the blocked kernel does (in increasing t, multiplied then added), query @q
+/* Scores again, as the blocked kernel does (in increasing t, one fused multiply-add each), query @q
  * against the n <= 8 database rows x0 + cand[p], eight sums at once so that they do not wait on
- * each other, and folds their keys in that (increasing) order. */
-static void CAT(rescore, SFX)(const bg__knn_ctx *c, const T *q, size_t x0, const size_t *cand,
-                              size_t n, T *kr, int64_t *ir) {
+ * each other, and folds their keys in that (increasing) order. Built for FMA CPUs (one
+ * instruction a term) and for any x86-64 (the C library's fma, a call a term). */
+static inline __attribute__((always_inline)) void
+CAT(rescore_body, SFX)(const bg__knn_ctx *c, const T *q, size_t x0, const size_t *cand, size_t n,
+                       T *kr, int64_t *ir) {
   const bg_knn_desc_t *d = c->d;
   const T *rows[8];
   for (size_t p = 0; p < 8; p++)
@@ -73,11 +77,25 @@ static void CAT(rescore, SFX)(const bg__knn_ctx *c, const T *q, size_t x0, const
   for (size_t t = 0; t < d->dim; t++) {
     T a = q[t];
     for (size_t p = 0; p < 8; p++)
-      acc[p] += a * rows[p][t];
+      acc[p] = FMA_S(a, rows[p][t], acc[p]);
   }
   for (size_t p = 0; p < n; p++)
     CAT(fold, SFX)
   (kr, ir, d->k, CAT(key_of, SFX)(c, acc[p], x0 + cand[p]), c->x_base + x0 + cand[p]);
+}
+
+__attribute__((target("fma"))) static void CAT(rescore_fma, SFX)(const bg__knn_ctx *c, const T *q,
+                                                                 size_t x0, const size_t *cand,
+                                                                 size_t n, T *kr, int64_t *ir) {
+  CAT(rescore_body, SFX)(c, q, x0, cand, n, kr, ir);
+}
+
+static void CAT(rescore, SFX)(const bg__knn_ctx *c, const T *q, size_t x0, const size_t *cand,
+                              size_t n, T *kr, int64_t *ir) {
+  if (c->isa != BG__ISA_GENERIC)
+    CAT(rescore_fma, SFX)(c, q, x0, cand, n, kr, ir);
+  else
+    CAT(rescore_body, SFX)(c, q, x0, cand, n, kr, ir);
 }
 
 /* OpenBLAS's product, certified (cert.c): a score's key plus its bound (up) that cannot pass the
@@ -139,10 +157,18 @@ static void CAT(pack_queries, SFX)(const T *q, size_t i0, size_t nq, size_t dim,
       qp[t * QB + l] = l < nq ? q[(i0 + l) * dim + t] : 0;
 }
 
-/* out[r * QB + l] = query l . database row r, for RB rows given by pointer (a short group
- * repeats its last row; the repeats' results are ignored). */
-static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, const T *const *rows,
-                                                                  size_t dim, T *out) {
+/* The register blocks: out[r * QB + l] = query l . database row r, for RB rows given by pointer
+ * (a short group repeats its last row; the repeats' results are ignored). Every build computes
+ * each score as the same sum: over t in increasing order, one fused multiply-add per term
+ * (rounded once), so the three builds, the blas backend's re-scoring and bf16's give the same
+ * bits. Fused, not a product then a sum: it is one instruction where mul + add were two, which
+ * on Zen 1's AVX2 took the block from 28 to 38 GFLOP/s a core in L1 (docs/PERFORMANCE.md). Each
+ * build is a function of its own, called per block, not inlined across targets (GCC cannot
+ * inline an AVX-512 intrinsic into the portable build, even on a branch never taken). */
+
+/* AVX-512: QB queries as two vectors against RB rows, 2 x RB accumulators of the 32 registers. */
+__attribute__((target("avx512f,fma"))) static void
+CAT(micro_avx512, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
   VEC lo[RB], hi[RB];
   for (size_t r = 0; r < RB; r++)
     lo[r] = hi[r] = (VEC){0};
@@ -151,9 +177,9 @@ static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, c
     memcpy(&a, qp + t * QB, sizeof a);
     memcpy(&b, qp + t * QB + VLEN, sizeof b);
     for (size_t r = 0; r < RB; r++) {
-      T x = rows[r][t];
-      lo[r] += a * x;
-      hi[r] += b * x;
+      V512 x = SET512(rows[r][t]);
+      lo[r] = (VEC)FMA512((V512)a, x, (V512)lo[r]);
+      hi[r] = (VEC)FMA512((V512)b, x, (V512)hi[r]);
     }
   }
   for (size_t r = 0; r < RB; r++) {
@@ -162,16 +188,14 @@ static inline __attribute__((always_inline)) void CAT(micro, SFX)(const T *qp, c
   }
 }
 
-/* The same block for AVX2's 16 registers of 32 bytes, where micro's 2 x RB accumulators of 64
- * bytes would spill: RB / 3 passes, each over three rows and all QB queries, 12 accumulators of
- * 32 bytes (QB / hl query vectors times three rows). Three rows a pass, not micro's shape of two
- * query vectors by six rows, because each row costs a broadcast, which Zen's AVX2 pays more for
- * than a vector load: 30 GFLOP/s against 27.5 on one Zen 1 core with the block in L1. Each score
- * is still the sum over t of q[t] * x[t], in increasing t, multiplied then added (C is built
- * with -ffp-contract=off), so the answers equal the other builds' bit for bit. */
+/* AVX2's 16 registers of 32 bytes, where the AVX-512 block's accumulators would spill: RB / 3
+ * passes, each over three rows and all QB queries (four vectors), 12 accumulators. Three rows by
+ * four query vectors rather than six by two, because each row costs a broadcast, which Zen's
+ * AVX2 pays more for than a vector load (30 against 27.5 GFLOP/s a core before the fused
+ * multiply-adds). */
 #define HROWS 3
-static inline __attribute__((always_inline)) void
-CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+__attribute__((target("avx2,fma"))) static void
+CAT(micro_avx2, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
   typedef T hvec __attribute__((vector_size(32)));
   const size_t hl = VLEN / 2; /* QB is four such vectors */
   for (size_t r0 = 0; r0 < RB; r0 += HROWS) {
@@ -187,11 +211,11 @@ CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
       memcpy(&a2, qp + t * QB + 2 * hl, sizeof a2);
       memcpy(&a3, qp + t * QB + 3 * hl, sizeof a3);
       for (size_t r = 0; r < HROWS; r++) {
-        T x = rows[r0 + r][t];
-        s0[r] += a0 * x;
-        s1[r] += a1 * x;
-        s2[r] += a2 * x;
-        s3[r] += a3 * x;
+        V256 x = SET256(rows[r0 + r][t]);
+        s0[r] = (hvec)FMA256((V256)a0, x, (V256)s0[r]);
+        s1[r] = (hvec)FMA256((V256)a1, x, (V256)s1[r]);
+        s2[r] = (hvec)FMA256((V256)a2, x, (V256)s2[r]);
+        s3[r] = (hvec)FMA256((V256)a3, x, (V256)s3[r]);
       }
     }
     for (size_t r = 0; r < HROWS; r++) {
@@ -205,6 +229,20 @@ CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
 }
 #undef HROWS
 
+/* Any x86-64 (a CPU without FMA, or BRIGADE_KNN_ISA=generic): the C library's fma, correctly
+ * rounded wherever it runs, lane by lane. Slow, and only there for those CPUs and the tests. */
+static void CAT(micro_generic, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+  for (size_t r = 0; r < RB; r++) {
+    T acc[QB] = {0};
+    for (size_t t = 0; t < dim; t++) {
+      T x = rows[r][t];
+      for (size_t l = 0; l < QB; l++)
+        acc[l] = FMA_S(qp[t * QB + l], x, acc[l]);
+    }
+    memcpy(out + r * QB, acc, sizeof acc);
+  }
+}
+
 /* fold_block_<SFX>_<FW>: the register block's fold in vectors of FW bytes, one instance per
  * native width, since GCC builds a comparison wider than the target's registers lane by lane. */
 #define FW 32
@@ -215,10 +253,10 @@ CAT(micro_half, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
 /* One query tile against the database: database tile by database tile (each small enough to
  * stay in L2 while every query block of the tile passes over it), register block by register
  * block. scratch holds the tile's queries packed in blocks of QB. Inlined into three wrappers
- * chosen at run time (c->isa): one compiled for AVX-512, one for AVX2 (micro_half, @half set)
- * and one for any x86-64. */
+ * chosen at run time (c->isa): one compiled for AVX-512, one for AVX2 (its register block and
+ * fold in 32-byte vectors) and one for any x86-64. */
 static inline __attribute__((always_inline)) void
-CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, int half) {
+CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, bg__knn_isa isa) {
   const bg_knn_desc_t *d = c->d;
   const T *x = d->db;
   size_t nblocks = (q1 - q0 + QB - 1) / QB;
@@ -241,11 +279,13 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, i
         size_t nr = x1 - j0 < RB ? x1 - j0 : RB;
         for (size_t r = 0; r < RB; r++)
           rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * d->dim;
-        if (half)
-          CAT(micro_half, SFX)(qp, rows, d->dim, out);
+        if (isa == BG__ISA_AVX512)
+          CAT(micro_avx512, SFX)(qp, rows, d->dim, out);
+        else if (isa == BG__ISA_AVX2)
+          CAT(micro_avx2, SFX)(qp, rows, d->dim, out);
         else
-          CAT(micro, SFX)(qp, rows, d->dim, out);
-        if (half)
+          CAT(micro_generic, SFX)(qp, rows, d->dim, out);
+        if (isa == BG__ISA_AVX2)
           CAT(CAT(fold_block, SFX), 32)(c, out, i0, nq, j0, nr, thr);
         else
           CAT(CAT(fold_block, SFX), 64)(c, out, i0, nq, j0, nr, thr);
@@ -256,16 +296,16 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, i
 
 __attribute__((target("avx512f,fma"))) static void
 CAT(blocked_avx512, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  CAT(blocked_body, SFX)(c, q0, q1, scratch, 0);
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, BG__ISA_AVX512);
 }
 
 __attribute__((target("avx2,fma"))) static void
 CAT(blocked_avx2, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  CAT(blocked_body, SFX)(c, q0, q1, scratch, 1);
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, BG__ISA_AVX2);
 }
 
 static void CAT(blocked_generic, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {
-  CAT(blocked_body, SFX)(c, q0, q1, scratch, 0);
+  CAT(blocked_body, SFX)(c, q0, q1, scratch, BG__ISA_GENERIC);
 }
 
 static void CAT(blocked, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch) {

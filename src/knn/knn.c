@@ -73,26 +73,21 @@ bg__knn_isa bg__knn_isa_here(void) {
  * (knn_cuda.c); else on the CPU, with answers that are the blocked kernel's bit for bit
  * whichever it picks (the blas backend through its certificate, cert.c), so a search split over
  * MPI ranks, tiled under another budget or run on another CPU answers the same:
- * - with AVX-512, the blocked kernel: it matched or beat OpenBLAS's best sgemm alone (no top-k)
- *   on every lecture case measured (docs/PERFORMANCE.md);
- * - with AVX2, OpenBLAS's products from AVX2_BLAS_DIM dimensions up, the blocked kernel's AVX2
- *   build below: on an AMD EPYC (Zen 1) without AVX-512 (100,000 x 1,000 queries and the like,
- *   docs/PERFORMANCE.md) blocked was 1.20x faster at dim 100 and 1.13x at 128, the two tied at
- *   256 (blas 1.02x), and blas was 1.11x faster at 384 and 512 and 1.21x at 1000 (OpenBLAS's
- *   kernel fuses its products; ours multiplies then adds, to stay bit-equal across builds);
- * - elsewhere, blas when present and the dim amortises its packing, else the portable build.
+ * - with AVX-512 or AVX2 (and FMA), the blocked kernel: with AVX-512 it matched or beat
+ *   OpenBLAS's best sgemm alone (no top-k) on every lecture case measured; on an AMD EPYC (Zen 1)
+ *   with AVX2 alone it beat the certified blas backend at every dim measured, 1.5x at 100 and
+ *   128, 1.26x at 256 to 512 and 1.12x at 1000 (docs/PERFORMANCE.md);
+ * - elsewhere (no FMA), blas when present and the dim amortises its packing, else the portable
+ *   build.
  * naive is only ever a baseline. */
-#define AVX2_BLAS_DIM 320
-
 static int is_auto(const char *name) {
   return !name || !strcmp(name, "auto");
 }
 
 static bg__knn_kind cpu_auto(const bg_knn_desc_t *d) {
-  bg__knn_isa isa = bg__knn_isa_here();
-  size_t least = isa == BG__ISA_AVX2 ? AVX2_BLAS_DIM : 32;
-  return isa != BG__ISA_AVX512 && bg__blas_available() && d->dim >= least ? BG__KNN_BLAS
-                                                                          : BG__KNN_BLOCKED;
+  return bg__knn_isa_here() == BG__ISA_GENERIC && bg__blas_available() && d->dim >= 32
+             ? BG__KNN_BLAS
+             : BG__KNN_BLOCKED;
 }
 
 /* auto's blas plan refused (its constants past the budget, OpenBLAS's buffers past RLIMIT_AS):

@@ -272,10 +272,10 @@ static void without_a_gpu_cuda_is_refused_and_auto_runs_on_the_cpu(void **state)
   bg_pool_destroy(pool);
 }
 
-/* auto picks blas on CPUs without AVX-512 from 320 dimensions up (BRIGADE_KNN_ISA=avx2 makes
- * any AVX2 CPU one); a budget (128 KiB at 400 dimensions) that holds the blocked kernel's plan
- * but not blas's certificate (two values per database row) gets the blocked kernel, not a
- * refusal. Explicit blas is refused. */
+/* auto picks blas on CPUs without FMA from 32 dimensions up (BRIGADE_KNN_ISA=generic makes any
+ * CPU one); a budget (128 KiB at 400 dimensions) that holds the blocked kernel's plan but not
+ * blas's certificate (two values per database row) gets the blocked kernel, not a refusal.
+ * Explicit blas is refused. With FMA, auto is the blocked kernel whatever the budget. */
 static void auto_gives_way_to_blocked_when_blas_does_not_fit(void **state) {
   (void)state;
   bg_pool_t *pool = tk_pool("threads", 2);
@@ -287,19 +287,19 @@ static void auto_gives_way_to_blocked_when_blas_does_not_fit(void **state) {
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
   d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = 10, d.dim = dim, d.k = 1, d.idx = idx;
-  int avx2 = bg_knn_backend_available("blas") && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma");
-  if (avx2)
-    setenv("BRIGADE_KNN_ISA", "avx2", 1);
-  d.mem_budget = 128 << 10;
+  d.mem_budget = 64 << 20;
   bg_knn_plan_t p;
-  assert_int_equal(bg_knn(pool, &d, &p), 0);
-  assert_string_equal(p.backend, "blocked");
-  if (avx2) {
-    d.mem_budget = 64 << 20;
+  assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
+  if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
+    assert_string_equal(p.backend, "blocked");
+  if (bg_knn_backend_available("blas")) {
+    setenv("BRIGADE_KNN_ISA", "generic", 1);
     assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
     assert_string_equal(p.backend, "blas");
-    d.dim = 300; /* below the crossover: the blocked kernel's AVX2 build */
+    d.mem_budget = 128 << 10;
+    assert_int_equal(bg_knn(pool, &d, &p), 0);
+    assert_string_equal(p.backend, "blocked");
+    d.dim = 16, d.mem_budget = 64 << 20; /* too few dimensions to pay for OpenBLAS's packing */
     assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
     assert_string_equal(p.backend, "blocked");
     unsetenv("BRIGADE_KNN_ISA");
