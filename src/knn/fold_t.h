@@ -52,7 +52,8 @@ CAT(CAT(fold_block, SFX), FW)(const bg__knn_ctx *c, const T *out, size_t i0, siz
                               size_t nr, T *thr) {
   const bg_knn_desc_t *d = c->d;
   T *keys = c->keys;
-  for (size_t h = 0; h < QB; h += FL) {
+  /* Vectors wholly past nq hold only padding, which the register block need not compute. */
+  for (size_t h = 0; h < nq; h += FL) {
     FVEC key[RB], best = (FVEC){0} - (T)INFINITY, t;
     for (size_t r = 0; r < nr; r++) {
       memcpy(&key[r], out + r * QB + h, sizeof key[r]);

@@ -334,9 +334,9 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
           for (size_t r = 0; r < RB; r++)
             rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * dim;
           if (c->isa == BG__ISA_AVX512)
-            micro_avx512_f32(qp32, rows, dim, out);
+            micro_avx512_f32(qp32, rows, dim, nq, out);
           else
-            micro_generic_f32(qp32, rows, dim, out);
+            micro_generic_f32(qp32, rows, dim, nq, out);
           fold_block_f32_64(c, out, i0, nq, j0, nr, thr);
           fallback += nq * nr;
           if (span_end)

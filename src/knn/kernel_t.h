@@ -158,28 +158,41 @@ static void CAT(pack_queries, SFX)(const T *q, size_t i0, size_t nq, size_t dim,
 }
 
 /* The register blocks: out[r * QB + l] = query l . database row r, for RB rows given by pointer
- * (a short group repeats its last row; the repeats' results are ignored). Every build computes
- * each score as the same sum: over t in increasing order, one fused multiply-add per term
- * (rounded once), so the three builds, the blas backend's re-scoring and bf16's give the same
- * bits. Fused, not a product then a sum: it is one instruction where mul + add were two, which
- * on Zen 1's AVX2 took the block from 28 to 38 GFLOP/s a core in L1 (docs/PERFORMANCE.md). Each
- * build is a function of its own, called per block, not inlined across targets (GCC cannot
- * inline an AVX-512 intrinsic into the portable build, even on a branch never taken). */
+ * (a short group repeats its last row; the repeats' results are ignored) and the lanes l of the
+ * block's nq queries, rounded up to whole vectors (a block of fewer than QB queries, the last
+ * of a tile, computes only those: 50 queries a worker had 22% of their lanes padding). Every
+ * build computes each score as the same sum: over t in increasing order, one fused multiply-add
+ * per term (rounded once), so the three builds, the blas backend's re-scoring and bf16's give
+ * the same bits. Fused, not a product then a sum: it is one instruction where mul + add were
+ * two, which on Zen 1's AVX2 took the block from 28 to 38 GFLOP/s a core in L1
+ * (docs/PERFORMANCE.md). Each build is a function of its own, called per block, not inlined
+ * across targets (GCC cannot inline an AVX-512 intrinsic into the portable build, even on a
+ * branch never taken). */
 
-/* AVX-512: QB queries as two vectors against RB rows, 2 x RB accumulators of the 32 registers. */
+/* AVX-512: QB queries as two vectors against RB rows, 2 x RB accumulators of the 32 registers;
+ * one vector (RB accumulators) when nq <= VLEN. */
 __attribute__((target("avx512f,fma"))) static void
-CAT(micro_avx512, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+CAT(micro_avx512, SFX)(const T *qp, const T *const *rows, size_t dim, size_t nq, T *out) {
   VEC lo[RB], hi[RB];
   for (size_t r = 0; r < RB; r++)
     lo[r] = hi[r] = (VEC){0};
-  for (size_t t = 0; t < dim; t++) {
-    VEC a, b;
-    memcpy(&a, qp + t * QB, sizeof a);
-    memcpy(&b, qp + t * QB + VLEN, sizeof b);
-    for (size_t r = 0; r < RB; r++) {
-      V512 x = SET512(rows[r][t]);
-      lo[r] = (VEC)FMA512((V512)a, x, (V512)lo[r]);
-      hi[r] = (VEC)FMA512((V512)b, x, (V512)hi[r]);
+  if (nq <= VLEN) {
+    for (size_t t = 0; t < dim; t++) {
+      VEC a;
+      memcpy(&a, qp + t * QB, sizeof a);
+      for (size_t r = 0; r < RB; r++)
+        lo[r] = (VEC)FMA512((V512)a, SET512(rows[r][t]), (V512)lo[r]);
+    }
+  } else {
+    for (size_t t = 0; t < dim; t++) {
+      VEC a, b;
+      memcpy(&a, qp + t * QB, sizeof a);
+      memcpy(&b, qp + t * QB + VLEN, sizeof b);
+      for (size_t r = 0; r < RB; r++) {
+        V512 x = SET512(rows[r][t]);
+        lo[r] = (VEC)FMA512((V512)a, x, (V512)lo[r]);
+        hi[r] = (VEC)FMA512((V512)b, x, (V512)hi[r]);
+      }
     }
   }
   for (size_t r = 0; r < RB; r++) {
@@ -188,55 +201,81 @@ CAT(micro_avx512, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
   }
 }
 
-/* AVX2's 16 registers of 32 bytes, where the AVX-512 block's accumulators would spill: RB / 3
- * passes, each over three rows and all QB queries (four vectors), 12 accumulators. Three rows by
- * four query vectors rather than six by two, because each row costs a broadcast, which Zen's
- * AVX2 pays more for than a vector load (30 against 27.5 GFLOP/s a core before the fused
- * multiply-adds). */
-#define HROWS 3
-__attribute__((target("avx2,fma"))) static void
-CAT(micro_avx2, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+/* AVX2's 16 registers of 32 bytes, where the AVX-512 block's accumulators would spill: nv query
+ * vectors (of the four QB holds) by RB / nv rows a pass, always 12 accumulators. For all four,
+ * three rows by four vectors rather than six by two, because each row costs a broadcast, which
+ * Zen's AVX2 pays more for than a vector load (30 against 27.5 GFLOP/s a core before the fused
+ * multiply-adds). One array per query vector, not one two-dimensional array: GCC keeps these
+ * in registers and spilled that. Inlined with nv constant, so the unused arrays vanish. */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+CAT(micro_avx2_n, SFX)(const T *qp, const T *const *rows, size_t dim, T *out, const size_t nv) {
   typedef T hvec __attribute__((vector_size(32)));
-  const size_t hl = VLEN / 2; /* QB is four such vectors */
-  for (size_t r0 = 0; r0 < RB; r0 += HROWS) {
-    /* One array per query vector, not one two-dimensional array: GCC keeps these in registers
-     * and spilled that. */
-    hvec s0[HROWS], s1[HROWS], s2[HROWS], s3[HROWS];
-    for (size_t r = 0; r < HROWS; r++)
+  const size_t hl = VLEN / 2, hr = RB / nv;
+  for (size_t r0 = 0; r0 < RB; r0 += hr) {
+    hvec s0[RB], s1[RB], s2[RB], s3[RB];
+    for (size_t r = 0; r < hr; r++)
       s0[r] = s1[r] = s2[r] = s3[r] = (hvec){0};
     for (size_t t = 0; t < dim; t++) {
-      hvec a0, a1, a2, a3;
+      hvec a0, a1 = {0}, a2 = {0}, a3 = {0};
       memcpy(&a0, qp + t * QB, sizeof a0);
-      memcpy(&a1, qp + t * QB + hl, sizeof a1);
-      memcpy(&a2, qp + t * QB + 2 * hl, sizeof a2);
-      memcpy(&a3, qp + t * QB + 3 * hl, sizeof a3);
-      for (size_t r = 0; r < HROWS; r++) {
+      if (nv > 1)
+        memcpy(&a1, qp + t * QB + hl, sizeof a1);
+      if (nv > 2)
+        memcpy(&a2, qp + t * QB + 2 * hl, sizeof a2);
+      if (nv > 3)
+        memcpy(&a3, qp + t * QB + 3 * hl, sizeof a3);
+      for (size_t r = 0; r < hr; r++) {
         V256 x = SET256(rows[r0 + r][t]);
         s0[r] = (hvec)FMA256((V256)a0, x, (V256)s0[r]);
-        s1[r] = (hvec)FMA256((V256)a1, x, (V256)s1[r]);
-        s2[r] = (hvec)FMA256((V256)a2, x, (V256)s2[r]);
-        s3[r] = (hvec)FMA256((V256)a3, x, (V256)s3[r]);
+        if (nv > 1)
+          s1[r] = (hvec)FMA256((V256)a1, x, (V256)s1[r]);
+        if (nv > 2)
+          s2[r] = (hvec)FMA256((V256)a2, x, (V256)s2[r]);
+        if (nv > 3)
+          s3[r] = (hvec)FMA256((V256)a3, x, (V256)s3[r]);
       }
     }
-    for (size_t r = 0; r < HROWS; r++) {
+    for (size_t r = 0; r < hr; r++) {
       T *o = out + (r0 + r) * QB;
       memcpy(o, &s0[r], sizeof s0[r]);
-      memcpy(o + hl, &s1[r], sizeof s1[r]);
-      memcpy(o + 2 * hl, &s2[r], sizeof s2[r]);
-      memcpy(o + 3 * hl, &s3[r], sizeof s3[r]);
+      if (nv > 1)
+        memcpy(o + hl, &s1[r], sizeof s1[r]);
+      if (nv > 2)
+        memcpy(o + 2 * hl, &s2[r], sizeof s2[r]);
+      if (nv > 3)
+        memcpy(o + 3 * hl, &s3[r], sizeof s3[r]);
     }
   }
 }
-#undef HROWS
+
+__attribute__((target("avx2,fma"))) static void
+CAT(micro_avx2, SFX)(const T *qp, const T *const *rows, size_t dim, size_t nq, T *out) {
+  switch ((nq + VLEN / 2 - 1) / (VLEN / 2)) {
+  case 1:
+    CAT(micro_avx2_n, SFX)(qp, rows, dim, out, 1);
+    break;
+  case 2:
+    CAT(micro_avx2_n, SFX)(qp, rows, dim, out, 2);
+    break;
+  case 3:
+    CAT(micro_avx2_n, SFX)(qp, rows, dim, out, 3);
+    break;
+  default:
+    CAT(micro_avx2_n, SFX)(qp, rows, dim, out, 4);
+  }
+}
 
 /* Any x86-64 (a CPU without FMA, or BRIGADE_KNN_ISA=generic): the C library's fma, correctly
- * rounded wherever it runs, lane by lane. Slow, and only there for those CPUs and the tests. */
-static void CAT(micro_generic, SFX)(const T *qp, const T *const *rows, size_t dim, T *out) {
+ * rounded wherever it runs, lane by lane, for the lanes of whole VLEN vectors that hold the nq
+ * queries. Slow, and only there for those CPUs and the tests. */
+static void CAT(micro_generic, SFX)(const T *qp, const T *const *rows, size_t dim, size_t nq,
+                                    T *out) {
+  size_t lanes = nq > VLEN ? QB : VLEN;
   for (size_t r = 0; r < RB; r++) {
     T acc[QB] = {0};
     for (size_t t = 0; t < dim; t++) {
       T x = rows[r][t];
-      for (size_t l = 0; l < QB; l++)
+      for (size_t l = 0; l < lanes; l++)
         acc[l] = FMA_S(qp[t * QB + l], x, acc[l]);
     }
     memcpy(out + r * QB, acc, sizeof acc);
@@ -280,11 +319,11 @@ CAT(blocked_body, SFX)(const bg__knn_ctx *c, size_t q0, size_t q1, T *scratch, b
         for (size_t r = 0; r < RB; r++)
           rows[r] = x + (j0 + (r < nr ? r : nr - 1)) * d->dim;
         if (isa == BG__ISA_AVX512)
-          CAT(micro_avx512, SFX)(qp, rows, d->dim, out);
+          CAT(micro_avx512, SFX)(qp, rows, d->dim, nq, out);
         else if (isa == BG__ISA_AVX2)
-          CAT(micro_avx2, SFX)(qp, rows, d->dim, out);
+          CAT(micro_avx2, SFX)(qp, rows, d->dim, nq, out);
         else
-          CAT(micro_generic, SFX)(qp, rows, d->dim, out);
+          CAT(micro_generic, SFX)(qp, rows, d->dim, nq, out);
         if (isa == BG__ISA_AVX2)
           CAT(CAT(fold_block, SFX), 32)(c, out, i0, nq, j0, nr, thr);
         else
