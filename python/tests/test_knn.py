@@ -102,11 +102,14 @@ def test_the_memory_wall_case_plans_within_a_small_budget() -> None:
     "call,message",
     [
         (lambda db: brigade.knn(db, db[:, :3]), "dimensions"),
-        (lambda db: brigade.knn(db, db, k=0), r"k = 0 is out of range"),
+        (lambda db: brigade.knn(db, db, k=0), r"k = 0 is out of range: it must be at least 1"),
         (lambda db: brigade.knn(db, db, k=11), "k = 11 is more than the 10 database rows"),
         (lambda db: brigade.knn(db, db, k=None), "k must be an integer"),
         (lambda db: brigade.knn(db[:0], db), "db has no rows"),
-        (lambda db: brigade.knn(db, db, mem_budget=-1), "mem_budget = -1 is out of range"),
+        (
+            lambda db: brigade.knn(db, db, mem_budget=-1),
+            "mem_budget = -1 is out of range: it must be at least 1",
+        ),
         (lambda db: brigade.knn(db, db, metric="dot"), "unknown metric 'dot'"),
         (lambda db: brigade.knn(db, db, backend="quantum"), "unknown knn backend 'quantum'"),
         (lambda db: brigade.knn(db, db, precision="fp8"), "unknown precision 'fp8'"),

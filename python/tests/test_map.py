@@ -111,7 +111,7 @@ def test_a_numba_cfunc() -> None:
         (dict(n=10, timeout=-1, backend="procs"), ValueError, "timeout must be seconds"),
         (dict(n=10, timeout=1e10, backend="procs"), ValueError, "timeout must be seconds"),
         (dict(n=None), ValueError, "give n"),
-        (dict(n=-1), ValueError, "n = -1 is out of range"),
+        (dict(n=-1), ValueError, "n = -1 is out of range: it must be at least 0"),
         (dict(n=10, workers=0), ValueError, "workers"),
         (dict(n=10, retries=2**32), ValueError, "retries"),
         (dict(n=3, out=np.empty(3, object)), ValueError, "holds Python objects"),

@@ -13,8 +13,10 @@ def count(value: Any, name: str, low: int, high: int) -> int:
     """@value as an int in [low, high], or a ValueError naming @name."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, not {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} = {value} is out of range [{low}, {high}]")
+    if int(value) < low:
+        raise ValueError(f"{name} = {value} is out of range: it must be at least {low}")
+    if int(value) > high:
+        raise ValueError(f"{name} = {value} is out of range: it must be at most {high}")
     return int(value)
 
 
