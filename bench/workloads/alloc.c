@@ -26,7 +26,10 @@ static int fill(double *a, size_t count, size_t i, void *out) {
     a[k] = bench_rng_double(&seed[k % STREAMS]);
     sum[k % STREAMS] += a[k];
   }
-  *(double *)out = count ? (sum[0] + sum[1] + sum[2] + sum[3]) / (double)count : 0;
+  double all = 0;
+  for (size_t j = 0; j < STREAMS; j++)
+    all += sum[j];
+  *(double *)out = count ? all / (double)count : 0;
   return 0;
 }
 #undef STREAMS

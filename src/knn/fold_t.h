@@ -68,7 +68,7 @@ CAT(CAT(fold_block, SFX), FW)(const bg__knn_ctx *c, const T *out, size_t i0, siz
     for (size_t r = 0; r < nr; r++) {
       for (size_t lane = 0; lane < FL; lane++) {
         size_t l = h + lane;
-        if (!(key[r][lane] > thr[l]) || l >= nq)
+        if (l >= nq || !(key[r][lane] > thr[l]))
           continue;
         T *kr = keys + (i0 + l) * d->k;
         CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[r][lane], c->x_base + j0 + r);
