@@ -447,6 +447,10 @@ static int search(const knn_args *a, inputs *in) {
            "(budget %s)\n",
            plan.backend, plan.workers, plan.tile_q, plan.tile_db,
            cli_bytes(plan.bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
+    if (plan.db_slices > 1)
+      printf("database split in %u slices, each searched for all the queries by a worker and "
+             "the slices' top-%llu merged (few queries: every worker's vectors stay full)\n",
+             plan.db_slices, (unsigned long long)a->k);
     printf("took %.4f s, %.1f GFLOP/s, peak memory %.1f MiB\n", dt, flops / dt / 1e9,
            bench_peak_mib());
     if (a->precision == BG_KNN_BF16 && strcmp(plan.precision, "bf16"))

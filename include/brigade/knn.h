@@ -43,7 +43,7 @@ typedef enum bg_knn_precision {
   BG_KNN_PRECISION_COUNT_
 } bg_knn_precision_t;
 
-#define BG_KNN_DESC_VERSION 5u
+#define BG_KNN_DESC_VERSION 6u
 
 /* Where a search's time went (bg_knn_desc_t.times, version 3). The cuda backend measures its
  * device work with CUDA events: each field sums the intervals of one activity, so transfers that
@@ -95,8 +95,9 @@ typedef struct bg_knn_desc {
   int (*db_read)(void *db_ctx, size_t row0, size_t rows, void *dst);
   void *db_ctx;
   /* Version 5. BG_KNN_EXACT or BG_KNN_BF16 (f32, blocked or auto only: BG_ENOTSUP otherwise).
-   * With version 5 the plan written back has the fields after `why`. */
+   * With version 5 the plan written back has the fields after `why` up to fallback_pairs. */
   bg_knn_precision_t precision;
+  /* Version 6: nothing new to set; with version 6 the plan written back has db_slices. */
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */
@@ -127,6 +128,11 @@ typedef struct bg_knn_plan {
    * certificate sent to be scored again in the blocked kernel's order (so that its answers are
    * the blocked kernel's, bit for bit). */
   uint64_t pairs, rescored, fallback_pairs;
+  /* Written only for a description of version 6 or later. Database slices searched side by
+   * side: with few queries (fewer than would keep every worker's vector lanes full) each worker
+   * searches all of them against a slice of the database into a top-k of its own, and the
+   * slices' top-k are merged at the end, ties still to the lowest index; 1 otherwise. */
+  unsigned db_slices;
 } bg_knn_plan_t;
 
 /**

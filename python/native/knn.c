@@ -7,14 +7,15 @@
 #include <string.h>
 
 static PyObject *plan_dict(const bg_knn_plan_t *p) {
-  return Py_BuildValue(
-      "{s:s,s:n,s:n,s:I,s:K,s:K,s:K,s:K,s:s,s:s,s:K,s:K,s:K}", "backend",
-      p->backend ? p->backend : "", "tile_q", (Py_ssize_t)p->tile_q, "tile_db",
-      (Py_ssize_t)p->tile_db, "workers", p->workers, "bytes", (unsigned long long)p->bytes,
-      "min_bytes", (unsigned long long)p->min_bytes, "budget", (unsigned long long)p->budget,
-      "blas_bytes", (unsigned long long)p->blas_bytes, "why", p->why ? p->why : "", "precision",
-      p->precision ? p->precision : "exact", "pairs", (unsigned long long)p->pairs, "rescored",
-      (unsigned long long)p->rescored, "fallback_pairs", (unsigned long long)p->fallback_pairs);
+  return Py_BuildValue("{s:s,s:n,s:n,s:I,s:K,s:K,s:K,s:K,s:s,s:s,s:K,s:K,s:K,s:I}", "backend",
+                       p->backend ? p->backend : "", "tile_q", (Py_ssize_t)p->tile_q, "tile_db",
+                       (Py_ssize_t)p->tile_db, "workers", p->workers, "bytes",
+                       (unsigned long long)p->bytes, "min_bytes", (unsigned long long)p->min_bytes,
+                       "budget", (unsigned long long)p->budget, "blas_bytes",
+                       (unsigned long long)p->blas_bytes, "why", p->why ? p->why : "", "precision",
+                       p->precision ? p->precision : "exact", "pairs", (unsigned long long)p->pairs,
+                       "rescored", (unsigned long long)p->rescored, "fallback_pairs",
+                       (unsigned long long)p->fallback_pairs, "db_slices", p->db_slices);
 }
 
 static int metric_of(const char *name, bg_knn_metric_t *m) {

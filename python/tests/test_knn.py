@@ -61,6 +61,21 @@ def test_ties_go_to_the_lowest_index() -> None:
     assert idx.tolist() == [[0, 1, 2, 3]] * 3
 
 
+def test_one_query_splits_the_database_and_answers_the_same() -> None:
+    rng = np.random.default_rng(5)
+    db = rng.standard_normal((3000, 24)).astype(np.float32)
+    db[1000::500] = db[7]  # ties in every slice
+    q = db[7:8].copy()
+    assert brigade.knn_plan(db, q, k=9, workers=2).db_slices == 2
+    assert brigade.knn_plan(db, q, k=9, workers=1).db_slices == 1
+    for metric in ("ip", "cosine", "l2"):
+        one = brigade.knn(db, q, k=9, metric=metric, workers=1)
+        two = brigade.knn(db, q, k=9, metric=metric, workers=2)
+        assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert brigade.knn(db, q, k=6, metric="l2", workers=2)[0][0, :5].tolist() == [
+        7, 1000, 1500, 2000, 2500]
+
+
 def test_inputs_are_not_copied() -> None:
     db = np.random.default_rng(1).random((200_000, 64), dtype=np.float32)  # 51 MB
     q = db[:100].copy()

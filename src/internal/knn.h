@@ -47,11 +47,15 @@ typedef struct bg__knn_ctx {
   size_t scratch_size;     /* I */
   unsigned nscratch;       /* I */
   _Atomic int *busy;       /* A: one flag per scratch buffer */
-  size_t ntiles;           /* I: query tiles in the search */
+  size_t ntasks;           /* I: query tiles times database slices */
   size_t x_base;           /* I: the global index of d->db's first row (a streamed piece's) */
   bg__knn_bf16 bf16;       /* I */
   void *bound;             /* I: B1, B2, C per database row (bf16: floats), B1, C (blas) */
   _Atomic uint64_t *stats; /* A: bf16 and blas: pairs, re-scored pairs, fallback pairs */
+  unsigned slices;         /* I: database slices (plan->db_slices; 0 counts as 1) */
+  int64_t *slice_idx;      /* I: slices 1.. fold into top-k lists of their own (slices.c) */
+  void *slice_keys;        /* I */
+  size_t list_base;        /* I: the first row folded into keys since they were last emptied */
 } bg__knn_ctx;
 
 /* values.c. bg__knn_max_sq_norm: the largest |v|^2 of @rows rows, in double; BG_EINVAL for NaN
@@ -104,9 +108,17 @@ int bg__knn_bound_rows(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
                        void *bc);
 void bg__knn_blas_query(const bg_knn_desc_t *d, size_t i, void *q);
 
-/* Writes @src to the caller's @dst: whole for a version-5 description, else up to and including
- * why (older callers' plans end there). */
+/* Writes @src to the caller's @dst as far as the description's version knows the plan: whole
+ * for version 6, up to fallback_pairs for 5, up to and including why before. */
 void bg__knn_put_plan(const bg_knn_desc_t *d, bg_knn_plan_t *dst, const bg_knn_plan_t *src);
+
+/* A database split across workers (slices.c). bg__knn_slice_bytes: the slices' own top-k lists
+ * and the merge's row. bg__knn_slice: @c narrowed to slice @s of its database, in @sd and @sc;
+ * 0 when the slice is empty. bg__knn_merge_slices: every slice's lists merged into c->keys and
+ * c->d->idx. */
+uint64_t bg__knn_slice_bytes(const bg_knn_desc_t *d, unsigned slices);
+int bg__knn_slice(const bg__knn_ctx *c, unsigned s, bg_knn_desc_t *sd, bg__knn_ctx *sc);
+void bg__knn_merge_slices(const bg__knn_ctx *c);
 
 /* Folds c->d's database (c->x_base its first row's index) into the running top-k: the norms,
  * then every query tile on the pool. */

@@ -359,7 +359,7 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
           continue;
         /* A span fails when more than half its rows were scored twice, judged once the top-k
          * was full before it began (the first k rows always need their fp32 keys). */
-        if (c->x_base + j0 + nr >= d->k + span_rows && 2 * span_redone > span_rows) {
+        if (c->x_base + j0 + nr - c->list_base >= d->k + span_rows && 2 * span_redone > span_rows) {
           fb[b].next = fb[b].next ? 2 * fb[b].next : 1;
           fb[b].left = fb[b].next;
         } else {

@@ -162,10 +162,12 @@ bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind) {
 }
 
 void bg__knn_put_plan(const bg_knn_desc_t *d, bg_knn_plan_t *dst, const bg_knn_plan_t *src) {
-  if (d->version >= 5)
+  if (d->version >= 6)
     *dst = *src;
   else
-    memcpy(dst, src, offsetof(bg_knn_plan_t, precision));
+    memcpy(dst, src,
+           d->version == 5 ? offsetof(bg_knn_plan_t, db_slices)
+                           : offsetof(bg_knn_plan_t, precision));
 }
 
 /* The backend a description runs on. bf16 is the blocked kernel's: auto takes it (rather than
@@ -248,11 +250,24 @@ static void run_tile(const bg__knn_ctx *c, size_t i, char *scratch) {
     bg__knn_tile_f32(c, q0, q1, scratch);
 }
 
+/* Task i: query tile i / slices against database slice i % slices, so that the slices of a
+ * tile run side by side. */
+static void run_task(const bg__knn_ctx *c, size_t i, char *scratch) {
+  if (c->slices < 2) {
+    run_tile(c, i, scratch);
+    return;
+  }
+  bg_knn_desc_t sd;
+  bg__knn_ctx sc;
+  if (bg__knn_slice(c, (unsigned)(i % c->slices), &sd, &sc))
+    run_tile(&sc, i / c->slices, scratch);
+}
+
 static int tile_task(void *out, const void *in, size_t i, void *ctx) {
   (void)out, (void)in;
   const bg__knn_ctx *c = ctx;
   unsigned s = claim(c);
-  run_tile(c, i, c->scratch + (size_t)s * c->scratch_size);
+  run_task(c, i, c->scratch + (size_t)s * c->scratch_size);
   /* Release pairs with the acquire in the next claim's compare-exchange (seq_cst). */
   atomic_store_explicit(&c->busy[s], 0, memory_order_release);
   return 0;
@@ -264,8 +279,8 @@ static int tile_task(void *out, const void *in, size_t i, void *ctx) {
 static int lane_task(void *out, const void *in, size_t lane, void *ctx) {
   (void)out, (void)in;
   const bg__knn_ctx *c = ctx;
-  for (size_t i = lane; i < c->ntiles; i += c->nscratch)
-    run_tile(c, i, c->scratch + lane * c->scratch_size);
+  for (size_t i = lane; i < c->ntasks; i += c->nscratch)
+    run_task(c, i, c->scratch + lane * c->scratch_size);
   return 0;
 }
 
@@ -278,17 +293,33 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
     if (rc != 0)
       return rc;
   }
+  /* Slices 1.. fold into lists of their own, empty at every call (a streamed piece's too). */
+  void *lists = NULL;
+  if (c->slices > 1) {
+    size_t list = d->nb_new * d->k, n = (c->slices - 1) * list + d->k;
+    if (!(lists = bg__pool_alloc(&pool->alloc, (size_t)bg__knn_slice_bytes(d, c->slices))))
+      return BG_ENOMEM;
+    c->slice_idx = lists;
+    c->slice_keys = c->slice_idx + n;
+    bg_knn_desc_t sd = *d;
+    sd.nb_new = (c->slices - 1) * d->nb_new;
+    sd.idx = c->slice_idx;
+    bg__knn_init_topk(&sd, c->slice_keys);
+  }
   int blas_threads = c->kind == BG__KNN_BLAS ? bg__blas_threads(1) : 0;
   bg_map_desc_t m;
   bg_map_desc_init(&m);
   m.ctx = c;
-  c->ntiles = (d->nb_new + c->tile_q - 1) / c->tile_q;
-  int lanes = c->nscratch < pool->workers && c->nscratch < c->ntiles;
+  c->ntasks = (d->nb_new + c->tile_q - 1) / c->tile_q * (c->slices > 1 ? c->slices : 1);
+  int lanes = c->nscratch < pool->workers && c->nscratch < c->ntasks;
   m.fn = lanes ? lane_task : tile_task;
-  m.n = lanes ? c->nscratch : c->ntiles;
+  m.n = lanes ? c->nscratch : c->ntasks;
   int rc = bg_map(pool, &m, NULL);
   if (c->kind == BG__KNN_BLAS)
     bg__blas_threads(blas_threads);
+  if (rc == 0 && lists)
+    bg__knn_merge_slices(c);
+  bg__pool_free(&pool->alloc, lists);
   return rc;
 }
 
@@ -411,6 +442,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,
+                   .slices = p.db_slices,
                    .isa = bg__knn_isa_here()};
   bg__knn_backend(p.backend, d, pool->workers, &c.kind);
   c.bf16 = bg__knn_bf16_mode(d, c.kind);

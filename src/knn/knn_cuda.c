@@ -35,6 +35,7 @@ int bg__knn_cuda_plan(const bg_knn_desc_t *d, bg__gpu_plan *gp, bg_knn_plan_t *o
   rc = bg__gpu_plan_make(&s, budget, gp);
   *out = (bg_knn_plan_t){.backend = "cuda",
                          .precision = "exact",
+                         .db_slices = 1,
                          .tile_q = gp->tq,
                          .tile_db = gp->tdb,
                          .workers = 1,

@@ -93,6 +93,36 @@ static unsigned blas_fit(const bg_knn_desc_t *d, unsigned w, size_t tdb_min, uin
   return w;
 }
 
+/* Slices smaller than this many rows are not worth a task of their own: each task packs all
+ * the queries again. */
+#define SLICE_MIN_ROWS 64
+
+/* Lanes the blocked kernel computes for a tile of n queries: whole blocks of QB, then the last
+ * block's queries rounded up to whole vectors of its build (32 bytes with AVX2, 64 otherwise).
+ * naive and blas compute no padding. */
+static uint64_t lanes(const bg_knn_desc_t *d, bg__knn_kind kind, size_t n) {
+  if (kind != BG__KNN_BLOCKED)
+    return n;
+  size_t e = elem_size(d), qb = BG_KNN_QBLOCK_BYTES / e;
+  size_t unit = (bg__knn_isa_here() == BG__ISA_AVX2 ? 32 : 64) / e;
+  return (uint64_t)n / qb * qb + (n % qb + unit - 1) / unit * unit;
+}
+
+/* Database slices (plan->db_slices, slices.c): one per worker when every worker taking all the
+ * queries against a slice of the database computes at least 3% fewer lanes a worker than the
+ * query tiles @tq would (the merge and the packing of every query in every slice cost the rest).
+ * That is when the tiles leave workers idle (fewer queries than workers) or pad their last
+ * vectors (100 queries on two AVX2 workers: 56 lanes a worker for 50 queries, against 52 for
+ * all 100 on half the database). */
+static unsigned db_slices(const bg_knn_desc_t *d, bg__knn_kind kind, unsigned w, size_t tq,
+                          size_t tq_max) {
+  if (w < 2 || d->nb_new > tq_max || d->nb_txt < (uint64_t)w * SLICE_MIN_ROWS)
+    return 1;
+  uint64_t tiles = (d->nb_new + tq - 1) / tq, rounds = (tiles + w - 1) / w;
+  uint64_t by_queries = rounds * lanes(d, kind, tq) * w, by_db = lanes(d, kind, d->nb_new);
+  return by_db * 100 <= by_queries * 97 ? w : 1;
+}
+
 /* Plans within @budget; *shrunk says whether the tiles had to shrink to fit it. */
 static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kind,
                    uint64_t budget, bg_knn_plan_t *out, int *shrunk) {
@@ -116,6 +146,7 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
           .min_bytes = blas_least(d, 1, tdb_min) + AS_SLACK,
           .budget = as,
           .precision = "exact",
+          .db_slices = 1,
           .why = "the address space left under RLIMIT_AS (ulimit -v) cannot hold one of "
                  "OpenBLAS's 128 MiB work buffers beside the search: use the blocked backend "
                  "or raise the limit",
@@ -133,8 +164,17 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
    * tile grows with it), because each query tile streams the whole database from memory once
    * (and OpenBLAS packs it again), and fewer, longer passes were faster than the balance more
    * tiles would give when measured (docs/PERFORMANCE.md). */
-  size_t tq = clamp((d->nb_new + w - 1) / w, 1, kind == BG__KNN_BLOCKED ? 1024 : 512);
-  uint64_t fixed = fixed_bytes(d, kind, w);
+  size_t tq_max = kind == BG__KNN_BLOCKED ? 1024 : 512;
+  size_t tq = clamp((d->nb_new + w - 1) / w, 1, tq_max);
+  unsigned slices = db_slices(d, kind, w, tq, tq_max);
+  uint64_t fixed = fixed_bytes(d, kind, w) + bg__knn_slice_bytes(d, slices);
+  /* Slices whose own top-k lists leave no room for the smallest tiles are done without. */
+  if (slices > 1 && fixed + w * bg__knn_scratch_bytes(d, kind, 1, tdb_min) > budget) {
+    slices = 1;
+    fixed = fixed_bytes(d, kind, w);
+  }
+  if (slices > 1)
+    tq = d->nb_new;
   while (fixed + w * bg__knn_scratch_bytes(d, kind, tq, tdb) > budget && tq > 1) {
     *shrunk = 1;
     if (kind == BG__KNN_BLAS && tdb > tdb_min)
@@ -152,6 +192,7 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
       .budget = budget,
       .blas_bytes = blas,
       .precision = bg__knn_bf16_mode(d, kind) ? "bf16" : "exact",
+      .db_slices = slices,
   };
   if (out->min_bytes <= budget)
     return BG_OK;

@@ -127,6 +127,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
                    .tile_q = p.tile_q,
                    .tile_db = p.tile_db,
                    .nscratch = p.workers,
+                   .slices = p.db_slices,
                    .bf16 = bg__knn_bf16_mode(&pd, kind)};
   _Atomic uint64_t stats[3];
   for (int i = 0; i < 3; i++)

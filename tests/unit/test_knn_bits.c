@@ -65,7 +65,8 @@ static void make(data *x, uint64_t seed) {
     memcpy((char *)x->db + (x->s.nb - 1) * row, (char *)x->db + row, row);
 }
 
-static void search(bg_pool_t *pool, const data *x, const run *r, int64_t *idx, void *scores) {
+static void search_plan(bg_pool_t *pool, const data *x, const run *r, int64_t *idx, void *scores,
+                        bg_knn_plan_t *plan) {
   if (r->isa)
     setenv("BRIGADE_KNN_ISA", r->isa, 1);
   bg_knn_desc_t d;
@@ -79,8 +80,12 @@ static void search(bg_pool_t *pool, const data *x, const run *r, int64_t *idx, v
     assert_int_equal(bg_knn_plan(pool, &d, &p), BG_ENOMEM);
     d.mem_budget = p.min_bytes;
   }
-  assert_int_equal(bg_knn(pool, &d, NULL), 0);
+  assert_int_equal(bg_knn(pool, &d, plan), 0);
   unsetenv("BRIGADE_KNN_ISA");
+}
+
+static void search(bg_pool_t *pool, const data *x, const run *r, int64_t *idx, void *scores) {
+  search_plan(pool, x, r, idx, scores, NULL);
 }
 
 /* Every run of @runs gives the first run's idx and scores, byte for byte. */
@@ -175,10 +180,72 @@ static void near_ties_are_decided_as_the_blocked_kernel_decides(void **state) {
   bg_pool_destroy(pool);
 }
 
+/* Row 1 copied to every 37th row (across every slice), and query 0 made row 1 itself: for L2
+ * and cosine those copies are its best, all tied, and their order is decided by index alone. */
+static void plant_copies(data *x) {
+  size_t e = x->dtype == BG_F64 ? 8 : 4, row = x->s.dim * e;
+  for (size_t r = 38; r < x->s.nb; r += 37)
+    memcpy((char *)x->db + r * row, (char *)x->db + row, row);
+  memcpy(x->q, (char *)x->db + row, row);
+}
+
+/* Few queries split the database across the workers (plan->db_slices), each slice folded into a
+ * top-k of its own and the lists merged at the end: the answer must be the one-worker search's
+ * (which never splits), bit for bit, ties included, whatever the number of workers, slices
+ * shorter than k, the build, or the backend. */
+static void splitting_the_database_changes_no_bit(void **state) {
+  (void)state;
+  static const shape few[] = {
+      {600, 19, 1, 40}, {1000, 67, 5, 7}, {777, 130, 2, 300}, {2000, 33, 13, 1}, {5000, 8, 40, 10}};
+  static const run runs[] = {{"generic", "blocked", 0}, {NULL, "blocked", 0}, {NULL, "blas", 0}};
+  static const unsigned workers[] = {2, 3, 5};
+  bg_pool_t *one = tk_pool("threads", 1), *many[3];
+  for (size_t w = 0; w < 3; w++)
+    many[w] = tk_pool("threads", workers[w]);
+  unsigned split = 0;
+  for (size_t si = 0; si < sizeof few / sizeof few[0]; si++)
+    for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++)
+      for (int t = 0; t < BG_DTYPE_COUNT_; t++) {
+        data x = {few[si], (bg_knn_metric_t)m, (bg_dtype_t)t, NULL, NULL};
+        make(&x, 0x5bd1e995u + si * 17 + (uint64_t)m * 3 + (uint64_t)t);
+        plant_copies(&x);
+        size_t n = x.s.nq * x.s.k, e = x.dtype == BG_F64 ? 8 : 4;
+        int64_t *want = malloc(n * 8), *got = malloc(n * 8);
+        void *ws = malloc(n * e), *gs = malloc(n * e);
+        for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+          if (!bg_knn_backend_available(runs[r].backend))
+            continue;
+          search(one, &x, &runs[r], want, ws);
+          for (size_t w = 0; w < 3; w++) {
+            bg_knn_plan_t p;
+            memset(got, 0xAB, n * 8), memset(gs, 0xAB, n * e);
+            search_plan(many[w], &x, &runs[r], got, gs, &p);
+            /* Fewer queries than workers always split. */
+            if (x.s.nq < workers[w])
+              assert_int_equal(p.db_slices, workers[w]);
+            split += p.db_slices > 1;
+            for (size_t i = 0; i < n; i++)
+              if (got[i] != want[i] || memcmp((char *)gs + i * e, (char *)ws + i * e, e))
+                fail_msg("%s %s nb=%zu nq=%zu k=%zu, %s (isa %s) on %u workers in %u slices: "
+                         "rank %zu of query %zu is %lld, on one worker %lld (or a score differs)",
+                         bg_knn_metric_name(x.metric), bg_dtype_name(x.dtype), x.s.nb, x.s.nq,
+                         x.s.k, runs[r].backend, runs[r].isa ? runs[r].isa : "best", workers[w],
+                         p.db_slices, i % x.s.k, i / x.s.k, (long long)got[i], (long long)want[i]);
+          }
+        }
+        free(want), free(got), free(ws), free(gs), free(x.db), free(x.q);
+      }
+  assert_true(split >= 60);
+  bg_pool_destroy(one);
+  for (size_t w = 0; w < 3; w++)
+    bg_pool_destroy(many[w]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_build_and_plan_gives_the_same_bits),
       cmocka_unit_test(near_ties_are_decided_as_the_blocked_kernel_decides),
+      cmocka_unit_test(splitting_the_database_changes_no_bit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

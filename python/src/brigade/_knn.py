@@ -21,6 +21,8 @@ class KnnPlan:
 
     ``bytes`` is what the search allocates besides its inputs and outputs (tiles, packing,
     norms), ``min_bytes`` the least any plan needs, ``budget`` the budget it was made for.
+    ``db_slices`` is how many slices of the database are searched side by side, each for all
+    the queries, then merged (few queries); 1 otherwise.
     """
 
     backend: str
@@ -32,6 +34,7 @@ class KnnPlan:
     budget: int
     blas_bytes: int
     precision: str
+    db_slices: int
 
 
 def _plan(d: dict) -> KnnPlan:
