@@ -58,18 +58,21 @@ typedef struct bg__knn_ctx {
   size_t list_base;        /* I: the first row folded into keys since they were last emptied */
 } bg__knn_ctx;
 
-/* values.c. bg__knn_max_sq_norm: the largest |v|^2 of @rows rows, in double; BG_EINVAL for NaN
- * or infinity. bg__knn_scores_fit: 1 when no key formed from norms up to q2 and x2 can pass the
- * dtype. bg__knn_check_values: both passes over a description's arrays (BG_EINVAL, BG_ERANGE).
- * bg__knn_sq_norm: |row i|^2. bg__knn_db_norms: |x| (cosine) or |x|^2 (L2) of d->db's rows.
+/* norms.c: squared norms in double, the same bits in every build, on @pool (NULL: here).
+ * bg__knn_max_sq_norm: the largest |v|^2 of @rows rows; BG_EINVAL for NaN or infinity.
+ * bg__knn_sq_norm: |row i|^2. bg__knn_db_norms: |x| (cosine) or |x|^2 (L2) of d->db's rows. */
+int bg__knn_max_sq_norm(bg_pool_t *pool, const void *v, size_t rows, size_t dim, bg_dtype_t t,
+                        double *out);
+double bg__knn_sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i);
+int bg__knn_db_norms(bg_pool_t *pool, const bg_knn_desc_t *d, void *norm);
+
+/* values.c. bg__knn_scores_fit: 1 when no key formed from norms up to q2 and x2 can pass the
+ * dtype. bg__knn_check_values: both inputs' largest norms (BG_EINVAL, BG_ERANGE).
  * bg__knn_init_topk: idx -1, keys -inf. bg__knn_all_found: no -1 left. bg__knn_finish_scores:
  * keys to scores (needs the queries the search ran on). */
-int bg__knn_max_sq_norm(const void *v, size_t rows, size_t dim, bg_dtype_t t, double *out);
 int bg__knn_scores_fit(const bg_knn_desc_t *d, double q2, double x2);
 const char *bg__knn_overflow_why(bg_dtype_t t);
-int bg__knn_check_values(const bg_knn_desc_t *d);
-double bg__knn_sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i);
-void bg__knn_db_norms(const bg_knn_desc_t *d, void *norm);
+int bg__knn_check_values(bg_pool_t *pool, const bg_knn_desc_t *d);
 void bg__knn_init_topk(const bg_knn_desc_t *d, void *keys);
 int bg__knn_all_found(const bg_knn_desc_t *d);
 void bg__knn_finish_scores(const bg_knn_desc_t *d);

@@ -286,13 +286,11 @@ static int lane_task(void *out, const void *in, size_t lane, void *ctx) {
 
 int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   const bg_knn_desc_t *d = c->d;
-  if (c->db_norm)
-    bg__knn_db_norms(d, (void *)c->db_norm);
-  if (c->bound) {
-    int rc = bg__knn_bound_rows(pool, d, c->kind, c->db_norm, c->bound);
-    if (rc != 0)
-      return rc;
-  }
+  int rc = c->db_norm ? bg__knn_db_norms(pool, d, (void *)c->db_norm) : 0;
+  if (rc == 0 && c->bound)
+    rc = bg__knn_bound_rows(pool, d, c->kind, c->db_norm, c->bound);
+  if (rc != 0)
+    return rc;
   /* Slices 1.. fold into lists of their own, empty at every call (a streamed piece's too). */
   void *lists = NULL;
   if (c->slices > 1) {
@@ -314,7 +312,7 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   int lanes = c->nscratch < pool->workers && c->nscratch < c->ntasks;
   m.fn = lanes ? lane_task : tile_task;
   m.n = lanes ? c->nscratch : c->ntasks;
-  int rc = bg_map(pool, &m, NULL);
+  rc = bg_map(pool, &m, NULL);
   if (c->kind == BG__KNN_BLAS)
     bg__blas_threads(blas_threads);
   if (rc == 0 && lists)
@@ -335,7 +333,8 @@ static int run(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_ctx *c) {
 
 /* The GPU's search: norms and result keys on the host as for the CPU backends, the tiles on the
  * device (knn_cuda.c). A CUDA failure leaves its message in p->why. */
-static int run_cuda(const bg_allocator_t *a, const bg_knn_desc_t *d, bg_knn_plan_t *p) {
+static int run_cuda(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *p) {
+  const bg_allocator_t *a = &pool->alloc;
   bg__gpu_plan gp;
   int rc = bg__knn_cuda_plan(d, &gp, p);
   if (rc != 0)
@@ -348,9 +347,9 @@ static int run_cuda(const bg_allocator_t *a, const bg_knn_desc_t *d, bg_knn_plan
     goto done;
   if (!d->scores && !(own_keys = bg__pool_alloc(a, d->nb_new * d->k * e)))
     goto done;
-  if (norm)
-    bg__knn_db_norms(d, norm);
   p->why = NULL;
+  if (norm && (rc = bg__knn_db_norms(pool, d, norm)) != 0)
+    goto done;
   rc = bg__knn_cuda_run(d, &gp, norm, d->scores ? d->scores : own_keys, a, &p->why);
   if (rc == 0 && !bg__knn_all_found(d)) {
     rc = BG_ERANGE;
@@ -403,7 +402,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
     return bg__knn_stream(pool, &sd, plan);
   }
   /* Before anything is allocated or searched: one pass over the inputs. */
-  rc = bg__knn_check_values(d);
+  rc = bg__knn_check_values(pool, d);
   if (rc != 0) {
     if (rc == BG_ERANGE && plan) {
       p.why = bg__knn_overflow_why(d->dtype);
@@ -425,7 +424,7 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   }
   d = &centred;
   if (!strcmp(p.backend, "cuda")) {
-    rc = run_cuda(a, d, &p);
+    rc = run_cuda(pool, d, &p);
     /* auto's GPU failing at run time (a device fault, cuBLAS that does not load) leaves the
      * CPU to answer; an explicit "cuda" reports the failure. */
     int to_cpu = rc == BG_EUNAVAIL && is_auto(d->backend);

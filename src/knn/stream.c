@@ -115,8 +115,9 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
     return rc;
   }
   double q2, x2 = 0;
-  if (bg__knn_max_sq_norm(d->queries, d->nb_new, d->dim, d->dtype, &q2) != 0)
-    return BG_EINVAL;
+  rc = bg__knn_max_sq_norm(pool, d->queries, d->nb_new, d->dim, d->dtype, &q2);
+  if (rc != 0)
+    return rc;
   size_t e = d->dtype == BG_F64 ? 8 : 4, row = d->dim * e;
   stream s = {.a = &pool->alloc};
   bg_knn_desc_t pd = *d; /* the piece being searched */
@@ -175,7 +176,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
       threaded = pthread_create(&reader, NULL, read_piece, &next) == 0;
     }
     double px2;
-    rc = bg__knn_max_sq_norm(pd.db, pd.nb_txt, d->dim, d->dtype, &px2);
+    rc = bg__knn_max_sq_norm(pool, pd.db, pd.nb_txt, d->dim, d->dtype, &px2);
     if (rc == 0 && i == 0 && d->metric == BG_KNN_L2) {
       /* The first piece decides L2's shift; the queries are shifted into a copy, every piece
        * in place as it arrives. */
@@ -188,7 +189,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
             bg__knn_shift_rows(d, d->queries, d->nb_new, s.shift, s.qcopy);
             pd.queries = s.qcopy;
             centred = 1;
-            bg__knn_max_sq_norm(pd.queries, d->nb_new, d->dim, d->dtype, &q2);
+            bg__knn_max_sq_norm(pool, pd.queries, d->nb_new, d->dim, d->dtype, &q2);
           } else if (must) {
             rc = BG_ENOMEM;
           }
@@ -197,7 +198,7 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
     }
     if (rc == 0 && centred) {
       bg__knn_shift_rows(&pd, pd.db, pd.nb_txt, s.shift, (void *)pd.db);
-      bg__knn_max_sq_norm(pd.db, pd.nb_txt, d->dim, d->dtype, &px2);
+      bg__knn_max_sq_norm(pool, pd.db, pd.nb_txt, d->dim, d->dtype, &px2);
     }
     x2 = px2 > x2 ? px2 : x2;
     if (rc == 0 && !bg__knn_scores_fit(d, q2, x2)) {

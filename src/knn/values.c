@@ -1,61 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* What every knn backend shares around its kernels: the one pass over the inputs that refuses
- * NaN, infinities and scores that would overflow the dtype; the database's norms; the running
+/* What every knn backend shares around its kernels: the check that refuses NaN, infinities and
+ * scores that would overflow the dtype (its pass over the inputs is norms.c's); the running
  * top-k's start; and the turn of ranking keys into the metric's scores. */
 #include "brigade/error.h"
 #include "internal/knn.h"
 
 #include <float.h>
 #include <math.h>
-
-/* |v|^2 of one row, in double: exact enough for a bound, and unable to overflow for f32 rows
- * (dim < 2^31 squares of at most 3.4e38 stay below 1e87). Four sums let the loop vectorise. */
-static double row_sq_f32(const float *r, size_t dim) {
-  double a[4] = {0, 0, 0, 0};
-  size_t t = 0;
-  for (; t + 4 <= dim; t += 4)
-    for (size_t l = 0; l < 4; l++)
-      a[l] += (double)r[t + l] * r[t + l];
-  for (; t < dim; t++)
-    a[0] += (double)r[t] * r[t];
-  return (a[0] + a[1]) + (a[2] + a[3]);
-}
-
-static double row_sq_f64(const double *r, size_t dim) {
-  double a[4] = {0, 0, 0, 0};
-  size_t t = 0;
-  for (; t + 4 <= dim; t += 4)
-    for (size_t l = 0; l < 4; l++)
-      a[l] += r[t + l] * r[t + l];
-  for (; t < dim; t++)
-    a[0] += r[t] * r[t];
-  return (a[0] + a[1]) + (a[2] + a[3]);
-}
-
-static int row_finite(const void *rows, size_t i, size_t dim, bg_dtype_t t) {
-  for (size_t j = 0; j < dim; j++)
-    if (!isfinite(t == BG_F64 ? ((const double *)rows)[i * dim + j]
-                              : (double)((const float *)rows)[i * dim + j]))
-      return 0;
-  return 1;
-}
-
-/* The largest |v|^2 over the rows, in double, in the same pass that looks for NaN and
- * infinities: a row whose sum is not finite is read again to tell a bad value (BG_EINVAL) from
- * finite f64 values whose squares pass DBL_MAX (+inf, which bg__knn_scores_fit() refuses). */
-int bg__knn_max_sq_norm(const void *v, size_t rows, size_t dim, bg_dtype_t t, double *out) {
-  double m = 0;
-  for (size_t i = 0; i < rows; i++) {
-    double s = t == BG_F64 ? row_sq_f64((const double *)v + i * dim, dim)
-                           : row_sq_f32((const float *)v + i * dim, dim);
-    if (!isfinite(s) && !row_finite(v, i, dim, t))
-      return BG_EINVAL;
-    if (s > m)
-      m = s;
-  }
-  *out = m;
-  return BG_OK;
-}
 
 /* Whether every value a kernel forms stays within the dtype, given the largest squared norms of
  * the queries (q2) and of the database (x2).
@@ -95,31 +46,16 @@ const char *bg__knn_overflow_why(bg_dtype_t t) {
                        "pass 3.4e38): use f64 or rescale the data";
 }
 
-/* Reads both inputs once: BG_EINVAL for NaN or infinity, BG_ERANGE when scores could overflow. */
-int bg__knn_check_values(const bg_knn_desc_t *d) {
+/* Reads both inputs once (norms.c, on @pool): BG_EINVAL for NaN or infinity, BG_ERANGE when
+ * scores could overflow. */
+int bg__knn_check_values(bg_pool_t *pool, const bg_knn_desc_t *d) {
   double q2, x2;
-  if (bg__knn_max_sq_norm(d->db, d->nb_txt, d->dim, d->dtype, &x2) != 0 ||
-      bg__knn_max_sq_norm(d->queries, d->nb_new, d->dim, d->dtype, &q2) != 0)
-    return BG_EINVAL;
+  int rc = bg__knn_max_sq_norm(pool, d->db, d->nb_txt, d->dim, d->dtype, &x2);
+  if (rc == 0)
+    rc = bg__knn_max_sq_norm(pool, d->queries, d->nb_new, d->dim, d->dtype, &q2);
+  if (rc != 0)
+    return rc;
   return bg__knn_scores_fit(d, q2, x2) ? BG_OK : BG_ERANGE;
-}
-
-/* |v|^2 of row i of a row-major array of the search's dtype, summed in double. */
-double bg__knn_sq_norm(const bg_knn_desc_t *d, const void *rows, size_t i) {
-  return d->dtype == BG_F64 ? row_sq_f64((const double *)rows + i * d->dim, d->dim)
-                            : row_sq_f32((const float *)rows + i * d->dim, d->dim);
-}
-
-/* |x|^2 for L2, |x| for cosine, of database row j (in the inputs' type). */
-void bg__knn_db_norms(const bg_knn_desc_t *d, void *norm) {
-  for (size_t j = 0; j < d->nb_txt; j++) {
-    double s = bg__knn_sq_norm(d, d->db, j);
-    double r = d->metric == BG_KNN_COSINE ? sqrt(s) : s;
-    if (d->dtype == BG_F64)
-      ((double *)norm)[j] = r;
-    else
-      ((float *)norm)[j] = (float)r;
-  }
 }
 
 /* Starts every query's top-k empty: keys at -inf never beat a finite key, idx -1. */

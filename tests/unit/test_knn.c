@@ -398,6 +398,53 @@ static void expect_reference(const char *what, const double *db, size_t nb, cons
   free(want), free(wsc);
 }
 
+/* Inputs of more than a chunk (norms.c) are checked and normed on the pool, chunk by chunk: a
+ * bad value in any chunk, the first row's, a middle one's or the last row's, in the database or
+ * in the queries, is still refused, and the norms of every chunk are right. */
+static void every_chunk_of_a_large_input_is_checked(void **state) {
+  (void)state;
+  bg_pool_t *pool = tk_pool("threads", 3);
+  size_t nb = 6000, nq = 3000, dim = 100;
+  float *db = malloc(nb * dim * sizeof *db), *q = malloc(nq * dim * sizeof *q);
+  for (size_t i = 0; i < nb * dim; i++)
+    db[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+  for (size_t i = 0; i < nq * dim; i++)
+    q[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+  int64_t *idx = malloc(nq * sizeof *idx);
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = nq, d.dim = dim, d.k = 1, d.idx = idx;
+  assert_int_equal(bg_knn(pool, &d, NULL), 0);
+  float *arrays[] = {db, q};
+  size_t rows[] = {nb, nq};
+  const float bad[] = {NAN, INFINITY, 3e38f};
+  const int want[] = {BG_EINVAL, BG_EINVAL, BG_ERANGE};
+  for (size_t a = 0; a < 2; a++)
+    for (size_t r = 0; r < 3; r++) {
+      size_t at = (r == 0 ? 0 : r == 1 ? rows[a] / 2 + 1 : rows[a] - 1) * dim + dim - 1;
+      for (size_t b = 0; b < 3; b++) {
+        float keep = arrays[a][at];
+        arrays[a][at] = bad[b];
+        assert_int_equal(bg_knn(pool, &d, NULL), want[b]);
+        arrays[a][at] = keep;
+      }
+    }
+  /* L2 ranks by 2 q.x - |x|^2: a chunk left without norms would answer wrong. */
+  double *dbd = malloc(nb * dim * sizeof *dbd), *qd = malloc(8 * dim * sizeof *qd), sc[8];
+  for (size_t i = 0; i < nb * dim; i++)
+    dbd[i] = db[i];
+  for (size_t i = 0; i < 8 * dim; i++)
+    qd[i] = q[i];
+  for (int m = BG_KNN_COSINE; m <= BG_KNN_L2; m++) {
+    assert_int_equal(
+        search(pool, "blocked", (bg_knn_metric_t)m, BG_F32, dbd, nb, qd, 8, dim, 1, idx, sc, NULL),
+        0);
+    expect_reference("large input", dbd, nb, qd, 8, dim, 1, (bg_knn_metric_t)m, idx, sc);
+  }
+  free(db), free(q), free(idx), free(dbd), free(qd);
+  bg_pool_destroy(pool);
+}
+
 /* Ordinary rows in [-1, 1] with every fifth row set to @pad (rows of padding), then everything
  * multiplied by @scale; queries in [0, 1] times @qscale, so that ip against padding is never a
  * tie at zero. */
@@ -637,6 +684,7 @@ int main(void) {
       cmocka_unit_test(the_planner_keeps_to_its_budget),
       cmocka_unit_test(auto_gives_way_to_blocked_when_blas_does_not_fit),
       cmocka_unit_test(refusals_are_clear),
+      cmocka_unit_test(every_chunk_of_a_large_input_is_checked),
       cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
       cmocka_unit_test(large_but_representable_scores_are_answered),
       cmocka_unit_test(l2_far_from_the_origin_is_answered_right),
