@@ -36,6 +36,12 @@ enum bg_map_flags {
    * too (their workers are killed) and stay pending, as GNU parallel's --halt now. Backends
    * that run tasks in-process cannot stop one: they refuse it (BG_EBACKEND). */
   BG_MAP_HALT_NOW = 1u << 3,
+  /* The auto schedule without its memory: every item goes to the workers from the start, and
+   * the time this map's items take is not kept for the next map of the same function. For a
+   * function whose items cost very different times from one map to the next (bg_knn's tiles,
+   * whose size follows the search's shape), where a cheap earlier map would make the next one
+   * run its first item on the caller, alone (a big search then took twice as long). */
+  BG_MAP_NO_HISTORY = 1u << 4,
 };
 
 /* Which failures desc->retries applies to (desc->retry_on); 0 means all of them. */

@@ -255,5 +255,6 @@ int bg__knn_bound_rows(bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind kin
   bg_map_desc_t m;
   bg_map_desc_init(&m);
   m.fn = rows_task, m.ctx = &j, m.n = (d->nb_txt + ROWS_CHUNK - 1) / ROWS_CHUNK;
+  m.flags = BG_MAP_NO_HISTORY;
   return bg_map(pool, &m, NULL);
 }

@@ -310,6 +310,7 @@ int bg__knn_cpu_fold(bg_pool_t *pool, bg__knn_ctx *c) {
   m.ctx = c;
   c->ntasks = (d->nb_new + c->tile_q - 1) / c->tile_q * (c->slices > 1 ? c->slices : 1);
   int lanes = c->nscratch < pool->workers && c->nscratch < c->ntasks;
+  m.flags = BG_MAP_NO_HISTORY; /* tiles cost what the search's shape makes them */
   m.fn = lanes ? lane_task : tile_task;
   m.n = lanes ? c->nscratch : c->ntasks;
   rc = bg_map(pool, &m, NULL);

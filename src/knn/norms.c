@@ -105,7 +105,7 @@ static int run_pass(bg_pool_t *pool, pass *p) {
   }
   bg_map_desc_t m;
   bg_map_desc_init(&m);
-  m.fn = chunk_task, m.ctx = p, m.n = n;
+  m.fn = chunk_task, m.ctx = p, m.n = n, m.flags = BG_MAP_NO_HISTORY;
   return bg_map(pool, &m, NULL);
 }
 

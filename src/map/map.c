@@ -201,7 +201,8 @@ static void summarise(const bg__wstat *stats, unsigned workers, size_t n, bg_map
  * shared-counter policy on what is left. */
 static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
   const bg_map_desc_t *d = job->d;
-  const bg__cost *known = cost_find(p, d->fn);
+  int forget = (d->flags & BG_MAP_NO_HISTORY) != 0;
+  const bg__cost *known = forget ? NULL : cost_find(p, d->fn);
   size_t done = 0, inline_chunks = 0;
   double ns_item = known ? known->ns_per_item : 0;
   uint64_t t_inline = bg__now_ns();
@@ -227,7 +228,7 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
       busy += p->slots[w].busy_ns;
     ns_item = (double)busy / (double)(d->n - done);
   }
-  if (ns_item > 0)
+  if (ns_item > 0 && !forget)
     cost_record(p, d->fn, ns_item);
   r->chunks += inline_chunks;
 }
@@ -237,8 +238,8 @@ static void map_auto(bg_pool_t *p, bg__job *job, bg_map_report_t *r) {
  * of microseconds), so a map of trivial items goes in one or two chunks, not in the dozen of
  * plain guided (the measured cost includes each chunk's message, so it shrinks toward the
  * items' own as chunks grow). With no history, or long items, it is plain guided. */
-static size_t isolated_chunk(bg_pool_t *p, bg_task_fn fn) {
-  const bg__cost *c = cost_find(p, fn);
+static size_t isolated_chunk(bg_pool_t *p, const bg_map_desc_t *d) {
+  const bg__cost *c = d->flags & BG_MAP_NO_HISTORY ? NULL : cost_find(p, d->fn);
   if (p->chunk || p->schedule != BG_SCHED_AUTO || !c || c->ns_per_item <= 0)
     return p->chunk;
   double k = BG_SCHED_TARGET_NS / c->ns_per_item;
@@ -250,12 +251,12 @@ static size_t isolated_chunk(bg_pool_t *p, bg_task_fn fn) {
 static void map_isolated(bg_pool_t *p, bg__job *job) {
   const bg_map_desc_t *d = job->d;
   bg_schedule_t k = p->schedule == BG_SCHED_AUTO ? BG_SCHED_GUIDED : p->schedule;
-  bg__sched_init(&p->sched, k, 0, d->n, p->workers, isolated_chunk(p, d->fn), 0, p->slots);
+  bg__sched_init(&p->sched, k, 0, d->n, p->workers, isolated_chunk(p, d), 0, p->slots);
   p->ops->map(p->bstate, job);
   uint64_t busy = 0;
   for (unsigned w = 0; w < p->workers; w++)
     busy += job->stats[w].busy_ns;
-  if (busy > 0 && !job->rc && !job->interrupted)
+  if (busy > 0 && !job->rc && !job->interrupted && !(d->flags & BG_MAP_NO_HISTORY))
     cost_record(p, d->fn, (double)busy / (double)d->n);
 }
 

@@ -309,6 +309,44 @@ static void auto_runs_small_maps_inline(void **state) {
   bg_pool_destroy(p);
 }
 
+/* Items that spin for *ctx microseconds: the same function, cheap or dear by its context. */
+static int spin_us(void *out, const void *in, size_t i, void *ctx) {
+  (void)out, (void)in, (void)i;
+  uint64_t end = tk_now_ns() + *(const unsigned *)ctx * 1000ull;
+  while (tk_now_ns() < end)
+    ;
+  return 0;
+}
+
+/* BG_MAP_NO_HISTORY: a map of a function auto knows as trivial still goes to the workers, and
+ * what its items cost is not kept: after two 30 ms items under the flag, the next small map of
+ * the same function, without it, is still run inline on what the cheap maps taught. */
+static void no_history_maps_neither_use_nor_leave_a_cost(void **state) {
+  (void)state;
+  bg_pool_t *p = tk_pool("threads", 2);
+  unsigned cheap = 0, dear = 30000;
+  bg_map_desc_t d;
+  bg_map_desc_init(&d);
+  d.fn = spin_us;
+  d.ctx = &cheap;
+  d.n = 100000;
+  bg_map_report_t r;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  d.n = 7;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  assert_true(r.ran_inline);
+  d.flags = BG_MAP_NO_HISTORY;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  assert_false(r.ran_inline);
+  d.ctx = &dear, d.n = 2;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  assert_false(r.ran_inline);
+  d.ctx = &cheap, d.n = 7, d.flags = 0;
+  assert_int_equal(bg_map(p, &d, &r), 0);
+  assert_true(r.ran_inline);
+  bg_pool_destroy(p);
+}
+
 /* A pool held by one thread's map answers BG_EBUSY to BG_MAP_NOWAIT from another. */
 typedef struct busy {
   bg_pool_t *p;
@@ -497,6 +535,7 @@ int main(void) {
       cmocka_unit_test(nested_maps_run_inline),
       cmocka_unit_test(many_maps_on_one_pool),
       cmocka_unit_test(auto_runs_small_maps_inline),
+      cmocka_unit_test(no_history_maps_neither_use_nor_leave_a_cost),
       cmocka_unit_test(busy_pool_says_ebusy_under_nowait),
       cmocka_unit_test(the_one_call_map_runs_on_the_default_pool),
       cmocka_unit_test(bad_descriptions_are_refused),

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* What the unit tests of pools, processes and caches share: a pool in one call, a map
  * description in one call, the check that no child process was left behind, the address
- * space mapped, and a scratch folder. Static inline,
+ * space mapped, a scratch folder and a clock. Static inline,
  * so a test that uses some of them is not warned about the others. Include after cmocka.h. */
 #ifndef BRIGADE_TESTKIT_H
 #define BRIGADE_TESTKIT_H
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "brigade.h"
@@ -28,6 +29,13 @@
 #ifndef TK_TSAN
 #define TK_TSAN 0
 #endif
+
+/* A monotonic clock in nanoseconds, for tasks that must take a while (never to time a test). */
+static inline uint64_t tk_now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 /* An allocator for a pool (bg_allocator_t{tk_count_alloc, tk_count_free, &counting}) that
  * counts the bytes it has out and their peak, to hold a plan to its budget. */
