@@ -63,8 +63,8 @@ def test_ties_go_to_the_lowest_index() -> None:
 
 def test_one_query_splits_the_database_and_answers_the_same() -> None:
     rng = np.random.default_rng(5)
-    db = rng.standard_normal((3000, 24)).astype(np.float32)
-    db[1000::500] = db[7]  # ties in every slice
+    db = rng.standard_normal((30000, 24)).astype(np.float32)
+    db[10000::5000] = db[7]  # ties in every slice
     q = db[7:8].copy()
     assert brigade.knn_plan(db, q, k=9, workers=2).db_slices == 2
     assert brigade.knn_plan(db, q, k=9, workers=1).db_slices == 1
@@ -73,7 +73,13 @@ def test_one_query_splits_the_database_and_answers_the_same() -> None:
         two = brigade.knn(db, q, k=9, metric=metric, workers=2)
         assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     assert brigade.knn(db, q, k=6, metric="l2", workers=2)[0][0, :5].tolist() == [
-        7, 1000, 1500, 2000, 2500]
+        7, 10000, 15000, 20000, 25000]
+
+
+def test_a_tiny_search_runs_on_one_worker() -> None:
+    # 200 x 8 x 4 multiply-adds: waking a second worker costs more than it saves.
+    assert brigade.knn_plan((200, 8), (4, 8), workers=2).workers == 1
+    assert brigade.knn_plan((20000, 100), (4, 100), workers=2).workers == 2
 
 
 def test_inputs_are_not_copied() -> None:

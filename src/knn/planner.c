@@ -97,6 +97,12 @@ static unsigned blas_fit(const bg_knn_desc_t *d, unsigned w, size_t tdb_min, uin
  * the queries again. */
 #define SLICE_MIN_ROWS 64
 
+/* Searches of fewer multiply-adds than this run on the caller alone: waking a worker and
+ * waiting for it costs more than it saves. Measured on a 2-core Zen 1 (blocked, AVX2): 200 x 8
+ * x 4 took 5.2 us on one worker and 9.3 us on two, 1000 x 16 x 10 33 and 42 us, and the two
+ * tied near 1000 x 100 x 10 (1e6); a faster core only moves the tie higher. */
+#define INLINE_FMAS ((double)(1 << 19))
+
 /* Lanes the blocked kernel computes for a tile of n queries: whole blocks of QB, then the last
  * block's queries rounded up to whole vectors of its build (32 bytes with AVX2, 64 otherwise).
  * naive and blas compute no padding. */
@@ -128,6 +134,8 @@ static int plan_in(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind k
                    uint64_t budget, bg_knn_plan_t *out, int *shrunk) {
   const char *name = kind == BG__KNN_BLAS ? "blas" : kind == BG__KNN_BLOCKED ? "blocked" : "naive";
   unsigned w = pool->workers;
+  if ((double)d->nb_txt * (double)d->nb_new * (double)d->dim < INLINE_FMAS)
+    w = 1;
   *shrunk = 0;
   size_t tdb, tdb_min;
   db_tiles(d, kind, &tdb, &tdb_min);

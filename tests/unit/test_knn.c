@@ -352,6 +352,27 @@ static void refusals_are_clear(void **state) {
   bg_pool_destroy(pool);
 }
 
+/* A search of fewer multiply-adds than a worker's wake-up is worth runs on one worker (the
+ * caller); one query against a large database runs on every worker, in database slices. */
+static void tiny_searches_run_on_one_worker(void **state) {
+  (void)state;
+  bg_pool_t *pool = tk_pool("threads", 2);
+  static float db[20000 * 100], q[4 * 100];
+  int64_t idx[4];
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = 200, d.queries = q, d.nb_new = 4, d.dim = 8, d.k = 1, d.idx = idx;
+  bg_knn_plan_t p;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_int_equal(p.workers, 1);
+  assert_int_equal(p.db_slices, 1);
+  d.nb_txt = 20000, d.dim = 100, d.nb_new = 1;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_int_equal(p.workers, 2);
+  assert_int_equal(p.db_slices, 2);
+  bg_pool_destroy(pool);
+}
+
 /* Runs one search of doubles converted to the dtype. Return: bg_knn's code; idx and sc (as
  * doubles) hold the answer on 0. */
 static int search(bg_pool_t *pool, const char *be, bg_knn_metric_t m, bg_dtype_t t,
@@ -685,6 +706,7 @@ int main(void) {
       cmocka_unit_test(auto_gives_way_to_blocked_when_blas_does_not_fit),
       cmocka_unit_test(refusals_are_clear),
       cmocka_unit_test(every_chunk_of_a_large_input_is_checked),
+      cmocka_unit_test(tiny_searches_run_on_one_worker),
       cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
       cmocka_unit_test(large_but_representable_scores_are_answered),
       cmocka_unit_test(l2_far_from_the_origin_is_answered_right),

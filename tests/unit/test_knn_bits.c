@@ -195,8 +195,11 @@ static void plant_copies(data *x) {
  * shorter than k, the build, or the backend. */
 static void splitting_the_database_changes_no_bit(void **state) {
   (void)state;
-  static const shape few[] = {
-      {600, 19, 1, 40}, {1000, 67, 5, 7}, {777, 130, 2, 300}, {2000, 33, 13, 1}, {5000, 8, 40, 10}};
+  static const shape few[] = {{40000, 19, 1, 40},
+                              {3000, 67, 5, 7},
+                              {4001, 130, 2, 300},
+                              {20000, 33, 13, 1},
+                              {5000, 8, 40, 10}};
   static const run runs[] = {{"generic", "blocked", 0}, {NULL, "blocked", 0}, {NULL, "blas", 0}};
   static const unsigned workers[] = {2, 3, 5};
   bg_pool_t *one = tk_pool("threads", 1), *many[3];
