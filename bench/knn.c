@@ -280,7 +280,10 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
       snprintf(row->plan, sizeof row->plan, "bf16 %.3f%% rescored, %.1f%% fp32",
                all > 0 ? 100.0 * (double)r->plan.rescored / all : 0.0,
                all > 0 ? 100.0 * (double)r->plan.fallback_pairs / all : 0.0);
-  } else if (r->plan.backend)
+  } else if (r->plan.backend && r->plan.db_slices > 1)
+    snprintf(row->plan, sizeof row->plan, "%s %zux%zu, db in %u slices, %.1f MiB", r->plan.backend,
+             r->plan.tile_q, r->plan.tile_db, r->plan.db_slices, (double)r->plan.bytes / 1048576);
+  else if (r->plan.backend)
     snprintf(row->plan, sizeof row->plan, "%s %zux%zu, %.1f MiB", r->plan.backend, r->plan.tile_q,
              r->plan.tile_db, (double)r->plan.bytes / 1048576);
 }

@@ -140,6 +140,15 @@ def run_joblib(task, items, workers):
     return Parallel(n_jobs=workers)(delayed(task)(x) for x in items)
 
 
+def stop_joblib():
+    # joblib keeps loky's worker processes for the next call. Left to the interpreter's exit,
+    # a pool of hundreds of workers on two CPUs can hang in loky's own shutdown (queue.Full in
+    # Debian 12's loky), and the peer never returns: stop them here, after the timed runs.
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+
+
 def run_mpire(task, items, workers):
     from mpire import WorkerPool
 
@@ -149,11 +158,11 @@ def run_mpire(task, items, workers):
 
 
 APPROACHES = [
-    ("seq", run_seq, None),
-    ("multiprocessing", run_multiprocessing, None),
-    ("futures", run_futures, None),
-    ("joblib", run_joblib, "joblib"),
-    ("mpire", run_mpire, "mpire"),
+    ("seq", run_seq, None, None),
+    ("multiprocessing", run_multiprocessing, None, None),
+    ("futures", run_futures, None, None),
+    ("joblib", run_joblib, "joblib", stop_joblib),
+    ("mpire", run_mpire, "mpire", None),
 ]
 
 
@@ -184,12 +193,12 @@ def main():
     try:
         task, items, cleanup, numpy_form = make_case(a.workload, a.n, a.param)
     except ImportError as e:
-        for name, _, _ in APPROACHES:
+        for name, _, _, _ in APPROACHES:
             emit(approach=name, status="skipped", why=f"needs {e.name}", fix=FIX)
         return
     want = None
     try:
-        for name, run, module in APPROACHES:
+        for name, run, module, stop in APPROACHES:
             if module:
                 try:
                     __import__(module)
@@ -204,6 +213,8 @@ def main():
                 if want is None:
                     want = got
                 ok = ok and same(got, want)
+            if stop:
+                stop()
             emit(approach=name, workers=1 if name == "seq" else a.workers,
                  median=f"{statistics.median(times):.6f}", min=f"{min(times):.6f}",
                  max=f"{max(times):.6f}", peak_mib=f"{peak_mib():.1f}",
