@@ -21,11 +21,16 @@ bench: build
 	./$(BUILD)/brigade bench --suite knn
 
 # The catalogue and the knn suite with the Python frameworks beside brigade
-# (scripts/bootstrap.sh --peers installs them; mpire goes into .venv-peers).
+# (scripts/bootstrap.sh --peers installs them; mpire goes into .venv-peers). SIZE=lecture takes
+# the lecture's sizes (about an hour on 2 cores); BENCH_ARGS adds options to both commands.
+SIZE       ?= quick
+BENCH_ARGS ?=
 bench-peers: build
 	@scripts/bootstrap.sh --peers
-	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --peers python
-	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --suite knn --peers python
+	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --size $(SIZE) \
+	  --peers python --limits $(BENCH_ARGS)
+	BRIGADE_PYTHON=$(CURDIR)/.venv-peers/bin/python ./$(BUILD)/brigade bench --suite knn \
+	  --size $(SIZE) --peers python $(BENCH_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -LE slow

@@ -2,9 +2,12 @@
 /* Reading the machine's CPU time and telling this process's share of it from everyone else's. */
 #define _GNU_SOURCE
 #include "contention.h"
+#include "stats.h"
+#include "workload.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int bench_machine_cpu_parse(const char *stat, double hz, bench_machine_cpu *out) {
@@ -67,4 +70,31 @@ double bench_others_share(const bench_machine_cpu *d, double own_cpu_s) {
   double others = d->busy - own_cpu_s + d->steal - d->grain;
   double share = others / d->total;
   return share < 0 ? 0 : share > 1 ? 1 : share;
+}
+
+double bench_wait_quiet(double max_s) {
+  double start = bench_now();
+  for (;;) {
+    bench_machine_cpu m0 = bench_machine_cpu_now(), d = {.ok = 1};
+    bench_cpu c0 = bench_cpu_now();
+    double t0 = bench_now();
+    /* In steps of 50 ms, so that a Ctrl-C ends the wait at once. */
+    while (bench_now() - t0 < BENCH_QUIET_WINDOW && !bench_interrupted)
+      nanosleep(&(struct timespec){0, 50000000}, NULL);
+    if (bench_interrupted)
+      return -1;
+    bench_machine_cpu m1 = bench_machine_cpu_now();
+    bench_cpu c1 = bench_cpu_now();
+    bench_machine_cpu_add(&d, &m0, &m1);
+    /* The bench's own threads count as its own: an OpenMP runtime's workers may still spin
+     * after the row that started them. */
+    double share = bench_others_share(&d, c1.user + c1.sys - c0.user - c0.sys);
+    if (share < 0)
+      return -1;
+    double waited = bench_now() - start;
+    if (share < BENCH_OTHERS_NOTICEABLE)
+      return waited;
+    if (waited + BENCH_QUIET_WINDOW > max_s)
+      return -1;
+  }
 }

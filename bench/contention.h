@@ -43,4 +43,15 @@ void bench_machine_cpu_add(bench_machine_cpu *sum, const bench_machine_cpu *a,
  * BENCH_OTHERS_MIN_CAPACITY CPU-seconds measured. */
 double bench_others_share(const bench_machine_cpu *d, double own_cpu_s);
 
+/* The window over which bench_wait_quiet() judges the machine, in seconds: long enough for
+ * /proc/stat's ticks to measure a share on one CPU, short enough not to wait long once the
+ * other work has ended. */
+#define BENCH_QUIET_WINDOW 1.0
+
+/* Waits until other processes used less than BENCH_OTHERS_NOTICEABLE of the machine's CPU
+ * over one BENCH_QUIET_WINDOW, for at most @max_s seconds. Returns the seconds waited; -1 when
+ * the machine stayed busy that long, when it cannot be told (no /proc/stat), or when a Ctrl-C
+ * (bench_interrupted) stopped the wait. */
+double bench_wait_quiet(double max_s);
+
 #endif

@@ -36,6 +36,10 @@ typedef struct bench_run_opts {
   const bench_peers *peers;   /* run the Python frameworks on each case too; NULL: no */
   const bench_limits *limits; /* this machine's limits, to compare rows with; NULL: unknown */
   bench_trace *trace;         /* --trace: each row's last timed run goes here; NULL: none */
+  /* --quiet-wait: a row that other processes contended is run again once they have stopped,
+   * waiting at most this many seconds for that (0: never). The re-run is kept when it was
+   * the less contended of the two; it is not traced. */
+  double quiet_wait;
   /* Under mpirun: this process's rank and the number of ranks (0 and 1 otherwise). Every
    * rank runs the mpi rows together; only rank 0 runs seq and the other backends, and only
    * its result is complete. */

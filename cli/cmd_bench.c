@@ -98,7 +98,12 @@ void cmd_bench_help(FILE *f) {
          "                   (start-up, chunks, waits, idle), in the Chrome trace format:\n"
          "                   open FILE in Perfetto or chrome://tracing. Costs two clock reads\n"
          "                   per chunk. mpi rows and --task rows run in a supervised child\n"
-         "                   are listed without spans; the Python peers are not in it\n\n"
+         "                   are listed without spans; the Python peers are not in it\n"
+         "  --quiet-wait S   run a row again when other processes used 10%% or more of the\n"
+         "                   CPU during it, once they have used less for a second, waiting\n"
+         "                   up to S seconds for that; the less contended run is shown, and\n"
+         "                   a note says so (brigade's rows but mpi's; the peers and --trace\n"
+         "                   keep their first run)\n\n"
          "A --task function is not trusted. Its seq, threads and openmp rows each run in a\n"
          "child process of their own (procs rows isolate every item already), so a crash,\n"
          "abort(), exit() or hang ends only that row: every item still runs, and the row is\n"
@@ -355,10 +360,10 @@ static int knn_args(bench_args *a) {
 }
 
 static const char *const value_opts[] = {
-    "--suite", "--workload",    "--task",         "--out-size", "--n",      "--param",
-    "--size",  "--backends",    "--workers",      "--repeat",   "--format", "--out",
-    "--plot",  "--max-seconds", "--mem-budget",   "--peers",    "--python", "--peers-dir",
-    "--ranks", "--timeout",     "--peer-timeout", "--trace",    NULL};
+    "--suite", "--workload",    "--task",         "--out-size", "--n",          "--param",
+    "--size",  "--backends",    "--workers",      "--repeat",   "--format",     "--out",
+    "--plot",  "--max-seconds", "--mem-budget",   "--peers",    "--python",     "--peers-dir",
+    "--ranks", "--timeout",     "--peer-timeout", "--trace",    "--quiet-wait", NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -421,6 +426,10 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
   } else if (!strcmp(opt, "--timeout")) {
     if (parse_number(val, 0.001, 1, 1e6, &a->run.timeout) != 0)
       return cli_usage("bench", "--timeout '%s': expected seconds per item, 0.001 to 1000000", val);
+  } else if (!strcmp(opt, "--quiet-wait")) {
+    if (parse_number(val, 0, 0, 86400, &a->run.quiet_wait) != 0)
+      return cli_usage("bench",
+                       "--quiet-wait '%s': expected seconds to wait, above 0 and up to 86400", val);
   } else if (!strcmp(opt, "--peer-timeout")) {
     if (parse_number(val, 0.01, 1, 1e6, &a->peers.timeout) != 0)
       return cli_usage("bench", "--peer-timeout '%s': expected seconds, 0.01 to 1000000", val);
@@ -502,6 +511,11 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     return cli_usage("bench",
                      "--trace draws the catalogue's rows and --task's; --suite %s has "
                      "none to draw",
+                     a->suite);
+  if (a->run.quiet_wait > 0 && strcmp(a->suite, "catalogue"))
+    return cli_usage("bench",
+                     "--quiet-wait re-runs the catalogue's rows and --task's; --suite %s has "
+                     "none",
                      a->suite);
   if (a->launch_ranks && !a->backends)
     a->backends = "mpi";

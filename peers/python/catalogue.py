@@ -141,12 +141,14 @@ def run_joblib(task, items, workers):
 
 
 def stop_joblib():
-    # joblib keeps loky's worker processes for the next call. Left to the interpreter's exit,
-    # a pool of hundreds of workers on two CPUs can hang in loky's own shutdown (queue.Full in
-    # Debian 12's loky), and the peer never returns: stop them here, after the timed runs.
+    # joblib keeps loky's worker processes for the next call, and the interpreter's exit joins
+    # them: with 256 idle workers on two CPUs that join never ended. Stop them here, after the
+    # timed runs. reuse=True returns the executor joblib made as it is (default arguments would
+    # differ from joblib's, and loky would then shut it down without killing its workers and
+    # make a new one); kill_workers=True ends the workers rather than queueing a stop for each.
     from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def run_mpire(task, items, workers):

@@ -340,6 +340,9 @@ grep -Eq '^py:numpy .* FAILED$' "$tmp/out" && grep -q 'py:numpy failed: MemoryEr
 expect 0 out "py:numpy's process was killed by signal 9 \(SIGKILL" -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/crash"
 TMPDIR=/nonexistent expect 0 out 'Python peers not run: cannot create a folder for their inputs in /nonexistent' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
 expect 2 err "--python, --peers-dir and --peer-timeout go with --peers python" -- bench --python python3
+expect 2 err "--quiet-wait '0': expected seconds to wait" -- bench --quiet-wait 0
+expect 2 err "--quiet-wait 'soon': expected seconds to wait" -- bench --quiet-wait soon
+expect 2 err "--quiet-wait re-runs the catalogue's rows and --task's; --suite knn has none" -- bench --suite knn --quiet-wait 5
 
 # MPI: --backends mpi outside mpirun says how to run it; --ranks starts mpirun itself; knn
 # under mpirun answers exactly as one process does.

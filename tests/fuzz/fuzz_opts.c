@@ -69,6 +69,7 @@ static const char *const words[] = {
     "--ranks",
     "--timeout",
     "--peer-timeout",
+    "--quiet-wait",
     "--insights",
     "--nb-txt",
     "--dim",

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "contention.h"
+#include "stats.h"
 #include "report.h"
 #include "runner.h"
 #include "workload.h"
@@ -192,10 +193,12 @@ static void recommends_processes_where_they_win(void **st) {
 }
 
 /* Spins until killed. */
-static pid_t spinner(void) {
+/* A child that spins for @life seconds at most (SIGALRM ends it): it never outlives a test
+ * that died before killing it. */
+static pid_t spinner(unsigned life) {
   pid_t pid = fork();
   if (pid == 0) {
-    alarm(120); /* never outlives a test that died before killing it */
+    alarm(life);
     for (volatile unsigned long x = 0;; x++)
       ;
   }
@@ -212,28 +215,57 @@ static double quiet_share(void) {
   return bench_others_share(&d, 0);
 }
 
-static void a_busy_machine_is_detected(void **st) {
-  (void)st;
+static size_t notes_with(const bench_result *res, const char *text) {
+  size_t n = 0;
+  for (size_t i = 0; i < res->nnotes; i++)
+    n += strstr(res->notes[i].text, text) != NULL;
+  return n;
+}
+
+static long spin_all(pid_t *kids, unsigned life) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
+  for (long i = 0; i < ncpu; i++)
+    kids[i] = spinner(life);
+  return ncpu;
+}
+
+static void reap_all(pid_t *kids, long n) {
+  for (long i = 0; i < n; i++) {
+    kill(kids[i], SIGKILL);
+    waitpid(kids[i], NULL, 0);
+  }
+}
+
+/* The prime-fixed catalogue on threads beside seq, one run per row. */
+static bench_run_opts threads_run(size_t n) {
   bench_run_opts o = {.backends = {"threads"},
                       .nbackends = 1,
                       .workers = {0},
                       .nworkers = 1,
                       .repeat = 1,
-                      .n_override = 100000,
+                      .n_override = n,
                       .param = -1};
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  ncpu = ncpu < 1 ? 1 : ncpu > 64 ? 64 : ncpu;
+  return o;
+}
+
+/* prime-fixed run while a child spins on every CPU for up to @life seconds. */
+static bench_result *run_beside_spinners(const bench_run_opts *o, unsigned life) {
   pid_t kids[64];
-  for (long i = 0; i < ncpu; i++)
-    kids[i] = spinner();
+  long n = spin_all(kids, life);
   bench_result *res = calloc(1, sizeof *res);
   char err[256];
-  int rc = bench_run_workload(&o, bench_workload_find("prime-fixed"), res, err, sizeof err);
-  for (long i = 0; i < ncpu; i++) {
-    kill(kids[i], SIGKILL);
-    waitpid(kids[i], NULL, 0);
-  }
+  int rc = bench_run_workload(o, bench_workload_find("prime-fixed"), res, err, sizeof err);
+  reap_all(kids, n);
   assert_int_equal(rc, 0);
+  return res;
+}
+
+static void a_busy_machine_is_detected(void **st) {
+  (void)st;
+  bench_run_opts o = threads_run(100000);
+  bench_result *res = run_beside_spinners(&o, 120);
+  char err[256];
   /* One spinner per CPU: the bench's two rows shared the machine with them. */
   const bench_row *seq = &res->rows[0];
   assert_true(seq->others_measured);
@@ -253,6 +285,46 @@ static void a_busy_machine_is_detected(void **st) {
   free(res);
 }
 
+/* While a child spins on every CPU the machine never reads as quiet: the wait gives up after
+ * its limit, not before, and not long after. */
+static void the_quiet_wait_gives_up_on_a_busy_machine(void **st) {
+  (void)st;
+  pid_t kids[64];
+  long n = spin_all(kids, 120);
+  double t0 = bench_now(), waited = bench_wait_quiet(2.5);
+  double took = bench_now() - t0;
+  reap_all(kids, n);
+  assert_true(waited < 0);
+  assert_true(took >= 2 * BENCH_QUIET_WINDOW);
+  assert_true(took < 2.5 + 2 * BENCH_QUIET_WINDOW + 5); /* a loaded machine's sleeps run late */
+  if (quiet_share() == 0) {
+    double w = bench_wait_quiet(30);
+    assert_true(w >= BENCH_QUIET_WINDOW * 0.9 && w < 30);
+  } else {
+    printf("the machine is busy: the quiet half is skipped\n");
+  }
+}
+
+/* --quiet-wait: the sequential row runs while children spin on every CPU; they end after 3 s,
+ * and the row runs again. Whatever else the machine does, the row was contended, so one of
+ * the three sentences says what became of it, and the notes of only one of its runs remain. */
+static void a_contended_row_is_run_again(void **st) {
+  (void)st;
+  bench_run_opts o = threads_run(60000);
+  o.insights = 1;
+  o.quiet_wait = 15;
+  bench_result *res = run_beside_spinners(&o, 3);
+  size_t again = notes_with(res, "seq: run again after waiting"),
+         first = notes_with(res, "seq: other processes used");
+  assert_int_equal(again + first, 1);
+  assert_int_equal(notes_with(res, "insights, seq x"), 1);
+  assert_int_equal(notes_with(res, "insights, threads x"), 1);
+  /* The row kept has its timing, whichever run it is. */
+  assert_false(res->rows[0].failed);
+  assert_true(res->rows[0].wall.median > 0);
+  free(res);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(parses_the_machine_line),
@@ -260,6 +332,8 @@ int main(void) {
       cmocka_unit_test(says_why_a_figure_is_not_to_be_trusted),
       cmocka_unit_test(recommends_processes_where_they_win),
       cmocka_unit_test(a_busy_machine_is_detected),
+      cmocka_unit_test(the_quiet_wait_gives_up_on_a_busy_machine),
+      cmocka_unit_test(a_contended_row_is_run_again),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
