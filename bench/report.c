@@ -35,7 +35,31 @@ typedef struct layout {
   void (*head)(FILE *f, const bench_result *r, const bench_row *first);
   void (*row)(FILE *f, const bench_result *r, const bench_row *x);
   void (*tail)(FILE *f, const bench_result *r, const char *section);
+  const char *title; /* a section without rows: its title line, "%s" for its name */
 } layout;
+
+static int has_rows(const bench_result *r, const char *section) {
+  for (size_t i = 0; i < r->nrows; i++)
+    if (!strcmp(r->rows[i].section, section))
+      return 1;
+  return 0;
+}
+
+/* Sections with notes but no rows (a case whose every row was skipped, as the knn suite's
+ * memory wall past --max-seconds, or refused for memory) come last, so that the reader learns
+ * why they have no table rather than not learning of them at all. */
+static void rowless(FILE *f, const bench_result *r, const layout *l) {
+  for (size_t i = 0; i < r->nnotes; i++) {
+    const char *s = r->notes[i].section;
+    int seen = !*s || has_rows(r, s);
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = !strcmp(r->notes[j].section, s);
+    if (seen)
+      continue;
+    fprintf(f, l->title, s);
+    l->tail(f, r, s);
+  }
+}
 
 static void grouped(FILE *f, const bench_result *r, const layout *l) {
   for (size_t i = 0; i < r->nrows; i++) {
@@ -46,6 +70,7 @@ static void grouped(FILE *f, const bench_result *r, const layout *l) {
     if (i + 1 == r->nrows || strcmp(r->rows[i + 1].section, x->section) != 0)
       l->tail(f, r, x->section);
   }
+  rowless(f, r, l);
 }
 
 /* "0.1234 s [0.1200-0.1300]", in ms or us when the median is small, so tiny runs keep their
@@ -327,10 +352,10 @@ static void print_json(FILE *f, const bench_result *r, const char *header) {
 
 void bench_report(FILE *f, bench_format fmt, const bench_result *r, const char *header) {
   int knn = !strcmp(r->suite, "knn");
-  static const layout table = {table_head, table_row, table_tail};
-  static const layout markdown = {md_head, md_row, md_tail};
-  static const layout knn_table = {knn_head, knn_row, table_tail};
-  static const layout knn_markdown = {md_knn_head, md_knn_row, md_tail};
+  static const layout table = {table_head, table_row, table_tail, "\n== %s ==\n"};
+  static const layout markdown = {md_head, md_row, md_tail, "\n### %s\n"};
+  static const layout knn_table = {knn_head, knn_row, table_tail, "\n== %s ==\n"};
+  static const layout knn_markdown = {md_knn_head, md_knn_row, md_tail, "\n### %s\n"};
   switch (fmt) {
   case BENCH_CSV:
     print_csv(f, r);

@@ -158,6 +158,16 @@ static void says_why_a_figure_is_not_to_be_trusted(void **st) {
   seq_line[strlen(seq_line)] = '\n';
   assert_non_null(strstr(text, "| 3.00x? |"));
   free(text);
+  /* A case whose every row was skipped still has its title and its notes, in both formats. */
+  bench_note_add(res, "wall", "blocked skipped: predicted 400 s");
+  for (int fmt = 0; fmt < 2; fmt++) {
+    f = open_memstream(&text, &len);
+    bench_report(f, fmt ? BENCH_MARKDOWN : BENCH_TABLE, res, "run");
+    fclose(f);
+    assert_non_null(strstr(text, fmt ? "\n### wall\n\n- blocked skipped: predicted 400 s\n"
+                                     : "\n== wall ==\n  > blocked skipped: predicted 400 s\n"));
+    free(text);
+  }
   /* Workers that waited while other processes held the cores: contention, not waiting. */
   memset(res, 0, sizeof *res);
   add_row(res, "seq", 1, 1.0);
