@@ -342,6 +342,17 @@ static int foreign_row(const bench_run_opts *o, run_case *rc, const char *backen
   return 0;
 }
 
+/* A row of the case and backend with nothing measured yet. */
+static void init_row(bench_row *row, const run_case *rc, const char *backend) {
+  memset(row, 0, sizeof *row);
+  snprintf(row->section, sizeof row->section, "%s", rc->section);
+  row->workload = rc->w->name;
+  row->backend = backend;
+  row->schedule = "auto";
+  row->n = rc->c.n;
+  row->first_failed = -1;
+}
+
 static int run_once(const bench_run_opts *o, run_case *rc, const char *backend, unsigned workers,
                     bench_row *row, bench_result *res) {
   return rc->foreign ? foreign_row(o, rc, backend, workers, row, res)
@@ -368,9 +379,11 @@ static int run_row(const bench_run_opts *o, run_case *rc, const char *backend, u
   if (e != 0 || o->quiet_wait <= 0 || o->rank != 0 || !strcmp(backend, "mpi") || row->failed ||
       !row->others_measured || row->others_cpu < BENCH_OTHERS_NOTICEABLE)
     return e;
+  /* A Ctrl-C during the wait or the second run leaves the first run as the row: it finished,
+   * and the rows that finished are printed. The next row sees the interrupt. */
   double busy = row->others_cpu, waited = bench_wait_quiet(o->quiet_wait);
-  if (bench_interrupted)
-    return BG_ECANCELED;
+  if (waited < 0 && bench_interrupted)
+    return 0;
   if (waited < 0) {
     bench_note_add(res, rc->section,
                    "%s: other processes used %.0f%% of the CPU during its run and kept using "
@@ -379,15 +392,15 @@ static int run_row(const bench_run_opts *o, run_case *rc, const char *backend, u
     return 0;
   }
   bench_row first = *row;
-  memset(row, 0, sizeof *row);
-  snprintf(row->section, sizeof row->section, "%s", first.section);
-  row->workload = first.workload, row->backend = first.backend, row->schedule = first.schedule;
-  row->n = first.n, row->first_failed = -1;
+  init_row(row, rc, backend);
   bench_run_opts again = *o;
   again.trace = NULL;
   size_t mid = res->nnotes;
-  if ((e = run_once(&again, rc, backend, workers, row, res)) != 0)
-    return e;
+  if ((e = run_once(&again, rc, backend, workers, row, res)) != 0) {
+    *row = first;
+    keep_notes(res, notes0, mid, 0);
+    return e == BG_ECANCELED ? 0 : e;
+  }
   /* A failure in the second run is kept: a wrong answer outweighs any timing. */
   int second = row->failed || !row->others_measured || row->others_cpu < busy;
   keep_notes(res, notes0, mid, second);
@@ -411,13 +424,7 @@ static bench_row *new_row(bench_result *res, const run_case *rc, const char *bac
   if (res->nrows == BENCH_MAX_ROWS)
     return NULL;
   bench_row *row = &res->rows[res->nrows];
-  memset(row, 0, sizeof *row);
-  snprintf(row->section, sizeof row->section, "%s", rc->section);
-  row->workload = rc->w->name;
-  row->backend = backend;
-  row->schedule = "auto";
-  row->n = rc->c.n;
-  row->first_failed = -1;
+  init_row(row, rc, backend);
   return row;
 }
 

@@ -124,9 +124,6 @@ static unsigned db_slices(const bg_knn_desc_t *d, bg__knn_kind kind, unsigned w,
                           size_t tq_max) {
   if (w < 2 || d->nb_new > tq_max || d->nb_txt < (uint64_t)w * SLICE_MIN_ROWS)
     return 1;
-  /* Lists of more than 2^40 entries are never worth it, and their bytes must not overflow. */
-  if ((double)w * (double)d->nb_new * (double)d->k > (double)(1ull << 40))
-    return 1;
   uint64_t tiles = (d->nb_new + tq - 1) / tq, rounds = (tiles + w - 1) / w;
   uint64_t by_queries = rounds * lanes(d, kind, tq) * w, by_db = lanes(d, kind, d->nb_new);
   return by_db * 100 <= by_queries * 97 ? w : 1;

@@ -370,6 +370,13 @@ static void tiny_searches_run_on_one_worker(void **state) {
   assert_int_equal(bg_knn(pool, &d, &p), 0);
   assert_int_equal(p.workers, 2);
   assert_int_equal(p.db_slices, 2);
+  /* A k whose lists' bytes, the search's own and two slices', add up past 2^64 (36 k = 2^64 +
+   * 20): refused for memory, not split and planned in a wrapped figure. The desc is valid
+   * (nb_new k 8 and nb_txt dim 4 fit). */
+  d.nb_txt = (size_t)1 << 60, d.dim = 1, d.k = 512409557603043101u;
+  d.mem_budget = (uint64_t)1 << 30;
+  assert_int_equal(bg_knn_plan(pool, &d, &p), BG_ENOMEM);
+  assert_int_equal(p.db_slices, 1);
   bg_pool_destroy(pool);
 }
 
