@@ -16,14 +16,22 @@
 #include "result.h"
 
 #define BENCH_KNN_MAX_BACKENDS 10
+#define BENCH_KNN_MAX_SHAPES 16
+
+/* One search: nb_txt database vectors of dim floats, nb_new queries. */
+typedef struct bench_knn_shape {
+  size_t nb_txt, dim, nb_new;
+} bench_knn_shape;
 
 typedef struct bench_knn_opts {
   /* naive, blocked, bf16, file, blas, auto, sgemm, cuda, cublas-sgemm */
   const char *backends[BENCH_KNN_MAX_BACKENDS];
   size_t nbackends;
-  unsigned workers;         /* 0: one per core */
-  unsigned repeat;          /* timed runs per row (fewer when a run is long) */
-  int lecture;              /* the lecture's sizes instead of the quick ones */
+  unsigned workers;                             /* 0: one per core */
+  unsigned repeat;                              /* timed runs per row (fewer when a run is long) */
+  int lecture;                                  /* the lecture's sizes instead of the quick ones */
+  bench_knn_shape shapes[BENCH_KNN_MAX_SHAPES]; /* the user's cases instead of the suite's */
+  size_t nshapes;                               /* 0: the suite's */
   double max_seconds;       /* skip a row predicted to take longer than this per run */
   uint64_t mem_budget;      /* 0: each case's own (the memory-wall case: 1 GiB, quick: 32 MiB) */
   int progress;             /* a progress line on stderr */
@@ -46,8 +54,14 @@ int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap)
 void *bench_knn_random(size_t first, size_t rows, size_t dim, bg_dtype_t t, uint64_t seed);
 
 /* OpenBLAS's sgemm alone on the search's product: S = Q X^T in blocks of queries whose scores
- * fit in block_bytes, on `threads` OpenBLAS threads, nothing else. Returns the seconds taken,
- * or -1 when OpenBLAS is not built in or the block cannot be allocated. */
+ * fit in block_bytes (part of a row when one row does not), on `threads` OpenBLAS threads,
+ * nothing else. Returns the seconds taken, or -1 when OpenBLAS is not built in, the block cannot
+ * be allocated or dim passes INT_MAX (OpenBLAS's sizes are ints). */
+/* The blocks of scores bench_sgemm_seconds computes, rows x cols within block_bytes: whole
+ * database rows when one fits (the usual case), else part of one query's row, so that a
+ * database of billions of vectors neither asks for a score row of its size nor passes an int. */
+void bench_sgemm_blocks(size_t nb_txt, size_t nb_new, uint64_t block_bytes, size_t *rows,
+                        size_t *cols);
 double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_t nb_new,
                            size_t dim, unsigned threads, uint64_t block_bytes);
 

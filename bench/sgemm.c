@@ -5,13 +5,17 @@
 #include "stats.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <stdlib.h>
 
 double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_t nb_new,
                            size_t dim, unsigned threads, uint64_t block_bytes) {
-  size_t rows = (size_t)(block_bytes / (nb_txt * sizeof(float)));
-  rows = rows == 0 ? 1 : rows > nb_new ? nb_new : rows;
-  float *s = malloc(rows * nb_txt * sizeof *s);
+  /* OpenBLAS takes int sizes: a longer dim cannot be one product (bg_knn refuses it too). */
+  if (dim > INT_MAX)
+    return -1;
+  size_t rows, cols;
+  bench_sgemm_blocks(nb_txt, nb_new, block_bytes, &rows, &cols);
+  float *s = malloc(rows * cols * sizeof *s);
   if (!s)
     return -1;
   int old = openblas_get_num_threads();
@@ -19,8 +23,11 @@ double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_
   double t0 = bench_now();
   for (size_t i0 = 0; i0 < nb_new; i0 += rows) {
     size_t m = nb_new - i0 < rows ? nb_new - i0 : rows;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nb_txt, (int)dim, 1.0f,
-                q + i0 * dim, (int)dim, db, (int)dim, 0.0f, s, (int)nb_txt);
+    for (size_t j0 = 0; j0 < nb_txt; j0 += cols) {
+      size_t n = nb_txt - j0 < cols ? nb_txt - j0 : cols;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)dim, 1.0f,
+                  q + i0 * dim, (int)dim, db + j0 * dim, (int)dim, 0.0f, s, (int)n);
+    }
   }
   double dt = bench_now() - t0;
   openblas_set_num_threads(old);

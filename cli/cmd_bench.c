@@ -19,6 +19,7 @@
 #include "brigade/dist.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,10 @@ void cmd_bench_help(FILE *f) {
          "  --repeat R       timed runs per row, 1..50 (default 3), after one warm-up (knn:\n"
          "                   0.2 s of warm-up runs when a run is shorter than 1 s, for\n"
          "                   brigade and the Python peers alike)\n"
+         "  --shapes LIST    knn: search these shapes instead of the suite's, each\n"
+         "                   DBxDIMxQUERIES (database vectors, dimension, queries; K, M, G\n"
+         "                   suffixes), e.g. 100Kx768x1000,1Mx128x100; --size still sets the\n"
+         "                   time each row repeats for and --max-seconds's default\n"
          "  --max-seconds S  knn: skip a row predicted to run longer (default 1 quick, 120\n"
          "                   lecture)\n"
          "  --mem-budget B   knn: memory budget of every search (default: the library's; the\n"
@@ -131,6 +136,7 @@ typedef struct bench_args {
   const char *plot_path;
   const char *trace_path; /* --trace: the catalogue's rows as a Chrome trace */
   const char *backends;   /* --backends, parsed once the suite is known */
+  const char *shapes;     /* knn: --shapes, likewise */
   bench_knn_opts knn;
   bench_plugin plugin;  /* --task: the rows name it, so it lives as long as the report */
   double max_seconds;   /* knn: 0 until given */
@@ -182,6 +188,10 @@ static int split(char *s, char **items, int cap) {
  * the usage error and returns -1. */
 static int split_opt(const char *opt, const char *val, char *buf, size_t size, char **items,
                      int cap) {
+  if (strlen(val) >= size) {
+    cli_usage("bench", "%s: the list is longer than %zu characters", opt, size - 1);
+    return -1;
+  }
   snprintf(buf, size, "%s", val);
   int n = split(buf, items, cap);
   if (n < 0)
@@ -333,7 +343,52 @@ static int parse_knn_backends(const char *val, bench_knn_opts *o) {
   return 0;
 }
 
-/* The knn suite's cases are fixed (the lecture's): the catalogue's options do not apply. */
+/* One NB_TXTxDIMxNB_NEW of --shapes into *out, or a usage error naming the part that is wrong. */
+static int parse_shape(const char *item, bench_knn_shape *out) {
+  static const char *const part[] = {"database vectors", "dimension", "queries"};
+  uint64_t v[3];
+  const char *p = item, *why;
+  for (int i = 0; i < 3; i++) {
+    const char *x = i < 2 ? strchr(p, 'x') : p + strlen(p);
+    char num[32];
+    if (!x || (size_t)(x - p) >= sizeof num)
+      return cli_usage("bench",
+                       "--shapes '%s': expected DBxDIMxQUERIES, e.g. 100000x100x1000 (database "
+                       "vectors, their dimension, queries)",
+                       item);
+    memcpy(num, p, (size_t)(x - p));
+    num[x - p] = '\0';
+    /* bg_knn takes dims up to INT_MAX (OpenBLAS's and cuBLAS's sizes are ints). */
+    uint64_t most = i == 1 ? INT_MAX : (uint64_t)1 << 40;
+    if (cli_parse_count(num, 1, most, &v[i], &why) != 0)
+      return cli_usage("bench", "--shapes '%s': the %s '%s': %s (expected 1 to %llu)", item,
+                       part[i], num, why, (unsigned long long)most);
+    p = x + 1;
+  }
+  *out = (bench_knn_shape){(size_t)v[0], (size_t)v[1], (size_t)v[2]};
+  return 0;
+}
+
+static int parse_shapes(const char *val, bench_knn_opts *o) {
+  size_t commas = 0;
+  for (const char *c = strchr(val, ','); c; c = strchr(c + 1, ','))
+    commas++;
+  if (commas >= BENCH_KNN_MAX_SHAPES)
+    return cli_usage("bench", "--shapes: at most %d shapes in one run", BENCH_KNN_MAX_SHAPES);
+  char buf[1024], *items[BENCH_KNN_MAX_SHAPES];
+  int n = split_opt("--shapes", val, buf, sizeof buf, items, BENCH_KNN_MAX_SHAPES);
+  if (n < 0)
+    return CLI_USAGE;
+  for (int i = 0; i < n; i++) {
+    int rc = parse_shape(items[i], &o->shapes[i]);
+    if (rc != 0)
+      return rc;
+  }
+  o->nshapes = (size_t)n;
+  return 0;
+}
+
+/* The knn suite's cases are the lecture's (or --shapes): the catalogue's options do not apply. */
 static int knn_args(bench_args *a) {
   const char *wrong = a->nworkloads         ? "--workload"
                       : a->task             ? "--task"
@@ -356,14 +411,16 @@ static int knn_args(bench_args *a) {
   k->progress = a->run.progress;
   k->peers = a->run.peers;
   bench_knn_default_backends(k);
-  return a->backends ? parse_knn_backends(a->backends, k) : 0;
+  int rc = a->shapes ? parse_shapes(a->shapes, k) : 0;
+  return rc == 0 && a->backends ? parse_knn_backends(a->backends, k) : rc;
 }
 
 static const char *const value_opts[] = {
-    "--suite", "--workload",    "--task",         "--out-size", "--n",          "--param",
-    "--size",  "--backends",    "--workers",      "--repeat",   "--format",     "--out",
-    "--plot",  "--max-seconds", "--mem-budget",   "--peers",    "--python",     "--peers-dir",
-    "--ranks", "--timeout",     "--peer-timeout", "--trace",    "--quiet-wait", NULL};
+    "--suite",        "--workload", "--task",       "--out-size",    "--n",
+    "--param",        "--size",     "--backends",   "--workers",     "--repeat",
+    "--format",       "--out",      "--plot",       "--max-seconds", "--mem-budget",
+    "--peers",        "--python",   "--peers-dir",  "--ranks",       "--timeout",
+    "--peer-timeout", "--trace",    "--quiet-wait", "--shapes",      NULL};
 
 static int is_value_opt(const char *s) {
   for (size_t i = 0; value_opts[i]; i++)
@@ -411,6 +468,8 @@ static int parse_one(const char *opt, const char *val, bench_args *a) {
     a->run.lecture = !strcmp(val, "lecture");
   } else if (!strcmp(opt, "--backends")) {
     a->backends = val;
+  } else if (!strcmp(opt, "--shapes")) {
+    a->shapes = val;
   } else if (!strcmp(opt, "--peers")) {
     if (strcmp(val, "python"))
       return cli_usage("bench", "unknown peers '%s' (peers: python)", val);
@@ -521,8 +580,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     a->backends = "mpi";
   if (!strcmp(a->suite, "knn"))
     return knn_args(a);
-  if (a->max_seconds > 0 || a->mem_budget)
-    return cli_usage("bench", "--max-seconds and --mem-budget apply to --suite knn only");
+  if (a->max_seconds > 0 || a->mem_budget || a->shapes)
+    return cli_usage("bench", "--shapes, --max-seconds and --mem-budget apply to --suite knn only");
   int rc = a->backends ? parse_backends(a->backends, &a->run, a->launch_ranks) : 0;
   if (rc != 0)
     return rc;

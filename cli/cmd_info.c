@@ -68,11 +68,19 @@ static void print_text(const facts *f) {
            cli_bytes(f->mem, buf, sizeof buf));
   else
     printf("  available: unknown (%s)\n", bg_strerror(f->mem_rc));
-  if (bg_knn_blas_degraded())
-    printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s?),\n"
+  /* Either the environment chose the kernel, or this OpenBLAS predates the CPU (0.3.21 on an
+   * Emerald Rapids Xeon picks Haswell's): the way out differs. */
+  const char *core = getenv("OPENBLAS_CORETYPE");
+  if (bg_knn_blas_degraded() && core)
+    printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s),\n"
            "  about half its speed; unset OPENBLAS_CORETYPE. brigade knn's blocked backend\n"
            "  (auto's choice here) picks its own kernel and is not affected.\n",
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
+           core);
+  else if (bg_knn_blas_degraded())
+    printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU, which it does not\n"
+           "  recognise (a newer OpenBLAS does), at about half its speed;\n"
+           "  OPENBLAS_CORETYPE=SkylakeX in the environment selects its AVX-512 kernel.\n"
+           "  brigade knn's blocked backend (auto's choice here) is not affected.\n");
   printf("GPU\n");
   if (f->gpu_rc == 0) {
     printf("  %s (compute capability %d.%d)%s\n", f->gpu.name, f->gpu.cc_major, f->gpu.cc_minor,

@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # CLI tests: exit codes, where help and errors go, and what the messages name. Each case runs
-# the binary and compares; the first mismatch is printed with the command that caused it.
+# the binary and compares; the first mismatch is printed with the command that caused it. This
+# file covers help, info and the machine's limits, the catalogue and overhead suites, the Python
+# peers, MPI, plots and traces; knn_suite.sh the knn suite, knn.sh `brigade knn`.
+# usage: run.sh BRIGADE MYTASK_PLUGIN SCHEMA
 set -u
-bin=$1 plugin=$2 schema=$3
 here=$(cd "$(dirname "$0")" && pwd)
-pass=0 fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-# The limits' cache goes here, never into the home folder of whoever runs the tests.
-export XDG_CACHE_HOME="$tmp/xdg"
-
-. "$here/expect.sh"
+. "$here/setup.sh" "$@"
 
 expect 0 out '^usage: brigade' -- --help
 expect 0 out '^usage: brigade' -- -h
@@ -213,95 +209,6 @@ fi
   python3 "$here/validate_json.py" "$schema" "$tmp/b.json" && pass=$((pass + 1)) ||
   { echo "FAIL: bench --format json does not match $schema"; fail=$((fail + 1)); }
 
-# The knn suite: its own options are checked, the catalogue's are refused, and a short run
-# answers every case, cross-checks the backends and says what the memory wall would have cost.
-expect 2 err "unknown knn backend 'seq'" -- bench --suite knn --backends seq
-expect 2 err "--workload does not apply to --suite knn" -- bench --suite knn --workload sleep
-expect 2 err "a list of --workers does not apply to --suite knn" -- bench --suite knn --workers 1,2
-expect 2 err "apply to --suite knn only" -- bench --max-seconds 3
-expect 2 err "--max-seconds 'x': expected a positive number" -- bench --suite knn --max-seconds x
-expect 2 err "--mem-budget '0': must be more than 0 bytes" -- bench --suite knn --mem-budget 0
-expect 2 err "unknown suite 'gpu' \(suites: catalogue, knn, overhead\)" -- bench --suite gpu
-"$bin" bench --suite knn --backends blocked,auto --repeat 1 --max-seconds 1000 --format json \
-  >"$tmp/k.json" && python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
-  python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn"; fail=$((fail + 1)); }
-import json, sys
-r = json.load(open(sys.argv[1]))
-assert r["suite"] == "knn"
-sections = {x["section"] for x in r["rows"]}
-assert len(sections) == 6, sections
-assert not any(x["failed"] for x in r["rows"])
-assert all(x["gflops"] > 0 for x in r["rows"])
-notes = " ".join(n["text"] for n in r["notes"])
-assert "CHECK FAILED" not in notes
-assert "would build holds 381.5 MiB" in notes and "in a budget of 32.0 MiB" in notes, notes
-PY
-# The bf16 and file rows: answers checked like the others', the share re-scored and the file's
-# budget in the plan, the file gone afterwards; without a TMPDIR the file row is UNAVAILABLE.
-mkdir -p "$tmp/kf"
-TMPDIR="$tmp/kf" "$bin" bench --suite knn --backends blocked,bf16,file --repeat 1 --max-seconds 1000 \
-  --format json >"$tmp/k.json" && [ -z "$(ls -A "$tmp/kf")" ] &&
-  python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
-  python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn bf16 and file rows"; fail=$((fail + 1)); }
-import json, sys
-r = json.load(open(sys.argv[1]))
-rows = [x for x in r["rows"] if x["backend"] in ("bf16", "file")]
-assert len(rows) == 12 and not any(x["failed"] or x["unavailable"] for x in rows), rows
-assert all("rescored" in x["plan"] or "ran exact" in x["plan"] for x in rows if x["backend"] == "bf16")
-assert all(x["plan"].startswith("from file, budget") for x in rows if x["backend"] == "file")
-notes = " ".join(n["text"] for n in r["notes"])
-assert "CHECK FAILED" not in notes and "file searched the database from a 38.1 MiB .npy file" in notes, notes
-PY
-TMPDIR=/nonexistent expect 0 out 'file not run: cannot create the database file in /nonexistent' -- bench --suite knn --backends blocked,file --repeat 1 --max-seconds 1000
-# Rows predicted to run past --max-seconds are skipped with their prediction; the first case has
-# no prediction, so it always runs.
-"$bin" bench --suite knn --backends naive,blocked --repeat 1 --max-seconds 0.000001 --format json \
-  >"$tmp/k.json" && python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn --max-seconds"; fail=$((fail + 1)); }
-import json, sys
-r = json.load(open(sys.argv[1]))
-assert {x["section"] for x in r["rows"]} == {"knn (1000, 100, 100)"}, r["rows"]
-notes = [n["text"] for n in r["notes"]]
-assert sum(t.startswith("naive skipped: predicted") for t in notes) == 5, notes
-assert sum(t.startswith("blocked skipped: predicted") for t in notes) == 5, notes
-PY
-# A budget too small for any plan fails each row with the memory it would need (exit 1).
-expect 1 out "blocked failed: the search needs at least .* beyond its inputs" -- \
-  bench --suite knn --backends blocked --repeat 1 --mem-budget 1K
-# The GPU rows: cuda and cublas-sgemm are accepted everywhere. Without a GPU (or CUDA in the
-# build) each case lists them UNAVAILABLE with the reason in a note, not FAILED, and the CPU rows
-# still make the run succeed; with one, cuBLAS's bare product reports its device and upload time.
-knn_gpu="bench --suite knn --size quick --backends blocked,cuda,cublas-sgemm --repeat 1"
-if "$bin" info | grep -q '^  No GPU detected'; then
-  expect 0 out '^cuda +[0-9]+ +- .* UNAVAILABLE$' -- $knn_gpu
-  grep -Eq '^cublas-sgemm +[0-9]+ +- .* UNAVAILABLE$' "$tmp/out" &&
-    grep -Eq '^blocked +[0-9]+ +[0-9.]+ (us|ms|s) ' "$tmp/out" && ! grep -q 'FAILED' "$tmp/out" &&
-    pass=$((pass + 1)) || { echo "FAIL: knn GPU rows without a GPU (table)"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
-  "$bin" $knn_gpu --format json --out "$tmp/kg.json" &&
-    python3 "$here/validate_json.py" "$schema" "$tmp/kg.json" &&
-    python3 - "$tmp/kg.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn GPU rows without a GPU (JSON)"; fail=$((fail + 1)); }
-import json, re, sys
-r = json.load(open(sys.argv[1]))
-rows = {}
-for x in r["rows"]:
-    rows.setdefault(x["backend"], []).append(x)
-assert rows["blocked"] and all(x["gflops"] > 0 and not x["failed"] for x in rows["blocked"]), rows
-for b in ("cuda", "cublas-sgemm"):
-    assert len(rows[b]) == 6, (b, rows.get(b))
-    assert all(x["unavailable"] and not x["failed"] and x["median_s"] == 0 for x in rows[b]), rows[b]
-    why = [n for n in r["notes"] if re.match(b + r" not run: (No GPU detected \(.+\)|this build has no CUDA)", n["text"])]
-    assert {n["section"] for n in why} == {x["section"] for x in rows[b]}, (b, r["notes"])
-PY
-else
-  "$bin" $knn_gpu --format json --out "$tmp/kg.json" &&
-    python3 "$here/validate_json.py" "$schema" "$tmp/kg.json" &&
-    python3 - "$tmp/kg.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn GPU rows with a GPU"; fail=$((fail + 1)); }
-import json, sys
-r = json.load(open(sys.argv[1]))
-cub = [x for x in r["rows"] if x["backend"] == "cublas-sgemm"]
-assert cub and all(x["gemm_s"] > 0 and x["h2d_s"] > 0 and not x["failed"] for x in cub), cub
-PY
-fi
-
 # --peers python: fake peers print fixed lines; their rows join the section with a vs peer
 # column, skipped and wrong approaches are named, a killed peer is reported as killed, a missing
 # script or interpreter is reported, and the real peers are not needed.
@@ -322,23 +229,6 @@ expect 0 out 'Python peers not run: /nonexistent/python was not found' -- bench 
 # An interpreter that exits non-zero without printing: the peer is reported as failed.
 expect 0 out 'the Python peer process failed \(exit 1\)' -- bench --workload prime-fixed --n 100 --repeat 1 --peers python --peers-dir "$fake/ok" --python false
 expect 2 err "unknown peers 'ruby'" -- bench --peers ruby
-# knn peers: the fake numpy answers the smallest case right (checked against brigade's answer)
-# and fails the others as NumPy does at the memory wall; the fake torch answers wrong; faiss
-# writes no answer (and a stray file). Their files live in a private folder under TMPDIR that is
-# removed afterwards, whatever the peers left in it.
-mkdir -p "$tmp/knntmp"
-TMPDIR="$tmp/knntmp" expect 0 out '^py:numpy +2 +1 ms' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
-grep -Eq '^py:numpy .* FAILED$' "$tmp/out" && grep -q 'py:numpy failed: MemoryError: Unable to allocate (fake)' "$tmp/out" &&
-  grep -q 'CHECK FAILED on py:torch' "$tmp/out" && ! grep -q 'CHECK FAILED on py:numpy' "$tmp/out" &&
-  grep -Eq '^py:faiss .* FAILED$' "$tmp/out" && grep -q 'py:faiss wrote no readable answer' "$tmp/out" &&
-  grep -q 'the best Python approach (py:numpy, 2 workers) 0.001 s' "$tmp/out" &&
-  grep -Eq '^blocked .* [0-9.]+x +[0-9.]+ +blocked' "$tmp/out" && [ -z "$(ls -A "$tmp/knntmp")" ] &&
-  pass=$((pass + 1)) || { echo "FAIL: knn peer rows, checks and notes"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
-"$bin" bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok" --format json >"$tmp/kp.json" &&
-  python3 "$here/validate_json.py" "$schema" "$tmp/kp.json" && pass=$((pass + 1)) ||
-  { echo "FAIL: knn peer rows in JSON"; fail=$((fail + 1)); }
-expect 0 out "py:numpy's process was killed by signal 9 \(SIGKILL" -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/crash"
-TMPDIR=/nonexistent expect 0 out 'Python peers not run: cannot create a folder for their inputs in /nonexistent' -- bench --suite knn --backends blocked --repeat 1 --peers python --peers-dir "$fake/ok"
 expect 2 err "--python, --peers-dir and --peer-timeout go with --peers python" -- bench --python python3
 expect 2 err "--quiet-wait '0': expected seconds to wait" -- bench --quiet-wait 0
 expect 2 err "--quiet-wait 'soon': expected seconds to wait" -- bench --quiet-wait soon
@@ -453,145 +343,6 @@ if grep -q avx512f /proc/cpuinfo && "$bin" --version | grep -q 'blas=openblas'; 
   env -u OPENBLAS_CORETYPE "$bin" info --json | grep -q '"blas_degraded":false' && pass=$((pass + 1)) ||
     { echo "FAIL: info warns about OpenBLAS without OPENBLAS_CORETYPE"; fail=$((fail + 1)); }
 fi
-
-# knn: argument errors, .npy round trip, refusals.
-expect 0 out '^usage: brigade knn' -- help knn
-expect 2 err "give --nb-txt, --dim and --nb-new" -- knn --nb-txt 10
-expect 2 err "--dim '0': number too small" -- knn --nb-txt 10 --dim 0 --nb-new 3
-expect 2 err "unknown metric 'dot'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --metric dot
-expect 2 err "unknown backend 'gpu'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --backend gpu
-expect 2 err "--k 11 is more than the 10 database vectors" -- knn --nb-txt 10 --dim 4 --nb-new 3 --k 11
-expect 2 err "--db and --queries go together" -- knn --db x.npy
-expect 2 err "--nb-txt applies to random inputs; with --db and --queries the files give the sizes" -- knn --db x.npy --queries y.npy --nb-txt 5
-expect 2 err "--dim describes --raw files; a .npy file gives its own shape and dtype" -- knn --db x.npy --queries y.npy --dim 8
-# SIGTERM while the inputs are made or searched ends the command with 143, saying that nothing
-# was written (and nothing is).
-"$bin" knn --nb-txt 100000 --dim 1000 --nb-new 20000 --out "$tmp/term.npy" >/dev/null 2>"$tmp/err" &
-kpid=$!
-sleep 1
-kill -TERM "$kpid"
-wait "$kpid"
-krc=$?
-[ "$krc" -eq 143 ] && grep -q 'brigade knn: interrupted; nothing written' "$tmp/err" &&
-  [ -z "$(ls -A "$tmp" | grep term)" ] && pass=$((pass + 1)) ||
-  { echo "FAIL: knn SIGTERM (exit $krc)"; sed 's/^/  /' "$tmp/err"; fail=$((fail + 1)); }
-expect 1 err "the search needs at least .* but the budget is" -- knn --nb-txt 100000 --dim 64 --nb-new 10 --metric l2 --mem-budget 1K
-expect 1 err "inputs and results need .* GiB" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
-for b in naive blocked blas; do
-  expect 0 out 'plan: backend '"$b" -- knn --nb-txt 3000 --dim 33 --nb-new 50 --k 3 --backend $b --out "$tmp/$b.npy"
-done
-cmp -s "$tmp/naive.npy" "$tmp/blocked.npy" && cmp -s "$tmp/naive.npy" "$tmp/blas.npy" && pass=$((pass + 1)) ||
-  { echo "FAIL: knn backends wrote different indices"; fail=$((fail + 1)); }
-# --precision bf16: the same indices as the exact search (bit for bit), with the share of pairs
-# scored again said; refused with f64 or another backend, or an unknown precision.
-for m in ip cosine l2; do
-  "$bin" knn --nb-txt 20000 --dim 100 --nb-new 300 --k 5 --metric $m --out "$tmp/x-$m.npy" >/dev/null &&
-    "$bin" knn --nb-txt 20000 --dim 100 --nb-new 300 --k 5 --metric $m --precision bf16 \
-      --out "$tmp/b-$m.npy" >"$tmp/out" && cmp -s "$tmp/x-$m.npy" "$tmp/b-$m.npy" &&
-    grep -Eq '^precision: (bf16 certified: [0-9]+ pairs|exact \(bf16 asked)' "$tmp/out" &&
-    pass=$((pass + 1)) || { echo "FAIL: knn --precision bf16 --metric $m"; sed 's/^/  /' "$tmp/out"; fail=$((fail + 1)); }
-done
-expect 2 err "unknown precision 'fp8' \(precisions: exact, bf16\)" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision fp8
-expect 2 err "precision bf16 is for f32 data: use --dtype f32" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --dtype f64
-expect 2 err "precision bf16 runs on the blocked backend: use --backend auto or blocked, not 'naive'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --backend naive
-# NumPy from Debian (the bootstrap installs python3-numpy) may sit beside another python3 on the
-# PATH that lacks it: use whichever has it.
-npy=""
-for py in python3 /usr/bin/python3; do
-  if "$py" -c 'import numpy' 2>/dev/null; then npy=$py; break; fi
-done
-if [ -n "$npy" ]; then
-  "$npy" - "$tmp" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: knn .npy round trip with NumPy"; fail=$((fail + 1)); }
-import sys, numpy as np, subprocess
-t = sys.argv[1]
-rng = np.random.default_rng(3)
-db = rng.random((500, 20), dtype=np.float32); q = rng.random((40, 20), dtype=np.float32)
-np.save(f"{t}/db.npy", db); np.save(f"{t}/q.npy", q)
-PY
-  expect 0 out 'plan: backend' -- knn --db "$tmp/db.npy" --queries "$tmp/q.npy" --k 2 --out "$tmp/i.npy"
-  "$npy" -c "
-import numpy as np, sys
-t = '$tmp'
-db, q, got = np.load(t + '/db.npy'), np.load(t + '/q.npy'), np.load(t + '/i.npy')
-want = np.argsort(-(q.astype(np.float64) @ db.astype(np.float64).T), axis=1, kind='stable')[:, :2]
-sys.exit(0 if got.dtype == np.int64 and (got == want).all() else 1)" && pass=$((pass + 1)) ||
-    { echo "FAIL: knn indices differ from NumPy's"; fail=$((fail + 1)); }
-fi
-printf 'not numpy at all' >"$tmp/bad.npy"
-expect 2 err "not a .npy file" -- knn --db "$tmp/bad.npy" --queries "$tmp/bad.npy"
-# Hand-made headers: a wrong dtype, and a header promising more data than the file holds.
-python3 - "$tmp" <<'PY'
-import sys
-def npy(path, descr, shape, data):
-    d = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
-    d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
-    open(path, "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + data)
-npy(sys.argv[1] + "/i4.npy", "<i4", "(2, 2)", bytes(16))
-npy(sys.argv[1] + "/short.npy", "<f4", "(9, 2)", bytes(8))
-import struct
-rows = [[(i * 7 + j * 3) % 11 - 5.0 for j in range(3)] for i in range(50)]
-npy(sys.argv[1] + "/ok.npy", "<f4", "(50, 3)", b"".join(struct.pack("<3f", *r) for r in rows))
-npy(sys.argv[1] + "/ok64.npy", "<f8", "(50, 3)", b"".join(struct.pack("<3d", *r) for r in rows))
-nan = [r[:] for r in rows]
-nan[7][1] = float("nan")
-npy(sys.argv[1] + "/nan.npy", "<f4", "(50, 3)", b"".join(struct.pack("<3f", *r) for r in nan))
-d = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }"
-d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
-open(sys.argv[1] + "/fortran.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + bytes(16))
-PY
-expect 2 err "nan.npy contains NaN at row 7, column 1" -- knn --db "$tmp/nan.npy" --queries "$tmp/ok.npy"
-expect 2 err "Fortran-ordered array" -- knn --db "$tmp/fortran.npy" --queries "$tmp/fortran.npy"
-expect 2 err "--out '/nonexistent/i.npy': cannot write: the folder /nonexistent does not exist" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out /nonexistent/i.npy
-# An output that is an input (by any name) is refused before the search, and the input is kept.
-cp "$tmp/ok.npy" "$tmp/ok-copy.npy"
-ln -sf "$tmp/ok.npy" "$tmp/ok-link.npy"
-expect 2 err "is the same file as the input" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok64.npy" --out "$tmp/ok.npy"
-expect 2 err "is the same file as the input" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out "$tmp/ok-link.npy"
-expect 2 err "cannot write: it is a directory" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --out "$tmp"
-cmp -s "$tmp/ok.npy" "$tmp/ok-copy.npy" && pass=$((pass + 1)) || { echo "FAIL: knn --out changed its input"; fail=$((fail + 1)); }
-# A full disk: the write fails with the errno, the previous file stays, no temporary is left.
-if [ "$(id -u)" -eq 0 ] && mkdir -p "$tmp/tiny" && mount -t tmpfs -o size=64k tmpfs "$tmp/tiny" 2>/dev/null; then
-  echo previous >"$tmp/tiny/i.npy"
-  expect 1 err "'$tmp/tiny/i.npy': write failed: No space left on device" -- knn --nb-txt 10000 --dim 8 --nb-new 8000 --k 32 --out "$tmp/tiny/i.npy"
-  [ "$(cat "$tmp/tiny/i.npy")" = previous ] && [ "$(ls -A "$tmp/tiny")" = i.npy ] && pass=$((pass + 1)) ||
-    { echo "FAIL: a failed knn --out left $(ls -A "$tmp/tiny")"; fail=$((fail + 1)); }
-  umount "$tmp/tiny"
-fi
-expect 0 out 'nb_txt=50 dim=3 nb_new=50 k=2 metric=ip dtype=f32' -- knn --db "$tmp/ok.npy" --queries "$tmp/ok.npy" --k 2
-expect 0 out 'dtype=f64' -- knn --db "$tmp/ok64.npy" --queries "$tmp/ok64.npy" --out "$tmp/o.npy"
-head -c 6 "$tmp/o.npy" | grep -q NUMPY && pass=$((pass + 1)) || { echo "FAIL: --out wrote no .npy"; fail=$((fail + 1)); }
-expect 2 err "the dims and dtypes must match" -- knn --db "$tmp/ok.npy" --queries "$tmp/ok64.npy"
-expect 2 err "unsupported dtype '<i4'" -- knn --db "$tmp/i4.npy" --queries "$tmp/i4.npy"
-# A file brigade cannot read (truncated, missing) is a failure (1), not a usage error.
-expect 1 err "truncated" -- knn --db "$tmp/short.npy" --queries "$tmp/short.npy"
-expect 1 err "$tmp/none.npy: No such file or directory" -- knn --db "$tmp/none.npy" --queries "$tmp/ok.npy"
-# Headers parsed as NumPy parses them: versions, keys, negative dimensions, by name.
-python3 - "$tmp" <<'PY'
-import sys
-def raw(path, version, d):
-    d += " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
-    open(path, "wb").write(b"\x93NUMPY" + bytes(version) + len(d).to_bytes(2, "little") + d.encode() + bytes(64))
-raw(sys.argv[1] + "/v9.npy", (9, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }")
-raw(sys.argv[1] + "/neg.npy", (1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 2), }")
-raw(sys.argv[1] + "/trick.npy", (1, 0), "{\"x 'descr': '<f4'\": 0, 'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }")
-raw(sys.argv[1] + "/dup.npy", (1, 0), "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }")
-raw(sys.argv[1] + "/3d.npy", (1, 0), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }")
-PY
-expect 2 err "format version 9.0 is not one brigade reads" -- knn --db "$tmp/v9.npy" --queries "$tmp/v9.npy"
-expect 2 err "the shape has a negative dimension \(-3\)" -- knn --db "$tmp/neg.npy" --queries "$tmp/neg.npy"
-expect 2 err "unexpected or repeated key 'x 'descr': '<f4''" -- knn --db "$tmp/trick.npy" --queries "$tmp/trick.npy"
-expect 2 err "unexpected or repeated key 'descr'" -- knn --db "$tmp/dup.npy" --queries "$tmp/dup.npy"
-expect 2 err "expected a 2-D array \(rows, dim\), found 3 dimensions" -- knn --db "$tmp/3d.npy" --queries "$tmp/3d.npy"
-# Size options say what is wrong with the value, not "must be > 0" for all of them.
-expect 2 err "--mem-budget 'garbage': expected a non-negative whole number" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget garbage
-expect 2 err "--mem-budget '1.5G': expected a whole number \(no fraction: 1536M, not 1.5G\)" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 1.5G
-expect 2 err "--mem-budget '12Q': unknown suffix" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 12Q
-expect 2 err "--mem-budget '0': must be more than 0 bytes" -- knn --nb-txt 10 --dim 3 --nb-new 2 --mem-budget 0
-# A refusal for memory suggests f32 only to an f64 search.
-expect 1 err "available; use smaller sizes or --dtype f32" -- knn --nb-txt 1G --dim 1000 --nb-new 1000 --dtype f64
-expect 1 err "available; use smaller sizes$" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
-head -c 100 /dev/urandom >"$tmp/raw.bin"
-expect 2 err "must be a non-zero multiple of 12 bytes" -- knn --db "$tmp/raw.bin" --queries "$tmp/raw.bin" --raw --dim 3
 
 # An affinity mask narrows what brigade uses (the lecture's os.cpu_count() would still say all).
 if command -v taskset >/dev/null; then

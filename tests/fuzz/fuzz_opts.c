@@ -70,6 +70,7 @@ static const char *const words[] = {
     "--timeout",
     "--peer-timeout",
     "--quiet-wait",
+    "--shapes",
     "--insights",
     "--nb-txt",
     "--dim",
@@ -91,6 +92,11 @@ static const char *const words[] = {
     "sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,sleep,"
     "sleep,sleep,sleep",
     "1,2,4,8,16,32,64,128,256,512,1024,2048,4096,1,2,4,8",
+    "100Kx768x1000,1x1x1",
+    "1x2147483648x1",
+    "1Tx1x1,x,1xx1",
+    "1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,"
+    "1x1x1,1x1x1",
     "sweep",
     "auto",
     "0",
