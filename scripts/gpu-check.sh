@@ -10,25 +10,43 @@
 #   scripts/gpu-check.sh              # on the GPU machine; logs in ${OUT:-gpu-check-out}
 #   scripts/gpu-check.sh --dry-run    # anywhere: no GPU needed, the GPU tests report skipped,
 #                                     # and the bench runs its quick sizes (a minute or two)
+#   scripts/gpu-check.sh --prebuilt DIR   # no build: the programs of scripts/gpu-bundle.sh,
+#                                     # unpacked in DIR, for a GPU machine without hwloc,
+#                                     # OpenBLAS or cmocka to build with (a lent one has none)
 #
 # BG_GPU_CHECK_ALLOW_NO_GPU=1 is the same as --dry-run. BG_GPU_CHECK_BUILD (default build-gpu)
 # and BG_GPU_CHECK_JOBS (default 16, or the CPUs here in a dry run) change the build.
 set -u
 
 dry=${BG_GPU_CHECK_ALLOW_NO_GPU:-0}
-for arg in "$@"; do
-  case $arg in
+pre=
+while [ $# -gt 0 ]; do
+  case $1 in
   --dry-run) dry=1 ;;
+  --prebuilt)
+    [ $# -ge 2 ] || {
+      echo "gpu-check: --prebuilt needs the folder scripts/gpu-bundle.sh's archive unpacks to" >&2
+      exit 2
+    }
+    pre=$2
+    shift
+    ;;
   -h | --help)
-    sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "gpu-check: unknown argument '$arg' (--dry-run, --help)" >&2
+    echo "gpu-check: unknown argument '$1' (--dry-run, --prebuilt DIR, --help)" >&2
     exit 2
     ;;
   esac
+  shift
 done
+if [ -n "$pre" ] && [ ! -x "$pre/bin/brigade" ]; then
+  echo "gpu-check: --prebuilt '$pre': no bin/brigade in it (make it with scripts/gpu-bundle.sh" \
+    "and unpack it there)" >&2
+  exit 2
+fi
 
 if [ ! -f CMakeLists.txt ] || [ ! -d src/gpu ]; then
   echo "gpu-check: run it from the repository root (scripts/gpu-check.sh)" >&2
@@ -39,10 +57,11 @@ build=${BG_GPU_CHECK_BUILD:-build-gpu}
 mkdir -p "$out" || exit 2
 out=$(cd "$out" && pwd)
 
-# Seconds each stage may take. They add up to 450 s, inside the 8 minutes of a lent machine
-# with room for the machine's own start. The build is the largest: a cold build of the library,
-# the CLI and the tests, with nvcc compiling for one architecture.
-t_gpu=20 t_configure=45 t_build=150 t_info=25 t_test_gpu=75 t_test_knn=45 t_bench=90
+# Seconds each stage may take. They add up to 570 s (375 s with --prebuilt, which neither
+# configures nor builds), inside a lent machine's 15 minutes with room for its own start. The
+# build is the largest: a cold build of the library, the CLI and the tests, with nvcc compiling
+# for one architecture.
+t_gpu=20 t_configure=45 t_build=150 t_info=25 t_test_gpu=75 t_test_knn=45 t_cli=120 t_bench=90
 
 names=() states=() times=()
 desc=
@@ -126,6 +145,17 @@ if [[ $cap =~ ^([0-9]+)\.([0-9]+)$ ]]; then
 fi
 echo "CUDA architecture: $arch (compute capability '${cap:-unknown}'; 90 when unknown)"
 
+# --- prebuilt: the bundle's libraries, and the machine's own cuBLAS, which brigade loads by name --
+if [ -n "$pre" ]; then
+  pre=$(cd "$pre" && pwd)
+  major=$(sed -n 's/.*cuda=\([0-9]*\)\..*/\1/p' "$pre/VERSION" 2>/dev/null)
+  cublas=$(ldconfig -p 2>/dev/null | awk -v n="libcublas.so.${major:-13}" '$1 == n { print $NF; exit }')
+  [ -n "$cublas" ] || cublas=$(find /usr/local /usr/lib /opt -name "libcublas.so.${major:-13}" \
+    2>/dev/null | head -n 1)
+  echo "prebuilt: $(cat "$pre/VERSION" 2>/dev/null); cuBLAS: ${cublas:-not found}"
+  export LD_LIBRARY_PATH="$pre/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
 # --- configure and build only what the checks run ----------------------------------------------
 jobs=${BG_GPU_CHECK_JOBS:-16}
 if [ "$dry" = 1 ] && [ -z "${BG_GPU_CHECK_JOBS:-}" ]; then
@@ -134,7 +164,11 @@ fi
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 built=0
-if stage configure "$t_configure" cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+if [ -n "$pre" ]; then
+  skip configure "prebuilt in $pre"
+  skip build "prebuilt in $pre"
+  built=1
+elif stage configure "$t_configure" cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DBRIGADE_WERROR=ON -DCMAKE_CUDA_ARCHITECTURES="$arch"; then
   # The tests the later stages run (labelled gpu, or named test_knn* or test_gpu*), as far as
   # they are targets of this tree (test_gpu_plan may not exist yet), and the CLI.
@@ -155,7 +189,8 @@ else
 fi
 
 # --- brigade info: the GPU's name, SMs, memory and measured copy bandwidth ---------------------
-bin="$build/brigade"
+bin="$build/brigade" mytask="$build/libmytask.so"
+[ -n "$pre" ] && bin="$pre/bin/brigade" mytask="$pre/lib/libmytask.so"
 info_check() { # BIN OUT DRY
   "$1" info || return 1
   "$1" info --json >"$2/info.json" || return 1
@@ -182,13 +217,40 @@ fi
 # --- the tests ---------------------------------------------------------------------------------
 # -L gpu first, then the knn and GPU unit tests it did not already run (-LE gpu), so no test
 # runs twice in the budget.
-if [ "$built" = 1 ]; then
+# The bundle's tests run as programs (no CTest files travel); 77 is a skip, as for CTest.
+run_tests() { # DIR TEST...
+  local dir=$1 t rc failed=0
+  shift
+  for t in "$@"; do
+    echo "--- $t"
+    "$dir/$t"
+    rc=$?
+    case $rc in
+    0) echo "--- $t: passed" ;;
+    77) echo "--- $t: ***Skipped" ;;
+    *) echo "--- $t: FAILED (exit $rc)" && failed=1 ;;
+    esac
+  done
+  return "$failed"
+}
+if [ -n "$pre" ]; then
+  fn_stage test-gpu "$t_test_gpu" run_tests "$pre/tests" test_gpu_knn
+  fn_stage test-knn "$t_test_knn" run_tests "$pre/tests" test_gpu_plan test_knn test_knn_stream \
+    test_knn_bf16 test_knn_bits
+elif [ "$built" = 1 ]; then
   stage test-gpu "$t_test_gpu" ctest --test-dir "$build" -L gpu --output-on-failure
   stage test-knn "$t_test_knn" ctest --test-dir "$build" -R 'test_knn|test_gpu' -LE gpu \
     --output-on-failure
 else
   skip test-gpu "no build"
   skip test-knn "no build"
+fi
+
+# --- the CLI tests of the knn suite: with a GPU, its cuda and cublas-sgemm rows run -------------
+if [ "$built" = 1 ]; then
+  stage cli "$t_cli" tests/cli/knn_suite.sh "$bin" "$mytask" docs/bench-schema.json
+else
+  skip cli "no build"
 fi
 
 # --- the knn suite with the GPU rows -----------------------------------------------------------
