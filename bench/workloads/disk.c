@@ -12,14 +12,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct disk_state {
   char dir[PATH_MAX];
+  int lock; /* the folder, open and flock()ed while it is in use */
   size_t bytes;
   int per_worker; /* each worker writes in a folder of its own, dir/w<worker> */
 } disk_state;
+
+static long sweep(const char *dir, int clear);
+
+/* A folder is left behind only when its run was killed (SIGKILL, the OOM killer) before its
+ * tear-down. Each run holds an flock on its folder, which the kernel drops when the process
+ * dies, whatever killed it, and which works across PID namespaces where a PID would not. So a
+ * brigade-disk-* folder of this user's (never a link) that nobody holds and that has not changed
+ * for a minute (one made a moment ago, not yet locked, is spared) is a dead run's: removed. */
+static void sweep_stale(const char *tmp) {
+  DIR *d = opendir(tmp);
+  if (!d)
+    return;
+  time_t now = time(NULL);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (strncmp(e->d_name, "brigade-disk-", 13) != 0)
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != getuid() || now - st.st_mtime < 60)
+      continue;
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      char path[PATH_MAX + 256];
+      snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+      sweep(path, 1);
+      rmdir(path);
+    }
+    close(fd);
+  }
+  closedir(d);
+}
 
 static int disk_setup(const bench_case *c, void **state, char *err, size_t cap) {
   disk_state *s = calloc(1, sizeof *s);
@@ -28,10 +64,21 @@ static int disk_setup(const bench_case *c, void **state, char *err, size_t cap) 
     return -1;
   }
   const char *tmp = getenv("TMPDIR");
-  snprintf(s->dir, sizeof s->dir, "%s/brigade-disk-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  tmp = tmp && *tmp ? tmp : "/tmp";
+  sweep_stale(tmp);
+  snprintf(s->dir, sizeof s->dir, "%s/brigade-disk-XXXXXX", tmp);
   if (!mkdtemp(s->dir)) {
-    snprintf(err, cap, "cannot create a temporary directory in %s: %s (set TMPDIR)",
-             tmp && *tmp ? tmp : "/tmp", strerror(errno));
+    snprintf(err, cap, "cannot create a temporary directory in %s: %s (set TMPDIR)", tmp,
+             strerror(errno));
+    free(s);
+    return -1;
+  }
+  s->lock = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->lock < 0 || flock(s->lock, LOCK_EX) != 0) {
+    snprintf(err, cap, "cannot lock the temporary directory %s: %s", s->dir, strerror(errno));
+    if (s->lock >= 0)
+      close(s->lock);
+    rmdir(s->dir);
     free(s);
     return -1;
   }
@@ -79,6 +126,7 @@ static void disk_teardown(void *state) {
   disk_state *s = state;
   sweep(s->dir, 1);
   rmdir(s->dir);
+  close(s->lock);
   free(s);
 }
 

@@ -169,6 +169,25 @@ else
   fail=$((fail + 1))
 fi
 
+# A run killed with SIGKILL cannot remove its folder: the next disk run removes such a folder
+# (nobody holds its lock, unchanged for a minute) and spares one whose run still holds it, one
+# made a moment ago, and a link.
+mkdir -p "$tmp/stale/brigade-disk-dead/w0" "$tmp/stale/brigade-disk-held" "$tmp/stale/brigade-disk-new" "$tmp/stale/target"
+echo x >"$tmp/stale/brigade-disk-dead/f1" && echo x >"$tmp/stale/brigade-disk-dead/w0/f2" && echo x >"$tmp/stale/target/keep"
+ln -s "$tmp/stale/target" "$tmp/stale/brigade-disk-link"
+touch -d '2 hours ago' "$tmp/stale/brigade-disk-dead" "$tmp/stale/brigade-disk-held" "$tmp/stale/target"
+touch -h -d '2 hours ago' "$tmp/stale/brigade-disk-link"
+flock "$tmp/stale/brigade-disk-held" sleep 60 &
+holder=$!
+sleep 0.5
+TMPDIR="$tmp/stale" "$bin" bench --workload disk-small --n 20 --repeat 1 --backends threads >/dev/null 2>&1
+[ ! -e "$tmp/stale/brigade-disk-dead" ] && [ -d "$tmp/stale/brigade-disk-held" ] &&
+  [ -d "$tmp/stale/brigade-disk-new" ] && [ -L "$tmp/stale/brigade-disk-link" ] && [ -f "$tmp/stale/target/keep" ] &&
+  [ "$(ls "$tmp/stale" | grep -c '^brigade-disk-')" -eq 3 ] && pass=$((pass + 1)) ||
+  { echo "FAIL: stale disk folders: $(ls "$tmp/stale")"; fail=$((fail + 1)); }
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+
 # A procs worker killed from outside (the OOM killer, a user) is named as such, not as the
 # library's code "returned -11". The kill lands when the procs row's workers exist.
 "$bin" bench --workload sleep --backends procs --repeat 1 --n 4 --param 1 >"$tmp/out" 2>"$tmp/err" &
