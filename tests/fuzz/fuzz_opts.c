@@ -95,8 +95,6 @@ static const char *const words[] = {
     "100Kx768x1000,1x1x1",
     "1x2147483648x1",
     "1Tx1x1,x,1xx1",
-    "1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,1x1x1,"
-    "1x1x1,1x1x1",
     "sweep",
     "auto",
     "0",
