@@ -172,7 +172,7 @@ elif stage configure "$t_configure" cmake -S . -B "$build" "${gen[@]}" -DCMAKE_B
   -DBRIGADE_WERROR=ON -DCMAKE_CUDA_ARCHITECTURES="$arch"; then
   # The tests the later stages run (labelled gpu, or named test_knn* or test_gpu*), as far as
   # they are targets of this tree (test_gpu_plan may not exist yet), and the CLI.
-  targets=(brigade_cli)
+  targets=(brigade_cli mytask)
   tests=$( (ctest --test-dir "$build" -N -L gpu &&
     ctest --test-dir "$build" -N -R 'test_knn|test_gpu') |
     sed -n 's/^ *Test *#[0-9]*: *\([A-Za-z0-9_]*\)$/\1/p' | sort -u)
