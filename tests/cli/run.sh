@@ -252,6 +252,21 @@ expect 2 err "--python, --peers-dir and --peer-timeout go with --peers python" -
 expect 2 err "--quiet-wait '0': expected seconds to wait" -- bench --quiet-wait 0
 expect 2 err "--quiet-wait 'soon': expected seconds to wait" -- bench --quiet-wait soon
 expect 2 err "--quiet-wait re-runs the catalogue's rows and --task's; --suite knn has none" -- bench --suite knn --quiet-wait 5
+# Ctrl-C while --quiet-wait waits (a spinner per CPU keeps the machine busy, so the wait would
+# last its 60 s): the run ends at once with 130, and the row whose first run finished is printed.
+spinners=()
+for _ in $(seq "$(nproc)"); do yes >/dev/null & spinners+=($!); done
+setsid "$bin" bench --workload sleep --n 2 --param 0.1 --repeat 1 --backends threads --quiet-wait 60 >"$tmp/qw.out" 2>"$tmp/qw.err" &
+qpid=$!
+sleep 4
+t0=$(date +%s)
+kill -INT "$qpid"
+wait "$qpid"
+code=$? t1=$(date +%s)
+kill "${spinners[@]}" 2>/dev/null
+wait "${spinners[@]}" 2>/dev/null
+[ "$code" -eq 130 ] && [ $((t1 - t0)) -le 3 ] && grep -Eq '^seq +' "$tmp/qw.out" && pass=$((pass + 1)) ||
+  { echo "FAIL: Ctrl-C during --quiet-wait's wait: exit $code after $((t1 - t0)) s"; sed 's/^/  /' "$tmp/qw.out" "$tmp/qw.err" | tail -8; fail=$((fail + 1)); }
 
 # MPI: --backends mpi outside mpirun says how to run it; --ranks starts mpirun itself; knn
 # under mpirun answers exactly as one process does.
