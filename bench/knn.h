@@ -53,15 +53,16 @@ int bench_knn(const bench_knn_opts *o, bench_result *res, char *err, size_t cap)
  * out of memory. */
 void *bench_knn_random(size_t first, size_t rows, size_t dim, bg_dtype_t t, uint64_t seed);
 
-/* OpenBLAS's sgemm alone on the search's product: S = Q X^T in blocks of queries whose scores
- * fit in block_bytes (part of a row when one row does not), on `threads` OpenBLAS threads,
- * nothing else. Returns the seconds taken, or -1 when OpenBLAS is not built in, the block cannot
- * be allocated or dim passes INT_MAX (OpenBLAS's sizes are ints). */
 /* The blocks of scores bench_sgemm_seconds computes, rows x cols within block_bytes: whole
  * database rows when one fits (the usual case), else part of one query's row, so that a
  * database of billions of vectors neither asks for a score row of its size nor passes an int. */
 void bench_sgemm_blocks(size_t nb_txt, size_t nb_new, uint64_t block_bytes, size_t *rows,
                         size_t *cols);
+
+/* OpenBLAS's sgemm alone on the search's product: S = Q X^T in the blocks above, on `threads`
+ * OpenBLAS threads, nothing else; dim at most INT_MAX (OpenBLAS's sizes are ints; the CLI and
+ * bg_knn refuse more). Returns the seconds taken, or -1 when OpenBLAS is not built in or the
+ * block cannot be allocated. */
 double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_t nb_new,
                            size_t dim, unsigned threads, uint64_t block_bytes);
 

@@ -5,14 +5,10 @@
 #include "stats.h"
 
 #include <cblas.h>
-#include <limits.h>
 #include <stdlib.h>
 
 double bench_sgemm_seconds(const float *db, size_t nb_txt, const float *q, size_t nb_new,
                            size_t dim, unsigned threads, uint64_t block_bytes) {
-  /* OpenBLAS takes int sizes: a longer dim cannot be one product (bg_knn refuses it too). */
-  if (dim > INT_MAX)
-    return -1;
   size_t rows, cols;
   bench_sgemm_blocks(nb_txt, nb_new, block_bytes, &rows, &cols);
   float *s = malloc(rows * cols * sizeof *s);

@@ -68,8 +68,9 @@ static void print_text(const facts *f) {
            cli_bytes(f->mem, buf, sizeof buf));
   else
     printf("  available: unknown (%s)\n", bg_strerror(f->mem_rc));
-  /* Either the environment chose the kernel, or this OpenBLAS predates the CPU (0.3.21 on an
-   * Emerald Rapids Xeon picks Haswell's): the way out differs. */
+  /* Either the environment chose the kernel, or this OpenBLAS does not know the CPU (0.3.21 on
+   * an Intel Xeon of family 6 model 207 picks Haswell's: sgemm 226 GFLOP/s, 986 with
+   * OPENBLAS_CORETYPE=SkylakeX, docs/PERFORMANCE.md): the way out differs. */
   const char *core = getenv("OPENBLAS_CORETYPE");
   if (bg_knn_blas_degraded() && core)
     printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU (OPENBLAS_CORETYPE=%s),\n"
@@ -78,8 +79,8 @@ static void print_text(const facts *f) {
            core);
   else if (bg_knn_blas_degraded())
     printf("Warning: OpenBLAS runs an AVX2 kernel on this AVX-512 CPU, which it does not\n"
-           "  recognise (a newer OpenBLAS does), at about half its speed;\n"
-           "  OPENBLAS_CORETYPE=SkylakeX in the environment selects its AVX-512 kernel.\n"
+           "  recognise, well below its speed; OPENBLAS_CORETYPE=SkylakeX in the\n"
+           "  environment selects its AVX-512 kernel.\n"
            "  brigade knn's blocked backend (auto's choice here) is not affected.\n");
   printf("GPU\n");
   if (f->gpu_rc == 0) {
