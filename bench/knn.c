@@ -300,7 +300,8 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
     if (strcmp(r->plan.precision, "bf16"))
       snprintf(row->plan, sizeof row->plan, "ran exact: no AVX-512 BF16");
     else
-      snprintf(row->plan, sizeof row->plan, "bf16 %.3f%% rescored, %.1f%% fp32",
+      snprintf(row->plan, sizeof row->plan, "bf16 %s, %.3f%% rescored, %.1f%% fp32",
+               bg_knn_cpu_kernel(BG_KNN_BF16) ? bg_knn_cpu_kernel(BG_KNN_BF16) : "?",
                all > 0 ? 100.0 * (double)r->plan.rescored / all : 0.0,
                all > 0 ? 100.0 * (double)r->plan.fallback_pairs / all : 0.0);
   } else if (r->plan.backend && r->plan.db_slices > 1)

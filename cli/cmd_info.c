@@ -82,6 +82,10 @@ static void print_text(const facts *f) {
            "  recognise, well below its speed; OPENBLAS_CORETYPE=SkylakeX in the\n"
            "  environment selects its AVX-512 kernel.\n"
            "  brigade knn's blocked backend (auto's choice here) is not affected.\n");
+  const char *bf16 = bg_knn_cpu_kernel(BG_KNN_BF16);
+  printf("knn kernels\n");
+  printf("  exact:     %s\n", bg_knn_cpu_kernel(BG_KNN_EXACT));
+  printf("  bf16:      %s\n", bf16 ? bf16 : "runs exact (no AVX-512 BF16)");
   printf("GPU\n");
   if (f->gpu_rc == 0) {
     printf("  %s (compute capability %d.%d)%s\n", f->gpu.name, f->gpu.cc_major, f->gpu.cc_minor,
@@ -139,6 +143,12 @@ static void print_json(facts *f) {
   printf("},\"memory\":{\"available_bytes\":");
   if (f->mem_rc == 0)
     printf("%llu", (unsigned long long)f->mem);
+  else
+    printf("null");
+  const char *bf16 = bg_knn_cpu_kernel(BG_KNN_BF16);
+  printf("},\"knn_kernels\":{\"exact\":\"%s\",\"bf16\":", bg_knn_cpu_kernel(BG_KNN_EXACT));
+  if (bf16)
+    printf("\"%s\"", bf16);
   else
     printf("null");
   printf("},\"gpu\":{\"detected\":%s,", f->gpu_rc == 0 ? "true" : "false");

@@ -34,14 +34,17 @@ void cmd_knn_help(FILE *f) {
           "  --metric M         ip (default), cosine or l2\n"
           "  --backend B        auto (default), naive, blocked, blas or cuda (a GPU)\n"
           "  --dtype T          f32 (default) or f64 (random inputs and --raw files)\n"
-          "  --precision P      exact (default) or bf16: f32 scores from bf16 products (AVX-512\n"
-          "                     BF16, about twice as fast), checked against a proven error bound\n"
-          "                     and scored again in fp32 where it matters: the same answer\n"
+          "  --precision P      exact (default) or bf16: f32 scores from bf16 products (AMX or\n"
+          "                     AVX-512 BF16), checked against a proven error bound and scored\n"
+          "                     again in fp32 where it matters: the same answer; faster on some\n"
+          "                     CPUs, slower on others (brigade bench --suite knn measures it)\n"
           "  --mem-budget B     bytes brigade may allocate beyond inputs and results, e.g. 512M\n"
           "                     (default: half the memory available)\n"
           "  --workers N        threads (default: one per physical core)\n"
           "  --seed S           seed of the random inputs (default 1)\n"
-          "  --out FILE.npy     write the (M, K) int64 indices\n");
+          "  --out FILE.npy     write the (M, K) int64 indices\n"
+          "\nBRIGADE_KNN_ISA=generic, avx2 or avx512 caps the instructions the CPU kernels use\n"
+          "(avx512 keeps bf16 off AMX), to compare them; `brigade info` names the ones in use.\n");
 }
 
 typedef struct knn_args {
@@ -457,8 +460,9 @@ static int search(const knn_args *a, inputs *in) {
       printf("precision: exact (bf16 asked, but this CPU has no AVX-512 BF16, or the dim is too "
              "large for the bound to help); the answer is the same\n");
     else if (a->precision == BG_KNN_BF16)
-      printf("precision: bf16 certified: %llu pairs scored in bf16, %llu of them (%.3f%%) again "
-             "in fp32, %llu in fp32 alone (near-ties); the answer is the exact search's\n",
+      printf("precision: bf16 certified (%s): %llu pairs scored in bf16, %llu of them (%.3f%%) "
+             "again in fp32, %llu in fp32 alone (near-ties); the answer is the exact search's\n",
+             bg_knn_cpu_kernel(BG_KNN_BF16) ? bg_knn_cpu_kernel(BG_KNN_BF16) : "?",
              (unsigned long long)plan.pairs, (unsigned long long)plan.rescored,
              plan.pairs ? 100.0 * (double)plan.rescored / (double)plan.pairs : 0.0,
              (unsigned long long)plan.fallback_pairs);

@@ -74,6 +74,20 @@ static void blas_fits(char **argv) {
     execv("/proc/self/exe", argv); /* returns only if it failed: go on as we are */
 }
 
+/* BRIGADE_KNN_ISA caps the knn kernels' instructions (bg_knn_cpu_kernel). The library takes a
+ * value it does not know as no cap; a command line says so instead, since a misspelt cap
+ * (avx-512) would silently compare the wrong builds. */
+static int knn_isa_ok(void) {
+  static const char *const known[] = {"generic", "generic-amx", "avx2", "avx512"};
+  const char *v = getenv("BRIGADE_KNN_ISA");
+  if (!v || !*v)
+    return 1;
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+    if (!strcmp(v, known[i]))
+      return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   blas_fits(argv);
   /* A file size limit (ulimit -f) is a write that fails with EFBIG, which every writer reports
@@ -103,5 +117,10 @@ int main(int argc, char **argv) {
       return CLI_OK;
     }
   }
+  if (!knn_isa_ok())
+    return cli_usage(NULL,
+                     "the environment variable BRIGADE_KNN_ISA=%s is none of generic, avx2, "
+                     "avx512 (or generic-amx, for tests); unset it for the best this CPU runs",
+                     getenv("BRIGADE_KNN_ISA"));
   return c->run(argc - 1, argv + 1);
 }

@@ -31,14 +31,16 @@ typedef enum bg_dtype { BG_F32 = 0, BG_F64, BG_DTYPE_COUNT_ } bg_dtype_t;
 /* How scores are computed (bg_knn_desc_t.precision, version 5). Both give the same answer. */
 typedef enum bg_knn_precision {
   BG_KNN_EXACT = 0, /* every score in the dtype (the default) */
-  /* f32 only: every pair scored first from bf16-rounded inputs (AVX-512 BF16's dot products,
-   * about twice the fp32 rate), with a proven bound on how far that score can be from the fp32
-   * one; only pairs whose bound reaches a query's running k-th best are scored again in fp32.
+  /* f32 only: every pair scored first from bf16-rounded inputs (AMX's tiles or AVX-512 BF16's
+   * dot products, bg_knn_cpu_kernel), with a proven bound on how far that score can be from the
+   * fp32 one; only pairs whose bound reaches a query's running k-th best are scored again in fp32.
    * idx and scores are byte for byte those of BG_KNN_EXACT (ties included). Query blocks whose
    * near-ties make that re-scoring cost more than it saves run those rows in fp32
    * (plan->fallback_pairs).
    * Runs on the blocked backend ("auto" or "blocked"); on a CPU without AVX-512 BF16 the
-   * search runs exact (plan->precision says "exact"). */
+   * search runs exact (plan->precision says "exact"). Faster than exact where measured on an
+   * AMD EPYC with AVX-512 BF16 (2.1-2.8x); slower on an Intel Xeon's AVX-512 BF16 (0.4-0.6x),
+   * hence AMX there (docs/PERFORMANCE.md): measure before choosing it. */
   BG_KNN_BF16,
   BG_KNN_PRECISION_COUNT_
 } bg_knn_precision_t;
@@ -188,6 +190,15 @@ const char *bg_dtype_name(bg_dtype_t t);
  * about half speed and `brigade info` warns. 0 otherwise or without OpenBLAS.
  */
 int bg_knn_blas_degraded(void);
+
+/**
+ * bg_knn_cpu_kernel - the instructions the blocked backend's products use on this CPU for
+ * @precision: "AVX-512", "AVX2" or "portable" for BG_KNN_EXACT; "AMX", "AVX-512 BF16" or
+ * "portable emulation" for BG_KNN_BF16, NULL when bf16 does not run here (such searches run
+ * exact) or @precision is unknown. BRIGADE_KNN_ISA (generic, avx2, avx512) caps the choice.
+ * A static string.
+ */
+const char *bg_knn_cpu_kernel(bg_knn_precision_t precision);
 
 /** bg_knn_backend_available - 1 if the knn backend of that name is compiled in, else 0. */
 int bg_knn_backend_available(const char *name);

@@ -30,9 +30,17 @@ typedef enum bg__knn_kind {
  * answers, bit for bit. */
 typedef enum bg__knn_isa { BG__ISA_GENERIC = 0, BG__ISA_AVX2, BG__ISA_AVX512 } bg__knn_isa;
 
-/* How precision bf16 runs: not at all (exact fp32), with AVX-512 BF16's instructions, or with
- * the portable emulation (BRIGADE_KNN_ISA=generic, for tests). */
-typedef enum bg__knn_bf16 { BG__BF16_OFF = 0, BG__BF16_AVX512, BG__BF16_GENERIC } bg__knn_bf16;
+/* How precision bf16 runs: not at all (exact fp32), with AVX-512 BF16's instructions, with
+ * AMX's tiles (the fp32 parts still AVX-512's), or with a portable emulation of either's
+ * layout (BRIGADE_KNN_ISA=generic and generic-amx, so that every machine tests both).
+ * BRIGADE_KNN_ISA=avx512 keeps AMX out. */
+typedef enum bg__knn_bf16 {
+  BG__BF16_OFF = 0,
+  BG__BF16_AVX512,
+  BG__BF16_AMX,
+  BG__BF16_GENERIC,
+  BG__BF16_GENERIC_AMX
+} bg__knn_bf16;
 
 /* Everything a tile task needs. I: set before the map; the per-worker scratch buffers are
  * claimed with an atomic flag each (A). */
@@ -101,6 +109,18 @@ void bg__knn_bf16_query(const bg_knn_desc_t *d, const void *queries, size_t i, f
 int bg__knn_bf16_hw(void);
 uint64_t bg__knn_bf16_scratch_bytes(size_t tq, size_t tdb, size_t dim);
 void bg__knn_tile_bf16(const bg__knn_ctx *c, size_t q0, size_t q1, char *scratch);
+
+/* amx.c: bf16's products on AMX tiles. bg__knn_amx_usable: the CPU has AMX-BF16 and Linux
+ * granted this process the tile state (asked once). bg__knn_amx_begin / _end: configure this
+ * thread's tiles for the block below / release them. bg__knn_amx_block: the RB x QB bf16 sums of
+ * RB consecutive database rows (@x, @xs words a row, a multiple of 16, zero-padded) and a query
+ * block (@qp, pair-major, @xs pair rows of QB words) into out[r * QB + l].
+ * bg__knn_amx_block_emulated: the same in C, on any CPU. */
+int bg__knn_amx_usable(void);
+void bg__knn_amx_begin(void);
+void bg__knn_amx_end(void);
+void bg__knn_amx_block(const uint32_t *qp, const uint32_t *x, size_t xs, float *out);
+void bg__knn_amx_block_emulated(const uint32_t *qp, const uint32_t *x, size_t xs, float *out);
 
 /* The certificates' constants (cert.c). bg__knn_bound_bytes: what @rows database rows' take
  * for @kind (0: none; bf16: 3 floats a row; blas: 2 of the dtype). bg__knn_bound_rows: those of

@@ -40,13 +40,26 @@ static size_t align64(size_t n) {
   return (n + 63) / 64 * 64;
 }
 
+/* Words a packed row takes: its pairs, rounded up to whole AMX tiles of 16 pairs for AMX (the
+ * pad zero). */
+static int bf16_tiles(bg__knn_bf16 mode) {
+  return mode == BG__BF16_AMX || mode == BG__BF16_GENERIC_AMX;
+}
+
+static size_t bf16_stride(bg__knn_bf16 mode, size_t dim) {
+  size_t d2 = (dim + 1) / 2;
+  return bf16_tiles(mode) ? (d2 + 15) / 16 * 16 : d2;
+}
+
+/* Sized for AMX's strides, the larger, and RB rows past the database tile: the last AMX block
+ * of a tile reads whole tiles of RB rows. */
 static bf16_layout bf16_layout_of(size_t tq, size_t tdb, size_t dim) {
-  size_t nbl = (tq + QB - 1) / QB, d2 = (dim + 1) / 2;
+  size_t nbl = (tq + QB - 1) / QB, xs = bf16_stride(BG__BF16_AMX, dim);
   bf16_layout l;
   l.q32 = 0;
   l.qbf = l.q32 + align64(nbl * QB * dim * sizeof(float));
-  l.xbf = l.qbf + align64(nbl * QB * d2 * sizeof(uint32_t));
-  l.qn = l.xbf + align64(tdb * d2 * sizeof(uint32_t));
+  l.xbf = l.qbf + align64(nbl * QB * xs * sizeof(uint32_t));
+  l.qn = l.xbf + align64((tdb + RB) * xs * sizeof(uint32_t));
   l.fb = l.qn + align64(nbl * 2 * QB * sizeof(float));
   l.end = l.fb + align64(nbl * sizeof(bf16_backoff));
   return l;
@@ -63,20 +76,24 @@ static inline uint32_t bf16_pair(const float *row, size_t dim, size_t t2) {
 }
 
 /* Queries [i0, i0 + nq) as bf16 pairs, pair-major: qp[t2 * QB + l] holds query l's dims 2 t2
- * and 2 t2 + 1 (zero-padded past nq and past dim), so each pair step loads two vectors. */
-static void bf16_pack_queries(const float *q, size_t i0, size_t nq, size_t dim, uint32_t *qp) {
+ * and 2 t2 + 1 (zero-padded past nq and past dim, up to @xs pairs), so each pair step loads two
+ * vectors. */
+static void bf16_pack_queries(const float *q, size_t i0, size_t nq, size_t dim, size_t xs,
+                              uint32_t *qp) {
   size_t d2 = (dim + 1) / 2;
   for (size_t l = 0; l < QB; l++)
-    for (size_t t2 = 0; t2 < d2; t2++)
-      qp[t2 * QB + l] = l < nq ? bf16_pair(q + (i0 + l) * dim, dim, t2) : 0;
+    for (size_t t2 = 0; t2 < xs; t2++)
+      qp[t2 * QB + l] = l < nq && t2 < d2 ? bf16_pair(q + (i0 + l) * dim, dim, t2) : 0;
 }
 
-/* Database rows [x0, x1) as bf16 pairs, row-major (d2 words a row). */
-static void bf16_rows_generic(const float *x, size_t x0, size_t x1, size_t dim, uint32_t *xb) {
+/* Database rows [x0, x1) as bf16 pairs, row-major (xs words a row; the words past the pairs are
+ * the caller's). */
+static void bf16_rows_generic(const float *x, size_t x0, size_t x1, size_t dim, size_t xs,
+                              uint32_t *xb) {
   size_t d2 = (dim + 1) / 2;
   for (size_t j = x0; j < x1; j++)
     for (size_t t2 = 0; t2 < d2; t2++)
-      xb[(j - x0) * d2 + t2] = bf16_pair(x + j * dim, dim, t2);
+      xb[(j - x0) * xs + t2] = bf16_pair(x + j * dim, dim, t2);
 }
 
 /* The portable bf16 register block: the same products of bf16 values (exact in fp32) summed in
@@ -134,11 +151,10 @@ BF16_TARGET static void bf16_micro_avx512(const uint32_t *qp, const uint32_t *co
 
 /* The instructions' conversion, 32 values at a time (the tail masked): it rounds as bf16_of. */
 BF16_TARGET static void bf16_rows_avx512(const float *x, size_t x0, size_t x1, size_t dim,
-                                         uint32_t *xb) {
-  size_t d2 = (dim + 1) / 2;
+                                         size_t xs, uint32_t *xb) {
   for (size_t j = x0; j < x1; j++) {
     const float *row = x + j * dim;
-    uint16_t *dst = (uint16_t *)(void *)(xb + (j - x0) * d2);
+    uint16_t *dst = (uint16_t *)(void *)(xb + (j - x0) * xs);
     for (size_t t = 0; t < dim; t += 32) {
       size_t n = dim - t < 32 ? dim - t : 32;
       __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
@@ -174,15 +190,23 @@ static void bf16_micro(const bg__knn_ctx *c, const uint32_t *qp, const uint32_t 
   bf16_micro_generic(qp, rows, d2, out);
 }
 
+/* Database rows [x0, x1) as bf16 pairs, xs words a row. For AMX the pad past each row's pairs
+ * and RB whole rows past the last are zeroed: the tiles read them, and must add nothing. */
 static void bf16_rows(const bg__knn_ctx *c, const float *x, size_t x0, size_t x1, size_t dim,
-                      uint32_t *xb) {
+                      size_t xs, uint32_t *xb) {
 #ifdef __x86_64__
-  if (c->bf16 == BG__BF16_AVX512) {
-    bf16_rows_avx512(x, x0, x1, dim, xb);
-    return;
-  }
+  if (c->bf16 == BG__BF16_AVX512 || c->bf16 == BG__BF16_AMX)
+    bf16_rows_avx512(x, x0, x1, dim, xs, xb);
+  else
 #endif
-  bf16_rows_generic(x, x0, x1, dim, xb);
+    bf16_rows_generic(x, x0, x1, dim, xs, xb);
+  size_t d2 = (dim + 1) / 2;
+  if (!bf16_tiles(c->bf16))
+    return;
+  if (xs > d2)
+    for (size_t r = 0; r < x1 - x0; r++)
+      memset(xb + r * xs + d2, 0, (xs - d2) * sizeof *xb);
+  memset(xb + (x1 - x0) * xs, 0, RB * xs * sizeof *xb);
 }
 
 /* Two database rows scored in fp32 for a whole query block: the fp32 register block's
@@ -296,7 +320,7 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
                                                             size_t q1, char *scratch) {
   const bg_knn_desc_t *d = c->d;
   const float *x = d->db;
-  size_t dim = d->dim, d2 = (dim + 1) / 2, nbl = (q1 - q0 + QB - 1) / QB;
+  size_t dim = d->dim, xs = bf16_stride(c->bf16, dim), nbl = (q1 - q0 + QB - 1) / QB;
   bf16_layout lay = bf16_layout_of(q1 - q0, c->tile_db, dim);
   float *q32 = (float *)(void *)(scratch + lay.q32), *qn = (float *)(void *)(scratch + lay.qn);
   uint32_t *qbf = (uint32_t *)(void *)(scratch + lay.qbf);
@@ -306,7 +330,7 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
   for (size_t b = 0; b < nbl; b++) {
     size_t i0 = q0 + b * QB, nq = q1 - i0 < QB ? q1 - i0 : QB;
     pack_queries_f32(d->queries, i0, nq, dim, q32 + b * QB * dim);
-    bf16_pack_queries(d->queries, i0, nq, dim, qbf + b * QB * d2);
+    bf16_pack_queries(d->queries, i0, nq, dim, xs, qbf + b * QB * xs);
     for (size_t l = 0; l < QB; l++) {
       float *at = qn + b * 2 * QB + l;
       at[0] = at[QB] = 0.0f;
@@ -317,9 +341,11 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
   }
   float out[RB * QB], thr[QB];
   uint32_t need[RB];
+  if (c->bf16 == BG__BF16_AMX)
+    bg__knn_amx_begin();
   for (size_t x0 = 0; x0 < d->nb_txt; x0 += c->tile_db) {
     size_t x1 = d->nb_txt - x0 < c->tile_db ? d->nb_txt : x0 + c->tile_db;
-    bf16_rows(c, x, x0, x1, dim, xbf);
+    bf16_rows(c, x, x0, x1, dim, xs, xbf);
     for (size_t b = 0; b < nbl; b++) {
       size_t i0 = q0 + b * QB, nq = q1 - i0 < QB ? q1 - i0 : QB;
       const float *qp32 = q32 + b * QB * dim;
@@ -343,10 +369,16 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
             fb[b].left--, span = 0;
           continue;
         }
-        const uint32_t *rows[RB];
-        for (size_t r = 0; r < RB; r++)
-          rows[r] = xbf + (j0 - x0 + (r < nr ? r : nr - 1)) * d2;
-        bf16_micro(c, qbf + b * QB * d2, rows, d2, out);
+        if (c->bf16 == BG__BF16_AMX) {
+          bg__knn_amx_block(qbf + b * QB * xs, xbf + (j0 - x0) * xs, xs, out);
+        } else if (c->bf16 == BG__BF16_GENERIC_AMX) {
+          bg__knn_amx_block_emulated(qbf + b * QB * xs, xbf + (j0 - x0) * xs, xs, out);
+        } else {
+          const uint32_t *rows[RB];
+          for (size_t r = 0; r < RB; r++)
+            rows[r] = xbf + (j0 - x0 + (r < nr ? r : nr - 1)) * xs;
+          bf16_micro(c, qbf + b * QB * xs, rows, xs, out);
+        }
         bf16_filter(c, out, qn + b * 2 * QB, thr, nq, j0, nr, need);
         pairs += nq * nr;
         size_t redone = 0;
@@ -369,6 +401,8 @@ static inline __attribute__((always_inline)) void bf16_body(const bg__knn_ctx *c
       }
     }
   }
+  if (c->bf16 == BG__BF16_AMX)
+    bg__knn_amx_end();
   atomic_fetch_add_explicit(&c->stats[0], pairs, memory_order_relaxed);
   atomic_fetch_add_explicit(&c->stats[1], rescored, memory_order_relaxed);
   atomic_fetch_add_explicit(&c->stats[2], fallback, memory_order_relaxed);

@@ -55,7 +55,8 @@ int bg_knn_blas_degraded(void) {
 
 /* The AVX-512 build of the blocked kernel when the CPU has AVX-512 and FMA, else the AVX2 build
  * when it has AVX2 and FMA, else the portable one. BRIGADE_KNN_ISA=generic or avx2 caps the
- * choice, to compare the builds or to test a lesser one on a better CPU. */
+ * choice, to compare the builds or to test a lesser one on a better CPU (and avx512 keeps
+ * precision bf16 off AMX, bg__knn_bf16_mode). */
 bg__knn_isa bg__knn_isa_here(void) {
   const char *cap = getenv("BRIGADE_KNN_ISA");
   bg__knn_isa most = !cap                      ? BG__ISA_AVX512
@@ -155,10 +156,44 @@ bg__knn_bf16 bg__knn_bf16_mode(const bg_knn_desc_t *d, bg__knn_kind kind) {
   if (!wants_bf16(d) || d->dtype != BG_F32 || kind != BG__KNN_BLOCKED ||
       !bg__knn_bf16_dim_ok(d->dim))
     return BG__BF16_OFF;
-  if (bg__knn_isa_here() == BG__ISA_AVX512)
-    return bg__knn_bf16_hw() ? BG__BF16_AVX512 : BG__BF16_OFF;
   const char *isa = getenv("BRIGADE_KNN_ISA");
+  if (isa && !strcmp(isa, "generic-amx"))
+    return BG__BF16_GENERIC_AMX;
+  if (bg__knn_isa_here() == BG__ISA_AVX512) {
+    if (!bg__knn_bf16_hw())
+      return BG__BF16_OFF;
+    return (!isa || strcmp(isa, "avx512")) && bg__knn_amx_usable() ? BG__BF16_AMX : BG__BF16_AVX512;
+  }
   return isa && !strcmp(isa, "generic") ? BG__BF16_GENERIC : BG__BF16_OFF;
+}
+
+const char *bg_knn_cpu_kernel(bg_knn_precision_t precision) {
+  if (precision == BG_KNN_BF16) {
+    bg_knn_desc_t d;
+    bg_knn_desc_init(&d);
+    d.precision = BG_KNN_BF16, d.dim = 1;
+    switch (bg__knn_bf16_mode(&d, BG__KNN_BLOCKED)) {
+    case BG__BF16_AMX:
+      return "AMX";
+    case BG__BF16_AVX512:
+      return "AVX-512 BF16";
+    case BG__BF16_GENERIC:
+    case BG__BF16_GENERIC_AMX:
+      return "portable emulation";
+    default:
+      return NULL;
+    }
+  }
+  if (precision != BG_KNN_EXACT)
+    return NULL;
+  switch (bg__knn_isa_here()) {
+  case BG__ISA_AVX512:
+    return "AVX-512";
+  case BG__ISA_AVX2:
+    return "AVX2";
+  default:
+    return "portable";
+  }
 }
 
 void bg__knn_put_plan(const bg_knn_desc_t *d, bg_knn_plan_t *dst, const bg_knn_plan_t *src) {

@@ -49,6 +49,11 @@ fi
 expect 0 out 'Number of physical cores: [0-9]+' -- info
 expect 0 out 'threads +usable' -- info
 expect 0 out '"physical_total":[0-9]+' -- info --json
+# Which instructions the knn kernels use, and what a cap on them changes.
+expect 0 out '"knn_kernels":\{"exact":"(AVX-512|AVX2|portable)","bf16":("AMX"|"AVX-512 BF16"|null)\}' -- info --json
+BRIGADE_KNN_ISA=generic expect 0 out '"knn_kernels":\{"exact":"portable","bf16":"portable emulation"\}' -- info --json
+BRIGADE_KNN_ISA=avx2 expect 0 out '  bf16: +runs exact \(no AVX-512 BF16\)' -- info
+BRIGADE_KNN_ISA=avx-512 expect 2 err 'BRIGADE_KNN_ISA=avx-512 is none of generic, avx2, avx512' -- knn --nb-txt 10 --dim 2
 expect 2 err "unknown option '--yaml'" -- info --yaml
 expect 2 err "--remeasure goes with --limits" -- info --remeasure
 # The machine's limits: measured with figures in sane ranges, cached for this machine, measured

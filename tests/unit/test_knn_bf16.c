@@ -33,8 +33,11 @@ static float uniform(uint64_t *s) {
   return (float)(rng(s) >> 11) * 0x1p-53f;
 }
 
-/* Which bf16 builds to try: the instructions (where present) and the portable emulation. */
-static const char *const isas[] = {NULL, "generic"};
+/* Which bf16 builds to try: the best instructions here (AMX's tiles where present), AVX-512
+ * BF16's (where present), and the portable emulations of both layouts (AMX's pads each row to
+ * whole tiles and reads whole blocks of rows past the database's end). */
+static const char *const isas[] = {NULL, "avx512", "generic", "generic-amx"};
+#define NISAS (sizeof isas / sizeof *isas)
 
 static void set_isa(const char *isa) {
   if (isa)
@@ -63,7 +66,7 @@ static int same_answers(bg_pool_t *pool, const search *s, const char *what, bg_k
   set_isa(NULL);
   assert_int_equal(bg_knn(pool, &d, NULL), 0);
   int ran = 0;
-  for (size_t i = 0; i < 2; i++) {
+  for (size_t i = 0; i < NISAS; i++) {
     set_isa(isas[i]);
     bg_knn_plan_t p = {0};
     d.precision = BG_KNN_BF16, d.idx = got, d.scores = gs;
@@ -126,7 +129,7 @@ static void bf16_answers_equal_exact_ones(void **state) {
     free(db), free(q);
   }
   /* The portable build always runs bf16: the filter was exercised whatever the CPU. */
-  assert_true(ran >= 3 * 3 * 3 * 10);
+  assert_true(ran >= 2 * 3 * 3 * 3 * 10); /* the two emulations run everywhere */
   bg_pool_destroy(pool);
 }
 
@@ -308,16 +311,41 @@ static void streamed_bf16_equals_exact(void **state) {
     reader r = {db, dim};
     d.db = NULL, d.db_read = read_rows, d.db_ctx = &r, d.mem_budget = 256 << 10;
     d.precision = BG_KNN_BF16, d.idx = got, d.scores = gs;
-    setenv("BRIGADE_KNN_ISA", "generic", 1);
-    bg_knn_plan_t p = {0};
-    assert_int_equal(bg_knn(pool, &d, &p), 0);
-    unsetenv("BRIGADE_KNN_ISA");
-    assert_string_equal(p.precision, "bf16");
-    assert_memory_equal(want, got, n * 8);
-    assert_memory_equal(ws, gs, n * 4);
+    for (size_t i = 2; i < NISAS; i++) {
+      setenv("BRIGADE_KNN_ISA", isas[i], 1);
+      bg_knn_plan_t p = {0};
+      memset(got, 0xff, sizeof got);
+      assert_int_equal(bg_knn(pool, &d, &p), 0);
+      unsetenv("BRIGADE_KNN_ISA");
+      assert_string_equal(p.precision, "bf16");
+      assert_memory_equal(want, got, n * 8);
+      assert_memory_equal(ws, gs, n * 4);
+    }
   }
   free(db), free(q);
   bg_pool_destroy(pool);
+}
+
+/* bg_knn_cpu_kernel names what runs, under each cap, and NULL for what cannot. */
+static void cpu_kernel_names(void **state) {
+  (void)state;
+  setenv("BRIGADE_KNN_ISA", "generic", 1);
+  assert_string_equal(bg_knn_cpu_kernel(BG_KNN_EXACT), "portable");
+  assert_string_equal(bg_knn_cpu_kernel(BG_KNN_BF16), "portable emulation");
+  setenv("BRIGADE_KNN_ISA", "generic-amx", 1);
+  assert_string_equal(bg_knn_cpu_kernel(BG_KNN_BF16), "portable emulation");
+  setenv("BRIGADE_KNN_ISA", "avx2", 1);
+  const char *e = bg_knn_cpu_kernel(BG_KNN_EXACT);
+  assert_true(!strcmp(e, "AVX2") || !strcmp(e, "portable"));
+  assert_null(bg_knn_cpu_kernel(BG_KNN_BF16)); /* bf16 needs AVX-512 BF16 */
+  setenv("BRIGADE_KNN_ISA", "avx512", 1);
+  const char *b = bg_knn_cpu_kernel(BG_KNN_BF16);
+  assert_true(!b || !strcmp(b, "AVX-512 BF16"));
+  unsetenv("BRIGADE_KNN_ISA");
+  b = bg_knn_cpu_kernel(BG_KNN_BF16);
+  assert_true(!b || !strcmp(b, "AVX-512 BF16") || !strcmp(b, "AMX"));
+  assert_true(!b || !strcmp(bg_knn_cpu_kernel(BG_KNN_EXACT), "AVX-512"));
+  assert_null(bg_knn_cpu_kernel(BG_KNN_PRECISION_COUNT_));
 }
 
 static void refusals_and_old_callers(void **state) {
@@ -366,6 +394,7 @@ int main(void) {
       cmocka_unit_test(near_ties_planted_at_the_bound_are_answered_exactly),
       cmocka_unit_test(rows_too_alike_fall_back_to_fp32),
       cmocka_unit_test(streamed_bf16_equals_exact),
+      cmocka_unit_test(cpu_kernel_names),
       cmocka_unit_test(refusals_and_old_callers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,10 +113,11 @@ def knn(
     ``metric`` is "ip" (largest inner product, the lecture's question), "cosine" or "l2"
     (smallest squared distance). Scores are computed in the inputs' precision (float32 or
     float64, never lower); ties go to the lowest index. ``precision="bf16"`` (float32 only)
-    scores every pair from bf16-rounded inputs first (AVX-512 BF16, about twice as fast) and
-    again in float32 only where a proven error bound says it could matter: the indices and
-    scores are exactly those of ``precision="exact"``; without AVX-512 BF16 it runs exact. float32 or float64 C-contiguous arrays are read where they are (no copy);
-    anything else is converted once (both to float64 when their types differ).
+    scores every pair from bf16-rounded inputs first (AMX or AVX-512 BF16: faster on some CPUs
+    and shapes, slower on others) and again in float32 only where a proven error bound says it
+    could matter: the indices and scores are exactly those of ``precision="exact"``; without
+    AVX-512 BF16 it runs exact. float32 or float64 C-contiguous arrays are read where they are
+    (no copy); anything else is converted once (both to float64 when their types differ).
 
     ``mem_budget`` is the bytes the search may allocate besides its inputs and outputs (None:
     half the memory available, cgroup- and ulimit-aware); a budget too small for any plan
