@@ -38,9 +38,10 @@ typedef enum bg_knn_precision {
    * near-ties make that re-scoring cost more than it saves run those rows in fp32
    * (plan->fallback_pairs).
    * Runs on the blocked backend ("auto" or "blocked"); on a CPU without AVX-512 BF16 the
-   * search runs exact (plan->precision says "exact"). Faster than exact where measured on an
-   * AMD EPYC with AVX-512 BF16 (2.1-2.8x); slower on an Intel Xeon's AVX-512 BF16 (0.4-0.6x),
-   * hence AMX there (docs/PERFORMANCE.md): measure before choosing it. */
+   * search runs exact (plan->precision says "exact"). On the lecture's dim-1000 cases it was
+   * 2.1-2.8x exact on an AMD EPYC's AVX-512 BF16 and 2.65x on an Intel Xeon's AMX (whose
+   * AVX-512 BF16 gave 0.4-0.6x), slower at dim 100 (docs/PERFORMANCE.md): measure before
+   * choosing it. */
   BG_KNN_BF16,
   BG_KNN_PRECISION_COUNT_
 } bg_knn_precision_t;

@@ -53,7 +53,10 @@ void bg__knn_amx_block_emulated(const uint32_t *qp, const uint32_t *x, size_t xs
 #include <unistd.h>
 
 /* Linux gives a process AMX's 8 KiB of tile state only when asked (arch_prctl, Linux 5.16);
- * without the permission the first tile instruction raises SIGILL. */
+ * without the permission the first tile instruction raises SIGILL. Linux refuses it while an
+ * alternate signal stack too small for the larger signal frame is set (bf16 then runs on
+ * AVX-512 BF16), and once granted refuses such stacks to the rest of the process, as it does
+ * for every library that uses AMX. */
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
