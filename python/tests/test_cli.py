@@ -22,3 +22,7 @@ def test_info_describes_the_machine() -> None:
     info = brigade.info()
     assert info["version"] == brigade.__version__
     assert info["cpu"] and "memory" in info
+    # The instructions the knn kernels use here; bf16 is None where it runs exact.
+    kernels = info["knn_kernels"]
+    assert kernels["exact"] in ("AVX-512", "AVX2", "portable")
+    assert kernels["bf16"] in (None, "AMX", "AVX-512 BF16")
