@@ -93,7 +93,10 @@ static int read_header(int fd, const char *path, unsigned accepted, bg_npy_t *a,
 static int raw_shape(const struct stat *st, const char *path, const bg_npy_opts_t *o, bg_npy_t *a,
                      bg_npy_error_t *err) {
   size_t e = bg__npy_elem_size(o->raw_dtype), row;
-  if (__builtin_mul_overflow(o->raw_cols, e, &row) || !S_ISREG(st->st_mode) || st->st_size == 0 ||
+  if (!S_ISREG(st->st_mode))
+    return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
+                        "%s: only a regular file can be streamed (read in pieces)", path);
+  if (__builtin_mul_overflow(o->raw_cols, e, &row) || st->st_size == 0 ||
       (uint64_t)st->st_size % row)
     return bg__npy_fail(err, BG_NPY_RAW, BG_EFORMAT,
                         "%s: a raw file of %s rows with dim %zu must be a non-zero multiple of "
@@ -103,6 +106,68 @@ static int raw_shape(const struct stat *st, const char *path, const bg_npy_opts_
   a->ndim = 2;
   a->shape[0] = (size_t)((uint64_t)st->st_size / row);
   a->shape[1] = o->raw_cols;
+  return 0;
+}
+
+/* A raw stream (a pipe, a terminal, /dev/stdin): its size is known only at its end, so it is
+ * read whole, at most the bytes available, into buffers that double, and sized then. */
+static int raw_stream(int fd, const char *path, const bg_npy_opts_t *o, bg_npy_t *a,
+                      bg_npy_error_t *err) {
+  size_t e = bg__npy_elem_size(o->raw_dtype), row, len = 0, cap = 0;
+  if (__builtin_mul_overflow(o->raw_cols, e, &row))
+    return bg__npy_fail(err, BG_NPY_RAW, BG_EFORMAT, "%s: dim %zu is too large", path, o->raw_cols);
+  uint64_t most = o->max_bytes;
+  char *buf = NULL;
+  for (;;) {
+    if (len == cap) {
+      /* One byte past the bytes available tells a stream that does not fit from one that does. */
+      uint64_t want = cap ? (uint64_t)cap * 2 : (uint64_t)1 << 20;
+      if (most < UINT64_MAX && want > most + 1)
+        want = most + 1;
+      if (want > SIZE_MAX / 2)
+        want = SIZE_MAX / 2;
+      char *grown = bg__pool_alloc(a->alloc, (size_t)want);
+      if (!grown) {
+        bg__pool_free(a->alloc, buf);
+        return bg__npy_fail(err, BG_NPY_NOMEM, BG_ENOMEM, "%s: out of memory after %zu bytes", path,
+                            len);
+      }
+      if (len)
+        memcpy(grown, buf, len);
+      bg__pool_free(a->alloc, buf);
+      buf = grown, cap = (size_t)want;
+    }
+    ssize_t got = read(fd, buf + len, cap - len);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      int er = errno;
+      bg__pool_free(a->alloc, buf);
+      return bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: read failed: %s", path, strerror(er));
+    }
+    if (got == 0)
+      break;
+    len += (size_t)got;
+    if (len > most) {
+      bg__pool_free(a->alloc, buf);
+      return bg__npy_fail(err, BG_NPY_TOO_BIG, BG_ERANGE,
+                          "%s: more than the %" PRIu64 " bytes available", path, most);
+    }
+  }
+  if (len == 0 || len % row) {
+    bg__pool_free(a->alloc, buf);
+    return bg__npy_fail(err, BG_NPY_RAW, BG_EFORMAT,
+                        "%s: a raw stream of %s rows with dim %zu must be a non-zero multiple of "
+                        "%zu bytes; it had %zu",
+                        path, bg_npy_dtype_name(o->raw_dtype), o->raw_cols, row, len);
+  }
+  a->dtype = o->raw_dtype;
+  a->ndim = 2;
+  a->shape[0] = len / row;
+  a->shape[1] = o->raw_cols;
+  a->bytes = len;
+  a->copy = buf;
+  a->data = buf;
   return 0;
 }
 
@@ -202,11 +267,13 @@ int bg_npy_open(const char *path, const bg_npy_opts_t *o, bg_npy_t **out, bg_npy
   int rc;
   if (fstat(fd, &st) != 0)
     rc = bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: %s", path, strerror(errno));
+  else if (o->raw_cols && !S_ISREG(st.st_mode) && !(o->version >= 2 && o->stream))
+    rc = raw_stream(fd, path, o, a, err);
   else if (o->raw_cols)
     rc = raw_shape(&st, path, o, a, err);
   else
     rc = read_header(fd, path, o->dtypes, a, &offset, err);
-  if (rc == 0)
+  if (rc == 0 && !a->data)
     rc = load(fd, &st, path, o, offset, a, err);
   /* A mapping outlives the descriptor it was made from; a streamed array keeps it. */
   if (rc == 0 && o->version >= 2 && o->stream) {

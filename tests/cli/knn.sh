@@ -144,6 +144,10 @@ expect 1 err "available; use smaller sizes or --dtype f32" -- knn --nb-txt 1G --
 expect 1 err "available; use smaller sizes$" -- knn --nb-txt 1G --dim 1000 --nb-new 1000
 head -c 100 /dev/urandom >"$tmp/raw.bin"
 expect 2 err "must be a non-zero multiple of 12 bytes" -- knn --db "$tmp/raw.bin" --queries "$tmp/raw.bin" --raw --dim 3
+# Raw rows from a pipe: read whole, sized at its end.
+head -c 1200 /dev/zero >"$tmp/zero.raw"
+expect 0 out 'first query: best index 0' -- knn --db <(cat "$tmp/zero.raw") --queries "$tmp/zero.raw" --raw --dim 3
+expect 2 err "a raw stream of f32 rows with dim 3 must be a non-zero multiple of 12 bytes; it had 100" -- knn --db <(cat "$tmp/raw.bin") --queries "$tmp/zero.raw" --raw --dim 3
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

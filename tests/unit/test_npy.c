@@ -359,6 +359,86 @@ static void raw_files_given_their_row(void **state) {
   refused("empty.bin", &o, BG_EFORMAT, BG_NPY_RAW, "non-zero multiple");
 }
 
+/* Writes n bytes of buf into the fifo from a child; returns its pid. */
+static pid_t feed_fifo(const char *fifo, const void *buf, size_t n) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int out = open(fifo, O_WRONLY);
+    size_t done = 0;
+    while (out >= 0 && done < n) {
+      ssize_t w = write(out, (const char *)buf + done, n - done);
+      if (w <= 0)
+        _exit(1);
+      done += (size_t)w;
+    }
+    _exit(out >= 0 ? 0 : 1);
+  }
+  return pid;
+}
+
+/* A raw stream (a pipe: no size until its end) is read whole, through buffers that grow (3 MiB
+ * here, past the first 1 MiB), and sized by its length; a length that is no whole number of
+ * rows, an empty stream, one past max_bytes and a streamed (piecewise) read are refused. */
+static void raw_streams_read_whole(void **state) {
+  (void)state;
+  size_t n = (size_t)3 << 20;
+  float *v = malloc(n);
+  assert_non_null(v);
+  for (size_t i = 0; i < n / 4; i++)
+    v[i] = (float)i;
+  const char *fifo = path_of("rawfifo");
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  bg_npy_opts_t o;
+  bg_npy_opts_init(&o);
+  o.raw_cols = 3;
+  o.raw_dtype = BG_NPY_F32;
+  static const struct {
+    size_t bytes;
+    uint64_t max;
+    int stream, rc;
+    const char *msg;
+  } cases[] = {
+      {(size_t)3 << 20, 0, 0, 0, NULL},
+      {10, 0, 0, BG_EFORMAT,
+       "a raw stream of f32 rows with dim 3 must be a non-zero multiple of "
+       "12 bytes; it had 10"},
+      {0, 0, 0, BG_EFORMAT, "it had 0"},
+      {120, 100, 0, BG_ERANGE, "more than the 100 bytes available"},
+      {120, 0, 1, BG_EINVAL, "only a regular file can be streamed"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    bg_npy_opts_init(&o);
+    o.raw_cols = 3, o.raw_dtype = BG_NPY_F32, o.stream = cases[c].stream;
+    if (cases[c].max)
+      o.max_bytes = cases[c].max;
+    pid_t pid = feed_fifo(fifo, v, cases[c].bytes);
+    bg_npy_t *a = NULL;
+    bg_npy_error_t e;
+    int rc = bg_npy_open(fifo, &o, &a, &e);
+    /* A refused open may leave the writer blocked on a full pipe: end it. */
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(rc, cases[c].rc);
+    if (rc == 0) {
+      assert_int_equal(bg_npy_shape(a)[0], n / 12);
+      assert_int_equal(bg_npy_shape(a)[1], 3);
+      assert_int_equal(bg_npy_mapped(a), 0);
+      assert_memory_equal(bg_npy_data(a), v, n);
+      float row[3];
+      assert_int_equal(bg_npy_read_rows(a, 1000, 1, row, NULL), 0);
+      assert_memory_equal(row, v + 3000, sizeof row);
+      bg_npy_close(a);
+    } else {
+      assert_null(a);
+      if (!strstr(e.msg, cases[c].msg))
+        fail_msg("case %zu: '%s' lacks '%s'", c, e.msg, cases[c].msg);
+    }
+  }
+  free(v);
+}
+
 static void open_arguments_and_missing_files(void **state) {
   (void)state;
   bg_npy_t *a = NULL;
@@ -586,6 +666,7 @@ int main(void) {
       cmocka_unit_test(max_bytes_and_truncation),
       cmocka_unit_test(fifo_read_whole_or_truncated),
       cmocka_unit_test(raw_files_given_their_row),
+      cmocka_unit_test(raw_streams_read_whole),
       cmocka_unit_test(open_arguments_and_missing_files),
       cmocka_unit_test(large_file_is_mapped_not_copied),
       cmocka_unit_test(allocator_gets_handle_and_copy),
