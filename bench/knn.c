@@ -297,8 +297,10 @@ static void plan_text(const knn_run *r, const char *name, unsigned workers, benc
   } else if (!strcmp(name, "bf16") && r->plan.backend) {
     /* The share of pairs scored twice and of those scored in fp32 alone, not the tiles. */
     double all = (double)(r->plan.pairs + r->plan.fallback_pairs);
+    char why[128];
     if (strcmp(r->plan.precision, "bf16"))
-      snprintf(row->plan, sizeof row->plan, "ran exact: no AVX-512 BF16");
+      snprintf(row->plan, sizeof row->plan, "ran exact: %s",
+               bench_knn_bf16_exact_why(why, sizeof why));
     else
       snprintf(row->plan, sizeof row->plan, "bf16 %s, %.3f%% rescored, %.1f%% fp32",
                bg_knn_cpu_kernel(BG_KNN_BF16) ? bg_knn_cpu_kernel(BG_KNN_BF16) : "?",
@@ -559,6 +561,25 @@ static void explain_gpu(const knn_run *r, bench_result *res, size_t first) {
                  cub->wall.median + cub->h2d_s, dev);
 }
 
+const char *bench_knn_bf16_exact_why(char *buf, size_t cap) {
+  if (bg_knn_cpu_kernel(BG_KNN_BF16))
+    return "the dim is past what its error bound can filter";
+#ifdef __x86_64__
+  const char *isa = getenv("BRIGADE_KNN_ISA");
+  if (isa && *isa && __builtin_cpu_supports("avx512bf16")) {
+    snprintf(buf, cap, "BRIGADE_KNN_ISA=%s keeps it off AVX-512 BF16", isa);
+    return buf;
+  }
+#endif
+  (void)buf, (void)cap;
+  return "no AVX-512 BF16 on this CPU";
+}
+
+/* A bf16 row that ran exact is blocked again under another name: never the fastest. */
+static int ran_exact(const bench_row *x) {
+  return !strcmp(x->backend, "bf16") && !strncmp(x->plan, "ran exact", 9);
+}
+
 /* Fills the ratios of the case's rows (first..end) and writes its sentences. */
 static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t avail) {
   const bench_row *naive = row_of(res, first, "naive"), *sgemm = row_of(res, first, "sgemm");
@@ -571,7 +592,7 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
       x->vs_sgemm = x->gflops / sgemm->gflops;
     /* file is blocked again, from a file: what reading costs, never the fastest kernel. */
     if (!x->reference && !x->external && !x->failed && x->gflops > 0 &&
-        strcmp(x->backend, "file") && (!best || x->gflops > best->gflops))
+        strcmp(x->backend, "file") && !ran_exact(x) && (!best || x->gflops > best->gflops))
       best = x;
   }
   if (!best)
@@ -599,9 +620,9 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
                    "bare sgemm on the same product (%.1f GFLOP/s, no top-k)%s",
                    name, best->gflops, 100 * best->vs_sgemm, sgemm->gflops,
                    !strcmp(best->backend, "bf16")
-                       ? "; its products are bf16's (two per fp32 lane per instruction, twice "
-                         "fp32's rate), and the few pairs its error bound cannot rule out are "
-                         "scored again in fp32, so its answer is the exact one"
+                       ? "; its products are bf16's (on AMX or AVX-512 BF16, as its plan says), "
+                         "and the few pairs its error bound cannot rule out are scored again in "
+                         "fp32, so its answer is the exact one"
                    : best->vs_sgemm >= 1
                        ? "; it beats the bare product because the top-k is folded in while a tile "
                          "of scores is still in cache, where sgemm writes every score to memory"

@@ -548,9 +548,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
       continue;
     }
     if (!is_value_opt(argv[i]))
-      return cli_usage("bench", "unknown option '%s'", argv[i]);
+      return cli_unknown_option("bench", argv[i]);
     if (i + 1 >= argc)
-      return cli_usage("bench", "option '%s' needs a value", argv[i]);
+      return cli_needs_value("bench", argv[i]);
     int rc = parse_one(argv[i], argv[i + 1], a);
     if (rc != 0)
       return rc;

@@ -3,6 +3,7 @@
  * user needs to choose workers and sizes: usable CPUs, caches, memory, backends. */
 #include "cli.h"
 #include "hwlimits.h"
+#include "knn.h"
 #include "opts.h"
 
 #include "brigade.h"
@@ -85,7 +86,11 @@ static void print_text(const facts *f) {
   const char *bf16 = bg_knn_cpu_kernel(BG_KNN_BF16);
   printf("knn kernels\n");
   printf("  exact:     %s\n", bg_knn_cpu_kernel(BG_KNN_EXACT));
-  printf("  bf16:      %s\n", bf16 ? bf16 : "runs exact (no AVX-512 BF16)");
+  char why[128];
+  if (bf16)
+    printf("  bf16:      %s\n", bf16);
+  else
+    printf("  bf16:      runs exact (%s)\n", bench_knn_bf16_exact_why(why, sizeof why));
   printf("GPU\n");
   if (f->gpu_rc == 0) {
     printf("  %s (compute capability %d.%d)%s\n", f->gpu.name, f->gpu.cc_major, f->gpu.cc_minor,

@@ -34,8 +34,9 @@ void cmd_knn_help(FILE *f) {
           "  --metric M         ip (default), cosine or l2\n"
           "  --backend B        auto (default), naive, blocked, blas or cuda (a GPU)\n"
           "  --dtype T          f32 (default) or f64 (random inputs and --raw files)\n"
-          "  --precision P      exact (default) or bf16: f32 scores from bf16 products (AMX or\n"
-          "                     AVX-512 BF16), checked against a proven error bound and scored\n"
+          "  --precision P      exact (default) or bf16 (f32 inputs, backend auto or blocked):\n"
+          "                     scores from bf16 products (AMX or AVX-512 BF16; exact on CPUs\n"
+          "                     without them), checked against a proven error bound and scored\n"
           "                     again in fp32 where it matters: the same answer; faster on some\n"
           "                     CPUs, slower on others (brigade bench --suite knn measures it)\n"
           "  --mem-budget B     bytes brigade may allocate beyond inputs and results, e.g. 512M\n"
@@ -44,7 +45,9 @@ void cmd_knn_help(FILE *f) {
           "  --seed S           seed of the random inputs (default 1)\n"
           "  --out FILE.npy     write the (M, K) int64 indices\n"
           "\nBRIGADE_KNN_ISA=generic, avx2 or avx512 caps the instructions the CPU kernels use\n"
-          "(avx512 keeps bf16 off AMX), to compare them; `brigade info` names the ones in use.\n");
+          "(avx512 keeps bf16 off AMX), to compare them; `brigade info` names the ones in use.\n"
+          "generic and generic-amx also run bf16 in portable C on any CPU, for tests. Another\n"
+          "value is a usage error.\n");
 }
 
 typedef struct knn_args {
@@ -145,7 +148,7 @@ static int parse_one(const char *opt, const char *val, knn_args *a) {
   else if (!strcmp(opt, "--out"))
     a->out_path = val;
   else
-    return cli_usage("knn", "unknown option '%s'", opt);
+    return cli_unknown_option("knn", opt);
   return 0;
 }
 
@@ -157,7 +160,7 @@ static int parse_args(int argc, char **argv, knn_args *a) {
       continue;
     }
     if (i + 1 >= argc)
-      return cli_usage("knn", "option '%s' needs a value", argv[i]);
+      return cli_needs_value("knn", argv[i]);
     int rc = parse_one(argv[i], argv[i + 1], a);
     if (rc != 0)
       return rc;
@@ -456,12 +459,14 @@ static int search(const knn_args *a, inputs *in) {
              plan.db_slices, (unsigned long long)a->k);
     printf("took %.4f s, %.1f GFLOP/s, peak memory %.1f MiB\n", dt, flops / dt / 1e9,
            bench_peak_mib());
+    char why[128];
     if (a->precision == BG_KNN_BF16 && strcmp(plan.precision, "bf16"))
-      printf("precision: exact (bf16 asked, but this CPU has no AVX-512 BF16, or the dim is too "
-             "large for the bound to help); the answer is the same\n");
+      printf("precision: exact (bf16 asked, but %s); the answer is the same\n",
+             bench_knn_bf16_exact_why(why, sizeof why));
     else if (a->precision == BG_KNN_BF16)
       printf("precision: bf16 certified (%s): %llu pairs scored in bf16, %llu of them (%.3f%%) "
-             "again in fp32, %llu in fp32 alone (near-ties); the answer is the exact search's\n",
+             "again in fp32, %llu in fp32 alone (query blocks whose bound ruled out too few "
+             "rows); the answer is the exact search's\n",
              bg_knn_cpu_kernel(BG_KNN_BF16) ? bg_knn_cpu_kernel(BG_KNN_BF16) : "?",
              (unsigned long long)plan.pairs, (unsigned long long)plan.rescored,
              plan.pairs ? 100.0 * (double)plan.rescored / (double)plan.pairs : 0.0,

@@ -117,10 +117,13 @@ int main(int argc, char **argv) {
       return CLI_OK;
     }
   }
-  if (!knn_isa_ok())
-    return cli_usage(NULL,
-                     "the environment variable BRIGADE_KNN_ISA=%s is none of generic, avx2, "
-                     "avx512 (or generic-amx, for tests); unset it for the best this CPU runs",
-                     getenv("BRIGADE_KNN_ISA"));
+  if (c->run != cmd_help && !knn_isa_ok()) {
+    /* A usage error, but of the environment: the options' help would not show it. */
+    cli_fail(NULL,
+             "the environment variable BRIGADE_KNN_ISA='%s' is none of generic, avx2, avx512 "
+             "(or generic-amx, for tests); unset it for the best this CPU runs",
+             getenv("BRIGADE_KNN_ISA"));
+    return CLI_USAGE;
+  }
   return c->run(argc - 1, argv + 1);
 }

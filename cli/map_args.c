@@ -191,7 +191,7 @@ static int parse_one(const char *opt, const char *val, map_args *a, uint64_t *ou
   else if (!strcmp(opt, "--shard"))
     return parse_shard(val, a);
   else
-    return cli_usage(CMD, "unknown option '%s'", opt);
+    return cli_unknown_option(CMD, opt);
   return 0;
 }
 
@@ -300,7 +300,7 @@ int map_args_parse(int argc, char **argv, map_args *a) {
       a->nmerge = k - i - 1;
       i = k - 1;
     } else if (i + 1 >= argc) {
-      return cli_usage(CMD, "option '%s' needs a value", o);
+      return cli_needs_value(CMD, o);
     } else {
       int rc = parse_one(o, argv[i + 1], a, &out_size, &cols, &dtype_given);
       if (rc != 0)

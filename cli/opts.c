@@ -96,6 +96,34 @@ int cli_usage(const char *cmd, const char *fmt, ...) {
   return CLI_USAGE;
 }
 
+/* --opt=value: the option's name and its value, as the user meant them. */
+static int joined(const char *opt, int *name_len, const char **value) {
+  const char *eq = strchr(opt, '=');
+  if (strncmp(opt, "--", 2) != 0 || !eq || eq == opt + 2)
+    return 0;
+  *name_len = (int)(eq - opt);
+  *value = eq + 1;
+  return 1;
+}
+
+int cli_unknown_option(const char *cmd, const char *opt) {
+  int n;
+  const char *v;
+  if (joined(opt, &n, &v))
+    return cli_usage(cmd,
+                     "unknown option '%s': options take their value as the next word ('%.*s %s')",
+                     opt, n, opt, v);
+  return cli_usage(cmd, "unknown option '%s'", opt);
+}
+
+int cli_needs_value(const char *cmd, const char *opt) {
+  int n;
+  const char *v;
+  if (joined(opt, &n, &v))
+    return cli_unknown_option(cmd, opt);
+  return cli_usage(cmd, "option '%s' needs a value", opt);
+}
+
 int cli_fail(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

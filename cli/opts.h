@@ -20,6 +20,11 @@ int cli_parse_size(const char *s, uint64_t *out, const char **why);
 /* Prints "brigade CMD: <message>" and a pointer to the command's help to stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The usage errors of an option the command does not know, and of one given without its value.
+ * Both name the cause when the option was written --opt=value: the value is the next word. */
+int cli_unknown_option(const char *cmd, const char *opt);
+int cli_needs_value(const char *cmd, const char *opt);
+
 /* Prints "brigade CMD: <message>" to stderr; returns 1. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

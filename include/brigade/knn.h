@@ -194,10 +194,10 @@ int bg_knn_blas_degraded(void);
 
 /**
  * bg_knn_cpu_kernel - the instructions the blocked backend's products use on this CPU for
- * @precision: "AVX-512", "AVX2" or "portable" for BG_KNN_EXACT; "AMX", "AVX-512 BF16" or
- * "portable emulation" for BG_KNN_BF16, NULL when bf16 does not run here (such searches run
- * exact) or @precision is unknown. BRIGADE_KNN_ISA (generic, avx2, avx512) caps the choice.
- * A static string.
+ * @precision: "AVX-512", "AVX2" or "portable" for BG_KNN_EXACT; "AMX", "AVX-512 BF16",
+ * "portable emulation" or "portable emulation of AMX" (the last two for tests) for BG_KNN_BF16,
+ * NULL when bf16 does not run here (such searches run exact) or @precision is unknown.
+ * BRIGADE_KNN_ISA (generic, avx2, avx512) caps the choice. A static string.
  */
 const char *bg_knn_cpu_kernel(bg_knn_precision_t precision);
 

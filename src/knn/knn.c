@@ -178,8 +178,9 @@ const char *bg_knn_cpu_kernel(bg_knn_precision_t precision) {
     case BG__BF16_AVX512:
       return "AVX-512 BF16";
     case BG__BF16_GENERIC:
-    case BG__BF16_GENERIC_AMX:
       return "portable emulation";
+    case BG__BF16_GENERIC_AMX:
+      return "portable emulation of AMX";
     default:
       return NULL;
     }

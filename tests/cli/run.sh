@@ -52,8 +52,14 @@ expect 0 out '"physical_total":[0-9]+' -- info --json
 # Which instructions the knn kernels use, and what a cap on them changes.
 expect 0 out '"knn_kernels":\{"exact":"(AVX-512|AVX2|portable)","bf16":("AMX"|"AVX-512 BF16"|null)\}' -- info --json
 BRIGADE_KNN_ISA=generic expect 0 out '"knn_kernels":\{"exact":"portable","bf16":"portable emulation"\}' -- info --json
-BRIGADE_KNN_ISA=avx2 expect 0 out '  bf16: +runs exact \(no AVX-512 BF16\)' -- info
-BRIGADE_KNN_ISA=avx-512 expect 2 err 'BRIGADE_KNN_ISA=avx-512 is none of generic, avx2, avx512' -- knn --nb-txt 10 --dim 2
+BRIGADE_KNN_ISA=avx2 expect 0 out '  bf16: +runs exact \((no AVX-512 BF16 on this CPU|BRIGADE_KNN_ISA=avx2 keeps it off AVX-512 BF16)\)' -- info
+BRIGADE_KNN_ISA=generic-amx expect 0 out 'precision: bf16 certified \(portable emulation of AMX\)' -- knn --nb-txt 3000 --dim 33 --nb-new 40 --k 3 --precision bf16
+BRIGADE_KNN_ISA=avx2 expect 0 out 'precision: exact \(bf16 asked, but (no AVX-512 BF16 on this CPU|BRIGADE_KNN_ISA=avx2 keeps it off AVX-512 BF16)\)' -- knn --nb-txt 3000 --dim 33 --nb-new 40 --precision bf16
+BRIGADE_KNN_ISA=avx-512 expect 2 err "BRIGADE_KNN_ISA='avx-512' is none of generic, avx2, avx512" -- knn --nb-txt 10 --dim 2
+BRIGADE_KNN_ISA=avx-512 expect 0 out 'usage: brigade knn' -- help knn
+# --opt=value is not how options are written; the message says how.
+expect 2 err "unknown option '--precision=bf16': options take their value as the next word \('--precision bf16'\)" -- knn --nb-txt 10 --dim 2 --precision=bf16
+expect 2 err "unknown option '--repeat=3': options take their value as the next word" -- bench --repeat=3 --workload sleep
 expect 2 err "unknown option '--yaml'" -- info --yaml
 expect 2 err "--remeasure goes with --limits" -- info --remeasure
 # The machine's limits: measured with figures in sane ranges, cached for this machine, measured

@@ -333,7 +333,7 @@ static void cpu_kernel_names(void **state) {
   assert_string_equal(bg_knn_cpu_kernel(BG_KNN_EXACT), "portable");
   assert_string_equal(bg_knn_cpu_kernel(BG_KNN_BF16), "portable emulation");
   setenv("BRIGADE_KNN_ISA", "generic-amx", 1);
-  assert_string_equal(bg_knn_cpu_kernel(BG_KNN_BF16), "portable emulation");
+  assert_string_equal(bg_knn_cpu_kernel(BG_KNN_BF16), "portable emulation of AMX");
   setenv("BRIGADE_KNN_ISA", "avx2", 1);
   const char *e = bg_knn_cpu_kernel(BG_KNN_EXACT);
   assert_true(!strcmp(e, "AVX2") || !strcmp(e, "portable"));
