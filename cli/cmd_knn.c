@@ -133,10 +133,8 @@ static int parse_one(const char *opt, const char *val, knn_args *a) {
         strcmp(val, "blas") && strcmp(val, "cuda"))
       return cli_usage("knn", "unknown backend '%s' (backends: auto, naive, blocked, blas, cuda)",
                        val);
-    int no_gpu = !strcmp(val, "cuda") ? cuda_unusable() : 0;
-    if (no_gpu)
-      return no_gpu;
-    if (!bg_knn_backend_available(val))
+    /* cuda's GPU is looked for once the whole command line is checked (a usage error first). */
+    if (strcmp(val, "cuda") && !bg_knn_backend_available(val))
       return cli_usage("knn", "backend '%s' is not compiled into this build (no OpenBLAS)", val);
     a->backend = val;
     return 0;
@@ -191,6 +189,9 @@ static int parse_args(int argc, char **argv, knn_args *a) {
                      a->backend);
   if (a->precision == BG_KNN_BF16 && a->dtype == BG_F64)
     return cli_usage("knn", "--precision bf16 is for f32 data: use --dtype f32");
+  int no_gpu = !strcmp(a->backend, "cuda") ? cuda_unusable() : 0;
+  if (no_gpu)
+    return no_gpu;
   /* Checked now, not after the search: a bad folder, a directory, or an input as the output. */
   const char *inputs[] = {a->db_path, a->q_path, NULL};
   char why[512];

@@ -46,6 +46,9 @@ done
 expect 2 err "unknown precision 'fp8' \(precisions: exact, bf16\)" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision fp8
 expect 2 err "precision bf16 is for f32 data: use --dtype f32" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --dtype f64
 expect 2 err "precision bf16 runs on the blocked backend: use --backend auto or blocked, not 'naive'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --backend naive
+# A usage error comes before looking for a GPU.
+expect 2 err "precision bf16 runs on the blocked backend: use --backend auto or blocked, not 'cuda'" -- knn --nb-txt 10 --dim 4 --nb-new 3 --precision bf16 --backend cuda
+expect 2 err "give --nb-txt, --dim and --nb-new" -- knn --backend cuda
 # NumPy from Debian (the bootstrap installs python3-numpy) may sit beside another python3 on the
 # PATH that lacks it: use whichever has it.
 npy=""

@@ -34,9 +34,9 @@ expect 0 out 'Number of logical cores: [0-9]+' -- info
 if "$bin" info | grep -q '^  No GPU detected'; then
   expect 0 out '"gpu":\{"detected":false,"why":"[^"]+"\}' -- info --json
   if "$bin" --version | grep -q 'cuda=off'; then
-    expect 2 err "backend 'cuda' is not compiled into this build" -- knn --backend cuda
+    expect 2 err "backend 'cuda' is not compiled into this build" -- knn --backend cuda --nb-txt 10 --dim 2 --nb-new 2
   else
-    expect 1 err 'No GPU detected .*--backend auto runs on the CPU' -- knn --backend cuda
+    expect 1 err 'No GPU detected .*--backend auto runs on the CPU' -- knn --backend cuda --nb-txt 10 --dim 2 --nb-new 2
   fi
 else
   expect 0 out '^GPU$' -- info
