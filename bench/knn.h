@@ -43,11 +43,6 @@ typedef struct bench_knn_opts {
 const char *bench_knn_backend_name(const char *name);
 void bench_knn_default_backends(bench_knn_opts *o);
 
-/* Why a search asked for bf16 ran exact, for the bench's row and brigade knn's line: this CPU
- * has no AVX-512 BF16, BRIGADE_KNN_ISA keeps bf16 off it, or (bf16 runs here) the dim is past
- * what the error bound can filter. A static sentence, or one in buf. */
-const char *bench_knn_bf16_exact_why(char *buf, size_t cap);
-
 /* Runs the suite into res. Returns 0; BG_ECANCELED after a Ctrl-C; BG_ENOMEM when a pool or
  * an input cannot be allocated (err says which). A case whose inputs do not fit in memory is
  * skipped with a note, not an error. */

@@ -3,7 +3,6 @@
  * user needs to choose workers and sizes: usable CPUs, caches, memory, backends. */
 #include "cli.h"
 #include "hwlimits.h"
-#include "knn.h"
 #include "opts.h"
 
 #include "brigade.h"
@@ -39,6 +38,16 @@ typedef struct facts {
   double h2d_gbps, d2h_gbps; /* pinned copies, measured when there is a GPU */
   int bw_rc;
 } facts;
+
+/* Why bf16 runs exact on this CPU whatever the search: no AVX-512 BF16, or BRIGADE_KNN_ISA
+ * keeps it off. */
+static const char *bf16_off_why(void) {
+#ifdef __x86_64__
+  if (getenv("BRIGADE_KNN_ISA") && __builtin_cpu_supports("avx512bf16"))
+    return "BRIGADE_KNN_ISA keeps it off this CPU's AVX-512 BF16";
+#endif
+  return "this CPU has no AVX-512 BF16";
+}
 
 static void print_text(const facts *f) {
   const bg_topo_t *t = f->topo;
@@ -86,11 +95,10 @@ static void print_text(const facts *f) {
   const char *bf16 = bg_knn_cpu_kernel(BG_KNN_BF16);
   printf("knn kernels\n");
   printf("  exact:     %s\n", bg_knn_cpu_kernel(BG_KNN_EXACT));
-  char why[128];
   if (bf16)
     printf("  bf16:      %s\n", bf16);
   else
-    printf("  bf16:      runs exact (%s)\n", bench_knn_bf16_exact_why(why, sizeof why));
+    printf("  bf16:      runs exact (%s)\n", bf16_off_why());
   printf("GPU\n");
   if (f->gpu_rc == 0) {
     printf("  %s (compute capability %d.%d)%s\n", f->gpu.name, f->gpu.cc_major, f->gpu.cc_minor,

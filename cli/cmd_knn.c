@@ -460,10 +460,9 @@ static int search(const knn_args *a, inputs *in) {
              plan.db_slices, (unsigned long long)a->k);
     printf("took %.4f s, %.1f GFLOP/s, peak memory %.1f MiB\n", dt, flops / dt / 1e9,
            bench_peak_mib());
-    char why[128];
     if (a->precision == BG_KNN_BF16 && strcmp(plan.precision, "bf16"))
-      printf("precision: exact (bf16 asked, but %s); the answer is the same\n",
-             bench_knn_bf16_exact_why(why, sizeof why));
+      printf("precision: exact (%s); the answer is the same\n",
+             plan.why ? plan.why : "bf16 ran exact");
     else if (a->precision == BG_KNN_BF16)
       printf("precision: bf16 certified (%s): %llu pairs scored in bf16, %llu of them (%.3f%%) "
              "again in fp32, %llu in fp32 alone (query blocks whose bound ruled out too few "

@@ -37,8 +37,9 @@ typedef enum bg_knn_precision {
    * idx and scores are byte for byte those of BG_KNN_EXACT (ties included). Query blocks whose
    * near-ties make that re-scoring cost more than it saves run those rows in fp32
    * (plan->fallback_pairs).
-   * Runs on the blocked backend ("auto" or "blocked"); on a CPU without AVX-512 BF16 the
-   * search runs exact (plan->precision says "exact"). On the lecture's dim-1000 cases it was
+   * Runs on the blocked backend ("auto" or "blocked"); on a CPU without AVX-512 BF16, or when
+   * its buffers would pass the budget where the exact search's fit, the search runs exact
+   * (plan->precision says "exact", plan->why why). On the lecture's dim-1000 cases it was
    * 2.1-2.8x exact on an AMD EPYC's AVX-512 BF16 and 2.65x on an Intel Xeon's AMX (whose
    * AVX-512 BF16 gave 0.4-0.6x), slower at dim 100 (docs/PERFORMANCE.md): measure before
    * choosing it. */
@@ -120,7 +121,9 @@ typedef struct bg_knn_plan {
    * but not against the budget: the buffers' pages are mostly never touched. */
   uint64_t blas_bytes;
   /* Why the search was refused, a static sentence naming the limit, when bg_knn_plan() or
-   * bg_knn() returns BG_ENOMEM or (for scores that would overflow) BG_ERANGE; NULL otherwise. */
+   * bg_knn() returns BG_ENOMEM or (for scores that would overflow) BG_ERANGE. On success, why a
+   * search that asked for precision bf16 runs exact (no AVX-512 BF16, BRIGADE_KNN_ISA, the dim,
+   * or bf16's buffers past the budget, where the exact search fits). NULL otherwise. */
   const char *why;
   /* Written only for a description of version 5 or later (older callers' plans end at why). */
   const char *precision; /* what scores the search: "exact" or "bf16" */

@@ -223,11 +223,46 @@ static int resolve(const bg_pool_t *pool, const bg_knn_desc_t *d, bg__knn_kind *
 
 static int plan_search(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out);
 
+/* Why a search that asked for precision bf16 runs exact (plan->why), NULL when it runs bf16 or
+ * did not ask. */
+static const char *bf16_exact_why(const bg_knn_desc_t *d) {
+  if (!wants_bf16(d) || bg__knn_bf16_mode(d, BG__KNN_BLOCKED) != BG__BF16_OFF)
+    return NULL;
+  if (!bg__knn_bf16_dim_ok(d->dim))
+    return "bf16 ran exact: at this dim its error bound is too loose to rule pairs out";
+  if (bg__knn_bf16_hw() && bg__knn_isa_here() != BG__ISA_AVX512)
+    return "bf16 ran exact: BRIGADE_KNN_ISA keeps it off this CPU's AVX-512 BF16";
+  return "bf16 ran exact: this CPU has no AVX-512 BF16";
+}
+
+/* plan_search, then: bf16 whose buffers (a tile's bf16 copies, the bound's constants) do not fit
+ * the budget where the exact search's do runs exact, from @exact, a copy of the description
+ * that *d then points to: the same answer, within the budget. */
+static int plan_or_exact(const bg_pool_t *pool, const bg_knn_desc_t **d, bg_knn_desc_t *exact,
+                         bg_knn_plan_t *out) {
+  int rc = plan_search(pool, *d, out);
+  if (rc == BG_ENOMEM && wants_bf16(*d) && bg__knn_bf16_mode(*d, BG__KNN_BLOCKED) != BG__BF16_OFF) {
+    *exact = **d;
+    exact->precision = BG_KNN_EXACT;
+    bg_knn_plan_t e = {0};
+    if (plan_search(pool, exact, &e) == 0) {
+      *out = e;
+      out->why = "bf16 ran exact: its buffers do not fit the memory budget, the exact search's do";
+      *d = exact;
+      return 0;
+    }
+  }
+  if (rc == 0 && !out->why)
+    out->why = bf16_exact_why(*d);
+  return rc;
+}
+
 int bg_knn_plan(const bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *out) {
   if (!pool || !d || !out)
     return BG_EINVAL;
   bg_knn_plan_t p = {0};
-  int rc = plan_search(pool, d, &p);
+  bg_knn_desc_t exact;
+  int rc = plan_or_exact(pool, &d, &exact, &p);
   if (p.backend)
     bg__knn_put_plan(d, out, &p);
   return rc;
@@ -427,7 +462,8 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   if (d && d->version >= 3 && d->times)
     *d->times = (bg_knn_times_t){0};
   bg_knn_plan_t p = {0};
-  int rc = !pool || !d ? BG_EINVAL : plan_search(pool, d, &p);
+  bg_knn_desc_t exact;
+  int rc = !pool || !d ? BG_EINVAL : plan_or_exact(pool, &d, &exact, &p);
   if (rc != 0) {
     if ((rc == BG_ENOMEM || rc == BG_ERANGE) && plan)
       bg__knn_put_plan(d, plan, &p);
@@ -436,7 +472,10 @@ static int search(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan) 
   if (!d->db) {
     bg_knn_desc_t sd = *d;
     sd.backend = p.backend; /* auto resolved once, by the plan */
-    return bg__knn_stream(pool, &sd, plan);
+    rc = bg__knn_stream(pool, &sd, plan);
+    if (rc == 0 && plan && p.why) /* the stream plans again: why bf16 ran exact, kept */
+      plan->why = p.why;
+    return rc;
   }
   /* Before anything is allocated or searched: one pass over the inputs. */
   rc = bg__knn_check_values(pool, d);

@@ -52,9 +52,10 @@ expect 0 out '"physical_total":[0-9]+' -- info --json
 # Which instructions the knn kernels use, and what a cap on them changes.
 expect 0 out '"knn_kernels":\{"exact":"(AVX-512|AVX2|portable)","bf16":("AMX"|"AVX-512 BF16"|null)\}' -- info --json
 BRIGADE_KNN_ISA=generic expect 0 out '"knn_kernels":\{"exact":"portable","bf16":"portable emulation"\}' -- info --json
-BRIGADE_KNN_ISA=avx2 expect 0 out '  bf16: +runs exact \((no AVX-512 BF16 on this CPU|BRIGADE_KNN_ISA=avx2 keeps it off AVX-512 BF16)\)' -- info
+BRIGADE_KNN_ISA=avx2 expect 0 out "  bf16: +runs exact \((this CPU has no AVX-512 BF16|BRIGADE_KNN_ISA keeps it off this CPU's AVX-512 BF16)\)" -- info
 BRIGADE_KNN_ISA=generic-amx expect 0 out 'precision: bf16 certified \(portable emulation of AMX\)' -- knn --nb-txt 3000 --dim 33 --nb-new 40 --k 3 --precision bf16
-BRIGADE_KNN_ISA=avx2 expect 0 out 'precision: exact \(bf16 asked, but (no AVX-512 BF16 on this CPU|BRIGADE_KNN_ISA=avx2 keeps it off AVX-512 BF16)\)' -- knn --nb-txt 3000 --dim 33 --nb-new 40 --precision bf16
+BRIGADE_KNN_ISA=avx2 expect 0 out "precision: exact \(bf16 ran exact: (this CPU has no AVX-512 BF16|BRIGADE_KNN_ISA keeps it off this CPU's AVX-512 BF16)\)" -- knn --nb-txt 3000 --dim 33 --nb-new 40 --precision bf16
+BRIGADE_KNN_ISA=generic expect 0 out 'precision: exact \(bf16 ran exact: its buffers do not fit the memory budget' -- knn --nb-txt 20000 --dim 64 --nb-new 300 --k 10 --mem-budget 256K --precision bf16
 BRIGADE_KNN_ISA=avx-512 expect 2 err "BRIGADE_KNN_ISA='avx-512' is none of generic, avx2, avx512" -- knn --nb-txt 10 --dim 2
 BRIGADE_KNN_ISA=avx-512 expect 0 out 'usage: brigade knn' -- help knn
 # --opt=value is not how options are written; the message says how.

@@ -348,6 +348,60 @@ static void cpu_kernel_names(void **state) {
   assert_null(bg_knn_cpu_kernel(BG_KNN_PRECISION_COUNT_));
 }
 
+/* A bf16 search that runs exact says why in plan.why (an exact one says nothing); one whose bf16
+ * buffers pass the budget where the exact search's fit runs exact, with the exact answer. */
+static void running_exact_says_why(void **state) {
+  (void)state;
+  bg_pool_t *pool = tk_pool("threads", 2);
+  size_t nb = 20000, dim = 64, nq = 300, k = 10;
+  float *db = malloc(nb * dim * 4), *q = malloc(nq * dim * 4);
+  uint64_t seed = 5;
+  for (size_t i = 0; i < nb * dim; i++)
+    db[i] = uniform(&seed);
+  for (size_t i = 0; i < nq * dim; i++)
+    q[i] = uniform(&seed);
+  int64_t *want = malloc(nq * k * 8), *got = malloc(nq * k * 8);
+  bg_knn_desc_t d;
+  bg_knn_desc_init(&d);
+  d.db = db, d.nb_txt = nb, d.queries = q, d.nb_new = nq, d.dim = dim, d.k = k, d.idx = want;
+  bg_knn_plan_t p;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_string_equal(p.precision, "exact");
+  assert_null(p.why);
+  /* A cap below AVX-512: exact, and why names the CPU or the cap. */
+  setenv("BRIGADE_KNN_ISA", "avx2", 1);
+  d.precision = BG_KNN_BF16;
+  assert_int_equal(bg_knn_plan(pool, &d, &p), 0);
+  assert_string_equal(p.precision, "exact");
+  assert_non_null(p.why);
+  assert_true(strstr(p.why, "no AVX-512 BF16") || strstr(p.why, "BRIGADE_KNN_ISA"));
+  /* The emulation needs more than the exact search: a budget between the two. */
+  setenv("BRIGADE_KNN_ISA", "generic", 1);
+  bg_knn_desc_t e = d;
+  e.precision = BG_KNN_EXACT, e.mem_budget = 1;
+  d.mem_budget = 1;
+  assert_int_equal(bg_knn_plan(pool, &e, &p), BG_ENOMEM);
+  uint64_t exact_least = p.min_bytes;
+  assert_int_equal(bg_knn_plan(pool, &d, &p), BG_ENOMEM);
+  uint64_t bf16_least = p.min_bytes;
+  assert_true(bf16_least > exact_least);
+  d.mem_budget = (exact_least + bf16_least) / 2;
+  d.idx = got;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_string_equal(p.precision, "exact");
+  assert_non_null(strstr(p.why, "do not fit the memory budget"));
+  assert_true(p.bytes <= d.mem_budget);
+  assert_memory_equal(want, got, nq * k * 8);
+  d.mem_budget = bf16_least * 4;
+  assert_int_equal(bg_knn(pool, &d, &p), 0);
+  assert_string_equal(p.precision, "bf16");
+  assert_null(p.why);
+  assert_memory_equal(want, got, nq * k * 8);
+  unsetenv("BRIGADE_KNN_ISA");
+  free(db), free(q), free(want), free(got);
+  bg_pool_destroy(pool);
+}
+
 static void refusals_and_old_callers(void **state) {
   (void)state;
   bg_pool_t *pool = tk_pool("threads", 2);
@@ -395,6 +449,7 @@ int main(void) {
       cmocka_unit_test(rows_too_alike_fall_back_to_fp32),
       cmocka_unit_test(streamed_bf16_equals_exact),
       cmocka_unit_test(cpu_kernel_names),
+      cmocka_unit_test(running_exact_says_why),
       cmocka_unit_test(refusals_and_old_callers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
