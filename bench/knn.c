@@ -654,8 +654,15 @@ static void explain(const knn_run *r, bench_result *res, size_t first, uint64_t 
                    r->near_ties);
 }
 
-/* What the suite as a whole should say: auto's choice and OpenBLAS's kernel. */
+/* What the suite as a whole should say: the instructions brigade's kernels ran (and a cap on
+ * them, which changes every CPU row) and OpenBLAS's kernel. */
 static void explain_run(bench_result *res) {
+  const char *isa = getenv("BRIGADE_KNN_ISA"), *bf16 = bg_knn_cpu_kernel(BG_KNN_BF16);
+  bench_note_add(res, "", "brigade's CPU kernels ran on %s (exact)%s%s%s%s%s%s",
+                 bg_knn_cpu_kernel(BG_KNN_EXACT), bf16 ? " and " : "; bf16 rows ran exact",
+                 bf16 ? bf16 : "", bf16 ? " (bf16)" : "",
+                 isa && *isa ? ", as BRIGADE_KNN_ISA=" : "", isa && *isa ? isa : "",
+                 isa && *isa ? " caps them" : "");
   const char *core = getenv("OPENBLAS_CORETYPE");
   if (bg_knn_blas_degraded())
     bench_note_add(res, "",

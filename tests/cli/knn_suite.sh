@@ -45,7 +45,7 @@ TMPDIR="$tmp/kf" "$bin" bench --suite knn --shapes 1000x100x100,100Kx100x10,2000
   --format json >"$tmp/k.json" && [ -z "$(ls -A "$tmp/kf")" ] &&
   python3 "$here/validate_json.py" "$schema" "$tmp/k.json" &&
   python3 - "$tmp/k.json" <<'PY' && pass=$((pass + 1)) || { echo "FAIL: bench --suite knn --shapes: bf16 and file rows"; fail=$((fail + 1)); }
-import json, sys
+import json, re, sys
 r = json.load(open(sys.argv[1]))
 sections = list(dict.fromkeys(x["section"] for x in r["rows"]))
 assert sections == ["knn (1000, 100, 100)", "knn (100000, 100, 10)", "knn (2000, 100, 3000)"], sections
@@ -58,6 +58,7 @@ for n in r["notes"]:
     notes.setdefault(n["section"], []).append(n["text"])
 text = " ".join(" ".join(v) for v in notes.values())
 assert "CHECK FAILED" not in text, text
+assert re.search(r"brigade's CPU kernels ran on (AVX-512|AVX2|portable) \(exact\)", text), text
 assert any("file searched the database from a 38.1 MiB .npy file within a 16.0 MiB budget" in t
            for t in notes["knn (100000, 100, 10)"]), notes
 wall = [t for t in notes["knn (2000, 100, 3000)"] if "would build holds 22.9 MiB" in t]
