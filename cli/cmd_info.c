@@ -163,7 +163,7 @@ static void print_json(facts *f) {
   if (bf16)
     printf("\"%s\"", bf16);
   else
-    printf("null");
+    printf("null,\"bf16_why\":\"%s\"", bf16_off_why());
   printf("},\"gpu\":{\"detected\":%s,", f->gpu_rc == 0 ? "true" : "false");
   if (f->gpu_rc == 0) {
     printf("\"name\":\"%s\",\"compute_capability\":\"%d.%d\",\"total_bytes\":%llu,"

@@ -26,3 +26,5 @@ def test_info_describes_the_machine() -> None:
     kernels = info["knn_kernels"]
     assert kernels["exact"] in ("AVX-512", "AVX2", "portable")
     assert kernels["bf16"] in (None, "AMX", "AVX-512 BF16")
+    if kernels["bf16"] is None:
+        assert "AVX-512 BF16" in kernels["bf16_why"]

@@ -50,7 +50,7 @@ expect 0 out 'Number of physical cores: [0-9]+' -- info
 expect 0 out 'threads +usable' -- info
 expect 0 out '"physical_total":[0-9]+' -- info --json
 # Which instructions the knn kernels use, and what a cap on them changes.
-expect 0 out '"knn_kernels":\{"exact":"(AVX-512|AVX2|portable)","bf16":("AMX"|"AVX-512 BF16"|null)\}' -- info --json
+expect 0 out '"knn_kernels":\{"exact":"(AVX-512|AVX2|portable)","bf16":("AMX"|"AVX-512 BF16"|null,"bf16_why":"[^"]+")\}' -- info --json
 BRIGADE_KNN_ISA=generic expect 0 out '"knn_kernels":\{"exact":"portable","bf16":"portable emulation"\}' -- info --json
 BRIGADE_KNN_ISA=avx2 expect 0 out "  bf16: +runs exact \((this CPU has no AVX-512 BF16|BRIGADE_KNN_ISA keeps it off this CPU's AVX-512 BF16)\)" -- info
 BRIGADE_KNN_ISA=generic-amx expect 0 out 'precision: bf16 certified \(portable emulation of AMX\)' -- knn --nb-txt 3000 --dim 33 --nb-new 40 --k 3 --precision bf16
