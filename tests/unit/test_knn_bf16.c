@@ -33,6 +33,15 @@ static float uniform(uint64_t *s) {
   return (float)(rng(s) >> 11) * 0x1p-53f;
 }
 
+/* n floats uniform in [0, 1), malloc'd. */
+static float *uniforms(size_t n, uint64_t *s) {
+  float *v = malloc(n * sizeof *v);
+  assert_non_null(v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = uniform(s);
+  return v;
+}
+
 /* Which bf16 builds to try: the best instructions here (AMX's tiles where present), AVX-512
  * BF16's (where present), and the portable emulations of both layouts (AMX's pads each row to
  * whole tiles and reads whole blocks of rows past the database's end). */
@@ -139,12 +148,8 @@ static void few_pairs_are_rescored_on_ordinary_data(void **state) {
   (void)state;
   bg_pool_t *pool = tk_pool("threads", 2);
   size_t nb = 4000, dim = 256, nq = 64;
-  float *db = malloc(nb * dim * 4), *q = malloc(nq * dim * 4);
   uint64_t seed = 7;
-  for (size_t i = 0; i < nb * dim; i++)
-    db[i] = uniform(&seed);
-  for (size_t i = 0; i < nq * dim; i++)
-    q[i] = uniform(&seed);
+  float *db = uniforms(nb * dim, &seed), *q = uniforms(nq * dim, &seed);
   for (int m = 0; m < BG_KNN_METRIC_COUNT_; m++) {
     search s = {db, q, nb, nq, dim, 10, (bg_knn_metric_t)m};
     bg_knn_plan_t p = {0};
@@ -354,12 +359,8 @@ static void running_exact_says_why(void **state) {
   (void)state;
   bg_pool_t *pool = tk_pool("threads", 2);
   size_t nb = 20000, dim = 64, nq = 300, k = 10;
-  float *db = malloc(nb * dim * 4), *q = malloc(nq * dim * 4);
   uint64_t seed = 5;
-  for (size_t i = 0; i < nb * dim; i++)
-    db[i] = uniform(&seed);
-  for (size_t i = 0; i < nq * dim; i++)
-    q[i] = uniform(&seed);
+  float *db = uniforms(nb * dim, &seed), *q = uniforms(nq * dim, &seed);
   int64_t *want = malloc(nq * k * 8), *got = malloc(nq * k * 8);
   bg_knn_desc_t d;
   bg_knn_desc_init(&d);
