@@ -3,13 +3,14 @@
  * started once. Between maps a worker spins briefly (a map that follows soon, as in a loop of
  * small maps, then starts without a system call) and then parks on a condition variable, so an
  * idle pool costs no CPU. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "brigade/error.h"
 #include "internal/backend.h"
 #include "internal/clock.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 /* How long a worker spins before it parks: longer than a typical gap between two maps in a
  * loop (so those start without a system call), short enough that an idle pool is asleep almost
@@ -28,6 +29,14 @@ static int spin_until(uint64_t spin_ns, int (*done)(void *), void *arg) {
       return 0;
     bg__cpu_relax();
   }
+}
+
+/* The CPUs this process may run on (its affinity mask: taskset, a container's cpuset); 0 when
+ * the mask cannot be read, so that such a pool does not spin. */
+static unsigned cpus_allowed(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? (unsigned)CPU_COUNT(&set) : 0;
 }
 
 typedef struct tpool tpool;
@@ -168,7 +177,8 @@ static int threads_init(const bg__backend_cfg *cfg, void **state) {
                 .alloc = *cfg->alloc,
                 .pin = cfg->pin,
                 .topo = cfg->topo,
-                .life = cfg->life};
+                .life = cfg->life,
+                .spin_ns = cfg->workers <= cpus_allowed() ? SPIN_NS : 0};
   atomic_init(&tp->gen, 0);
   atomic_init(&tp->pending, tp->nthreads);
   atomic_init(&tp->shutdown, 0);
