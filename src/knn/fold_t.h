@@ -66,9 +66,13 @@ CAT(CAT(fold_block, SFX), FW)(const bg__knn_ctx *c, const T *out, size_t i0, siz
     if (!CAT(CAT(any_lane, SFX), FW)(&win))
       continue;
     for (size_t r = 0; r < nr; r++) {
+      memcpy(&t, thr + h, sizeof t);
+      win = key[r] > t;
+      if (!CAT(CAT(any_lane, SFX), FW)(&win))
+        continue;
       for (size_t lane = 0; lane < FL; lane++) {
         size_t l = h + lane;
-        if (l >= nq || !(key[r][lane] > thr[l]))
+        if (l >= nq || !win[lane])
           continue;
         T *kr = keys + (i0 + l) * d->k;
         CAT(fold, SFX)(kr, d->idx + (i0 + l) * d->k, d->k, key[r][lane], c->x_base + j0 + r);

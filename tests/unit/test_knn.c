@@ -426,6 +426,49 @@ static void expect_reference(const char *what, const double *db, size_t nb, cons
   free(want), free(wsc);
 }
 
+/* The check pass sums each f32 row in the widest vectors the CPU has (norms.c: AVX-512 in
+ * 16-value steps with a masked last one, AVX2 in 8-value steps and a scalar tail): a bad value at
+ * every position of a row, of dims around those steps, is refused by each build, and clean
+ * inputs pass. */
+static void every_position_of_a_row_is_checked_by_every_build(void **state) {
+  (void)state;
+  bg_pool_t *pool = tk_pool("threads", 2);
+  const char *caps[] = {NULL, "avx2", "generic"};
+  const size_t dims[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 100};
+  const float bad[] = {NAN, -INFINITY, INFINITY};
+  float db[5 * 100], q[3 * 100];
+  int64_t idx[3];
+  for (size_t c = 0; c < 3; c++) {
+    if (caps[c])
+      setenv("BRIGADE_KNN_ISA", caps[c], 1);
+    for (size_t n = 0; n < sizeof dims / sizeof dims[0]; n++) {
+      size_t dim = dims[n];
+      for (size_t i = 0; i < 5 * dim; i++)
+        db[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+      for (size_t i = 0; i < 3 * dim; i++)
+        q[i] = (float)((i * 53) % 13) / 13.0f - 0.5f;
+      bg_knn_desc_t d;
+      bg_knn_desc_init(&d);
+      d.db = db, d.nb_txt = 5, d.queries = q, d.nb_new = 3, d.dim = dim, d.k = 1, d.idx = idx;
+      assert_int_equal(bg_knn(pool, &d, NULL), 0);
+      float *rows[] = {db + 4 * dim, q};
+      for (size_t a = 0; a < 2; a++)
+        for (size_t t = 0; t < dim; t++)
+          for (size_t b = 0; b < 3; b++) {
+            float keep = rows[a][t];
+            rows[a][t] = bad[b];
+            if (bg_knn(pool, &d, NULL) != BG_EINVAL)
+              fail_msg("BRIGADE_KNN_ISA=%s dim %zu: %g at %zu of a %s row not refused",
+                       caps[c] ? caps[c] : "(unset)", dim, (double)bad[b], t,
+                       a ? "query" : "database");
+            rows[a][t] = keep;
+          }
+    }
+    unsetenv("BRIGADE_KNN_ISA");
+  }
+  bg_pool_destroy(pool);
+}
+
 /* Inputs of more than a chunk (norms.c) are checked and normed on the pool, chunk by chunk: a
  * bad value in any chunk, the first row's, a middle one's or the last row's, in the database or
  * in the queries, is still refused, and the norms of every chunk are right. */
@@ -712,6 +755,7 @@ int main(void) {
       cmocka_unit_test(the_planner_keeps_to_its_budget),
       cmocka_unit_test(auto_gives_way_to_blocked_when_blas_does_not_fit),
       cmocka_unit_test(refusals_are_clear),
+      cmocka_unit_test(every_position_of_a_row_is_checked_by_every_build),
       cmocka_unit_test(every_chunk_of_a_large_input_is_checked),
       cmocka_unit_test(tiny_searches_run_on_one_worker),
       cmocka_unit_test(overflowing_scores_are_refused_or_answered_right),
