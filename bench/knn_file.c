@@ -63,7 +63,20 @@ int bench_knn_file_read(void *ctx, size_t row0, size_t rows, void *dst) {
   return bg_npy_read_rows(f->npy, row0, rows, dst, NULL);
 }
 
+const void *bench_knn_file_view(void *ctx, size_t row0, size_t rows) {
+  bench_knn_file *f = ctx;
+  bg_npy_view_t *v = &f->views[f->nviews++ % 2];
+  bg_npy_unview(v);
+  return bg_npy_view_rows(f->npy, row0, rows, v, NULL) == 0 ? v->rows : NULL;
+}
+
+void bench_knn_file_unview(bench_knn_file *f) {
+  for (int i = 0; i < 2; i++)
+    bg_npy_unview(&f->views[i]);
+}
+
 void bench_knn_file_close(bench_knn_file *f) {
+  bench_knn_file_unview(f);
   bg_npy_close(f->npy);
   f->npy = NULL;
 }

@@ -201,9 +201,9 @@ static int parse_args(int argc, char **argv, knn_args *a) {
   return 0;
 }
 
-/* The --db file, read in pieces by bg_knn (db_read) so that a database larger than memory can
- * be searched: this rank's share of the rows, each piece checked for NaN and infinity as it
- * arrives so that the message can name the row. */
+/* The --db file, searched in pieces by bg_knn (db_view, else db_read) so that a database larger
+ * than memory can be searched: this rank's share of the rows, each piece checked for NaN and
+ * infinity as it arrives so that the message can name the row. */
 typedef struct db_stream {
   const bg_npy_t *file;
   const char *path;
@@ -212,7 +212,10 @@ typedef struct db_stream {
   int bad;                 /* a value that is not finite was found ... */
   size_t bad_row, bad_col; /* ... here */
   int bad_nan;
-  char err[512]; /* a read that failed: the library's message */
+  char err[512];          /* a read that failed: the library's message */
+  bg_npy_view_t views[2]; /* the pieces bg_knn reads where they lie in the file (view_db) */
+  unsigned nviews;        /* views made so far */
+  char bus_note[1024];    /* what SIGBUS says (cut to fit) */
 } db_stream;
 
 typedef struct inputs {
@@ -232,11 +235,42 @@ static void share(size_t n, unsigned r, unsigned ranks, size_t *first, size_t *r
   *rows = q + (r < extra);
 }
 
-/* The first value of (rows, cols) that is not finite, as row * cols + col; SIZE_MAX if none. */
+/* Whether [i0, i1) holds a value whose exponent bits are all set (NaN or infinity): a loop
+ * without an early exit, on the values' bits, which the compiler turns into vector code. */
+static int block_has_bad(const void *data, size_t i0, size_t i1, bg_dtype_t t) {
+  int any = 0;
+  if (t == BG_F64) {
+    const uint64_t ex = 0x7ff0000000000000u;
+    for (size_t i = i0; i < i1; i++) {
+      uint64_t u;
+      memcpy(&u, (const double *)data + i, sizeof u);
+      any |= (u & ex) == ex;
+    }
+  } else {
+    const uint32_t ex = 0x7f800000u;
+    for (size_t i = i0; i < i1; i++) {
+      uint32_t u;
+      memcpy(&u, (const float *)data + i, sizeof u);
+      any |= (u & ex) == ex;
+    }
+  }
+  return any;
+}
+
+/* The first value of (rows, cols) that is not finite, as row * cols + col; SIZE_MAX if none.
+ * Blocks of values are screened first and only a block with a bad value is searched one by one:
+ * value by value, the scan of each piece of a streamed database took a tenth of the search's
+ * CPU time (1,000,000 x 1000, 100 queries, 2 cores). */
 static size_t first_bad(const void *data, size_t rows, size_t cols, bg_dtype_t t) {
-  for (size_t i = 0; i < rows * cols; i++)
-    if (!isfinite(t == BG_F64 ? ((const double *)data)[i] : (double)((const float *)data)[i]))
-      return i;
+  const size_t block = 4096;
+  for (size_t i0 = 0, n = rows * cols; i0 < n; i0 += block) {
+    size_t i1 = n - i0 < block ? n : i0 + block;
+    if (!block_has_bad(data, i0, i1, t))
+      continue;
+    for (size_t i = i0; i < i1; i++)
+      if (!isfinite(t == BG_F64 ? ((const double *)data)[i] : (double)((const float *)data)[i]))
+        return i;
+  }
   return SIZE_MAX;
 }
 
@@ -276,11 +310,30 @@ static int read_db(void *ctx, size_t row0, size_t rows, void *dst) {
   return BG_EINVAL;
 }
 
+/* A piece where it lies in the file, mapped (db_view): cached, copying each piece out of the
+ * page cache took the CPU the workers needed (a 4 GB database searched at 0.67x of the
+ * in-memory speed on 2 cores). Each view replaces the one from two calls before, which bg_knn no
+ * longer reads. Its values are checked here, on bg_knn's reading thread, which also brings the
+ * pages in before the workers reach them; a piece with a bad value, or one that cannot be
+ * mapped, is left to read_db, which copies it and names the value. */
+static const void *view_db(void *ctx, size_t row0, size_t rows) {
+  db_stream *s = ctx;
+  bg_npy_view_t *v = &s->views[s->nviews++ % 2];
+  bg_npy_unview(v);
+  if (bg_npy_view_rows(s->file, s->first + row0, rows, v, NULL) != 0)
+    return NULL;
+  if (first_bad(v->rows, rows, s->dim, s->dtype) != SIZE_MAX) {
+    bg_npy_unview(v);
+    return NULL;
+  }
+  return v->rows;
+}
+
 /* Opens a (rows, dim) float array through the library: read into memory, or with @stream (a
- * regular file) left in the file to be read in pieces. Never mapped: a file that another
- * process truncates during the search would kill the command with SIGBUS, where a read fails
- * with a message. A file that is not what brigade reads is a usage error (exit 2: the library's
- * BG_EFORMAT); one it cannot read, a failure (exit 1). */
+ * regular file) left in the file, its pieces mapped one by one during the search (view_db; a
+ * file cut short meanwhile raises SIGBUS, which search() turns into a message). The queries
+ * are read, not mapped. A file that is not what brigade reads is a usage error (exit 2: the
+ * library's BG_EFORMAT); one it cannot read, a failure (exit 1). */
 static int load_matrix(const char *path, const knn_args *a, uint64_t avail, int stream,
                        bg_npy_t **out) {
   bg_npy_opts_t o;
@@ -395,7 +448,14 @@ static int search(const knn_args *a, inputs *in) {
   d.db = in->db ? (const char *)in->db + (whole ? in->first * (size_t)a->dim * e : 0) : NULL;
   if (!d.db) {
     d.db_read = read_db;
+    d.db_view = view_db;
     d.db_ctx = &in->stream;
+    /* A mapped piece that another process cuts short raises SIGBUS: say so, rather than die. */
+    snprintf(in->stream.bus_note, sizeof in->stream.bus_note,
+             "\nbrigade knn: %s was cut short by another process during the search (SIGBUS "
+             "reading it); nothing written\n",
+             a->db_path);
+    cli_bus_guard(in->stream.bus_note);
   }
   d.queries = in->q, d.nb_new = (size_t)a->nb_new, d.dim = (size_t)a->dim, d.k = (size_t)a->k;
   d.backend = a->backend, d.mem_budget = a->budget, d.idx = idx, d.precision = a->precision;
@@ -405,6 +465,11 @@ static int search(const knn_args *a, inputs *in) {
   double t0 = bench_now();
   rc = idx ? bg_knn(pool, &d, &plan) : BG_ENOMEM;
   double dt = bench_now() - t0;
+  if (d.db_view) {
+    cli_bus_restore();
+    for (int i = 0; i < 2; i++)
+      bg_npy_unview(&in->stream.views[i]);
+  }
   /* From here --out's own guard removes its temporary on a signal. */
   cli_stop_restore(in->stop_mask);
   char b1[32], b2[32];

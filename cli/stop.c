@@ -36,3 +36,23 @@ void cli_stop_restore(int mask) {
   if (mask & 2)
     signal(SIGTERM, SIG_DFL);
 }
+
+static const char *bus_note = "";
+
+static void on_bus(int sig) {
+  (void)sig;
+  ssize_t put = write(2, bus_note, strlen(bus_note));
+  (void)put;
+  _exit(1);
+}
+
+void cli_bus_guard(const char *note) {
+  bus_note = note;
+  struct sigaction sa = {.sa_handler = on_bus};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, NULL);
+}
+
+void cli_bus_restore(void) {
+  signal(SIGBUS, SIG_DFL);
+}

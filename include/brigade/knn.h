@@ -47,7 +47,7 @@ typedef enum bg_knn_precision {
   BG_KNN_PRECISION_COUNT_
 } bg_knn_precision_t;
 
-#define BG_KNN_DESC_VERSION 6u
+#define BG_KNN_DESC_VERSION 7u
 
 /* Where a search's time went (bg_knn_desc_t.times, version 3). The cuda backend measures its
  * device work with CUDA events: each field sums the intervals of one activity, so transfers that
@@ -102,6 +102,16 @@ typedef struct bg_knn_desc {
    * With version 5 the plan written back has the fields after `why` up to fallback_pairs. */
   bg_knn_precision_t precision;
   /* Version 6: nothing new to set; with version 6 the plan written back has db_slices. */
+  /* Version 7. Optional, beside db_read: where rows [row0, row0 + rows) of the database already
+   * lie in memory (a file the caller has mapped), so that a piece is searched in place, without
+   * the copy db_read makes; NULL to have that piece copied through db_read instead. Called on
+   * bg_knn's reading thread for the pieces db_read would have read, in the same order; the rows
+   * must stay readable until the second call after this one or the end of bg_knn (two pieces
+   * are in use at once, as two buffers are otherwise). Not called for the l2 metric, whose
+   * pieces are centred in place (so copied). Reading the view is the caller's risk: a mapped
+   * file that another process truncates raises SIGBUS in the process (brigade knn catches it
+   * and says so). */
+  const void *(*db_view)(void *db_ctx, size_t row0, size_t rows);
 } bg_knn_desc_t;
 
 /** bg_knn_desc_init - zero @d, set its version and defaults. */

@@ -140,6 +140,33 @@ int bg_npy_mapped(const bg_npy_t *a);
  */
 int bg_npy_read_rows(const bg_npy_t *a, size_t row0, size_t rows, void *dst, bg_npy_error_t *err);
 
+/* Rows of a streamed array mapped where they lie in the file (bg_npy_view_rows). */
+typedef struct bg_npy_view {
+  const void *rows; /* the first row's first byte; NULL when nothing is mapped */
+  void *map;        /* the mapping, from the page holding rows */
+  size_t map_len;
+} bg_npy_view_t;
+
+/**
+ * bg_npy_view_rows - map rows [row0, row0 + rows) of a streamed array read-only, without a copy
+ * (bg_knn_desc_t.db_view's rows), and ask the system to read them ahead.
+ * @a: a streamed array (bg_npy_opts_t.stream); a mapped or read one is already in memory.
+ * @v: OUT: the view; release it with bg_npy_unview().
+ *
+ * The pages are the page cache's: reading them costs no copy, and they are dropped from the
+ * process when unviewed. A file that another process truncates while a view's rows are read
+ * raises SIGBUS in the reader (bg_npy_read_rows, which copies, reports it instead): only for
+ * callers that catch it.
+ *
+ * Return: 0; BG_EINVAL (a NULL argument, an array not streamed, rows past the end, or none);
+ * BG_ESYS (the mapping failed: err->msg has the system's reason).
+ */
+int bg_npy_view_rows(const bg_npy_t *a, size_t row0, size_t rows, bg_npy_view_t *v,
+                     bg_npy_error_t *err);
+
+/** bg_npy_unview - unmap a view and zero it. Accepts NULL and a zeroed view. */
+void bg_npy_unview(bg_npy_view_t *v);
+
 /** bg_npy_dtype_name - "f32", "f64", "i64"; "?" otherwise. */
 const char *bg_npy_dtype_name(bg_npy_dtype_t t);
 

@@ -351,3 +351,34 @@ size_t bg_npy_bytes(const bg_npy_t *a) {
 int bg_npy_mapped(const bg_npy_t *a) {
   return a->map != NULL;
 }
+
+int bg_npy_view_rows(const bg_npy_t *a, size_t row0, size_t rows, bg_npy_view_t *v,
+                     bg_npy_error_t *err) {
+  if (err)
+    *err = (bg_npy_error_t){0};
+  if (v)
+    *v = (bg_npy_view_t){0};
+  if (!a || !v || a->fd < 0 || a->ndim < 1 || rows == 0 || row0 > a->shape[0] ||
+      rows > a->shape[0] - row0)
+    return bg__npy_fail(err, BG_NPY_ARG, BG_EINVAL,
+                        "bg_npy_view_rows: a NULL argument, an array not streamed, or rows past "
+                        "the array's end");
+  size_t row = a->bytes / a->shape[0], at = a->offset + row0 * row;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), start = at / page * page;
+  size_t len = at - start + rows * row;
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, a->fd, (off_t)start);
+  if (m == MAP_FAILED)
+    return bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: cannot map rows %zu to %zu: %s", a->path,
+                        row0, row0 + rows, strerror(errno));
+  /* Read ahead now, on the caller's thread, rather than a page fault at a time later. */
+  (void)madvise(m, len, MADV_WILLNEED);
+  *v = (bg_npy_view_t){.rows = (const char *)m + (at - start), .map = m, .map_len = len};
+  return 0;
+}
+
+void bg_npy_unview(bg_npy_view_t *v) {
+  if (!v || !v->map)
+    return;
+  munmap(v->map, v->map_len);
+  *v = (bg_npy_view_t){0};
+}

@@ -19,14 +19,24 @@
 typedef struct piece {
   const bg_knn_desc_t *d;
   size_t row0, rows;
-  void *dst;
+  void *dst;       /* the buffer db_read fills */
+  int view;        /* whether db_view may be asked first */
+  const void *src; /* OUT: where the piece's rows are: the caller's view, or dst */
   int rc;
 } piece;
 
+/* A view where the caller offers one (no copy: cached, the pread copy took a core's worth of
+ * the 2 cores from the workers, 0.66x of the in-memory search); else a copy into dst. */
 static void *read_piece(void *arg) {
   piece *p = arg;
+  p->src = p->view ? p->d->db_view(p->d->db_ctx, p->row0, p->rows) : NULL;
+  if (p->src) {
+    p->rc = 0;
+    return NULL;
+  }
   int rc = p->d->db_read(p->d->db_ctx, p->row0, p->rows, p->dst);
   p->rc = rc > 0 ? BG_ESYS : rc;
+  p->src = p->dst;
   return NULL;
 }
 
@@ -159,12 +169,13 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
   p.why = NULL;
   /* The first piece, read here; then each next one on a thread during the search. */
   size_t n0 = d->nb_txt < rows ? d->nb_txt : rows;
-  piece next = {.d = d, .row0 = 0, .rows = n0, .dst = s.buf[0]};
+  int view = d->version >= 7 && d->db_view && d->metric != BG_KNN_L2;
+  piece next = {.d = d, .row0 = 0, .rows = n0, .dst = s.buf[0], .view = view};
   read_piece(&next);
   rc = next.rc;
   int centred = 0;
   for (size_t at = 0, i = 0; rc == 0 && at < d->nb_txt; at += pd.nb_txt, i++) {
-    pd.db = s.buf[i % 2], pd.nb_txt = d->nb_txt - at < rows ? d->nb_txt - at : rows;
+    pd.db = next.src, pd.nb_txt = d->nb_txt - at < rows ? d->nb_txt - at : rows;
     size_t after = at + pd.nb_txt;
     pthread_t reader;
     int threaded = 0;
@@ -172,7 +183,8 @@ int bg__knn_stream(bg_pool_t *pool, const bg_knn_desc_t *d, bg_knn_plan_t *plan)
       next = (piece){.d = d,
                      .row0 = after,
                      .rows = d->nb_txt - after < rows ? d->nb_txt - after : rows,
-                     .dst = s.buf[(i + 1) % 2]};
+                     .dst = s.buf[(i + 1) % 2],
+                     .view = view};
       threaded = pthread_create(&reader, NULL, read_piece, &next) == 0;
     }
     double px2;

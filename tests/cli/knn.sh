@@ -152,5 +152,31 @@ head -c 1200 /dev/zero >"$tmp/zero.raw"
 expect 0 out 'first query: best index 0' -- knn --db <(cat "$tmp/zero.raw") --queries "$tmp/zero.raw" --raw --dim 3
 expect 2 err "a raw stream of f32 rows with dim 3 must be a non-zero multiple of 12 bytes; it had 100" -- knn --db <(cat "$tmp/raw.bin") --queries "$tmp/zero.raw" --raw --dim 3
 
+# A --db file is searched in pieces mapped where they lie: one that another process cuts short
+# during the search raises SIGBUS, which knn reports (exit 1, nothing written) where it died with
+# no word. The file is cut as soon as its first piece is mapped, with more pieces to come.
+head -c $((400000 * 100 * 4)) /dev/zero >"$tmp/big.raw"
+head -c $((1000 * 100 * 4)) /dev/zero >"$tmp/q100.raw"
+"$bin" knn --db "$tmp/big.raw" --queries "$tmp/q100.raw" --raw --dim 100 --mem-budget 32M \
+  --workers 1 --out "$tmp/cut.npy" >"$tmp/out" 2>"$tmp/err" &
+kpid=$!
+for _ in $(seq 3000); do
+  if grep -q "big.raw" "/proc/$kpid/maps" 2>/dev/null; then
+    truncate -s 0 "$tmp/big.raw"
+    break
+  fi
+  sleep 0.01
+done
+wait $kpid
+got=$?
+if [ "$got" -eq 1 ] && grep -q "big.raw was cut short by another process during the search" "$tmp/err" &&
+  [ ! -e "$tmp/cut.npy" ]; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: a --db file cut short during the search -> exit $got (want 1 and a message)"
+  sed 's/^/  err: /' "$tmp/err" | head -5
+  fail=$((fail + 1))
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -35,6 +35,9 @@ typedef struct reader {
   size_t row_bytes, next_row, calls, fail_at, max_piece;
   uint64_t budget;
   int broken;
+  int views;         /* db_view: 0 never asked for, 1 gives every piece, 2 every other one */
+  size_t view_calls; /* db_view's calls */
+  size_t viewed;     /* pieces it gave */
 } reader;
 
 static int read_rows(void *ctx, size_t row0, size_t rows, void *dst) {
@@ -48,6 +51,22 @@ static int read_rows(void *ctx, size_t row0, size_t rows, void *dst) {
     return BG_ESYS;
   memcpy(dst, r->db + row0 * r->row_bytes, rows * r->row_bytes);
   return 0;
+}
+
+/* db_view: the rows where they lie, under the same contract as read_rows; with views == 2
+ * every other piece is refused (NULL), which read_rows must then copy. */
+static const void *view_rows(void *ctx, size_t row0, size_t rows) {
+  reader *r = ctx;
+  if (r->views == 0 || row0 != r->next_row || rows == 0 ||
+      (r->budget && rows * r->row_bytes > r->budget / 2))
+    r->broken = 1;
+  if (r->views == 2 && r->view_calls++ % 2)
+    return NULL;
+  r->view_calls += r->views == 1;
+  r->viewed++;
+  r->next_row = row0 + rows;
+  r->max_piece = rows > r->max_piece ? rows : r->max_piece;
+  return r->db + row0 * r->row_bytes;
 }
 
 /* Small integers (exact sums in both dtypes), or floats in [-1, 1]. */
@@ -97,10 +116,13 @@ static void streamed_answers_equal_the_in_memory_ones(void **state) {
             d.idx = want, d.scores = ws;
             assert_int_equal(bg_knn(pool, &d, NULL), 0);
             /* One piece (the default budget), then pieces of a few hundred rows. */
-            static const uint64_t budgets[] = {0, 160 << 10};
-            for (size_t b = 0; b < 2; b++) {
-              reader r = {.db = db, .row_bytes = dim * e, .budget = budgets[b]};
+            /* Then with db_view: in place, and in place every other piece. */
+            static const uint64_t budgets[] = {0, 160 << 10, 160 << 10, 160 << 10};
+            static const int views[] = {0, 0, 1, 2};
+            for (size_t b = 0; b < 4; b++) {
+              reader r = {.db = db, .row_bytes = dim * e, .budget = budgets[b], .views = views[b]};
               d.db = NULL, d.db_read = read_rows, d.db_ctx = &r, d.mem_budget = budgets[b];
+              d.db_view = views[b] ? view_rows : NULL;
               d.idx = got, d.scores = gs;
               size_t base = cnt.live;
               cnt.peak = base;
@@ -112,8 +134,16 @@ static void streamed_answers_equal_the_in_memory_ones(void **state) {
                          bg_strerror(rc), plan.why ? plan.why : "");
               assert_false(r.broken);
               assert_int_equal(r.next_row, nb);
+              /* l2 centres each piece in place: always a copy, never a view. Else every piece
+               * is a view, or every other one is and the rest are copies. */
+              if (m == BG_KNN_L2)
+                assert_int_equal(r.view_calls, 0);
+              else if (views[b] == 1)
+                assert_true(r.viewed > 3 && r.calls == 0);
+              else if (views[b] == 2)
+                assert_true(r.viewed > 1 && r.calls > 1);
               if (budgets[b]) {
-                assert_true(r.calls > 3);
+                assert_true(r.calls + r.viewed > 3);
                 assert_true(plan.bytes <= budgets[b]);
                 if (cnt.peak - base > budgets[b])
                   fail_msg("a %llu B budget allocated %zu B", (unsigned long long)budgets[b],
@@ -123,7 +153,7 @@ static void streamed_answers_equal_the_in_memory_ones(void **state) {
                 fail_msg("%s %s %s k=%zu budget %llu (pieces of %zu rows): answers differ",
                          backends[be], bg_dtype_name(dt), bg_knn_metric_name(d.metric), k,
                          (unsigned long long)budgets[b], r.max_piece);
-              d.db = db, d.db_read = NULL, d.mem_budget = 0;
+              d.db = db, d.db_read = NULL, d.db_view = NULL, d.mem_budget = 0;
             }
             free(want), free(got), free(ws), free(gs);
           }
@@ -232,11 +262,17 @@ static void refusals_and_failures(void **state) {
   assert_true(plan.bytes <= (1 << 20));
   d.version = 3;
   assert_int_equal(bg_knn(pool, &d, NULL), BG_EINVAL);
+  /* db_view is a version-7 field: an older caller's struct ends before it, so it is never read. */
+  reader r6 = {.db = (const char *)db, .row_bytes = dim * 4};
+  d.version = 6, d.db_read = read_rows, d.db_ctx = &r6, d.db_view = view_rows;
+  assert_int_equal(bg_knn(pool, &d, NULL), 0);
+  assert_true(r6.calls > 0 && r6.view_calls == 0 && !r6.broken);
   free(db), free(q);
   bg_pool_destroy(pool);
 }
 
-/* bg_npy_read_rows on a streamed file, on a mapped one, and on a file cut short in use. */
+/* bg_npy_read_rows on a streamed file, on a mapped one, and on a file cut short in use;
+ * bg_npy_view_rows on a streamed one. */
 static void npy_rows_are_read_in_pieces(void **state) {
   (void)state;
   char path[] = "/tmp/bg_stream_XXXXXX";
@@ -260,6 +296,30 @@ static void npy_rows_are_read_in_pieces(void **state) {
     assert_memory_equal(got, v + 2970, sizeof got);
     bg_npy_error_t e;
     assert_int_equal(bg_npy_read_rows(a, 995, 10, got, &e), BG_EINVAL);
+    /* Views: a streamed array's rows in place, from any row (the data does not start on a page:
+     * the header is 128 bytes); an array already in memory, rows past the end, none, or a NULL
+     * argument are refused with a zeroed view. */
+    bg_npy_view_t w = {.rows = v};
+    if (stream) {
+      assert_int_equal(bg_npy_view_rows(a, 990, 10, &w, &e), 0);
+      assert_memory_equal(w.rows, v + 2970, 30 * sizeof(float));
+      bg_npy_view_t w2;
+      assert_int_equal(bg_npy_view_rows(a, 0, 1000, &w2, NULL), 0);
+      assert_memory_equal(w2.rows, v, sizeof v);
+      bg_npy_unview(&w2);
+      assert_null(w2.map);
+      bg_npy_unview(&w);
+      assert_null(w.rows);
+    }
+    assert_int_equal(bg_npy_view_rows(a, 995, 10, &w, &e), BG_EINVAL);
+    assert_null(w.rows);
+    assert_int_equal(bg_npy_view_rows(a, 0, 0, &w, NULL), BG_EINVAL);
+    assert_int_equal(bg_npy_view_rows(NULL, 0, 1, &w, NULL), BG_EINVAL);
+    assert_int_equal(bg_npy_view_rows(a, 0, 1, NULL, NULL), BG_EINVAL);
+    if (!stream)
+      assert_int_equal(bg_npy_view_rows(a, 0, 1, &w, NULL), BG_EINVAL);
+    bg_npy_unview(NULL);
+    bg_npy_unview(&w);
     if (stream) {
       assert_int_equal(truncate(path, 128 + 500 * 12), 0);
       assert_int_equal(bg_npy_read_rows(a, 990, 10, got, &e), BG_ERANGE);
