@@ -339,10 +339,14 @@ static int load_matrix(const char *path, const knn_args *a, uint64_t avail, int 
   bg_npy_opts_t o;
   bg_npy_opts_init(&o);
   o.dtypes = 1u << BG_NPY_F32 | 1u << BG_NPY_F64;
-  o.max_bytes = avail;
   o.copy = 1;
   struct stat st;
-  o.stream = stream && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  int regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+  o.stream = stream && regular;
+  /* A pipe, FIFO or device has no size until its end and is read whole, through a buffer that
+   * grows: at most half the memory available (as the default budget), so that one that never
+   * ends (/dev/zero) is refused where it took the whole machine's memory. */
+  o.max_bytes = regular || avail == UINT64_MAX ? avail : avail / 2;
   o.raw_cols = a->raw ? (size_t)a->dim : 0;
   o.raw_dtype = (bg_npy_dtype_t)a->dtype;
   bg_npy_error_t e;
@@ -350,6 +354,12 @@ static int load_matrix(const char *path, const knn_args *a, uint64_t avail, int 
   if (rc == BG_EFORMAT)
     return cli_usage("knn", "%s%s", e.msg,
                      e.fault == BG_NPY_MAGIC ? "; for raw data give --raw" : "");
+  char b[32];
+  if (rc == BG_ERANGE && e.fault == BG_NPY_TOO_BIG && !regular)
+    return cli_fail("knn",
+                    "%s: a pipe or device is read whole into memory, and it passed half the "
+                    "memory available (%s); save it to a file, which is read in pieces",
+                    path, cli_bytes(o.max_bytes, b, sizeof b));
   if (rc != 0)
     return cli_fail("knn", "%s", e.msg);
   int ndim = bg_npy_ndim(*out);

@@ -39,8 +39,15 @@ void cli_stop_restore(int mask) {
 
 static const char *bus_note = "";
 
-static void on_bus(int sig) {
-  (void)sig;
+/* Only a fault says so: a SIGBUS another process sent (kill -BUS: si_code SI_USER or below)
+ * takes its default action, as it would without the guard. */
+static void on_bus(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  if (si->si_code <= 0) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   ssize_t put = write(2, bus_note, strlen(bus_note));
   (void)put;
   _exit(1);
@@ -48,7 +55,7 @@ static void on_bus(int sig) {
 
 void cli_bus_guard(const char *note) {
   bus_note = note;
-  struct sigaction sa = {.sa_handler = on_bus};
+  struct sigaction sa = {.sa_sigaction = on_bus, .sa_flags = SA_SIGINFO};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGBUS, &sa, NULL);
 }

@@ -11,9 +11,9 @@
 int cli_stop_guard(const char *note);
 void cli_stop_restore(int mask);
 
-/* Makes SIGBUS (a mapped file cut short by another process while it is read) write @note and
- * end the process with exit status 1, where it would die with no word; until
- * cli_bus_restore(). @note must outlive the guard. */
+/* Makes SIGBUS from a fault (a mapped file cut short by another process while it is read)
+ * write @note and end the process with exit status 1, where it would die with no word; one sent
+ * by kill keeps its default action. Until cli_bus_restore(). @note must outlive the guard. */
 void cli_bus_guard(const char *note);
 void cli_bus_restore(void);
 

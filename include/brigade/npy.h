@@ -63,7 +63,8 @@ typedef struct bg_npy_opts {
   unsigned dtypes;    /* accepted dtypes, bits 1u << BG_NPY_*; default all. bg_knn callers
                          give the floats, so an int64 file is refused before it is read */
   uint64_t max_bytes; /* the most data bytes a read may take, mapped or copied; default
-                         UINT64_MAX */
+                         UINT64_MAX. A stream (raw rows from a pipe) is read through a buffer
+                         that grows: the old and the grown buffer together stay within it */
   int copy;           /* nonzero: read into memory (never mapped), for a file that someone may
                          rewrite in place or truncate while it is in use */
   size_t raw_cols;    /* > 0: the file is raw rows of raw_cols values of raw_dtype, no header;

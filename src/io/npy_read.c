@@ -120,12 +120,23 @@ static int raw_stream(int fd, const char *path, const bg_npy_opts_t *o, bg_npy_t
   char *buf = NULL;
   for (;;) {
     if (len == cap) {
-      /* One byte past the bytes available tells a stream that does not fit from one that does. */
+      /* While the grown buffer is filled from the old one both are held: the two together stay
+       * within max_bytes (one byte past it tells a stream that does not fit from one that
+       * does). Doubling alone held three times a stream's size at its last step, and a stream
+       * that never ends (/dev/zero) grew until the kernel killed the process. */
       uint64_t want = cap ? (uint64_t)cap * 2 : (uint64_t)1 << 20;
-      if (most < UINT64_MAX && want > most + 1)
-        want = most + 1;
+      if (most < UINT64_MAX)
+        want = want < most + 1 - cap ? want : most + 1 - cap;
       if (want > SIZE_MAX / 2)
         want = SIZE_MAX / 2;
+      if (want <= cap) {
+        bg__pool_free(a->alloc, buf);
+        return bg__npy_fail(err, BG_NPY_TOO_BIG, BG_ERANGE,
+                            "%s: more than the %" PRIu64
+                            " bytes available (a stream is read whole, through a buffer that "
+                            "grows: %zu bytes read, the next buffer would pass them)",
+                            path, most, len);
+      }
       char *grown = bg__pool_alloc(a->alloc, (size_t)want);
       if (!grown) {
         bg__pool_free(a->alloc, buf);

@@ -151,6 +151,18 @@ expect 2 err "must be a non-zero multiple of 12 bytes" -- knn --db "$tmp/raw.bin
 head -c 1200 /dev/zero >"$tmp/zero.raw"
 expect 0 out 'first query: best index 0' -- knn --db <(cat "$tmp/zero.raw") --queries "$tmp/zero.raw" --raw --dim 3
 expect 2 err "a raw stream of f32 rows with dim 3 must be a non-zero multiple of 12 bytes; it had 100" -- knn --db <(cat "$tmp/raw.bin") --queries "$tmp/zero.raw" --raw --dim 3
+# A device or pipe that never ends is read whole through a growing buffer, at most half the memory
+# available: refused with a message, where it once took the machine's memory until the kernel
+# killed the process (under a ulimit here, so the test stays small; not under the sanitizers,
+# which reserve terabytes of address space).
+if ! "$bin" --version | grep -q 'sanitize='; then
+  head -c 680 /dev/zero >"$tmp/q17.raw"
+  (ulimit -v 3000000; timeout 120 "$bin" knn --db /dev/zero --queries "$tmp/q17.raw" --raw --dim 17 \
+    >"$tmp/out" 2>"$tmp/err")
+  got=$?
+  [ "$got" -eq 1 ] && grep -q "a pipe or device is read whole into memory, and it passed half the memory available" "$tmp/err" &&
+    pass=$((pass + 1)) || { echo "FAIL: --db /dev/zero -> exit $got"; sed 's/^/  err: /' "$tmp/err" | head -3; fail=$((fail + 1)); }
+fi
 
 # A --db file is searched in pieces mapped where they lie: one that another process cuts short
 # during the search raises SIGBUS, which knn reports (exit 1, nothing written) where it died with
@@ -174,6 +186,27 @@ if [ "$got" -eq 1 ] && grep -q "big.raw was cut short by another process during 
   pass=$((pass + 1))
 else
   echo "FAIL: a --db file cut short during the search -> exit $got (want 1 and a message)"
+  sed 's/^/  err: /' "$tmp/err" | head -5
+  fail=$((fail + 1))
+fi
+# A SIGBUS that another process sends is no fault of the file: its default action, no message.
+head -c $((400000 * 100 * 4)) /dev/zero >"$tmp/big.raw"
+"$bin" knn --db "$tmp/big.raw" --queries "$tmp/q100.raw" --raw --dim 100 --mem-budget 32M \
+  --workers 1 >"$tmp/out" 2>"$tmp/err" &
+kpid=$!
+for _ in $(seq 3000); do
+  if grep -q "big.raw" "/proc/$kpid/maps" 2>/dev/null; then
+    kill -BUS $kpid
+    break
+  fi
+  sleep 0.01
+done
+wait $kpid
+got=$?
+if [ "$got" -eq 135 ] && ! grep -q "cut short" "$tmp/err"; then
+  pass=$((pass + 1))
+else
+  echo "FAIL: kill -BUS during a search -> exit $got (want 135, no message)"
   sed 's/^/  err: /' "$tmp/err" | head -5
   fail=$((fail + 1))
 fi

@@ -379,7 +379,8 @@ static pid_t feed_fifo(const char *fifo, const void *buf, size_t n) {
 
 /* A raw stream (a pipe: no size until its end) is read whole, through buffers that grow (3 MiB
  * here, past the first 1 MiB), and sized by its length; a length that is no whole number of
- * rows, an empty stream, one past max_bytes and a streamed (piecewise) read are refused. */
+ * rows, an empty stream, one past max_bytes, one whose buffers together would pass it and a
+ * streamed (piecewise) read are refused. */
 static void raw_streams_read_whole(void **state) {
   (void)state;
   size_t n = (size_t)3 << 20;
@@ -405,6 +406,10 @@ static void raw_streams_read_whole(void **state) {
        "12 bytes; it had 10"},
       {0, 0, 0, BG_EFORMAT, "it had 0"},
       {120, 100, 0, BG_ERANGE, "more than the 100 bytes available"},
+      /* The old and the grown buffer together stay within max_bytes: 1 MiB, then 1.5 MiB, so
+       * 1.2 MiB fits 2.5 MiB and 2 MiB does not (doubling would have held 3 MiB). */
+      {1258296, (uint64_t)5 << 19, 0, 0, NULL},
+      {(size_t)2 << 20, (uint64_t)5 << 19, 0, BG_ERANGE, "the next buffer would pass them"},
       {120, 0, 1, BG_EINVAL, "only a regular file can be streamed"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -422,10 +427,10 @@ static void raw_streams_read_whole(void **state) {
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_int_equal(rc, cases[c].rc);
     if (rc == 0) {
-      assert_int_equal(bg_npy_shape(a)[0], n / 12);
+      assert_int_equal(bg_npy_shape(a)[0], cases[c].bytes / 12);
       assert_int_equal(bg_npy_shape(a)[1], 3);
       assert_int_equal(bg_npy_mapped(a), 0);
-      assert_memory_equal(bg_npy_data(a), v, n);
+      assert_memory_equal(bg_npy_data(a), v, cases[c].bytes);
       float row[3];
       assert_int_equal(bg_npy_read_rows(a, 1000, 1, row, NULL), 0);
       assert_memory_equal(row, v + 3000, sizeof row);
