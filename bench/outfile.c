@@ -143,10 +143,11 @@ static void guard_disarm(void) {
   guard_armed = 0;
 }
 
-int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
+static int outfile_open(bench_outfile *o, const char *path, int named, char *err, size_t cap) {
   memset(o, 0, sizeof *o);
   if (bg__afile_prepare(&o->af, path, err, cap) != 0)
     return -1;
+  o->af.named = named;
   /* Armed before the file exists, so no moment has a temporary without its guard. */
   if (!o->af.direct)
     o->guarded = guard_arm(o->af.tmp);
@@ -165,6 +166,14 @@ int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap
     return -1;
   }
   return 0;
+}
+
+int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap) {
+  return outfile_open(o, path, 0, err, cap);
+}
+
+int bench_outfile_open_named(bench_outfile *o, const char *path, char *err, size_t cap) {
+  return outfile_open(o, path, 1, err, cap);
 }
 
 static void unguard(bench_outfile *o) {

@@ -26,13 +26,19 @@ int bench_outfile_check(const char *path, const char *const *inputs, char *err, 
 int bench_same_file(const char *a, const char *b);
 
 /* Creates the temporary file with bg__afile_create (in the destination's folder, so the rename
- * cannot cross file systems; O_EXCL never follows a planted link). Until commit or discard,
+ * cannot cross file systems; with no name until commit where the kernel allows, so a kill -9
+ * leaves nothing; else named, with O_EXCL, which never follows a planted link). Until commit or
+ * discard,
  * a SIGINT, SIGTERM or SIGHUP that would end the process (default action) removes the
  * temporary first, whichever thread it reaches; one the program handles itself is left to it. A
  * symlink is resolved (its target is replaced, the link kept); an existing file keeps its
  * permission bits; a device or a FIFO is written in place, never replaced by a file. Returns 0, or
  * -1 with the errno text in err. */
 int bench_outfile_open(bench_outfile *o, const char *path, char *err, size_t cap);
+
+/* The same with a temporary that has its name (af.tmp) from the start, for another program to
+ * write by name (gnuplot's `set output`). */
+int bench_outfile_open_named(bench_outfile *o, const char *path, char *err, size_t cap);
 
 /* Flushes, syncs and closes the temporary, then renames it over the destination. Returns 0,
  * or -1 with the errno text in err (a full disk: "No space left on device"), the temporary

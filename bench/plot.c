@@ -167,7 +167,8 @@ int bench_plot(const bench_result *r, const char *path, char *err, size_t cap) {
   }
   /* gnuplot draws into a temporary beside the destination, renamed over it once complete. */
   bench_outfile o;
-  if (bench_outfile_open(&o, path, err, cap) != 0)
+  /* gnuplot writes the image itself, by the temporary's name. */
+  if (bench_outfile_open_named(&o, path, err, cap) != 0)
     return -1;
   FILE *g = popen("gnuplot 2>/dev/null", "w");
   if (!g) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Atomic file replacement: temporary + fsync + rename (see internal/afile.h). */
+/* Atomic file replacement: temporary + fsync + rename (see internal/afile.h). The temporary has
+ * no name until it is whole where the kernel allows (O_TMPFILE), so SIGKILL leaves nothing. */
 #define _GNU_SOURCE
 #include "internal/afile.h"
 
@@ -48,21 +49,67 @@ int bg__afile_prepare(bg__afile_t *f, const char *path, char *err, size_t cap) {
 /* mkstemp is not used: its 0600 would have to be widened with the umask, and reading the umask
  * means setting it, which races with every other thread of the caller that creates a file. An
  * open with O_EXCL and mode 0666 lets the kernel apply the umask. */
-static int create_unique(char *tmp, unsigned mode) {
-  static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  char *x = tmp + strlen(tmp) - 6;
+static uint64_t name_seed(const char *tmp) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t r = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40 ^
-               (uint64_t)(uintptr_t)tmp;
+  return (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40 ^
+         (uint64_t)(uintptr_t)tmp;
+}
+
+/* Writes the next random name into the template's last six characters. */
+static void next_name(char *tmp, uint64_t *r) {
+  static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  char *x = tmp + strlen(tmp) - 6;
+  *r ^= *r << 13, *r ^= *r >> 7, *r ^= *r << 17;
+  uint64_t v = *r;
+  for (int i = 0; i < 6; i++, v /= 62)
+    x[i] = chars[v % 62];
+}
+
+static int create_unique(char *tmp, unsigned mode) {
+  uint64_t r = name_seed(tmp);
   for (int attempt = 0; attempt < 100; attempt++) {
-    r ^= r << 13, r ^= r >> 7, r ^= r << 17;
-    uint64_t v = r;
-    for (int i = 0; i < 6; i++, v /= 62)
-      x[i] = chars[v % 62];
+    next_name(tmp, &r);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, (mode_t)mode);
     if (fd >= 0 || errno != EEXIST)
       return fd;
+  }
+  return -1; /* errno is EEXIST */
+}
+
+/* A file with no name in the destination's folder (O_TMPFILE): a process killed by SIGKILL,
+ * which no handler sees, leaves nothing behind; it gets its name only when it is whole
+ * (name_unnamed). -1 where the file system or kernel cannot (the named temporary then). */
+static int create_unnamed(const char *tmp, unsigned mode) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", tmp);
+  char *slash = strrchr(dir, '/');
+  if (!slash)
+    return -1;
+  slash[slash == dir] = '\0'; /* "/.x.XXXXXX" is in "/" */
+  return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)mode);
+}
+
+/* Links the unnamed file open on @fd at @to: through /proc/self/fd, or by the descriptor itself
+ * where /proc is not mounted (which needs CAP_DAC_READ_SEARCH). 0, or -1 with errno. */
+static int link_fd(int fd, const char *to) {
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  int rc = linkat(AT_FDCWD, self, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+  if (rc != 0 && errno == ENOENT)
+    rc = linkat(fd, "", AT_FDCWD, to, AT_EMPTY_PATH);
+  return rc;
+}
+
+/* Links the unnamed file at a fresh name from the template (each name written into tmp before
+ * it is tried, as create_unique does). 0, or -1 with errno. */
+static int name_unnamed(int fd, char *tmp) {
+  uint64_t r = name_seed(tmp);
+  for (int attempt = 0; attempt < 100; attempt++) {
+    next_name(tmp, &r);
+    int rc = link_fd(fd, tmp);
+    if (rc == 0 || errno != EEXIST)
+      return rc;
   }
   return -1; /* errno is EEXIST */
 }
@@ -77,7 +124,11 @@ int bg__afile_create(bg__afile_t *f, char *err, size_t cap) {
     }
     return 0;
   }
-  f->fd = create_unique(f->tmp, f->replaces ? f->mode : 0666);
+  unsigned mode = f->replaces ? f->mode : 0666;
+  f->fd = f->named ? -1 : create_unnamed(f->tmp, mode);
+  f->unnamed = f->fd >= 0;
+  if (f->fd < 0)
+    f->fd = create_unique(f->tmp, mode);
   if (f->fd < 0) {
     snprintf(err, cap, "'%s': cannot create a file beside it: %s", f->path, strerror(errno));
     f->tmp[0] = '\0';
@@ -92,6 +143,10 @@ int bg__afile_create(bg__afile_t *f, char *err, size_t cap) {
   return 0;
 }
 
+int bg__afile_link(bg__afile_t *f, const char *to) {
+  return f->unnamed ? link_fd(f->fd, to) : link(f->tmp, to);
+}
+
 int bg__afile_abandon(bg__afile_t *f, const char *why, char *err, size_t cap) {
   snprintf(err, cap, "'%s': %s; the previous file, if any, is unchanged", f->path, why);
   bg__afile_discard(f);
@@ -103,6 +158,9 @@ int bg__afile_commit(bg__afile_t *f, char *err, size_t cap) {
   int saved = 0;
   if (!f->direct && fsync(f->fd) != 0)
     saved = errno;
+  if (!saved && f->unnamed && name_unnamed(f->fd, f->tmp) != 0)
+    saved = errno;
+  f->unnamed = 0;
   if (close(f->fd) != 0 && !saved)
     saved = errno;
   f->fd = -1;
@@ -119,9 +177,10 @@ int bg__afile_commit(bg__afile_t *f, char *err, size_t cap) {
 
 void bg__afile_discard(bg__afile_t *f) {
   if (f->fd >= 0)
-    close(f->fd);
+    close(f->fd); /* an unnamed file goes with its last descriptor */
   f->fd = -1;
-  if (f->tmp[0] && !f->direct)
+  if (f->tmp[0] && !f->direct && !f->unnamed)
     unlink(f->tmp);
+  f->unnamed = 0;
   f->tmp[0] = '\0';
 }

@@ -129,7 +129,7 @@ static int create_file(const char *path, const bg__jhdr *h, int replace, int *lo
                bg__afile_abandon(&f, put < 0 ? strerror(errno) : "short write", err, sizeof err),
                "cannot create the journal: %s", err);
   if (!replace) {
-    int linked = fdatasync(f.fd) == 0 ? link(f.tmp, path) : -1;
+    int linked = fdatasync(f.fd) == 0 ? bg__afile_link(&f, path) : -1;
     int e = errno;
     bg__afile_discard(&f); /* the temporary goes; the link, if made, stays */
     if (linked != 0 && e == EEXIST) {

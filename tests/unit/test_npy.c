@@ -26,6 +26,7 @@
 #include "testkit.h"
 
 #include "brigade.h"
+#include "internal/afile.h"
 
 static char root[256];
 
@@ -93,6 +94,54 @@ static int temporaries(void) {
     n += e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
   closedir(d);
   return n;
+}
+
+/* The atomic writer's temporary has no name until it is whole (O_TMPFILE, where the file system
+ * has it: ext4 and tmpfs do), so a SIGKILL, which no handler sees, leaves nothing: no entry
+ * appears until commit, which then leaves the destination only; bg__afile_link gives it a second
+ * name (the journal's create-if-absent) and refuses an existing one; discarding leaves nothing.
+ * A temporary asked to be named (gnuplot writes it by name) is there from the start. */
+static void temporaries_have_no_name_until_whole(void **state) {
+  (void)state;
+  bg__afile_t f;
+  char err[256];
+  assert_int_equal(bg__afile_prepare(&f, path_of("whole.bin"), err, sizeof err), 0);
+  assert_int_equal(bg__afile_create(&f, err, sizeof err), 0);
+  if (!f.unnamed) {
+    bg__afile_discard(&f);
+    skip(); /* a file system without O_TMPFILE: the named temporary, as before */
+  }
+  assert_int_equal(temporaries(), 0);
+  assert_int_equal(write(f.fd, "whole", 5), 5);
+  assert_int_equal(bg__afile_link(&f, path_of("also.bin")), 0);
+  assert_int_equal(bg__afile_link(&f, path_of("also.bin")), -1);
+  assert_int_equal(errno, EEXIST);
+  assert_int_equal(bg__afile_commit(&f, err, sizeof err), 0);
+  assert_int_equal(temporaries(), 0);
+  char got[8] = {0};
+  int fd = open(path_of("whole.bin"), O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(read(fd, got, sizeof got), 5);
+  close(fd);
+  assert_string_equal(got, "whole");
+  struct stat a, b;
+  assert_int_equal(stat(path_of("whole.bin"), &a), 0);
+  assert_int_equal(stat(path_of("also.bin"), &b), 0);
+  assert_true(a.st_ino == b.st_ino);
+  assert_int_equal(bg__afile_prepare(&f, path_of("gone.bin"), err, sizeof err), 0);
+  assert_int_equal(bg__afile_create(&f, err, sizeof err), 0);
+  bg__afile_discard(&f);
+  assert_int_equal(temporaries(), 0);
+  assert_int_equal(access(path_of("gone.bin"), F_OK), -1);
+  assert_int_equal(bg__afile_prepare(&f, path_of("named.bin"), err, sizeof err), 0);
+  f.named = 1;
+  assert_int_equal(bg__afile_create(&f, err, sizeof err), 0);
+  assert_int_equal(temporaries(), 1);
+  assert_int_equal(access(f.tmp, F_OK), 0);
+  bg__afile_discard(&f);
+  assert_int_equal(temporaries(), 0);
+  unlink(path_of("whole.bin"));
+  unlink(path_of("also.bin"));
 }
 
 static void round_trip_every_dtype_and_rank(void **state) {
@@ -668,6 +717,7 @@ int main(void) {
       cmocka_unit_test(fortran_order_refused),
       cmocka_unit_test(unsupported_dtypes_refused_by_name),
       cmocka_unit_test(shapes_negative_overflowing_or_too_deep),
+      cmocka_unit_test(temporaries_have_no_name_until_whole),
       cmocka_unit_test(max_bytes_and_truncation),
       cmocka_unit_test(fifo_read_whole_or_truncated),
       cmocka_unit_test(raw_files_given_their_row),
