@@ -34,42 +34,28 @@ else
   echo "skipped: the full-disk cases need root to mount a tmpfs"
 fi
 
-# 2. SIGTERM at random moments of a knn run that writes a 19 MiB .npy: afterwards the output is
-# either absent or a whole, loadable array; never a truncated file or a temporary.
+# 2. SIGTERM, then SIGKILL (which no handler sees), at random moments of a knn run that writes a
+# 19 MiB .npy: afterwards the output is either absent or a whole, loadable array; never a
+# truncated file or a temporary (the temporary has no name until it is whole, O_TMPFILE: with a
+# named one a kill -9 during the write left '.i.npy.XXXXXX' behind).
 mkdir -p "$tmp/sig"
-for delay in 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.45 0.5 0.6 0.7 0.8 1.0; do
-  rm -f "$tmp/sig/"* "$tmp/sig/".??* 2>/dev/null
-  "$bin" knn --nb-txt 20000 --dim 16 --nb-new 60000 --k 40 --out "$tmp/sig/i.npy" >/dev/null 2>&1 &
-  pid=$!
-  sleep $delay
-  kill -TERM $pid 2>/dev/null
-  wait $pid 2>/dev/null
-  left=$(ls -A "$tmp/sig")
-  if [ -z "$left" ]; then
-    ok
-  elif [ "$left" = i.npy ] && { [ -z "$npy" ] || "$npy" -c "import numpy as np, sys; a = np.load(sys.argv[1]); sys.exit(a.shape != (60000, 40))" "$tmp/sig/i.npy"; }; then
-    ok
-  else
-    bad "SIGTERM after $delay s left: $left"
-  fi
-done
-
-# 2b. SIGKILL, which no handler sees, at random moments of the same run: the temporary has no
-# name until it is whole (O_TMPFILE), so nothing is left but, at most, the whole output. (With a
-# named temporary a kill during the 19 MiB write left '.i.npy.XXXXXX' behind.)
-for delay in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 1.2; do
-  rm -f "$tmp/sig/"* "$tmp/sig/".??* 2>/dev/null
-  "$bin" knn --nb-txt 20000 --dim 16 --nb-new 60000 --k 40 --out "$tmp/sig/i.npy" >/dev/null 2>&1 &
-  pid=$!
-  sleep $delay
-  kill -KILL $pid 2>/dev/null
-  wait $pid 2>/dev/null
-  left=$(ls -A "$tmp/sig")
-  if [ -z "$left" ] || [ "$left" = i.npy ]; then
-    ok
-  else
-    bad "SIGKILL after $delay s left: $left"
-  fi
+for sig in TERM KILL; do
+  for delay in 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.45 0.5 0.6 0.7 0.8 1.0 1.2; do
+    rm -f "$tmp/sig/"* "$tmp/sig/".??* 2>/dev/null
+    "$bin" knn --nb-txt 20000 --dim 16 --nb-new 60000 --k 40 --out "$tmp/sig/i.npy" >/dev/null 2>&1 &
+    pid=$!
+    sleep $delay
+    kill -$sig $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    left=$(ls -A "$tmp/sig")
+    if [ -z "$left" ]; then
+      ok
+    elif [ "$left" = i.npy ] && { [ -z "$npy" ] || "$npy" -c "import numpy as np, sys; a = np.load(sys.argv[1]); sys.exit(a.shape != (60000, 40))" "$tmp/sig/i.npy"; }; then
+      ok
+    else
+      bad "SIG$sig after $delay s left: $left"
+    fi
+  done
 done
 
 # 3. Address-space limits (ulimit -v, common on clusters): every knn backend and the alloc rows
