@@ -525,9 +525,9 @@ static int search(const knn_args *a, inputs *in) {
       printf("distributed: %u ranks, rank 0 searched rows 0..%zu of %llu (the plan below is "
              "its own)\n",
              in->ranks, in->rows, (unsigned long long)a->nb_txt);
-    printf("plan: backend %s, %u workers, tiles of %zu queries x %zu vectors, %s planned "
+    printf("plan: backend %s, %u worker%s, tiles of %zu queries x %zu vectors, %s planned "
            "(budget %s)\n",
-           plan.backend, plan.workers, plan.tile_q, plan.tile_db,
+           plan.backend, plan.workers, plan.workers == 1 ? "" : "s", plan.tile_q, plan.tile_db,
            cli_bytes(plan.bytes, b1, sizeof b1), cli_bytes(plan.budget, b2, sizeof b2));
     if (plan.db_slices > 1)
       printf("database split in %u slices, each searched for all the queries by a worker and "

@@ -61,6 +61,7 @@ typedef struct hdr {
   int fortran, have; /* have: bit 0 descr, 1 fortran_order, 2 shape */
   long long dims[BG_NPY_MAX_DIMS];
   int ndims, too_many;
+  int bad_value; /* a known key's value could not be read (not an unknown or repeated key) */
 } hdr;
 
 static void ws(hdr *h) {
@@ -113,24 +114,25 @@ static int tuple(hdr *h) {
 }
 
 static int value(hdr *h, const char *key) {
+  int rc = -1;
   if (!strcmp(key, "descr") && !(h->have & 1)) {
     h->have |= 1;
-    return string(h, h->descr, sizeof h->descr);
-  }
-  if (!strcmp(key, "fortran_order") && !(h->have & 2)) {
+    rc = string(h, h->descr, sizeof h->descr);
+  } else if (!strcmp(key, "fortran_order") && !(h->have & 2)) {
     h->have |= 2;
     if (!strncmp(h->p, "False", 5) || !strncmp(h->p, "True", 4)) {
       h->fortran = *h->p == 'T';
       h->p += h->fortran ? 4 : 5;
-      return 0;
+      rc = 0;
     }
-    return -1;
-  }
-  if (!strcmp(key, "shape") && !(h->have & 4)) {
+  } else if (!strcmp(key, "shape") && !(h->have & 4)) {
     h->have |= 4;
-    return tuple(h);
+    rc = tuple(h);
+  } else {
+    return -1; /* an unknown or repeated key */
   }
-  return -1; /* an unknown or repeated key */
+  h->bad_value = rc != 0;
+  return rc;
 }
 
 /* The dict; then only the padding (spaces, a final newline) may follow. */
@@ -193,6 +195,13 @@ int bg__npy_parse_header(const char *text, const char *path, unsigned accepted,
   hdr h = {.p = text};
   char key[32] = "";
   if (dict(&h, key, sizeof key) != 0) {
+    if (key[0] && h.bad_value)
+      return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT,
+                          "%s: the .npy header's value of key '%s' is not what NumPy writes (%s)",
+                          path, key,
+                          !strcmp(key, "shape")           ? "a tuple of whole numbers below 2^63"
+                          : !strcmp(key, "fortran_order") ? "True or False"
+                                                          : "a quoted type such as '<f4'");
     if (key[0])
       return bg__npy_fail(err, BG_NPY_HEADER, BG_EFORMAT,
                           "%s: the .npy header has an unexpected or repeated key '%s'", path, key);

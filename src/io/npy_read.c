@@ -330,10 +330,10 @@ int bg_npy_read_rows(const bg_npy_t *a, size_t row0, size_t rows, void *dst, bg_
       continue;
     if (r < 0)
       return bg__npy_fail(err, BG_NPY_IO, BG_ESYS, "%s: read failed: %s", a->path, strerror(errno));
-    if (r == 0)
+    if (r == 0) /* the rows from the first one not wholly read */
       return bg__npy_fail(err, BG_NPY_TRUNCATED, BG_ERANGE,
                           "%s: truncated while in use: rows %zu to %zu are no longer in the file",
-                          a->path, row0, row0 + rows);
+                          a->path, row0 + got / row, row0 + rows);
     got += (size_t)r;
   }
   return 0;

@@ -325,6 +325,9 @@ static void npy_rows_are_read_in_pieces(void **state) {
       assert_int_equal(bg_npy_read_rows(a, 990, 10, got, &e), BG_ERANGE);
       assert_int_equal(e.fault, BG_NPY_TRUNCATED);
       assert_non_null(strstr(e.msg, "truncated"));
+      /* Rows before the cut are read; the message names the first one gone. */
+      assert_int_equal(bg_npy_read_rows(a, 495, 10, got, &e), BG_ERANGE);
+      assert_non_null(strstr(e.msg, "rows 500 to 505 are no longer in the file"));
     }
     bg_npy_close(a);
   }

@@ -278,12 +278,15 @@ static void header_not_the_dict_numpy_writes(void **state) {
        "unexpected or repeated key 'descr'"},
       {"{'x': 1, 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}",
        "unexpected or repeated key 'x'"},
-      {"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}", "key 'fortran_order'"},
+      {"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}",
+       "value of key 'fortran_order' is not what NumPy writes (True or False)"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} trailing", "is not the dict"},
       {"['descr', '<f4']", "is not the dict"},
-      {"{'descr': '<\\f4', 'fortran_order': False, 'shape': (2,)}", "key 'descr'"},
-      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3)}", "key 'shape'"},
-      {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", "key 'shape'"},
+      {"{'descr': '<\\f4', 'fortran_order': False, 'shape': (2,)}", "value of key 'descr'"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3)}", "value of key 'shape'"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}",
+       "value of key 'shape' is not what NumPy writes (a tuple of whole numbers below 2^63)"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (1e5, 17)}", "value of key 'shape'"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     put_npy("dict.npy", 1, bad[i][0], 0, 64);
