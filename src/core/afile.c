@@ -158,9 +158,13 @@ int bg__afile_commit(bg__afile_t *f, char *err, size_t cap) {
   int saved = 0;
   if (!f->direct && fsync(f->fd) != 0)
     saved = errno;
-  if (!saved && f->unnamed && name_unnamed(f->fd, f->tmp) != 0)
-    saved = errno;
-  f->unnamed = 0;
+  /* Still unnamed after a failure: discard must not unlink the template's last name tried. */
+  if (!saved && f->unnamed) {
+    if (name_unnamed(f->fd, f->tmp) != 0)
+      saved = errno;
+    else
+      f->unnamed = 0;
+  }
   if (close(f->fd) != 0 && !saved)
     saved = errno;
   f->fd = -1;
