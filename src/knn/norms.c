@@ -68,6 +68,13 @@ __attribute__((target("avx2,fma"))) static double row_sq_f32_avx2(const float *r
   return ((a[0] + a[1]) + (a[2] + a[3])) + s;
 }
 
+/* The check pass's sum for f32 row @r: in the widest vectors @isa allows. */
+static double row_sq_check(bg__knn_isa isa, const float *r, size_t dim) {
+  return isa == BG__ISA_AVX512 ? row_sq_f32_avx512(r, dim)
+         : isa == BG__ISA_AVX2 ? row_sq_f32_avx2(r, dim)
+                               : row_sq_float(r, dim);
+}
+
 static int row_finite(const void *rows, size_t i, size_t dim, bg_dtype_t t) {
   for (size_t j = 0; j < dim; j++)
     if (!isfinite(t == BG_F64 ? ((const double *)rows)[i * dim + j]
@@ -106,11 +113,9 @@ static int chunk_task(void *out, const void *in, size_t c, void *ctx) {
   double m = 0;
   for (size_t i = r0; i < r1; i++) {
     const float *f = (const float *)p->v + i * p->dim;
-    double s = p->t == BG_F64             ? row_sq_double((const double *)p->v + i * p->dim, p->dim)
-               : p->norm                  ? row_sq_float(f, p->dim)
-               : p->isa == BG__ISA_AVX512 ? row_sq_f32_avx512(f, p->dim)
-               : p->isa == BG__ISA_AVX2   ? row_sq_f32_avx2(f, p->dim)
-                                          : row_sq_float(f, p->dim);
+    double s = p->t == BG_F64 ? row_sq_double((const double *)p->v + i * p->dim, p->dim)
+               : p->norm      ? row_sq_float(f, p->dim)
+                              : row_sq_check(p->isa, f, p->dim);
     if (p->norm) {
       double r = p->metric == BG_KNN_COSINE ? sqrt(s) : s;
       if (p->t == BG_F64)
